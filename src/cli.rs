@@ -1,0 +1,99 @@
+//! Command-line arguments (clap). Parsing only; the work lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xianyu-shopd",
+    version,
+    about = "Runs a Xianyu (闲鱼) shop: YAML pipeline, durable state, no telemetry."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub dirs: Dirs,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Dirs {
+    /// Directory holding pipeline.yaml, products.yaml and templates/.
+    #[arg(long, global = true, default_value = ".")]
+    pub config_dir: PathBuf,
+    /// Runtime state (the redb store); defaults to CONFIG_DIR/state.
+    #[arg(long, global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Dirs {
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| self.config_dir.join("state"))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Run,
+    /// Validate the config; exit 0 with a summary, or 1 with every error as file:line:col.
+    Check,
+    /// Feed a JSON Lines file of order events through the real pipeline.
+    Replay {
+        file: PathBuf,
+        /// Print what would be sent, confirmed and notified; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not wait for delayed deliveries; leave them for the daemon.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Card-key pools.
+    #[command(subcommand)]
+    Cards(CardsCommand),
+    /// Orders.
+    #[command(subcommand)]
+    Orders(OrdersCommand),
+    /// Write a consistent copy of the store to PATH (works while the daemon runs).
+    Backup { path: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CardsCommand {
+    /// Import keys (one per line) into POOL; duplicates are skipped.
+    Import { pool: String, file: PathBuf },
+    /// Key counts per pool and state (never the keys).
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// List orders, newest first.
+    List {
+        /// pending_payment, paid (= pending_ship), shipped, completed, closed, refunding, refunded, or the Chinese label.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// One order with its status log, delivery ledger and notifications.
+    Show { id: String },
+    /// Record that you shipped an order by hand.
+    Ship {
+        id: String,
+        #[arg(long)]
+        company: String,
+        #[arg(long)]
+        tracking: String,
+    },
+    /// Re-arm a failed_safe delivery (needs_human only with --force).
+    Retry {
+        id: String,
+        #[arg(long)]
+        force: bool,
+    },
+}

@@ -1,0 +1,70 @@
+//! Wall-clock time, injectable.
+//!
+//! Durable due times are unix milliseconds (an `Instant` does not survive a restart), and tokio's
+//! paused test clock does not move `SystemTime`, so everything that stores or compares wall time
+//! asks a `Clock` instead of calling `SystemTime::now()` itself.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Milliseconds since the unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+pub type SharedClock = Arc<dyn Clock>;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that only moves when told to; for tests and dry runs.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    pub fn new(start_ms: u64) -> Self {
+        Self(AtomicU64::new(start_ms))
+    }
+    pub fn advance_ms(&self, ms: u64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+    pub fn set_ms(&self, ms: u64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+pub fn system() -> SharedClock {
+    Arc::new(SystemClock)
+}
+
+/// RFC 3339 rendering of a unix-ms timestamp, for logs, CLI output and templates.
+pub fn format_ms(ms: u64) -> String {
+    let t = UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// China Standard Time (UTC+8, no DST) as sellers read it: `2026-11-24 21:09:58`.
+pub fn format_beijing(ms: u64) -> String {
+    let t = UNIX_EPOCH + std::time::Duration::from_millis(ms + 8 * 3600 * 1000);
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
+}

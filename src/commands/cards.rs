@@ -1,0 +1,59 @@
+//! `cards import` and `cards list`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::cli::{CardsCommand, Dirs};
+use crate::store::CardState;
+
+pub fn run(dirs: &Dirs, cmd: CardsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CardsCommand::Import { pool, file } => {
+            let config = super::load_config(dirs)?;
+            let Some(pool_cfg) = config.pools.get(&pool) else {
+                let known: Vec<_> = config.pools.keys().cloned().collect();
+                bail!(
+                    "pool `{pool}` is not declared under `pools:` in products.yaml (declared: {})",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            };
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let store = super::open_store(dirs)?;
+            let report = store.import_cards(&pool, &text, pool_cfg.reusable, &super::operator())?;
+            let available = store.available_cards(&pool)?;
+            println!(
+                "pool {pool}: {} added, {} skipped (duplicates); {available} available",
+                report.added, report.skipped_duplicates
+            );
+        }
+        CardsCommand::List => {
+            let store = super::open_store(dirs)?;
+            let counts = store.card_counts()?;
+            println!(
+                "{:<24} {:>9} {:>9} {:>9} {:>9}",
+                "pool", "available", "reserved", "delivered", "revoked"
+            );
+            for (pool, c) in &counts {
+                println!(
+                    "{:<24} {:>9} {:>9} {:>9} {:>9}{}",
+                    pool,
+                    c.get(CardState::Available),
+                    c.get(CardState::Reserved),
+                    c.get(CardState::Delivered),
+                    c.get(CardState::Revoked),
+                    if c.reusable > 0 { "  (reusable)" } else { "" }
+                );
+            }
+            if counts.is_empty() {
+                println!("(no card keys imported yet: xianyu-shopd cards import POOL FILE)");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,56 @@
+//! The CLI's work, one file per command family. Each returns the process exit code; errors
+//! bubble up as `anyhow` and are printed by `main`.
+
+mod backup;
+mod cards;
+mod check;
+mod orders;
+mod replay;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+
+use crate::cli::{Cli, Command, Dirs};
+use crate::config::{self, Config};
+use crate::store::Store;
+
+pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let dirs = cli.dirs;
+    match cli.command {
+        Command::Run => crate::app::run_daemon(&dirs.config_dir, &dirs.state_dir())
+            .await
+            .map(|_| ExitCode::SUCCESS),
+        Command::Check => Ok(check::run(&dirs)),
+        Command::Replay {
+            file,
+            dry_run,
+            no_wait,
+        } => replay::run(&dirs, &file, dry_run, no_wait).await,
+        Command::Cards(c) => cards::run(&dirs, c),
+        Command::Orders(c) => orders::run(&dirs, c),
+        Command::Backup { path } => backup::run(&dirs, &path),
+    }
+}
+
+/// Load the config or fail with every error, as `check` prints them.
+pub(crate) fn load_config(dirs: &Dirs) -> anyhow::Result<Arc<Config>> {
+    config::load(&dirs.config_dir).map_err(|e| {
+        anyhow!(
+            "the config in {} is invalid:\n{e}",
+            dirs.config_dir.display()
+        )
+    })
+}
+
+pub(crate) fn open_store(dirs: &Dirs) -> anyhow::Result<Store> {
+    Ok(Store::open(&dirs.state_dir(), crate::clock::system())?)
+}
+
+/// Who did it, for the audit log.
+pub(crate) fn operator() -> String {
+    std::env::var("USER")
+        .map(|u| format!("cli:{u}"))
+        .unwrap_or_else(|_| "cli".into())
+}

@@ -1,0 +1,174 @@
+//! `orders list | show | ship | retry`. Card keys are always shown masked.
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail};
+
+use crate::cli::{Dirs, OrdersCommand};
+use crate::clock::format_beijing;
+use crate::config::Stage;
+use crate::order::OrderStatus;
+use crate::store::{OrderDetail, OrderRecord};
+
+pub fn run(dirs: &Dirs, cmd: OrdersCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        OrdersCommand::List { status } => list(dirs, status.as_deref()),
+        OrdersCommand::Show { id } => show(dirs, &id),
+        OrdersCommand::Ship {
+            id,
+            company,
+            tracking,
+        } => {
+            let store = super::open_store(dirs)?;
+            let order = store.ship_manually(&id, &company, &tracking, &super::operator())?;
+            println!(
+                "order {} marked {} ({} {})",
+                order.order_id,
+                order.status.label(),
+                company,
+                tracking
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        OrdersCommand::Retry { id, force } => {
+            let config = super::load_config(dirs)?;
+            let index = config
+                .stages
+                .iter()
+                .position(|s| matches!(s, Stage::Ship(_)))
+                .ok_or_else(|| {
+                    anyhow!("the pipeline has no ship stage, so there is nothing to retry")
+                })?;
+            let next = crate::pipeline::next_run(&config, index);
+            let store = super::open_store(dirs)?;
+            let rec = store.rearm(&id, force, &next, &super::operator())?;
+            println!(
+                "order {id}: delivery re-armed ({}); the running daemon picks it up within a second",
+                rec.state.as_str()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn list(dirs: &Dirs, status: Option<&str>) -> anyhow::Result<ExitCode> {
+    let status = match status {
+        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
+            let names: Vec<_> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+            anyhow!(
+                "unknown status `{s}`; use one of: paid, {}",
+                names.join(", ")
+            )
+        })?),
+        None => None,
+    };
+    let store = super::open_store(dirs)?;
+    let orders = store.list_orders(status)?;
+    println!(
+        "{:<22} {:<8} {:<14} {:<16} {:>3} {:<20}",
+        "order", "account", "item", "status", "qty", "updated"
+    );
+    for o in &orders {
+        println!(
+            "{:<22} {:<8} {:<14} {:<16} {:>3} {:<20}",
+            o.order_id,
+            o.account,
+            o.item_id.as_deref().unwrap_or("-"),
+            o.status.label(),
+            o.quantity,
+            format_beijing(o.updated_time)
+        );
+    }
+    println!("{} order(s)", orders.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(dirs: &Dirs, id: &str) -> anyhow::Result<ExitCode> {
+    let store = super::open_store(dirs)?;
+    let Some(detail) = store.order_detail(id)? else {
+        bail!("no order {id}")
+    };
+    print_order(&detail.order);
+    print_detail(&detail);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_order(o: &OrderRecord) {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("订单 {}  [{}]", o.order_id, o.status.label());
+    println!(
+        "  账号 {}  买家 {} {}  会话 {}",
+        o.account,
+        opt(&o.buyer_id),
+        opt(&o.buyer_nick),
+        opt(&o.chat_id)
+    );
+    println!(
+        "  商品 {} {}  规格 {}  数量 {}  金额 {}",
+        opt(&o.item_id),
+        opt(&o.item_title),
+        opt(&o.sku),
+        o.quantity,
+        opt(&o.amount)
+    );
+    println!(
+        "  付款 {}  发货 {}",
+        o.payment_time.map(format_beijing).unwrap_or("-".into()),
+        o.ship_time.map(format_beijing).unwrap_or("-".into())
+    );
+    if o.tracking_number.is_some() {
+        println!(
+            "  物流 {} {}",
+            opt(&o.logistics_company),
+            opt(&o.tracking_number)
+        );
+    }
+    if let Some(c) = &o.ship_content {
+        println!("  发货内容 (已打码): {}", c.replace('\n', " / "));
+    }
+}
+
+fn print_detail(d: &OrderDetail) {
+    println!("status log:");
+    for e in &d.log {
+        let from = e.from.map_or("-", |s| s.label());
+        println!(
+            "  {}  {} → {}  [{:?} by {}] {}",
+            format_beijing(e.at),
+            from,
+            e.to.label(),
+            e.action,
+            e.operator,
+            e.remark
+        );
+    }
+    if let Some(l) = &d.ledger {
+        println!(
+            "delivery ledger: {}  attempts {}  {}",
+            l.state.as_str(),
+            l.attempts,
+            l.last_error.clone().unwrap_or_default()
+        );
+        for h in &l.history {
+            println!(
+                "  {}  {}  {}",
+                format_beijing(h.at),
+                h.state.as_str(),
+                h.note
+            );
+        }
+    }
+    for (id, masked, state) in &d.cards {
+        println!("card #{id}: {masked} ({})", state.as_str());
+    }
+    for n in &d.notifications {
+        println!(
+            "notification #{} {} via {}: {:?} {}",
+            n.id,
+            n.event,
+            n.channel,
+            n.state,
+            n.last_error.clone().unwrap_or_default()
+        );
+    }
+}

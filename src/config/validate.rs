@@ -1,0 +1,846 @@
+//! raw → model, collecting every problem with its `file:line:col`.
+//!
+//! Each `check_*` function reads one part of the raw config, pushes errors for what is wrong,
+//! and returns what it could build; `load_dir` returns a `Config` only when no error was pushed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::model::*;
+use super::raw;
+use super::templates::{DeliveryView, TemplateError, Templates};
+use super::yaml::{Pos, YamlDoc, did_you_mean};
+use super::{ConfigError, ConfigErrors, PIPELINE_FILE, PRODUCTS_FILE, TEMPLATES_DIR, version_of};
+use crate::notify::EventKind;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const SEED_VIRTUAL_KEYWORDS: [&str; 5] = ["激活码", "软件", "充值", "会员", "代充"];
+const SEED_PHYSICAL_KEYWORDS: [&str; 4] = ["手机", "电脑", "包包", "衣服"];
+const STAGE_ORDER: [&str; 5] = ["ingest", "classify", "stock-check", "delay", "ship"];
+
+pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let pipeline_text = read_file(dir, PIPELINE_FILE, true, &mut errors);
+    let products_text = read_file(dir, PRODUCTS_FILE, false, &mut errors);
+    let (templates, template_errors) = Templates::load(&dir.join(TEMPLATES_DIR));
+    errors.extend(template_errors.into_iter().map(template_file_error));
+
+    let pipeline = parse::<raw::PipelineFile>(PIPELINE_FILE, &pipeline_text, &mut errors);
+    let products = parse::<raw::ProductsFile>(PRODUCTS_FILE, &products_text, &mut errors);
+    let (Some((pdoc, praw)), Some((rdoc, rraw))) = (pipeline, products) else {
+        return Err(ConfigErrors(errors));
+    };
+
+    let mut v = Validator {
+        dir,
+        errors,
+        templates: &templates,
+    };
+    let accounts = v.accounts(&pdoc, &praw.accounts);
+    let status = v.status(&pdoc, &praw.status);
+    let channels = v.channels(&pdoc, &praw.channels);
+    let stages = v.stages(&pdoc, &praw.pipeline, &channels);
+    let pools = v.pools(&rraw.pools);
+    let products = v.products(&rdoc, rraw.products, &accounts, &pools, &stages);
+    if !v.errors.is_empty() {
+        return Err(ConfigErrors(v.errors));
+    }
+    let version = config_version(dir, &pipeline_text, &products_text);
+    Ok(Config {
+        version,
+        dir: dir.to_path_buf(),
+        accounts,
+        status,
+        stages,
+        channels,
+        pools,
+        products,
+        templates: Arc::new(templates),
+    })
+}
+
+fn read_file(dir: &Path, name: &str, required: bool, errors: &mut Vec<ConfigError>) -> String {
+    match std::fs::read_to_string(dir.join(name)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => String::new(),
+        Err(e) => {
+            errors.push(ConfigError::at(
+                name,
+                Pos { line: 1, col: 1 },
+                format!("cannot read {}: {e}", dir.join(name).display()),
+            ));
+            String::new()
+        }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<(YamlDoc, T)> {
+    let doc = match YamlDoc::parse(file, text) {
+        Ok(d) => d,
+        Err(e) => {
+            errors.push(e);
+            return None;
+        }
+    };
+    let doc = normalize_empty_stages(doc);
+    let (value, errs) = doc.deserialize::<T>();
+    errors.extend(errs);
+    value.map(|v| (doc, v))
+}
+
+/// `- ingest:` with nothing after it means "defaults", like `- ingest: {}`.
+fn normalize_empty_stages(mut doc: YamlDoc) -> YamlDoc {
+    if let Some(serde_yaml::Value::Sequence(items)) = doc.value.get_mut("pipeline") {
+        for item in items {
+            if let serde_yaml::Value::Mapping(m) = item {
+                for (_, v) in m.iter_mut() {
+                    if v.is_null() {
+                        *v = serde_yaml::Value::Mapping(Default::default());
+                    }
+                }
+            }
+        }
+    }
+    doc
+}
+
+fn template_file_error(e: TemplateError) -> ConfigError {
+    match e {
+        TemplateError::Syntax {
+            name,
+            line,
+            message,
+        } => ConfigError::at(
+            &format!("{TEMPLATES_DIR}/{name}"),
+            Pos { line, col: 1 },
+            message,
+        ),
+        other => ConfigError::at(TEMPLATES_DIR, Pos { line: 1, col: 1 }, other.to_string()),
+    }
+}
+
+fn config_version(dir: &Path, pipeline: &str, products: &str) -> String {
+    let mut files = Vec::new();
+    let tdir = dir.join(TEMPLATES_DIR);
+    let mut names: Vec<PathBuf> = walk(&tdir);
+    names.sort();
+    for p in names {
+        if let Ok(bytes) = std::fs::read(&p) {
+            files.push((
+                p.strip_prefix(dir)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned(),
+                bytes,
+            ));
+        }
+    }
+    let mut parts: Vec<(&str, &[u8])> = vec![
+        (PIPELINE_FILE, pipeline.as_bytes()),
+        (PRODUCTS_FILE, products.as_bytes()),
+    ];
+    parts.extend(files.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    version_of(&parts)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            !p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+        })
+        .flat_map(|p| if p.is_dir() { walk(&p) } else { vec![p] })
+        .collect()
+}
+
+struct Validator<'a> {
+    dir: &'a Path,
+    errors: Vec<ConfigError>,
+    templates: &'a Templates,
+}
+
+impl Validator<'_> {
+    fn err(&mut self, doc: &YamlDoc, path: &str, msg: impl Into<String>) {
+        self.errors.push(doc.error(path, msg));
+    }
+
+    fn key_err(&mut self, doc: &YamlDoc, path: &str, msg: impl Into<String>) {
+        self.errors.push(doc.key_error(path, msg));
+    }
+
+    fn duration(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        text: Option<&str>,
+        default: Duration,
+    ) -> Duration {
+        let Some(text) = text else { return default };
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) => d,
+            Err(_) => {
+                self.err(
+                    doc,
+                    path,
+                    format!(
+                        "{path}: `{text}` is not a duration; write it like 30s, 5m, 2h or 1h30m"
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn window(&mut self, doc: &YamlDoc, path: &str, w: &raw::Window) -> Window {
+        let min = self.duration(doc, &format!("{path}.min"), Some(&w.min), Duration::ZERO);
+        let max = self.duration(doc, &format!("{path}.max"), Some(&w.max), min);
+        if min > max {
+            self.err(
+                doc,
+                &format!("{path}.min"),
+                format!(
+                    "{path}: min ({}) is greater than max ({})",
+                    w.min.trim(),
+                    w.max.trim()
+                ),
+            );
+        }
+        Window {
+            min,
+            max: max.max(min),
+        }
+    }
+
+    /// Exactly one of `<what>_env` / `<what>_file`; files must live under `state/`.
+    fn secret(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        what: &str,
+        env: Option<&String>,
+        file: Option<&String>,
+    ) -> Option<SecretRef> {
+        match (env, file) {
+            (Some(e), None) => {
+                if !is_env_name(e) {
+                    self.err(
+                        doc,
+                        &format!("{path}.{what}_env"),
+                        format!("{path}.{what}_env: `{e}` is not an environment variable name"),
+                    );
+                }
+                Some(SecretRef::Env(e.clone()))
+            }
+            (None, Some(f)) => {
+                if !is_under_state(f) {
+                    self.err(
+                        doc,
+                        &format!("{path}.{what}_file"),
+                        format!("{path}.{what}_file: secret files must be a relative path under state/ (got `{f}`), so they stay out of git"),
+                    );
+                }
+                Some(SecretRef::File(self.dir.join(f)))
+            }
+            (Some(_), Some(_)) => {
+                self.key_err(
+                    doc,
+                    &format!("{path}.{what}_file"),
+                    format!("{path}: give either {what}_env or {what}_file, not both"),
+                );
+                None
+            }
+            (None, None) => {
+                self.err(doc, path, format!("{path}: missing {what}_env (an environment variable) or {what}_file (a file under state/)"));
+                None
+            }
+        }
+    }
+
+    fn accounts(&mut self, doc: &YamlDoc, raw: &[raw::Account]) -> Vec<Account> {
+        if raw.is_empty() {
+            self.err(
+                doc,
+                "",
+                "accounts: at least one account is required (id plus cookies_env or cookies_file)",
+            );
+        }
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (i, a) in raw.iter().enumerate() {
+            let path = format!("accounts[{i}]");
+            if a.id.trim().is_empty() {
+                self.err(
+                    doc,
+                    &format!("{path}.id"),
+                    format!("{path}.id: must not be empty"),
+                );
+            } else if !seen.insert(a.id.clone()) {
+                self.err(
+                    doc,
+                    &format!("{path}.id"),
+                    format!("{path}.id: duplicate account id `{}`", a.id),
+                );
+            }
+            if let Some(cookies) = self.secret(
+                doc,
+                &path,
+                "cookies",
+                a.cookies_env.as_ref(),
+                a.cookies_file.as_ref(),
+            ) {
+                out.push(Account {
+                    id: a.id.clone(),
+                    name: a.name.clone().unwrap_or_else(|| a.id.clone()),
+                    cookies,
+                });
+            }
+        }
+        out
+    }
+
+    fn status(&mut self, doc: &YamlDoc, raw: &raw::Status) -> StatusConfig {
+        let text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            self.err(
+                doc,
+                "status.listen",
+                format!("status.listen: `{text}` is not an address like 127.0.0.1:8080"),
+            );
+            DEFAULT_LISTEN
+                .parse()
+                .expect("default listen address parses")
+        });
+        let token = match (&raw.token_env, &raw.token_file) {
+            (None, None) => None,
+            (env, file) => self.secret(doc, "status", "token", env.as_ref(), file.as_ref()),
+        };
+        if !listen.ip().is_loopback() && token.is_none() {
+            self.err(
+                doc,
+                "status.listen",
+                format!("status.listen: {listen} is reachable from other machines; set status.token_env or status.token_file so the page requires a token"),
+            );
+        }
+        StatusConfig { listen, token }
+    }
+
+    fn channels(
+        &mut self,
+        doc: &YamlDoc,
+        raw: &BTreeMap<String, raw::Channel>,
+    ) -> BTreeMap<String, ChannelConfig> {
+        let mut out = BTreeMap::new();
+        out.insert("log".to_string(), ChannelConfig::Log);
+        for (name, ch) in raw {
+            let path = format!("channels.{name}");
+            let built = match ch {
+                raw::Channel::Log {} => Some(ChannelConfig::Log),
+                raw::Channel::Webhook {
+                    url_env,
+                    url_file,
+                    timeout,
+                } => {
+                    let timeout = self.duration(
+                        doc,
+                        &format!("{path}.timeout"),
+                        timeout.as_deref(),
+                        Duration::from_secs(10),
+                    );
+                    self.secret(doc, &path, "url", url_env.as_ref(), url_file.as_ref())
+                        .map(|url| ChannelConfig::Webhook { url, timeout })
+                }
+            };
+            if let Some(c) = built {
+                out.insert(name.clone(), c);
+            }
+        }
+        out
+    }
+
+    fn stages(
+        &mut self,
+        doc: &YamlDoc,
+        raw: &[raw::Stage],
+        channels: &BTreeMap<String, ChannelConfig>,
+    ) -> Vec<Stage> {
+        if raw.is_empty() {
+            self.err(
+                doc,
+                "",
+                "pipeline: the stage list is empty; start with `- ingest: {}`",
+            );
+        }
+        let mut out: Vec<Stage> = Vec::new();
+        for (i, s) in raw.iter().enumerate() {
+            let path = format!("pipeline[{i}]");
+            let stage = self.stage(doc, &path, s, channels);
+            if let Some(prev) = out.iter().position(|p| p.name() == stage.name()) {
+                self.err(
+                    doc,
+                    &path,
+                    format!(
+                        "{path}: stage `{}` appears twice (first at pipeline[{prev}])",
+                        stage.name()
+                    ),
+                );
+            }
+            out.push(stage);
+        }
+        self.stage_order(doc, &out);
+        out
+    }
+
+    fn stage_order(&mut self, doc: &YamlDoc, stages: &[Stage]) {
+        if let Some(first) = stages.first() {
+            if first.name() != "ingest" {
+                self.err(doc, "pipeline[0]", "pipeline[0]: the first stage must be `ingest` (it de-duplicates events and applies the order state machine)");
+            }
+        }
+        let ranks: Vec<(usize, usize)> = stages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                STAGE_ORDER
+                    .iter()
+                    .position(|n| *n == s.name())
+                    .map(|r| (i, r))
+            })
+            .collect();
+        for pair in ranks.windows(2) {
+            let ((_, ra), (ib, rb)) = (pair[0], pair[1]);
+            if rb < ra {
+                self.err(
+                    doc,
+                    &format!("pipeline[{ib}]"),
+                    format!(
+                        "pipeline[{ib}]: `{}` must come before `{}` (order: {})",
+                        STAGE_ORDER[rb],
+                        STAGE_ORDER[ra],
+                        STAGE_ORDER.join(" → ")
+                    ),
+                );
+            }
+        }
+        let has = |n: &str| stages.iter().any(|s| s.name() == n);
+        if (has("stock-check") || has("ship")) && !has("classify") {
+            self.err(doc, "pipeline", "pipeline: `stock-check` and `ship` need a `classify` stage before them to find the product");
+        }
+    }
+
+    fn stage(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        s: &raw::Stage,
+        channels: &BTreeMap<String, ChannelConfig>,
+    ) -> Stage {
+        match s {
+            raw::Stage::Ingest(p) => Stage::Ingest(IngestParams {
+                dedupe_window: self.duration(
+                    doc,
+                    &format!("{path}.ingest.dedupe_window"),
+                    p.dedupe_window.as_deref(),
+                    Duration::from_secs(24 * 3600),
+                ),
+            }),
+            raw::Stage::Classify(p) => Stage::Classify(ClassifyParams {
+                virtual_keywords: keywords(&p.virtual_keywords, &SEED_VIRTUAL_KEYWORDS),
+                physical_keywords: keywords(&p.physical_keywords, &SEED_PHYSICAL_KEYWORDS),
+                default: p.default.unwrap_or(Category::Physical),
+            }),
+            raw::Stage::StockCheck(p) => Stage::StockCheck(StockParams {
+                low_stock_alert: p.low_stock_alert.unwrap_or(5),
+            }),
+            raw::Stage::Delay(p) => {
+                let zero = Window {
+                    min: Duration::ZERO,
+                    max: Duration::ZERO,
+                };
+                let virtual_ = p.virtual_.as_ref().map_or(zero, |w| {
+                    self.window(doc, &format!("{path}.delay.virtual"), w)
+                });
+                Stage::Delay(DelayParams { virtual_ })
+            }
+            raw::Stage::Ship(p) => Stage::Ship(ShipParams {
+                enabled: p.enabled.unwrap_or(true),
+                mode: p.mode.unwrap_or(ShipMode::SendThenConfirm),
+                max_retries: p.max_retries.unwrap_or(3),
+                retry_delay: self.duration(
+                    doc,
+                    &format!("{path}.ship.retry_delay"),
+                    p.retry_delay.as_deref(),
+                    Duration::from_secs(300),
+                ),
+                logistics_company: p
+                    .logistics_company
+                    .clone()
+                    .unwrap_or_else(|| "顺丰快递".to_string()),
+            }),
+            raw::Stage::Notify(p) => {
+                Stage::Notify(self.notify(doc, &format!("{path}.notify"), p, channels))
+            }
+        }
+    }
+
+    fn notify(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        p: &raw::NotifyParams,
+        channels: &BTreeMap<String, ChannelConfig>,
+    ) -> NotifyParams {
+        let events = if p.events.is_empty() {
+            EventKind::DEFAULT_ALERTS.to_vec()
+        } else {
+            p.events
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| self.event_kind(doc, &format!("{path}.events[{i}]"), e))
+                .collect()
+        };
+        let list = |field: &str, names: &[String], v: &mut Self| {
+            for (i, n) in names.iter().enumerate() {
+                v.channel_ref(doc, &format!("{path}.{field}[{i}]"), n, channels);
+            }
+        };
+        list("channels", &p.channels, self);
+        list("fallback", &p.fallback, self);
+        let mut routes = BTreeMap::new();
+        for (event, chs) in &p.routes {
+            let rpath = format!("{path}.routes.{event}");
+            if let Some(kind) = self.event_kind(doc, &rpath, event) {
+                for (i, n) in chs.iter().enumerate() {
+                    self.channel_ref(doc, &format!("{rpath}[{i}]"), n, channels);
+                }
+                routes.insert(kind, chs.clone());
+            }
+        }
+        let channels_used = if p.channels.is_empty() {
+            vec!["log".to_string()]
+        } else {
+            p.channels.clone()
+        };
+        NotifyParams {
+            events,
+            channels: channels_used,
+            fallback: p.fallback.clone(),
+            routes,
+        }
+    }
+
+    fn event_kind(&mut self, doc: &YamlDoc, path: &str, name: &str) -> Option<EventKind> {
+        let kind = EventKind::parse(name);
+        if kind.is_none() {
+            let names: Vec<String> = EventKind::ALL
+                .iter()
+                .map(|k| k.as_str().to_string())
+                .collect();
+            let hint = did_you_mean(name, &names).map_or_else(
+                || format!("known events: {}", names.join(", ")),
+                |b| format!("did you mean `{b}`?"),
+            );
+            self.err(doc, path, format!("{path}: unknown event `{name}`, {hint}"));
+        }
+        kind
+    }
+
+    fn channel_ref(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        name: &str,
+        channels: &BTreeMap<String, ChannelConfig>,
+    ) {
+        if channels.contains_key(name) {
+            return;
+        }
+        let names: Vec<String> = channels.keys().cloned().collect();
+        let hint = did_you_mean(name, &names).map_or_else(
+            || format!("defined channels: {}", names.join(", ")),
+            |b| format!("did you mean `{b}`?"),
+        );
+        self.err(
+            doc,
+            path,
+            format!("{path}: unknown channel `{name}` (not defined under `channels:`), {hint}"),
+        );
+    }
+
+    fn pools(&mut self, raw: &BTreeMap<String, raw::Pool>) -> BTreeMap<String, PoolConfig> {
+        raw.iter()
+            .map(|(name, p)| {
+                (
+                    name.clone(),
+                    PoolConfig {
+                        reusable: p.reusable,
+                        low_stock_alert: p.low_stock_alert,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn products(
+        &mut self,
+        doc: &YamlDoc,
+        raw: Vec<raw::Product>,
+        accounts: &[Account],
+        pools: &BTreeMap<String, PoolConfig>,
+        stages: &[Stage],
+    ) -> HashMap<String, Product> {
+        let default_mode = stages
+            .iter()
+            .find_map(|s| {
+                if let Stage::Ship(p) = s {
+                    Some(p.mode)
+                } else {
+                    None
+                }
+            })
+            .unwrap_or(ShipMode::SendThenConfirm);
+        let mut out: HashMap<String, Product> = HashMap::new();
+        let mut first_at: HashMap<String, usize> = HashMap::new();
+        for (i, p) in raw.into_iter().enumerate() {
+            let path = format!("products[{i}]");
+            let product = self.product(doc, &path, p, accounts, pools, default_mode);
+            if let Some(first) = first_at.get(&product.item_id) {
+                let line = doc.pos(&format!("products[{first}].item_id")).line;
+                self.err(
+                    doc,
+                    &format!("{path}.item_id"),
+                    format!(
+                        "{path}.item_id: duplicate item_id `{}` (first defined at line {line})",
+                        product.item_id
+                    ),
+                );
+                continue;
+            }
+            first_at.insert(product.item_id.clone(), i);
+            out.insert(product.item_id.clone(), product);
+        }
+        out
+    }
+
+    fn product(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        p: raw::Product,
+        accounts: &[Account],
+        pools: &BTreeMap<String, PoolConfig>,
+        default_mode: ShipMode,
+    ) -> Product {
+        let item_id = p.item_id.into_string().trim().to_string();
+        if item_id.is_empty() {
+            self.err(
+                doc,
+                &format!("{path}.item_id"),
+                format!("{path}.item_id: must not be empty"),
+            );
+        }
+        if p.title.trim().is_empty() {
+            self.err(
+                doc,
+                &format!("{path}.title"),
+                format!("{path}.title: must not be empty"),
+            );
+        }
+        if let Some(acc) = &p.account {
+            if !accounts.iter().any(|a| &a.id == acc) {
+                self.err(
+                    doc,
+                    &format!("{path}.account"),
+                    format!(
+                        "{path}.account: unknown account `{acc}` (see accounts: in pipeline.yaml)"
+                    ),
+                );
+            }
+        }
+        let category = p.category.unwrap_or(Category::Physical);
+        if p.auto_ship && category == Category::Physical {
+            self.err(
+                doc,
+                &format!("{path}.auto_ship"),
+                format!("{path}.auto_ship: a physical product cannot be shipped automatically, because xianyu-shopd never fabricates tracking numbers. Set auto_ship: false (you will be notified to ship it and can record the tracking number with `orders ship`), or category: virtual if nothing is posted"),
+            );
+        }
+        let ship_mode = p.ship.as_ref().and_then(|s| s.mode);
+        let mode = ship_mode.unwrap_or(default_mode);
+        self.product_template(
+            doc,
+            path,
+            p.template.as_deref(),
+            p.auto_ship && mode.sends(),
+        );
+        let stock = self.product_stock(doc, path, p.stock.as_ref(), p.cards, p.sku_cards, pools);
+        let delay = p
+            .delay
+            .as_ref()
+            .map(|w| self.window(doc, &format!("{path}.delay"), w));
+        let units = p.units.unwrap_or(1);
+        if units == 0 {
+            self.err(
+                doc,
+                &format!("{path}.units"),
+                format!("{path}.units: must be at least 1"),
+            );
+        }
+        Product {
+            item_id,
+            title: p.title,
+            account: p.account,
+            category,
+            auto_ship: p.auto_ship,
+            delay,
+            ship_mode,
+            max_retries: p.ship.as_ref().and_then(|s| s.max_retries),
+            logistics_company: p.logistics_company,
+            template: p.template,
+            stock,
+            units: units.max(1),
+            active: p.status.unwrap_or(ProductStatus::Active) == ProductStatus::Active,
+            low_stock_alert: p.low_stock_alert,
+        }
+    }
+
+    fn product_template(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        template: Option<&str>,
+        required: bool,
+    ) {
+        let tpath = format!("{path}.template");
+        let Some(name) = template else {
+            if required {
+                self.err(doc, path, format!("{path}: auto_ship sends a chat message, so it needs `template:` (a file in templates/)"));
+            }
+            return;
+        };
+        if !self.templates.exists(name) {
+            self.err(
+                doc,
+                &tpath,
+                format!("{tpath}: template `{name}` not found in {TEMPLATES_DIR}/"),
+            );
+            return;
+        }
+        if let Err(e) = self.templates.render(name, &DeliveryView::sample()) {
+            self.err(
+                doc,
+                &tpath,
+                format!("{tpath}: template `{name}` does not render: {e}"),
+            );
+        }
+    }
+
+    fn product_stock(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        stock: Option<&serde_yaml::Value>,
+        cards: Option<String>,
+        sku_cards: BTreeMap<String, String>,
+        pools: &BTreeMap<String, PoolConfig>,
+    ) -> Stock {
+        if let Some(pool) = &cards {
+            self.pool_ref(doc, &format!("{path}.cards"), pool, pools);
+        }
+        for (sku, pool) in &sku_cards {
+            self.pool_ref(doc, &format!("{path}.sku_cards.{sku}"), pool, pools);
+        }
+        let uses_cards = cards.is_some() || !sku_cards.is_empty();
+        match (stock, uses_cards) {
+            (Some(_), true) => {
+                self.key_err(doc, &format!("{path}.stock"), format!("{path}: give either `stock` (a count) or `cards`/`sku_cards` (a card pool), not both"));
+                Stock::Unlimited
+            }
+            (None, true) => Stock::Cards {
+                pool: cards,
+                by_sku: sku_cards,
+            },
+            (None, false) => Stock::Unlimited,
+            (Some(v), false) => self.stock_value(doc, &format!("{path}.stock"), v),
+        }
+    }
+
+    fn stock_value(&mut self, doc: &YamlDoc, path: &str, v: &serde_yaml::Value) -> Stock {
+        let quantity = match v {
+            serde_yaml::Value::String(s) if s == "unlimited" => return Stock::Unlimited,
+            serde_yaml::Value::Number(n) => n.as_u64(),
+            serde_yaml::Value::Mapping(m) if m.len() == 1 => {
+                m.get("quantity").and_then(|q| q.as_u64())
+            }
+            _ => None,
+        };
+        match quantity.and_then(|q| u32::try_from(q).ok()) {
+            Some(q) => Stock::Quantity(q),
+            None => {
+                self.err(
+                    doc,
+                    path,
+                    format!("{path}: write `unlimited`, a number, or `{{ quantity: N }}`"),
+                );
+                Stock::Unlimited
+            }
+        }
+    }
+
+    fn pool_ref(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        pool: &str,
+        pools: &BTreeMap<String, PoolConfig>,
+    ) {
+        if pools.contains_key(pool) {
+            return;
+        }
+        let names: Vec<String> = pools.keys().cloned().collect();
+        let hint = did_you_mean(pool, &names).map_or_else(
+            || "declare it under `pools:` in products.yaml".to_string(),
+            |b| format!("did you mean `{b}`?"),
+        );
+        self.err(
+            doc,
+            path,
+            format!("{path}: unknown card pool `{pool}`, {hint}"),
+        );
+    }
+}
+
+fn keywords(given: &[String], seed: &[&str]) -> Vec<String> {
+    if given.is_empty() {
+        seed.iter().map(|s| s.to_string()).collect()
+    } else {
+        given.to_vec()
+    }
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_under_state(f: &str) -> bool {
+    let p = Path::new(f);
+    let mut comps = p.components();
+    matches!(comps.next(), Some(Component::Normal(first)) if first == "state")
+        && comps.clone().next().is_some()
+        && comps.all(|c| matches!(c, Component::Normal(_)))
+}

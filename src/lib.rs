@@ -1,0 +1,23 @@
+//! xianyu-shopd runs a Xianyu (闲鱼 / Goofish) shop.
+//!
+//! Bird's-eye view: sources (`source/`) turn the outside world into [`event::OrderEvent`]s;
+//! the pipeline (`pipeline/`) runs the seller's YAML-declared stages on each order
+//! (ingest → classify → stock-check → delay → ship → notify); every state change is one redb
+//! transaction in [`store`]; delays are durable jobs fired by [`scheduler`]; effects on the
+//! marketplace go through the [`marketplace::Marketplace`] trait and notifications through the
+//! outbox drained by [`notify`]. [`config`] loads and validates the YAML, [`app`] wires the
+//! daemon together, [`commands`] implements the CLI. See ARCHITECTURE.md for the code map.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod event;
+pub mod marketplace;
+pub mod notify;
+pub mod order;
+pub mod pipeline;
+pub mod scheduler;
+pub mod source;
+pub mod store;

@@ -1,0 +1,102 @@
+//! An in-memory marketplace that records what it was asked to do.
+//!
+//! Used by `replay` (which prints each action), dry runs, tests (which script failures) and the
+//! throughput benchmark. It never talks to the network.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use super::{ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, SendOutcome};
+
+#[derive(Debug, Default)]
+pub struct MemoryMarketplace {
+    state: Mutex<State>,
+    print: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    sent: Vec<DeliveryMessage>,
+    consigned: Vec<ConsignRequest>,
+    send_script: VecDeque<SendOutcome>,
+    consign_script: VecDeque<ConsignOutcome>,
+    next_message_id: u64,
+}
+
+impl MemoryMarketplace {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Print every send and confirm to stdout (replay, dry run).
+    pub fn printing() -> Self {
+        Self {
+            print: true,
+            ..Self::default()
+        }
+    }
+
+    /// The next sends answer with these outcomes, in order; after that, sends are accepted.
+    pub fn script_sends(&self, outcomes: impl IntoIterator<Item = SendOutcome>) {
+        self.lock().send_script.extend(outcomes);
+    }
+
+    pub fn script_consigns(&self, outcomes: impl IntoIterator<Item = ConsignOutcome>) {
+        self.lock().consign_script.extend(outcomes);
+    }
+
+    /// Messages accepted, in order (scripted failures are not included).
+    pub fn sent(&self) -> Vec<DeliveryMessage> {
+        self.lock().sent.clone()
+    }
+
+    pub fn consigned(&self) -> Vec<ConsignRequest> {
+        self.lock().consigned.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl Marketplace for MemoryMarketplace {
+    async fn send_delivery(&self, msg: &DeliveryMessage) -> SendOutcome {
+        let mut st = self.lock();
+        if let Some(outcome) = st.send_script.pop_front() {
+            return outcome;
+        }
+        st.next_message_id += 1;
+        let id = format!("mem-{}", st.next_message_id);
+        st.sent.push(msg.clone());
+        if self.print {
+            println!(
+                "send    order={} account={} cid={} text={:?}",
+                msg.order_id,
+                msg.account,
+                msg.cid.as_deref().unwrap_or("-"),
+                msg.text
+            );
+        }
+        SendOutcome::Accepted {
+            message_id: Some(id),
+        }
+    }
+
+    async fn confirm_shipment(&self, req: &ConsignRequest) -> ConsignOutcome {
+        let mut st = self.lock();
+        if let Some(outcome) = st.consign_script.pop_front() {
+            return outcome;
+        }
+        let already = st.consigned.iter().any(|c| c.order_id == req.order_id);
+        st.consigned.push(req.clone());
+        if self.print {
+            println!("confirm order={} account={}", req.order_id, req.account);
+        }
+        if already {
+            ConsignOutcome::AlreadyShipped
+        } else {
+            ConsignOutcome::Confirmed
+        }
+    }
+}

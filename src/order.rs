@@ -1,0 +1,256 @@
+//! The order state machine: the seed's six states plus `Refunded`, and the rules that make
+//! disorderly, repeated marketplace events safe.
+//!
+//! Pure functions only: ingest asks [`decide`] what an observation means and the store applies
+//! the answer in one transaction. Events arrive out of order (a paid card before the created
+//! card, our own confirm before the platform's "shipped" echo) and many times over, so a status
+//! never moves backwards and a repeat is a no-op.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::EventStatus;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// 等待买家付款
+    PendingPayment,
+    /// 等待卖家发货: paid; this is what starts delivery.
+    PendingShip,
+    /// 已发货
+    Shipped,
+    /// 交易成功
+    Completed,
+    /// 交易关闭
+    Closed,
+    /// 退款中
+    Refunding,
+    /// 退款成功 (the refund completed; terminal)
+    Refunded,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 7] = [
+        Self::PendingPayment,
+        Self::PendingShip,
+        Self::Shipped,
+        Self::Completed,
+        Self::Closed,
+        Self::Refunding,
+        Self::Refunded,
+    ];
+
+    /// The label sellers see on the platform and on the status page.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::PendingPayment => "等待买家付款",
+            Self::PendingShip => "等待卖家发货",
+            Self::Shipped => "已发货",
+            Self::Completed => "交易成功",
+            Self::Closed => "交易关闭",
+            Self::Refunding => "退款中",
+            Self::Refunded => "退款成功",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingPayment => "pending_payment",
+            Self::PendingShip => "pending_ship",
+            Self::Shipped => "shipped",
+            Self::Completed => "completed",
+            Self::Closed => "closed",
+            Self::Refunding => "refunding",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    /// Accepts the machine name, the event vocabulary (`paid`) or the Chinese label.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s == "paid" {
+            return Some(Self::PendingShip);
+        }
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s || st.label() == s)
+    }
+
+    pub fn from_event(s: EventStatus) -> Self {
+        match s {
+            EventStatus::PendingPayment => Self::PendingPayment,
+            EventStatus::Paid => Self::PendingShip,
+            EventStatus::Shipped => Self::Shipped,
+            EventStatus::Completed => Self::Completed,
+            EventStatus::Closed => Self::Closed,
+            EventStatus::Refunding => Self::Refunding,
+            EventStatus::Refunded => Self::Refunded,
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Closed | Self::Refunded)
+    }
+
+    /// Position on the happy path; a status never moves to a lower rank.
+    fn rank(self) -> u8 {
+        match self {
+            Self::PendingPayment => 0,
+            Self::PendingShip => 1,
+            Self::Shipped => 2,
+            Self::Completed => 3,
+            Self::Refunding => 4,
+            Self::Closed | Self::Refunded => 5,
+        }
+    }
+}
+
+/// What the delivery side must do because of a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    None,
+    /// The order became payable-and-paid: plan a delivery (or re-arm a cancelled one).
+    StartDelivery,
+    /// Stop any delivery that has not reached the buyer; release its unsent keys.
+    /// With `revoke_delivered`, keys the buyer already received are marked revoked.
+    StopDelivery {
+        revoke_delivered: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Transition {
+        from: Option<OrderStatus>,
+        to: OrderStatus,
+        work: Work,
+    },
+    /// The order is already in this status: a repeat.
+    Duplicate,
+    /// The observation is older than what we know (e.g. "created" after "paid").
+    Stale { current: OrderStatus },
+}
+
+/// Decide what observing `incoming` means for an order currently in `current`.
+pub fn decide(current: Option<OrderStatus>, incoming: OrderStatus) -> Decision {
+    use OrderStatus::*;
+    let Some(cur) = current else {
+        return transition(None, incoming);
+    };
+    if cur == incoming {
+        return Decision::Duplicate;
+    }
+    let allowed = match cur {
+        Closed | Refunded => false,
+        // A refund that is withdrawn returns the order to where it was; one that completes ends it.
+        Refunding => incoming != PendingPayment,
+        Completed => matches!(incoming, Refunding | Refunded),
+        _ => incoming.rank() > cur.rank(),
+    };
+    if allowed {
+        transition(Some(cur), incoming)
+    } else {
+        Decision::Stale { current: cur }
+    }
+}
+
+fn transition(from: Option<OrderStatus>, to: OrderStatus) -> Decision {
+    use OrderStatus::*;
+    let work = match to {
+        PendingShip => Work::StartDelivery,
+        Refunding => Work::StopDelivery {
+            revoke_delivered: false,
+        },
+        Closed | Refunded => Work::StopDelivery {
+            revoke_delivered: true,
+        },
+        PendingPayment | Shipped | Completed => Work::None,
+    };
+    Decision::Transition { from, to, work }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderStatus::*;
+    use super::*;
+
+    #[test]
+    fn paid_before_created_keeps_paid() {
+        let d = decide(None, PendingShip);
+        assert!(matches!(
+            d,
+            Decision::Transition {
+                work: Work::StartDelivery,
+                ..
+            }
+        ));
+        assert_eq!(
+            decide(Some(PendingShip), PendingPayment),
+            Decision::Stale {
+                current: PendingShip
+            }
+        );
+    }
+
+    #[test]
+    fn repeats_are_duplicates() {
+        for s in OrderStatus::ALL {
+            assert_eq!(decide(Some(s), s), Decision::Duplicate);
+        }
+    }
+
+    #[test]
+    fn shipped_echo_after_our_confirm_is_a_duplicate() {
+        assert_eq!(decide(Some(Shipped), Shipped), Decision::Duplicate);
+        assert!(matches!(
+            decide(Some(Shipped), PendingShip),
+            Decision::Stale { .. }
+        ));
+    }
+
+    #[test]
+    fn refund_paths() {
+        assert!(matches!(
+            decide(Some(PendingShip), Refunding),
+            Decision::Transition {
+                work: Work::StopDelivery {
+                    revoke_delivered: false
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            decide(Some(Refunding), Refunded),
+            Decision::Transition {
+                work: Work::StopDelivery {
+                    revoke_delivered: true
+                },
+                ..
+            }
+        ));
+        // withdrawn before shipping: delivery is re-armed
+        assert!(matches!(
+            decide(Some(Refunding), PendingShip),
+            Decision::Transition {
+                work: Work::StartDelivery,
+                ..
+            }
+        ));
+        assert!(matches!(
+            decide(Some(Refunded), PendingShip),
+            Decision::Stale { .. }
+        ));
+        assert!(matches!(
+            decide(Some(Closed), PendingShip),
+            Decision::Stale { .. }
+        ));
+    }
+
+    #[test]
+    fn labels_round_trip() {
+        for s in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(s.label()), Some(s));
+            assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(OrderStatus::parse("paid"), Some(PendingShip));
+    }
+}

@@ -1,0 +1,21 @@
+//! ingest: de-duplicate the event and apply the order state machine, in one transaction.
+//! Only a real transition to "paid" schedules pipeline work (the stage after this one).
+
+use crate::config::Config;
+use crate::event::OrderEvent;
+use crate::store::{IngestOutcome, Store};
+
+use super::{PipelineError, next_run};
+
+pub(super) async fn ingest(
+    store: &Store,
+    config: &Config,
+    ev: OrderEvent,
+) -> Result<IngestOutcome, PipelineError> {
+    if config.account(&ev.account).is_none() {
+        return Err(PipelineError::UnknownAccount(ev.account));
+    }
+    let start = next_run(config, 1.min(config.stages.len()));
+    let outcome = store.call(move |s| s.ingest(&ev, &start)).await?;
+    Ok(outcome)
+}

@@ -1,0 +1,28 @@
+//! notify: the stage that announces a finished automatic delivery (`delivered`), if the seller
+//! routed that event. Alerts raised by other stages are routed by the same `notify` settings
+//! and committed by those stages' own transactions.
+
+use crate::notify::{Alert, EventKind};
+use crate::store::{DeliveryState, StoreError};
+
+use super::{Outcome, StageCtx};
+
+pub(super) async fn run(ctx: &StageCtx<'_>) -> Result<Outcome, StoreError> {
+    let oid = ctx.order.order_id.clone();
+    let delivered = ctx
+        .store_op(|s| s.delivery(&oid))?
+        .is_some_and(|d| d.state == DeliveryState::Delivered);
+    if !delivered {
+        return Ok(Outcome::Continue);
+    }
+    let alert = Alert::new(EventKind::Delivered)
+        .order(&ctx.order.order_id)
+        .fact("账号", ctx.order.account.clone())
+        .fact("商品", ctx.order.item_title.clone().unwrap_or_default())
+        .fact("数量", ctx.order.quantity.to_string());
+    let drafts = ctx.router().drafts(&alert);
+    if !drafts.is_empty() {
+        ctx.store_op(|s| s.enqueue_notifications(&drafts))?;
+    }
+    Ok(Outcome::Continue)
+}

@@ -1,0 +1,136 @@
+//! Durable pipeline jobs: "run order X's pipeline from stage S at time T".
+//!
+//! Keyed by `(due_ms, id)` so the earliest job is `first()` and ties keep FIFO order. Each order
+//! has at most one job (`order_jobs`), so two runs of the same order never race. A job is
+//! deleted only by the transaction that finishes or replaces it, so a crash re-runs it.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::records::Job;
+use super::{JOBS, JOBS_DUE, ORDER_JOBS, Result, Store, decode, encode, next_id};
+
+/// Where an order's pipeline continues.
+#[derive(Debug, Clone)]
+pub struct NextRun {
+    pub stage: usize,
+    pub stage_name: String,
+    pub config_version: String,
+}
+
+/// Schedule (or move) the order's job. Returns the job id.
+pub(crate) fn schedule(
+    tx: &WriteTransaction,
+    order_id: &str,
+    stage: usize,
+    stage_name: &str,
+    due_ms: u64,
+    config_version: &str,
+    now: u64,
+) -> Result<u64> {
+    cancel_for_order(tx, order_id)?;
+    let id = next_id(tx, "job")?;
+    let job = Job {
+        id,
+        order_id: order_id.to_string(),
+        stage,
+        stage_name: stage_name.to_string(),
+        due_ms,
+        config_version: config_version.to_string(),
+        created_at: now,
+    };
+    tx.open_table(JOBS)?.insert(id, encode(&job).as_slice())?;
+    tx.open_table(JOBS_DUE)?.insert((due_ms, id), ())?;
+    tx.open_table(ORDER_JOBS)?.insert(order_id, id)?;
+    Ok(id)
+}
+
+/// Remove the order's pending job, if any.
+pub(crate) fn cancel_for_order(tx: &WriteTransaction, order_id: &str) -> Result<()> {
+    let Some(id) = tx
+        .open_table(ORDER_JOBS)?
+        .remove(order_id)?
+        .map(|v| v.value())
+    else {
+        return Ok(());
+    };
+    remove(tx, id)
+}
+
+fn remove(tx: &WriteTransaction, id: u64) -> Result<()> {
+    let job: Option<Job> = match tx.open_table(JOBS)?.remove(id)? {
+        Some(v) => Some(decode("jobs", v.value())?),
+        None => None,
+    };
+    if let Some(job) = job {
+        tx.open_table(JOBS_DUE)?.remove((job.due_ms, id))?;
+        let mut by_order = tx.open_table(ORDER_JOBS)?;
+        let current = by_order.get(job.order_id.as_str())?.map(|v| v.value());
+        if current == Some(id) {
+            by_order.remove(job.order_id.as_str())?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Jobs due at `now`, earliest first.
+    pub fn due_jobs(&self, now: u64, limit: usize) -> Result<Vec<Job>> {
+        self.read(|tx| {
+            let due = tx.open_table(JOBS_DUE)?;
+            let jobs = tx.open_table(JOBS)?;
+            let mut out = Vec::new();
+            for row in due.range((0, 0)..=(now, u64::MAX))?.take(limit) {
+                let (_, id) = row?.0.value();
+                if let Some(v) = jobs.get(id)? {
+                    out.push(decode("jobs", v.value())?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Due time of the earliest job.
+    pub fn next_job_due(&self) -> Result<Option<u64>> {
+        self.read(|tx| Ok(tx.open_table(JOBS_DUE)?.first()?.map(|(k, _)| k.value().0)))
+    }
+
+    pub fn job(&self, id: u64) -> Result<Option<Job>> {
+        self.read(|tx| match tx.open_table(JOBS)?.get(id)? {
+            Some(v) => decode("jobs", v.value()).map(Some),
+            None => Ok(None),
+        })
+    }
+
+    /// The job ran to an end (stop, manual, or the last stage).
+    pub fn finish_job(&self, id: u64) -> Result<()> {
+        self.write(|tx| remove(tx, id))
+    }
+
+    /// Replace job `id` by a run of the same order at another stage/time.
+    pub fn reschedule_job(
+        &self,
+        id: u64,
+        order_id: &str,
+        next: &NextRun,
+        due_ms: u64,
+    ) -> Result<u64> {
+        let now = self.now();
+        self.write(|tx| {
+            remove(tx, id)?;
+            schedule(
+                tx,
+                order_id,
+                next.stage,
+                &next.stage_name,
+                due_ms,
+                &next.config_version,
+                now,
+            )
+        })
+    }
+
+    pub fn pending_job_count(&self) -> Result<u64> {
+        use redb::ReadableTableMetadata;
+        self.read(|tx| Ok(tx.open_table(JOBS)?.len()?))
+    }
+}

@@ -1,0 +1,538 @@
+//! The delivery ledger: the single place that decides whether anything may be sent.
+//!
+//! `planned → reserved → scheduled → sending → sent → confirming → delivered` (in the order the
+//! ship mode asks for), or `failed_safe` (provably nothing reached the buyer; may retry) or
+//! `needs_human` (outcome unknown; never repeated automatically). Every function here is one
+//! transaction that checks the current state before moving it, so a repeated or resumed job
+//! cannot send twice.
+
+use redb::WriteTransaction;
+
+use super::records::*;
+use super::{
+    LEDGER, ORDERS, Result, Store, StoreError, cards, encode, get_json, jobs, orders, outbox, stock,
+};
+use crate::order::OrderStatus;
+
+/// What the stock-check stage asks to hold for an order.
+#[derive(Debug, Clone)]
+pub enum ReserveRequest {
+    Cards {
+        pool: String,
+        count: u32,
+        reusable: bool,
+        low_stock_alert: u32,
+    },
+    Stock {
+        item_id: String,
+        units: u32,
+        configured: u32,
+        low_stock_alert: u32,
+    },
+    Nothing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    Reserved,
+    /// Already reserved by an earlier run of the same job.
+    AlreadyReserved,
+    /// Not enough stock; the order went to manual in the same transaction.
+    Short {
+        needed: u32,
+        available: u64,
+    },
+    /// The delivery was cancelled (refund/close) or never planned.
+    NotActive(DeliveryState),
+}
+
+/// Step of a ship mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShipStep {
+    Send,
+    Confirm,
+}
+
+/// May a ship step run now?
+#[derive(Debug, Clone)]
+pub enum BeginStep {
+    /// Go ahead; for `Send`, these are the reserved keys to put in the message.
+    Go {
+        order: Box<OrderRecord>,
+        cards: Vec<String>,
+        attempt: u32,
+    },
+    /// This step is already done (a resumed job).
+    AlreadyDone,
+    /// A previous send was in flight when the process stopped: the outcome is unknown and the
+    /// delivery is now `needs_human` (the alert is already in the outbox).
+    OutcomeUnknown,
+    /// The order is no longer waiting for shipment (refund, close, shipped by hand).
+    NotShippable(String),
+}
+
+/// How a step ended, as the ship stage reports it.
+#[derive(Debug, Clone)]
+pub enum StepResult {
+    SendAccepted {
+        message_id: Option<String>,
+        masked_content: String,
+    },
+    Confirmed,
+    /// Provably not delivered / not confirmed.
+    FailedSafe {
+        reason: String,
+    },
+    /// Might have reached the buyer.
+    Unknown {
+        reason: String,
+    },
+}
+
+impl Store {
+    pub fn delivery(&self, order_id: &str) -> Result<Option<DeliveryRecord>> {
+        self.read(|tx| get_json(&tx.open_table(LEDGER)?, "delivery_ledger", order_id))
+    }
+
+    /// Hold keys or stock for an order: all units or none.
+    pub fn reserve(
+        &self,
+        order_id: &str,
+        req: &ReserveRequest,
+        on_short: &[OutboxDraft],
+        low_stock: &dyn Fn(i64) -> Vec<OutboxDraft>,
+    ) -> Result<ReserveOutcome> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = load(tx, order_id)?;
+            match rec.state {
+                DeliveryState::Planned => {}
+                DeliveryState::Cancelled | DeliveryState::Manual | DeliveryState::NeedsHuman => {
+                    return Ok(ReserveOutcome::NotActive(rec.state));
+                }
+                _ => return Ok(ReserveOutcome::AlreadyReserved),
+            }
+            let taken = match req {
+                ReserveRequest::Nothing => Ok((Holding::Nothing, None)),
+                ReserveRequest::Cards {
+                    pool,
+                    count,
+                    reusable,
+                    low_stock_alert,
+                } => cards::take(tx, pool, *count, *reusable, order_id, *low_stock_alert, now)?,
+                ReserveRequest::Stock {
+                    item_id,
+                    units,
+                    configured,
+                    low_stock_alert,
+                } => stock::take(
+                    tx,
+                    item_id,
+                    *units,
+                    *configured,
+                    order_id,
+                    *low_stock_alert,
+                    now,
+                )?,
+            };
+            match taken {
+                Ok((holding, crossed_low)) => {
+                    rec.holding = holding;
+                    rec.set_state(DeliveryState::Reserved, now, "");
+                    save(tx, &rec)?;
+                    if let Some(remaining) = crossed_low {
+                        outbox::enqueue(tx, &low_stock(remaining), now)?;
+                    }
+                    Ok(ReserveOutcome::Reserved)
+                }
+                Err(available) => {
+                    let needed = match req {
+                        ReserveRequest::Cards { count, .. } => *count,
+                        ReserveRequest::Stock { units, .. } => *units,
+                        ReserveRequest::Nothing => 0,
+                    };
+                    let note = format!("out of stock: needs {needed}, {available} available");
+                    hand_over(tx, &mut rec, &note, on_short, now)?;
+                    Ok(ReserveOutcome::Short { needed, available })
+                }
+            }
+        })
+    }
+
+    /// Record the delay stage's draw. Drawn once: a resumed job gets the stored due time back.
+    pub fn schedule_delivery(&self, order_id: &str, drawn_due: u64) -> Result<Option<u64>> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = load(tx, order_id)?;
+            if !matches!(
+                rec.state,
+                DeliveryState::Reserved | DeliveryState::Scheduled
+            ) {
+                return Ok(None);
+            }
+            let due = *rec.due_ms.get_or_insert(drawn_due);
+            if rec.state == DeliveryState::Reserved {
+                rec.set_state(
+                    DeliveryState::Scheduled,
+                    now,
+                    format!("due {}", crate::clock::format_ms(due)),
+                );
+            }
+            save(tx, &rec)?;
+            Ok(Some(due))
+        })
+    }
+
+    /// Claim a ship step. Moving to `sending` is committed before the marketplace is called,
+    /// so a crash mid-send is later recognised as an unknown outcome.
+    pub fn begin_step(
+        &self,
+        order_id: &str,
+        step: ShipStep,
+        on_unknown: &[OutboxDraft],
+    ) -> Result<BeginStep> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = load(tx, order_id)?;
+            let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
+                .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
+            if rec.state == DeliveryState::Sending {
+                rec.last_error = Some("the process stopped while a send was in flight".into());
+                hand_over_state(
+                    tx,
+                    &mut rec,
+                    DeliveryState::NeedsHuman,
+                    "send outcome unknown after restart",
+                    on_unknown,
+                    now,
+                )?;
+                return Ok(BeginStep::OutcomeUnknown);
+            }
+            let done = match step {
+                ShipStep::Send => rec.sent_at.is_some(),
+                ShipStep::Confirm => rec.confirmed_at.is_some(),
+            };
+            if done {
+                return Ok(BeginStep::AlreadyDone);
+            }
+            if rec.state.is_settled() {
+                return Ok(BeginStep::NotShippable(format!(
+                    "delivery is {}",
+                    rec.state.as_str()
+                )));
+            }
+            if order.status != OrderStatus::PendingShip {
+                return Ok(BeginStep::NotShippable(format!(
+                    "order is {}",
+                    order.status.label()
+                )));
+            }
+            let cards = match (&rec.holding, step) {
+                (Holding::Cards { pool, ids }, ShipStep::Send) => cards::secrets(tx, pool, ids)?,
+                _ => Vec::new(),
+            };
+            let next = match step {
+                ShipStep::Send => DeliveryState::Sending,
+                ShipStep::Confirm => DeliveryState::Confirming,
+            };
+            if step == ShipStep::Send {
+                rec.attempts += 1;
+            }
+            let attempt = rec.attempts;
+            rec.set_state(next, now, format!("attempt {attempt}"));
+            save(tx, &rec)?;
+            Ok(BeginStep::Go {
+                order: Box::new(order),
+                cards,
+                attempt,
+            })
+        })
+    }
+
+    /// Record how a step ended. `last` marks the final step of the ship mode.
+    pub fn finish_step(
+        &self,
+        order_id: &str,
+        result: &StepResult,
+        last: bool,
+        alerts: &[OutboxDraft],
+    ) -> Result<DeliveryState> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = load(tx, order_id)?;
+            match result {
+                StepResult::SendAccepted {
+                    message_id,
+                    masked_content,
+                } => {
+                    rec.sent_at = Some(now);
+                    rec.message_id.clone_from(message_id);
+                    rec.last_error = None;
+                    mark_delivered(tx, &rec, now)?;
+                    let content = masked_content.clone();
+                    orders::update_order(tx, order_id, |o| {
+                        o.ship_content = Some(content);
+                        o.ship_method.get_or_insert(ShipMethod::Auto);
+                    })?;
+                    let state = if last {
+                        DeliveryState::Delivered
+                    } else {
+                        DeliveryState::Sent
+                    };
+                    rec.set_state(state, now, "message accepted");
+                }
+                StepResult::Confirmed => {
+                    rec.confirmed_at = Some(now);
+                    rec.last_error = None;
+                    orders::set_status(
+                        tx,
+                        order_id,
+                        OrderStatus::Shipped,
+                        ActionType::Auto,
+                        "ship",
+                        "confirmed shipment",
+                        now,
+                    )?;
+                    let state = if last {
+                        DeliveryState::Delivered
+                    } else {
+                        DeliveryState::Confirmed
+                    };
+                    rec.set_state(state, now, "shipment confirmed");
+                }
+                StepResult::FailedSafe { reason } => {
+                    rec.last_error = Some(reason.clone());
+                    rec.set_state(DeliveryState::FailedSafe, now, reason.clone());
+                }
+                StepResult::Unknown { reason } => {
+                    rec.last_error = Some(reason.clone());
+                    hand_over_state(tx, &mut rec, DeliveryState::NeedsHuman, reason, &[], now)?;
+                }
+            }
+            save(tx, &rec)?;
+            outbox::enqueue(tx, alerts, now)?;
+            Ok(rec.state)
+        })
+    }
+
+    /// Hand the order to the seller: classification, short stock, disabled shipping, retries
+    /// exhausted. Keys stay with the order (nothing was sent), so `orders retry` can resume.
+    pub fn hand_to_human(
+        &self,
+        order_id: &str,
+        reason: &str,
+        alerts: &[OutboxDraft],
+    ) -> Result<bool> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = load(tx, order_id)?;
+            if rec.state.is_settled() {
+                return Ok(false);
+            }
+            let state = if rec.state == DeliveryState::FailedSafe {
+                DeliveryState::FailedSafe
+            } else {
+                DeliveryState::Manual
+            };
+            hand_over_state(tx, &mut rec, state, reason, alerts, now)?;
+            save(tx, &rec)?;
+            Ok(true)
+        })
+    }
+
+    /// `orders retry`: re-arm a `failed_safe` delivery (or, with `force`, a `needs_human` one
+    /// the seller has checked by hand) to run the ship stage again now.
+    pub fn rearm(
+        &self,
+        order_id: &str,
+        force: bool,
+        ship: &jobs::NextRun,
+        operator: &str,
+    ) -> Result<DeliveryRecord> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = load(tx, order_id)?;
+            match rec.state {
+                DeliveryState::FailedSafe => {}
+                DeliveryState::NeedsHuman if force => {}
+                DeliveryState::NeedsHuman => {
+                    return Err(StoreError::Rejected(format!(
+                        "order {order_id} needs_human: the last send may have reached the buyer. Check the chat; if it did not arrive, run again with --force"
+                    )));
+                }
+                other => {
+                    return Err(StoreError::Rejected(format!(
+                        "order {order_id} delivery is {}; only failed_safe (or needs_human with --force) can be retried",
+                        other.as_str()
+                    )));
+                }
+            }
+            rec.attempts = 0;
+            rec.last_error = None;
+            rec.set_state(DeliveryState::Scheduled, now, format!("re-armed by {operator}"));
+            save(tx, &rec)?;
+            jobs::schedule(tx, order_id, ship.stage, &ship.stage_name, now, &ship.config_version, now)?;
+            super::audit::append(tx, now, operator, "orders.retry", &format!("{order_id} force={force}"))?;
+            Ok(rec)
+        })
+    }
+}
+
+fn load(tx: &WriteTransaction, order_id: &str) -> Result<DeliveryRecord> {
+    get_json(&tx.open_table(LEDGER)?, "delivery_ledger", order_id)?
+        .ok_or_else(|| StoreError::Rejected(format!("order {order_id} has no delivery")))
+}
+
+fn save(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result<()> {
+    tx.open_table(LEDGER)?
+        .insert(rec.order_id.as_str(), encode(rec).as_slice())?;
+    Ok(())
+}
+
+fn hand_over(
+    tx: &WriteTransaction,
+    rec: &mut DeliveryRecord,
+    note: &str,
+    alerts: &[OutboxDraft],
+    now: u64,
+) -> Result<()> {
+    hand_over_state(tx, rec, DeliveryState::Manual, note, alerts, now)?;
+    save(tx, rec)
+}
+
+fn hand_over_state(
+    tx: &WriteTransaction,
+    rec: &mut DeliveryRecord,
+    state: DeliveryState,
+    note: &str,
+    alerts: &[OutboxDraft],
+    now: u64,
+) -> Result<()> {
+    rec.set_state(state, now, note);
+    orders::update_order(tx, &rec.order_id, |o| {
+        if o.ship_method.is_none() {
+            o.ship_method = Some(ShipMethod::Manual);
+        }
+    })?;
+    jobs::cancel_for_order(tx, &rec.order_id)?;
+    outbox::enqueue(tx, alerts, now)
+}
+
+fn mark_delivered(tx: &WriteTransaction, rec: &DeliveryRecord, now: u64) -> Result<()> {
+    match &rec.holding {
+        Holding::Cards { pool, ids } => cards::deliver(tx, pool, ids, &rec.order_id, now),
+        Holding::Stock { item_id, units } => stock::sold(tx, item_id, *units, &rec.order_id, now),
+        Holding::Nothing => Ok(()),
+    }
+}
+
+/// Create the ledger row for a newly paid order, or re-open a cancelled one (a refund that
+/// was withdrawn). False when a delivery already exists.
+pub(crate) fn plan(
+    tx: &WriteTransaction,
+    order: &OrderRecord,
+    version: &str,
+    now: u64,
+) -> Result<bool> {
+    let existing: Option<DeliveryRecord> =
+        get_json(&tx.open_table(LEDGER)?, "delivery_ledger", &order.order_id)?;
+    let rec = match existing {
+        None => DeliveryRecord::new(&order.order_id, &order.account, version, now),
+        Some(mut r) if r.state == DeliveryState::Cancelled && r.sent_at.is_none() => {
+            r.holding = Holding::Nothing;
+            r.due_ms = None;
+            r.attempts = 0;
+            r.config_version = version.to_string();
+            r.set_state(
+                DeliveryState::Planned,
+                now,
+                "re-planned after the order became payable again",
+            );
+            r
+        }
+        Some(_) => return Ok(false),
+    };
+    save(tx, &rec)?;
+    Ok(true)
+}
+
+/// The order was refunded or closed: release what never reached the buyer; with
+/// `revoke_delivered`, mark keys the buyer already has as revoked.
+pub(crate) fn stop(
+    tx: &WriteTransaction,
+    order_id: &str,
+    revoke_delivered: bool,
+    now: u64,
+) -> Result<()> {
+    let Some(mut rec) =
+        get_json::<DeliveryRecord>(&tx.open_table(LEDGER)?, "delivery_ledger", order_id)?
+    else {
+        return Ok(());
+    };
+    match rec.state {
+        // In flight: the step's own completion sees the new order status.
+        DeliveryState::Sending | DeliveryState::Confirming => return Ok(()),
+        DeliveryState::Cancelled | DeliveryState::ShippedManually => return Ok(()),
+        _ => {}
+    }
+    let reached_buyer = rec.sent_at.is_some() || rec.state == DeliveryState::NeedsHuman;
+    if !reached_buyer {
+        release(tx, &rec, now)?;
+        rec.holding = Holding::Nothing;
+        rec.set_state(
+            DeliveryState::Cancelled,
+            now,
+            "order refunded or closed before delivery",
+        );
+    } else if revoke_delivered {
+        if let Holding::Cards { pool, ids } = &rec.holding {
+            cards::revoke(tx, pool, ids, order_id, now)?;
+        }
+        rec.history.push(LedgerEvent {
+            at: now,
+            state: rec.state,
+            note: "refund completed: delivered keys revoked".into(),
+        });
+    }
+    save(tx, &rec)
+}
+
+fn release(tx: &WriteTransaction, rec: &DeliveryRecord, now: u64) -> Result<()> {
+    match &rec.holding {
+        Holding::Cards { pool, ids } => cards::release(tx, pool, ids, &rec.order_id, now),
+        Holding::Stock { item_id, units } => {
+            stock::release(tx, item_id, *units, &rec.order_id, now)
+        }
+        Holding::Nothing => Ok(()),
+    }
+}
+
+/// The seller shipped by hand: whatever the order held was not sent by us, so it goes back.
+pub(crate) fn record_manual_shipment(
+    tx: &WriteTransaction,
+    order_id: &str,
+    now: u64,
+) -> Result<()> {
+    let Some(mut rec) =
+        get_json::<DeliveryRecord>(&tx.open_table(LEDGER)?, "delivery_ledger", order_id)?
+    else {
+        return Ok(());
+    };
+    if rec.state == DeliveryState::Sending || rec.state == DeliveryState::Delivered {
+        return Err(StoreError::Rejected(format!(
+            "order {order_id} delivery is {}; it was (or may have been) delivered automatically",
+            rec.state.as_str()
+        )));
+    }
+    match &rec.holding {
+        Holding::Stock { item_id, units } => stock::sold(tx, item_id, *units, order_id, now)?,
+        Holding::Cards { .. } if rec.sent_at.is_none() => {
+            release(tx, &rec, now)?;
+            rec.holding = Holding::Nothing;
+        }
+        _ => {}
+    }
+    rec.set_state(DeliveryState::ShippedManually, now, "shipped by the seller");
+    jobs::cancel_for_order(tx, order_id)?;
+    save(tx, &rec)
+}

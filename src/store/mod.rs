@@ -1,0 +1,298 @@
+//! Durable state: one redb file under the state directory.
+//!
+//! Every state change the pipeline makes is one write transaction here: the order status and
+//! its log row, the delivery-ledger step, the card-key reservation, the stock change, the next
+//! durable job and the notification outbox rows it causes commit together or not at all.
+//! Stages never open redb themselves; they call the domain methods of [`Store`].
+//!
+//! The database is opened in redb's multi-writer mode so that `cards import`, `orders ship` and
+//! `backup` work while the daemon runs; the "one daemon per state dir" rule is a separate lock
+//! file ([`DaemonLock`]). All methods are blocking; async callers use [`Store::call`].
+
+mod audit;
+mod backup;
+mod cards;
+mod jobs;
+mod ledger;
+mod orders;
+mod outbox;
+pub mod records;
+mod stock;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::clock::SharedClock;
+
+pub use cards::{ImportReport, PoolCounts};
+pub use jobs::NextRun;
+pub use ledger::{BeginStep, ReserveOutcome, ReserveRequest, ShipStep, StepResult};
+pub use orders::{IngestOutcome, OrderDetail};
+pub use outbox::OutboxAttempt;
+pub use records::*;
+
+pub const DB_FILE: &str = "shop.redb";
+pub const LOCK_FILE: &str = "daemon.lock";
+pub const SCHEMA_VERSION: u64 = 1;
+
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
+pub(crate) const ORDER_LOG: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("order_status_log");
+pub(crate) const SEEN: TableDefinition<&str, u64> = TableDefinition::new("seen_events");
+pub(crate) const LEDGER: TableDefinition<&str, &[u8]> = TableDefinition::new("delivery_ledger");
+pub(crate) const CARDS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("card_keys");
+pub(crate) const CARDS_AVAILABLE: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("card_keys_available");
+pub(crate) const CARD_FINGERPRINTS: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("card_key_fingerprints");
+pub(crate) const STOCK: TableDefinition<&str, &[u8]> = TableDefinition::new("stock");
+pub(crate) const STOCK_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("stock_log");
+pub(crate) const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+pub(crate) const JOBS_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("jobs_due");
+pub(crate) const ORDER_JOBS: TableDefinition<&str, u64> = TableDefinition::new("order_jobs");
+pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+pub(crate) const OUTBOX_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("outbox_due");
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
+/// Per-account values the Goofish client keeps (device id, token age).
+pub(crate) const ACCOUNT_STATE: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("account_state");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create state directory {0}: {1}")]
+    StateDir(PathBuf, std::io::Error),
+    #[error("the store {0} is locked by another process that opened it exclusively")]
+    InUse(PathBuf),
+    #[error(
+        "another xianyu-shopd daemon is already running on state directory {dir} ({holder}); stop it first or use another --state-dir"
+    )]
+    DaemonRunning { dir: PathBuf, holder: String },
+    #[error(
+        "store {path} has schema version {found}, this build understands {SCHEMA_VERSION}; use a matching xianyu-shopd version or restore a backup"
+    )]
+    Schema { path: PathBuf, found: u64 },
+    #[error("store error: {0}")]
+    Db(Box<redb::Error>),
+    #[error("corrupt record in table {table}: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+    #[error("{0}")]
+    Rejected(String),
+    #[error("background task failed: {0}")]
+    Join(String),
+}
+
+impl<E: Into<redb::Error>> From<E> for StoreError {
+    fn from(e: E) -> Self {
+        Self::Db(Box::new(e.into()))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A cheap, cloneable handle on the shop's database.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    clock: SharedClock,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Open (creating if needed) the store in `state_dir`.
+    pub fn open(state_dir: &Path, clock: SharedClock) -> Result<Self> {
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| StoreError::StateDir(state_dir.to_path_buf(), e))?;
+        let path = state_dir.join(DB_FILE);
+        let db = redb::Builder::new()
+            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.clone()),
+                other => other.into(),
+            })?;
+        Self::init(db, clock, path)
+    }
+
+    /// A store that lives in memory only: dry runs and benchmarks.
+    pub fn in_memory(clock: SharedClock) -> Result<Self> {
+        let db = redb::Builder::new().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::init(db, clock, PathBuf::from(":memory:"))
+    }
+
+    fn init(db: Database, clock: SharedClock, path: PathBuf) -> Result<Self> {
+        let store = Self {
+            db: Arc::new(db),
+            clock,
+            path,
+        };
+        store.create_tables()?;
+        Ok(store)
+    }
+
+    fn create_tables(&self) -> Result<()> {
+        let path = self.path.clone();
+        self.write(|tx| {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+                Some(SCHEMA_VERSION) => {}
+                Some(other) => return Err(StoreError::Schema { path, found: other }),
+            }
+            drop(meta);
+            tx.open_table(ORDERS)?;
+            tx.open_table(ORDER_LOG)?;
+            tx.open_table(SEEN)?;
+            tx.open_table(LEDGER)?;
+            tx.open_table(CARDS)?;
+            tx.open_table(CARDS_AVAILABLE)?;
+            tx.open_table(CARD_FINGERPRINTS)?;
+            tx.open_table(STOCK)?;
+            tx.open_table(STOCK_LOG)?;
+            tx.open_table(JOBS)?;
+            tx.open_table(JOBS_DUE)?;
+            tx.open_table(ORDER_JOBS)?;
+            tx.open_table(OUTBOX)?;
+            tx.open_table(OUTBOX_DUE)?;
+            tx.open_table(AUDIT)?;
+            tx.open_table(ACCOUNT_STATE)?;
+            Ok(())
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Run blocking store work off the async runtime.
+    pub async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// One write transaction: `f` runs, then the commit; an error from `f` aborts everything.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
+        let tx = self.db.begin_write()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
+        let tx = self.db.begin_read()?;
+        f(&tx)
+    }
+
+    /// Size of the database file in bytes (0 for an in-memory store).
+    pub fn file_size(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// Run blocking store work from async code: on a multi-threaded runtime the worker hands its
+/// other tasks away first (`block_in_place`); elsewhere it simply runs.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// Next value of a named counter, in the caller's transaction.
+pub(crate) fn next_id(tx: &WriteTransaction, name: &str) -> Result<u64> {
+    let mut meta = tx.open_table(META)?;
+    let next = meta.get(name)?.map(|v| v.value()).unwrap_or(0) + 1;
+    meta.insert(name, next)?;
+    Ok(next)
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("store records serialize")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: e.to_string(),
+    })
+}
+
+/// Get and decode a JSON row by `&str` key.
+pub(crate) fn get_json<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &'static str,
+    key: &str,
+) -> Result<Option<T>> {
+    match table.get(key)? {
+        Some(v) => decode(name, v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Guards a state directory against a second daemon. Released when dropped or when the process
+/// dies (the OS drops the lock), so a crash never leaves a stale lock behind.
+#[derive(Debug)]
+pub struct DaemonLock {
+    _file: File,
+}
+
+impl DaemonLock {
+    pub fn acquire(state_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| StoreError::StateDir(state_dir.to_path_buf(), e))?;
+        let path = state_dir.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| StoreError::StateDir(path.clone(), e))?;
+        if file.try_lock().is_err() {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = if holder.trim().is_empty() {
+                "pid unknown".to_string()
+            } else {
+                format!("pid {}", holder.trim())
+            };
+            return Err(StoreError::DaemonRunning {
+                dir: state_dir.to_path_buf(),
+                holder,
+            });
+        }
+        let _ = file.set_len(0);
+        let _ = write!(file, "{}", std::process::id());
+        Ok(Self { _file: file })
+    }
+}

@@ -1,0 +1,346 @@
+//! Orders and their status log: ingest's transaction, the seller's manual shipment, queries.
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+use super::jobs::NextRun;
+use super::records::*;
+use super::{
+    LEDGER, ORDER_LOG, ORDERS, OUTBOX, Result, SEEN, Store, StoreError, decode, encode, get_json,
+    jobs, ledger, next_id,
+};
+use crate::event::OrderEvent;
+use crate::order::{Decision, OrderStatus, Work, decide};
+
+/// What ingesting one event did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestOutcome {
+    pub decision: Decision,
+    /// Due time of a pipeline job this event scheduled, so the caller can wake the scheduler.
+    pub scheduled: Option<u64>,
+    /// The exact message was seen before (same source message id).
+    pub repeat_message: bool,
+}
+
+/// Everything the CLI and status page show about one order.
+#[derive(Debug, Clone)]
+pub struct OrderDetail {
+    pub order: OrderRecord,
+    pub log: Vec<StatusLogEntry>,
+    pub ledger: Option<DeliveryRecord>,
+    /// (card id, masked key, state) of the keys this order holds or received.
+    pub cards: Vec<(u64, String, CardState)>,
+    pub notifications: Vec<OutboxRow>,
+}
+
+impl Store {
+    /// Apply one observed event: dedupe, state machine, status log, and the delivery work the
+    /// transition implies, in one transaction.
+    pub fn ingest(&self, ev: &OrderEvent, start: &NextRun) -> Result<IngestOutcome> {
+        let now = self.now();
+        self.write(|tx| {
+            if let Some(msg) = &ev.source_msg_id {
+                let key = format!("msg:{}:{msg}", ev.account);
+                let mut seen = tx.open_table(SEEN)?;
+                if seen.insert(key.as_str(), now)?.is_some() {
+                    return Ok(IngestOutcome {
+                        decision: Decision::Duplicate,
+                        scheduled: None,
+                        repeat_message: true,
+                    });
+                }
+            }
+            let existing: Option<OrderRecord> =
+                get_json(&tx.open_table(ORDERS)?, "orders", &ev.order_id)?;
+            let decision = decide(
+                existing.as_ref().map(|o| o.status),
+                crate::order::OrderStatus::from_event(ev.status),
+            );
+            let mut order = existing.unwrap_or_else(|| new_order(ev, now));
+            fill_missing(&mut order, ev);
+            let mut scheduled = None;
+            if let Decision::Transition { from, to, work } = decision {
+                order.status = to;
+                if to == OrderStatus::PendingShip && order.payment_time.is_none() {
+                    order.payment_time = Some(if ev.seen_at > 0 { ev.seen_at } else { now });
+                }
+                append_log(
+                    tx,
+                    &ev.order_id,
+                    from,
+                    to,
+                    ActionType::System,
+                    &format!("source:{}", ev.source),
+                    "",
+                    now,
+                )?;
+                scheduled = apply_work(tx, &order, work, start, now)?;
+            }
+            order.updated_time = now;
+            tx.open_table(ORDERS)?
+                .insert(ev.order_id.as_str(), encode(&order).as_slice())?;
+            Ok(IngestOutcome {
+                decision,
+                scheduled,
+                repeat_message: false,
+            })
+        })
+    }
+
+    pub fn order(&self, order_id: &str) -> Result<Option<OrderRecord>> {
+        self.read(|tx| get_json(&tx.open_table(ORDERS)?, "orders", order_id))
+    }
+
+    pub fn list_orders(&self, status: Option<OrderStatus>) -> Result<Vec<OrderRecord>> {
+        self.read(|tx| {
+            let table = tx.open_table(ORDERS)?;
+            let mut out = Vec::new();
+            for row in table.iter()? {
+                let (_, v) = row?;
+                let order: OrderRecord = decode("orders", v.value())?;
+                if status.is_none_or(|s| s == order.status) {
+                    out.push(order);
+                }
+            }
+            out.sort_by_key(|o| std::cmp::Reverse(o.created_time));
+            Ok(out)
+        })
+    }
+
+    pub fn order_detail(&self, order_id: &str) -> Result<Option<OrderDetail>> {
+        let tx = self.db.begin_read()?;
+        let Some(order) = get_json::<OrderRecord>(&tx.open_table(ORDERS)?, "orders", order_id)?
+        else {
+            return Ok(None);
+        };
+        let log_table = tx.open_table(ORDER_LOG)?;
+        let mut log = Vec::new();
+        for row in log_table.range((order_id, 0)..=(order_id, u64::MAX))? {
+            log.push(decode("order_status_log", row?.1.value())?);
+        }
+        let ledger: Option<DeliveryRecord> =
+            get_json(&tx.open_table(LEDGER)?, "delivery_ledger", order_id)?;
+        let cards = match ledger.as_ref().map(|l| &l.holding) {
+            Some(Holding::Cards { pool, ids }) => self.cards_masked(&tx, pool, ids)?,
+            _ => Vec::new(),
+        };
+        let mut notifications = Vec::new();
+        for row in tx.open_table(OUTBOX)?.iter()? {
+            let n: OutboxRow = decode("outbox", row?.1.value())?;
+            if n.order_id.as_deref() == Some(order_id) {
+                notifications.push(n);
+            }
+        }
+        Ok(Some(OrderDetail {
+            order,
+            log,
+            ledger,
+            cards,
+            notifications,
+        }))
+    }
+
+    /// The seller shipped a (usually physical) order by hand and tells us the tracking number.
+    pub fn ship_manually(
+        &self,
+        order_id: &str,
+        company: &str,
+        tracking: &str,
+        operator: &str,
+    ) -> Result<OrderRecord> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
+                .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
+            if order.status != OrderStatus::PendingShip {
+                return Err(StoreError::Rejected(format!(
+                    "order {order_id} is {} ({}), only 等待卖家发货 orders can be marked shipped",
+                    order.status.label(),
+                    order.status.as_str()
+                )));
+            }
+            ledger::record_manual_shipment(tx, order_id, now)?;
+            order.status = OrderStatus::Shipped;
+            order.ship_time = Some(now);
+            order.ship_method = Some(ShipMethod::Manual);
+            order.logistics_company = Some(company.to_string());
+            order.tracking_number = Some(tracking.to_string());
+            order.updated_time = now;
+            let remark = format!("{company} {tracking}");
+            append_log(
+                tx,
+                order_id,
+                Some(OrderStatus::PendingShip),
+                OrderStatus::Shipped,
+                ActionType::Manual,
+                operator,
+                &remark,
+                now,
+            )?;
+            tx.open_table(ORDERS)?
+                .insert(order_id, encode(&order).as_slice())?;
+            super::audit::append(
+                tx,
+                now,
+                operator,
+                "orders.ship",
+                &format!("{order_id}: {remark}"),
+            )?;
+            Ok(order)
+        })
+    }
+
+    /// Forget message ids older than the dedupe window. Order state keeps deduplicating after
+    /// that; this only bounds the table.
+    pub fn prune_seen(&self, older_than_ms: u64) -> Result<usize> {
+        self.write(|tx| {
+            let mut seen = tx.open_table(SEEN)?;
+            let before = seen.len()?;
+            seen.retain(|_, at| at >= older_than_ms)?;
+            Ok((before - seen.len()?) as usize)
+        })
+    }
+}
+
+fn new_order(ev: &OrderEvent, now: u64) -> OrderRecord {
+    OrderRecord {
+        order_id: ev.order_id.clone(),
+        account: ev.account.clone(),
+        chat_id: None,
+        buyer_id: None,
+        buyer_nick: None,
+        item_id: None,
+        item_title: None,
+        sku: None,
+        quantity: ev.quantity.max(1),
+        amount: None,
+        status: OrderStatus::PendingPayment,
+        payment_time: None,
+        ship_time: None,
+        ship_method: None,
+        logistics_company: None,
+        tracking_number: None,
+        ship_content: None,
+        created_time: now,
+        updated_time: now,
+    }
+}
+
+/// Later events often know more (a nudge carries the cid a card lacked); never overwrite.
+fn fill_missing(order: &mut OrderRecord, ev: &OrderEvent) {
+    fn fill(slot: &mut Option<String>, v: &Option<String>) {
+        if slot.is_none() {
+            slot.clone_from(v);
+        }
+    }
+    fill(&mut order.chat_id, &ev.cid);
+    fill(&mut order.buyer_id, &ev.buyer_id);
+    fill(&mut order.buyer_nick, &ev.buyer_nick);
+    fill(&mut order.item_id, &ev.item_id);
+    fill(&mut order.item_title, &ev.item_title);
+    fill(&mut order.sku, &ev.sku);
+    fill(&mut order.amount, &ev.amount);
+    if ev.quantity > 1 && order.quantity == 1 {
+        order.quantity = ev.quantity;
+    }
+}
+
+fn apply_work(
+    tx: &WriteTransaction,
+    order: &OrderRecord,
+    work: Work,
+    start: &NextRun,
+    now: u64,
+) -> Result<Option<u64>> {
+    match work {
+        Work::None => Ok(None),
+        Work::StartDelivery => {
+            if !ledger::plan(tx, order, &start.config_version, now)? {
+                return Ok(None);
+            }
+            jobs::schedule(
+                tx,
+                &order.order_id,
+                start.stage,
+                &start.stage_name,
+                now,
+                &start.config_version,
+                now,
+            )?;
+            Ok(Some(now))
+        }
+        Work::StopDelivery { revoke_delivered } => {
+            ledger::stop(tx, &order.order_id, revoke_delivered, now)?;
+            jobs::cancel_for_order(tx, &order.order_id)?;
+            Ok(None)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn append_log(
+    tx: &WriteTransaction,
+    order_id: &str,
+    from: Option<OrderStatus>,
+    to: OrderStatus,
+    action: ActionType,
+    operator: &str,
+    remark: &str,
+    now: u64,
+) -> Result<()> {
+    let seq = next_id(tx, "order_status_log")?;
+    let entry = StatusLogEntry {
+        at: now,
+        from,
+        to,
+        action,
+        operator: operator.to_string(),
+        remark: remark.to_string(),
+    };
+    tx.open_table(ORDER_LOG)?
+        .insert((order_id, seq), encode(&entry).as_slice())?;
+    Ok(())
+}
+
+/// Move an order to `to` on our own initiative (our confirm made it 已发货).
+pub(crate) fn set_status(
+    tx: &WriteTransaction,
+    order_id: &str,
+    to: OrderStatus,
+    action: ActionType,
+    operator: &str,
+    remark: &str,
+    now: u64,
+) -> Result<()> {
+    let mut orders = tx.open_table(ORDERS)?;
+    let Some(mut order) = get_json::<OrderRecord>(&orders, "orders", order_id)? else {
+        return Ok(());
+    };
+    if order.status == to || !matches!(decide(Some(order.status), to), Decision::Transition { .. })
+    {
+        return Ok(());
+    }
+    let from = order.status;
+    order.status = to;
+    order.updated_time = now;
+    if to == OrderStatus::Shipped {
+        order.ship_time = Some(now);
+        order.ship_method.get_or_insert(ShipMethod::Auto);
+    }
+    orders.insert(order_id, encode(&order).as_slice())?;
+    drop(orders);
+    append_log(tx, order_id, Some(from), to, action, operator, remark, now)
+}
+
+/// Update free-form order fields in the caller's transaction.
+pub(crate) fn update_order(
+    tx: &WriteTransaction,
+    order_id: &str,
+    f: impl FnOnce(&mut OrderRecord),
+) -> Result<()> {
+    let mut orders = tx.open_table(ORDERS)?;
+    if let Some(mut order) = get_json::<OrderRecord>(&orders, "orders", order_id)? {
+        f(&mut order);
+        orders.insert(order_id, encode(&order).as_slice())?;
+    }
+    Ok(())
+}

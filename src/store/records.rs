@@ -1,0 +1,374 @@
+//! The rows the store keeps, serialized as JSON bytes in redb values.
+//!
+//! JSON keeps the file inspectable and lets fields be added with `#[serde(default)]` without a
+//! migration; the schema version in `meta` guards the changes that need one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ShipMode;
+use crate::notify::EventKind;
+use crate::order::OrderStatus;
+
+/// An order as the shop knows it: the seed's `orders` table plus account, SKU and quantity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub order_id: String,
+    pub account: String,
+    #[serde(default)]
+    pub chat_id: Option<String>,
+    #[serde(default)]
+    pub buyer_id: Option<String>,
+    #[serde(default)]
+    pub buyer_nick: Option<String>,
+    #[serde(default)]
+    pub item_id: Option<String>,
+    #[serde(default)]
+    pub item_title: Option<String>,
+    #[serde(default)]
+    pub sku: Option<String>,
+    pub quantity: u32,
+    #[serde(default)]
+    pub amount: Option<String>,
+    pub status: OrderStatus,
+    #[serde(default)]
+    pub payment_time: Option<u64>,
+    #[serde(default)]
+    pub ship_time: Option<u64>,
+    #[serde(default)]
+    pub ship_method: Option<ShipMethod>,
+    #[serde(default)]
+    pub logistics_company: Option<String>,
+    #[serde(default)]
+    pub tracking_number: Option<String>,
+    /// What was sent in chat, with card keys masked.
+    #[serde(default)]
+    pub ship_content: Option<String>,
+    pub created_time: u64,
+    pub updated_time: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShipMethod {
+    Auto,
+    Manual,
+}
+
+/// Who caused a status change: the seed's `action_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionType {
+    Auto,
+    Manual,
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusLogEntry {
+    pub at: u64,
+    pub from: Option<OrderStatus>,
+    pub to: OrderStatus,
+    pub action: ActionType,
+    pub operator: String,
+    pub remark: String,
+}
+
+/// Where one order's delivery stands. The ledger is the single place that decides whether
+/// anything may be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Planned,
+    Reserved,
+    Scheduled,
+    /// A send is in flight. Finding this state at start-up means the outcome is unknown.
+    Sending,
+    Sent,
+    Confirming,
+    Confirmed,
+    /// Every step of the ship mode is done.
+    Delivered,
+    /// The last attempt provably did not reach the buyer; may be retried.
+    FailedSafe,
+    /// The outcome of a send is unknown; never retried automatically.
+    NeedsHuman,
+    /// Handed to the seller (physical item, no rule, short stock, shipping disabled).
+    Manual,
+    /// The seller recorded a shipment by hand.
+    ShippedManually,
+    /// The order closed or was refunded before anything reached the buyer.
+    Cancelled,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Planned => "planned",
+            Self::Reserved => "reserved",
+            Self::Scheduled => "scheduled",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Confirming => "confirming",
+            Self::Confirmed => "confirmed",
+            Self::Delivered => "delivered",
+            Self::FailedSafe => "failed_safe",
+            Self::NeedsHuman => "needs_human",
+            Self::Manual => "manual",
+            Self::ShippedManually => "shipped_manually",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// No further automatic work will happen in this state.
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            Self::Delivered
+                | Self::NeedsHuman
+                | Self::Manual
+                | Self::ShippedManually
+                | Self::Cancelled
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEvent {
+    pub at: u64,
+    pub state: DeliveryState,
+    pub note: String,
+}
+
+/// Which resource a delivery holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Holding {
+    Nothing,
+    Cards { pool: String, ids: Vec<u64> },
+    Stock { item_id: String, units: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub order_id: String,
+    pub account: String,
+    pub state: DeliveryState,
+    #[serde(default)]
+    pub mode: Option<ShipMode>,
+    #[serde(default)]
+    pub item_id: Option<String>,
+    pub holding: Holding,
+    /// Wall-clock time the delay stage drew; drawn once, kept across restarts.
+    #[serde(default)]
+    pub due_ms: Option<u64>,
+    pub attempts: u32,
+    #[serde(default)]
+    pub sent_at: Option<u64>,
+    #[serde(default)]
+    pub confirmed_at: Option<u64>,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    pub config_version: String,
+    pub history: Vec<LedgerEvent>,
+}
+
+impl DeliveryRecord {
+    pub fn new(order_id: &str, account: &str, config_version: &str, at: u64) -> Self {
+        Self {
+            order_id: order_id.to_string(),
+            account: account.to_string(),
+            state: DeliveryState::Planned,
+            mode: None,
+            item_id: None,
+            holding: Holding::Nothing,
+            due_ms: None,
+            attempts: 0,
+            sent_at: None,
+            confirmed_at: None,
+            message_id: None,
+            last_error: None,
+            config_version: config_version.to_string(),
+            history: vec![LedgerEvent {
+                at,
+                state: DeliveryState::Planned,
+                note: String::new(),
+            }],
+        }
+    }
+
+    pub fn set_state(&mut self, state: DeliveryState, at: u64, note: impl Into<String>) {
+        self.state = state;
+        self.history.push(LedgerEvent {
+            at,
+            state,
+            note: note.into(),
+        });
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CardState {
+    Available,
+    Reserved,
+    Delivered,
+    Revoked,
+}
+
+impl CardState {
+    pub const ALL: [CardState; 4] = [
+        Self::Available,
+        Self::Reserved,
+        Self::Delivered,
+        Self::Revoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Reserved => "reserved",
+            Self::Delivered => "delivered",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// One card key. The secret never leaves the store except into a delivery message.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct CardRow {
+    pub secret: String,
+    pub state: CardState,
+    #[serde(default)]
+    pub order_id: Option<String>,
+    /// A reusable key (a shared link, a public code) is never used up.
+    #[serde(default)]
+    pub reusable: bool,
+    pub imported_at: u64,
+    #[serde(default)]
+    pub updated_at: u64,
+}
+
+impl std::fmt::Debug for CardRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardRow")
+            .field("secret", &mask_secret(&self.secret))
+            .field("state", &self.state)
+            .field("order_id", &self.order_id)
+            .field("reusable", &self.reusable)
+            .finish()
+    }
+}
+
+/// `ABCD-1234-WXYZ` → `AB**********YZ`: enough to recognise, not enough to use.
+pub fn mask_secret(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= 4 {
+        return "*".repeat(chars.len());
+    }
+    let keep = if chars.len() >= 8 { 2 } else { 1 };
+    let head: String = chars[..keep].iter().collect();
+    let tail: String = chars[chars.len() - keep..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 2 * keep))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StockAction {
+    Sold,
+    Restock,
+    Adjust,
+    Reserve,
+    Release,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StockLogEntry {
+    pub at: u64,
+    /// An item id for counted stock, `pool:<name>` for card pools.
+    pub subject: String,
+    pub action: StockAction,
+    pub quantity_change: i64,
+    pub remaining: i64,
+    #[serde(default)]
+    pub order_id: Option<String>,
+}
+
+/// Counted stock for a product with `stock: N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StockRow {
+    /// The quantity the config declared when last synced.
+    pub configured: u32,
+    /// Units reserved or sold (net of releases).
+    pub committed: u32,
+}
+
+impl StockRow {
+    pub fn remaining(&self) -> i64 {
+        i64::from(self.configured) - i64::from(self.committed)
+    }
+}
+
+/// A unit of durable pipeline work: run `order_id`'s pipeline from stage `stage` at `due_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: u64,
+    pub order_id: String,
+    /// Index in the stage list of the config that scheduled the job.
+    pub stage: usize,
+    /// Stage name, so a job survives a reload that moved stages around.
+    pub stage_name: String,
+    pub due_ms: u64,
+    pub config_version: String,
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    Pending,
+    Sent,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxRow {
+    pub id: u64,
+    pub event: EventKind,
+    pub channel: String,
+    /// Channels to try, in order, if this one fails permanently.
+    #[serde(default)]
+    pub fallback: Vec<String>,
+    pub title: String,
+    pub text: String,
+    #[serde(default)]
+    pub order_id: Option<String>,
+    pub state: OutboxState,
+    pub attempts: u32,
+    pub next_at: u64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    pub created_at: u64,
+    #[serde(default)]
+    pub sent_at: Option<u64>,
+}
+
+/// A notification ready to be written to the outbox in the caller's transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxDraft {
+    pub event: EventKind,
+    pub channel: String,
+    pub fallback: Vec<String>,
+    pub title: String,
+    pub text: String,
+    pub order_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: u64,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+}
