@@ -19,6 +19,7 @@ struct State {
     sent: Vec<DeliveryMessage>,
     consigned: Vec<ConsignRequest>,
     send_script: VecDeque<SendOutcome>,
+    send_calls: u64,
     consign_script: VecDeque<ConsignOutcome>,
     next_message_id: u64,
 }
@@ -50,6 +51,11 @@ impl MemoryMarketplace {
         self.lock().sent.clone()
     }
 
+    /// Every send attempt, scripted failures included.
+    pub fn send_calls(&self) -> u64 {
+        self.lock().send_calls
+    }
+
     pub fn consigned(&self) -> Vec<ConsignRequest> {
         self.lock().consigned.clone()
     }
@@ -63,6 +69,7 @@ impl MemoryMarketplace {
 impl Marketplace for MemoryMarketplace {
     async fn send_delivery(&self, msg: &DeliveryMessage) -> SendOutcome {
         let mut st = self.lock();
+        st.send_calls += 1;
         if let Some(outcome) = st.send_script.pop_front() {
             return outcome;
         }

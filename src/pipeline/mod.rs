@@ -311,7 +311,7 @@ fn resume_index(config: &Config, job: &Job) -> usize {
         .unwrap_or(config.stages.len())
 }
 
-pub(crate) fn next_run(config: &Config, index: usize) -> NextRun {
+pub fn next_run(config: &Config, index: usize) -> NextRun {
     NextRun {
         stage: index,
         stage_name: config

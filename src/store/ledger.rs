@@ -206,6 +206,7 @@ impl Store {
                     on_unknown,
                     now,
                 )?;
+                save(tx, &rec)?;
                 return Ok(BeginStep::OutcomeUnknown);
             }
             let done = match step {
@@ -221,7 +222,10 @@ impl Store {
                     rec.state.as_str()
                 )));
             }
-            if order.status != OrderStatus::PendingShip {
+            // Our own confirm (confirm_then_send) makes the order 已发货 before the send step.
+            let shippable = order.status == OrderStatus::PendingShip
+                || (order.status == OrderStatus::Shipped && rec.confirmed_at.is_some());
+            if !shippable {
                 return Ok(BeginStep::NotShippable(format!(
                     "order is {}",
                     order.status.label()

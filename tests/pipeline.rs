@@ -1,0 +1,400 @@
+//! Pipeline acceptance: exactly-once delivery under duplicates and concurrency, key
+//! reservation all-or-nothing, safe and unknown send failures, refunds and cancellations.
+
+mod support;
+
+use std::collections::HashSet;
+
+use support::*;
+use xianyu_shopd::event::EventStatus::*;
+use xianyu_shopd::marketplace::SendOutcome;
+use xianyu_shopd::notify::EventKind;
+use xianyu_shopd::store::{CardState, DeliveryState, ShipStep};
+
+fn keys_in(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("卡密："))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_paid_event_five_times_delivers_once() {
+    let h = Harness::default_shop();
+    h.import_keys(40);
+    // 20 paid orders, each paid event arriving 5 times, interleaved with created and
+    // closed events for 10 other orders that never pay.
+    for round in 0..5 {
+        for i in 0..20 {
+            let mut ev = event(&format!("P{i}"), Paid, CARD_ITEM);
+            if round % 2 == 0 {
+                ev.source_msg_id = Some(format!("msg-{i}-{round}"));
+            }
+            h.ingest(ev).await;
+            if i % 2 == 0 {
+                let other = format!("C{}", i / 2);
+                let status = if round < 2 { PendingPayment } else { Closed };
+                h.ingest(event(&other, status, CARD_ITEM)).await;
+            }
+        }
+        if round == 2 {
+            h.settle().await; // deliveries happen between the repeats, too
+        }
+    }
+    h.settle().await;
+
+    let sent = h.market.sent();
+    let per_order: HashSet<_> = sent.iter().map(|m| m.order_id.clone()).collect();
+    assert_eq!(sent.len(), 20, "one message per paid order");
+    assert_eq!(per_order.len(), 20);
+    assert_eq!(
+        h.market.consigned().len(),
+        20,
+        "one confirmation per paid order"
+    );
+    let keys: HashSet<_> = sent.iter().flat_map(|m| keys_in(&m.text)).collect();
+    assert_eq!(keys.len(), 20, "every delivery got its own key");
+    for i in 0..20 {
+        let d = h.store.delivery(&format!("P{i}")).unwrap().unwrap();
+        assert_eq!(d.state, DeliveryState::Delivered);
+        let o = h.store.order(&format!("P{i}")).unwrap().unwrap();
+        assert_eq!(o.status.label(), "已发货");
+    }
+    for i in 0..10 {
+        assert!(
+            h.store.delivery(&format!("C{i}")).unwrap().is_none(),
+            "unpaid orders get no delivery"
+        );
+    }
+    let counts = h.store.card_counts().unwrap();
+    assert_eq!(counts["keys"].get(CardState::Delivered), 20);
+    assert_eq!(counts["keys"].get(CardState::Available), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_concurrent_orders_against_sixty_keys() {
+    let h = std::sync::Arc::new(Harness::default_shop());
+    h.import_keys(60);
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            h.ingest(event(&format!("O{i:03}"), Paid, CARD_ITEM)).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    h.settle().await;
+
+    let sent = h.market.sent();
+    assert_eq!(sent.len(), 60);
+    let keys: Vec<_> = sent.iter().flat_map(|m| keys_in(&m.text)).collect();
+    assert_eq!(keys.len(), 60);
+    assert_eq!(
+        keys.iter().collect::<HashSet<_>>().len(),
+        60,
+        "no key used twice"
+    );
+    let mut manual = 0;
+    for i in 0..100 {
+        let d = h.store.delivery(&format!("O{i:03}")).unwrap().unwrap();
+        match d.state {
+            DeliveryState::Delivered => {}
+            DeliveryState::Manual => manual += 1,
+            other => panic!("unexpected state {other:?}"),
+        }
+    }
+    assert_eq!(manual, 40);
+    let notes = h.store.notifications(1000).unwrap();
+    let out_of_stock = notes
+        .iter()
+        .filter(|n| n.event == EventKind::OutOfStock)
+        .count();
+    assert_eq!(out_of_stock, 40, "every short order announces out_of_stock");
+    assert!(
+        notes.iter().any(|n| n.event == EventKind::LowStock),
+        "crossing the threshold emits low_stock"
+    );
+    assert_eq!(
+        h.store.card_counts().unwrap()["keys"].get(CardState::Delivered),
+        60
+    );
+    assert_eq!(h.store.available_cards("keys").unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_that_provably_failed_is_retried() {
+    let h = Harness::default_shop();
+    h.import_keys(1);
+    h.market.script_sends([
+        SendOutcome::NotDelivered {
+            reason: "not connected".into(),
+        },
+        SendOutcome::NotDelivered {
+            reason: "CSI_FORBID".into(),
+        },
+    ]);
+    h.ingest(event("R1", Paid, CARD_ITEM)).await;
+    h.settle().await;
+    assert_eq!(h.market.send_calls(), 3);
+    assert_eq!(h.market.sent().len(), 1);
+    let d = h.store.delivery("R1").unwrap().unwrap();
+    assert_eq!((d.state, d.attempts), (DeliveryState::Delivered, 3));
+    // the same key went out on the retry
+    assert_eq!(
+        keys_in(&h.market.sent()[0].text),
+        vec!["KEY-0000-SECRET".to_string()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_bounded_then_the_seller_is_told() {
+    let h = Harness::default_shop();
+    h.import_keys(1);
+    h.market
+        .script_sends((0..10).map(|_| SendOutcome::NotDelivered {
+            reason: "refused".into(),
+        }));
+    h.ingest(event("R2", Paid, CARD_ITEM)).await;
+    h.settle().await;
+    assert_eq!(h.market.send_calls(), 4, "first attempt + max_retries 3");
+    let d = h.store.delivery("R2").unwrap().unwrap();
+    assert_eq!(d.state, DeliveryState::FailedSafe);
+    assert!(
+        h.store
+            .notifications(100)
+            .unwrap()
+            .iter()
+            .any(|n| n.event == EventKind::ShipFailed)
+    );
+    assert_eq!(
+        h.store.card_counts().unwrap()["keys"].get(CardState::Reserved),
+        1,
+        "the key stays with the order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_send_outcome_needs_a_human_and_is_never_resent() {
+    let h = Harness::default_shop();
+    h.import_keys(2);
+    h.market.script_sends([SendOutcome::Unknown {
+        reason: "no response within 10s".into(),
+    }]);
+    h.ingest(event("U1", Paid, CARD_ITEM)).await;
+    h.settle().await;
+    // the same paid event again, and more scheduler passes: still nothing resent
+    h.ingest(event("U1", Paid, CARD_ITEM)).await;
+    h.settle().await;
+    assert_eq!(h.market.send_calls(), 1);
+    let d = h.store.delivery("U1").unwrap().unwrap();
+    assert_eq!(d.state, DeliveryState::NeedsHuman);
+    assert!(
+        h.store
+            .notifications(100)
+            .unwrap()
+            .iter()
+            .any(|n| n.event == EventKind::NeedsHuman)
+    );
+    assert_eq!(
+        h.store.card_counts().unwrap()["keys"].get(CardState::Reserved),
+        1,
+        "the key is neither reused nor lost"
+    );
+
+    // `orders retry` refuses without --force, and re-sends the same key with it
+    let ship = xianyu_shopd::pipeline::next_run(&h.shop.runner.config(), 4);
+    assert!(h.store.rearm("U1", false, &ship, "test").is_err());
+    h.store.rearm("U1", true, &ship, "test").unwrap();
+    h.settle().await;
+    assert_eq!(
+        h.store.delivery("U1").unwrap().unwrap().state,
+        DeliveryState::Delivered
+    );
+    assert_eq!(
+        keys_in(&h.market.sent()[0].text),
+        vec!["KEY-0000-SECRET".to_string()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_interrupted_by_a_crash_is_not_repeated() {
+    let h = Harness::new(
+        &pipeline_yaml("{ min: 1h, max: 1h }", "{}"),
+        &products_yaml("send_then_confirm"),
+    );
+    h.import_keys(1);
+    h.ingest(event("X1", Paid, CARD_ITEM)).await;
+    h.shop.scheduler.dispatch_due().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The process claimed the send and died before recording the answer.
+    h.store.begin_step("X1", ShipStep::Send, &[]).unwrap();
+    let job = h
+        .store
+        .due_jobs(u64::MAX, 10)
+        .unwrap()
+        .pop()
+        .expect("delivery job is pending");
+    let end = h.shop.runner.run_job(job.clone()).await.unwrap();
+    assert_eq!(h.market.send_calls(), 0, "{job:?} {end:?}");
+    assert_eq!(
+        h.store.delivery("X1").unwrap().unwrap().state,
+        DeliveryState::NeedsHuman,
+        "{job:?} {end:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_before_delivery_releases_the_key() {
+    let h = Harness::new(
+        &pipeline_yaml("{ min: 1h, max: 1h }", "{}"),
+        &products_yaml("send_then_confirm"),
+    );
+    h.import_keys(1);
+    h.ingest(event("K1", Paid, CARD_ITEM)).await;
+    h.shop.scheduler.dispatch_due().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        h.store.card_counts().unwrap()["keys"].get(CardState::Reserved),
+        1,
+        "reserved while waiting in delay"
+    );
+    h.ingest(event("K1", Closed, CARD_ITEM)).await;
+    assert_eq!(
+        h.store.available_cards("keys").unwrap(),
+        1,
+        "released on close"
+    );
+    assert_eq!(
+        h.store.delivery("K1").unwrap().unwrap().state,
+        DeliveryState::Cancelled
+    );
+    assert_eq!(
+        h.store.pending_job_count().unwrap(),
+        0,
+        "the delayed delivery is gone"
+    );
+    assert_eq!(h.market.send_calls(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refund_after_delivery_revokes_the_key() {
+    let h = Harness::default_shop();
+    h.import_keys(2);
+    h.ingest(event("F1", Paid, CARD_ITEM)).await;
+    h.settle().await;
+    assert_eq!(
+        h.store.delivery("F1").unwrap().unwrap().state,
+        DeliveryState::Delivered
+    );
+    h.ingest(event("F1", Refunding, CARD_ITEM)).await;
+    assert_eq!(
+        h.store.card_counts().unwrap()["keys"].get(CardState::Delivered),
+        1,
+        "a refund request alone changes nothing"
+    );
+    h.ingest(event("F1", Refunded, CARD_ITEM)).await;
+    let counts = h.store.card_counts().unwrap();
+    assert_eq!(counts["keys"].get(CardState::Revoked), 1);
+    assert_eq!(
+        counts["keys"].get(CardState::Available),
+        1,
+        "the other key is untouched and a revoked key never returns"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counted_stock_prevents_overselling_a_physical_item() {
+    let h = Harness::default_shop();
+    h.ingest(event("S1", Paid, PHYSICAL_ITEM)).await;
+    h.ingest(event("S2", Paid, PHYSICAL_ITEM)).await;
+    h.settle().await;
+    let (a, b) = (
+        h.store.delivery("S1").unwrap().unwrap(),
+        h.store.delivery("S2").unwrap().unwrap(),
+    );
+    assert_eq!(
+        (a.state, b.state),
+        (DeliveryState::Manual, DeliveryState::Manual)
+    );
+    let notes = h.store.notifications(100).unwrap();
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|n| n.event == EventKind::ManualShip)
+            .count(),
+        2
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.event == EventKind::OutOfStock && n.order_id.as_deref() == Some("S2"))
+    );
+    let shipped = h
+        .store
+        .ship_manually("S1", "顺丰快递", "SF123", "test")
+        .unwrap();
+    assert_eq!(shipped.tracking_number.as_deref(), Some("SF123"));
+    assert!(
+        h.store
+            .ship_manually("S1", "顺丰快递", "SF123", "test")
+            .is_err(),
+        "cannot ship twice"
+    );
+    assert_eq!(
+        h.market.send_calls(),
+        0,
+        "physical goods are never sent automatically"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ship_modes_order_their_steps() {
+    for (mode, sends, confirms) in [
+        ("confirm_then_send", 1, 1),
+        ("send_only", 1, 0),
+        ("confirm_only", 0, 1),
+    ] {
+        let h = Harness::new(
+            &pipeline_yaml("{ min: 0s, max: 0s }", "{}"),
+            &products_yaml(mode),
+        );
+        h.import_keys(1);
+        h.ingest(event("M1", Paid, CARD_ITEM)).await;
+        h.settle().await;
+        assert_eq!(
+            (h.market.sent().len(), h.market.consigned().len()),
+            (sends, confirms),
+            "{mode}"
+        );
+        assert_eq!(
+            h.store.delivery("M1").unwrap().unwrap().state,
+            DeliveryState::Delivered,
+            "{mode}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paid_before_created_and_shipped_echo_are_harmless() {
+    let h = Harness::default_shop();
+    h.import_keys(1);
+    h.ingest(event("D1", Paid, CARD_ITEM)).await;
+    h.ingest(event("D1", PendingPayment, CARD_ITEM)).await;
+    h.settle().await;
+    h.ingest(event("D1", Shipped, CARD_ITEM)).await; // the platform's echo of our own confirm
+    h.settle().await;
+    let detail = h.store.order_detail("D1").unwrap().unwrap();
+    let path: Vec<_> = detail.log.iter().map(|e| e.to.label()).collect();
+    assert_eq!(path, vec!["等待卖家发货", "已发货"]);
+    assert_eq!(h.market.sent().len(), 1);
+    assert!(
+        detail
+            .order
+            .ship_content
+            .unwrap()
+            .contains("KE***********ET"),
+        "stored content is masked"
+    );
+}
