@@ -143,6 +143,16 @@ impl Store {
     }
 
     fn create_tables(&self) -> Result<()> {
+        // Tables are created in the transaction that writes the schema version, so a matching
+        // version means there is nothing to write (and a reader does not contend for the lock).
+        let current = self.read(|tx| match tx.open_table(META) {
+            Ok(meta) => Ok(meta.get("schema_version")?.map(|v| v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        })?;
+        if current == Some(SCHEMA_VERSION) {
+            return Ok(());
+        }
         let path = self.path.clone();
         self.write(|tx| {
             let mut meta = tx.open_table(META)?;

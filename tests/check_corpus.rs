@@ -1,0 +1,436 @@
+//! `xianyu-shopd check` against a corpus of broken configs.
+//!
+//! Every case copies the shipped example config (pipeline.yaml, products.yaml, templates/) into
+//! a temp dir, applies exactly one textual edit, runs the real binary, and asserts exit code 1
+//! plus one stderr line that starts with the exact `file:line:col:` and contains the expected
+//! text. Locations were worked out by hand from the example files; an edit that does not match
+//! the example exactly once fails the case, so the corpus cannot silently go stale.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_xianyu-shopd");
+const EXAMPLE: &str = env!("CARGO_MANIFEST_DIR");
+
+fn check(dir: &Path) -> Output {
+    Command::new(BIN)
+        .arg("check")
+        .arg("--config-dir")
+        .arg(dir)
+        .current_dir(dir)
+        .output()
+        .expect("run xianyu-shopd check")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let dest = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &dest);
+        } else {
+            fs::copy(&path, &dest).unwrap();
+        }
+    }
+}
+
+/// A fresh copy of the shipped example config.
+fn example_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Path::new(EXAMPLE);
+    for f in ["pipeline.yaml", "products.yaml"] {
+        fs::copy(src.join(f), tmp.path().join(f)).unwrap();
+    }
+    copy_dir(&src.join("templates"), &tmp.path().join("templates"));
+    tmp
+}
+
+/// Replace `from` with `to` in `file`; `from` must occur exactly once.
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path: PathBuf = dir.join(file);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {file}: {e}"));
+    let n = text.matches(from).count();
+    assert_eq!(
+        n, 1,
+        "edit for {file}: {from:?} occurs {n} times in the example, expected once"
+    );
+    fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Assert exit 1 and that some stderr line starts with `loc` and contains `want`.
+fn assert_reported(name: &str, out: &Output, loc: &str, want: &str) {
+    let stderr = stderr_of(out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "[{name}] expected exit 1\nstdout:\n{}\nstderr:\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with(loc) && l.contains(want)),
+        "[{name}] expected a stderr line starting with {loc:?} containing {want:?}\nstderr:\n{stderr}"
+    );
+}
+
+/// One corpus case: the example config with one edit must be rejected at `loc` with `want`.
+fn case(name: &str, file: &str, from: &str, to: &str, loc: &str, want: &str) {
+    assert!(loc.ends_with(':'), "[{name}] loc must be `file:line:col:`");
+    let tmp = example_copy();
+    edit(tmp.path(), file, from, to);
+    let out = check(tmp.path());
+    assert_reported(name, &out, loc, want);
+}
+
+/// `name: file, from => to, "file:line:col:", "expected text";` — one `#[test]` per case, so a
+/// failing case is named, and a known validator bug can carry `#[ignore = "..."]`.
+macro_rules! corpus {
+    ($( $(#[$attr:meta])* $name:ident : $file:literal, $from:expr => $to:expr, $loc:literal, $want:expr; )*) => {
+        $(
+            $(#[$attr])*
+            #[test]
+            fn $name() {
+                case(stringify!($name), $file, $from, $to, $loc, $want);
+            }
+        )*
+        const CORPUS: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+const P: &str = "pipeline.yaml";
+const R: &str = "products.yaml";
+
+// Line numbers below refer to the shipped pipeline.yaml / products.yaml (1-based, columns in
+// characters). Key lines: pipeline.yaml 7 cookies_env, 10 listen, 14 dedupe_window, 16
+// virtual_keywords, 19-23 stock-check/delay, 24 `- ship:`, 26 mode, 27 max_retries,
+// 28 retry_delay, 31 events, 32 channels, 33 fallback, 38 url_env; products.yaml 15 cards,
+// 17 delay, 25 sku_cards 月卡, 27 third item_id, 31 link template, 32 stock, 35-40 iPhone.
+corpus! {
+    // ---- YAML syntax -------------------------------------------------------------------
+    // The flow sequence opened on line 16 swallows line 17 as a plain scalar; libyaml fails at
+    // the `:` after `physical_keywords` (17:24).
+    yaml_unclosed_bracket_pipeline: "pipeline.yaml",
+        "代充]" => "代充",
+        "pipeline.yaml:17:24:", "while parsing a flow sequence";
+    // Same edit: the message should still say where the unclosed `[` was opened (16:25).
+    #[ignore = "src message bug: strip_location drops libyaml's context mark (where the `[` was opened) and keeps the problem mark already printed in front"]
+    yaml_unclosed_bracket_names_opening: "pipeline.yaml",
+        "代充]" => "代充",
+        "pipeline.yaml:17:24:", "while parsing a flow sequence at line 16 column 25";
+    // The flow mapping on the last line is never closed: error at end of file.
+    yaml_unclosed_brace_products: "products.yaml",
+        "stock: { quantity: 1 }" => "stock: { quantity: 1",
+        "products.yaml:41:1:", "did not find expected ',' or '}'";
+    yaml_tab_indent_pipeline: "pipeline.yaml",
+        "      max_retries: 3" => "\tmax_retries: 3",
+        "pipeline.yaml:27:1:", "found character that cannot start any token";
+    yaml_tab_indent_products: "products.yaml",
+        "    title: 二手 iPhone" => "\ttitle: 二手 iPhone",
+        "products.yaml:36:1:", "found character that cannot start any token";
+    yaml_bad_indent_pipeline: "pipeline.yaml",
+        "      max_retries: 3" => "     max_retries: 3",
+        "pipeline.yaml:27:6:", "did not find expected key";
+    // Over-indented key continues the title's plain scalar; the `:` at col 14 is then illegal.
+    yaml_bad_indent_products: "products.yaml",
+        "    category: physical" => "     category: physical",
+        "products.yaml:37:14:", "mapping values are not allowed in this context";
+    #[ignore = "src bug: duplicate-key error is located at the start of the enclosing mapping (25:7), not at the duplicate key"]
+    yaml_duplicate_key_pipeline: "pipeline.yaml",
+        "      max_retries: 3\n" => "      max_retries: 3\n      max_retries: 4\n",
+        "pipeline.yaml:28:7:", "duplicate entry with key \"max_retries\"";
+    #[ignore = "src bug: duplicate-key error is located at the start of the enclosing mapping (35:5), not at the duplicate key"]
+    yaml_duplicate_key_products: "products.yaml",
+        "    category: physical\n" => "    category: physical\n    category: virtual\n",
+        "products.yaml:38:5:", "duplicate entry with key \"category\"";
+
+    // ---- unknown keys and kinds ----------------------------------------------------------
+    unknown_top_level_key: "pipeline.yaml",
+        "status:\n" => "statuss:\n",
+        "pipeline.yaml:9:1:", "unknown key `statuss`, did you mean `status`?";
+    #[ignore = "src bug: nested unknown-field messages keep serde_yaml's path prefix, so UnknownName::parse fails (no suggestion, value position, stops at first key)"]
+    unknown_stage_param_did_you_mean: "pipeline.yaml",
+        "      max_retries: 3" => "      max_retry: 3",
+        "pipeline.yaml:27:7:", "unknown key `max_retry`, did you mean `max_retries`?";
+    #[ignore = "src bug: nested unknown-field messages keep serde_yaml's path prefix (see unknown_stage_param_did_you_mean)"]
+    unknown_product_key_did_you_mean: "products.yaml",
+        "    auto_ship: false " => "    auto_shipp: false ",
+        "products.yaml:38:5:", "unknown key `auto_shipp`, did you mean `auto_ship`?";
+    #[ignore = "src bug: nested unknown-field messages keep serde_yaml's path prefix (see unknown_stage_param_did_you_mean)"]
+    unknown_account_key_did_you_mean: "pipeline.yaml",
+        "    name: 主店" => "    nmae: 主店",
+        "pipeline.yaml:6:5:", "unknown key `nmae`, did you mean `name`?";
+    #[ignore = "src bug: nested unknown-field messages keep serde_yaml's path prefix, so the retired-key explanation is never shown"]
+    retired_key_tracking_prefix: "products.yaml",
+        "    logistics_company: 顺丰快递\n" => "    logistics_company: 顺丰快递\n    tracking_prefix: SF\n",
+        "products.yaml:40:5:", "unknown key `tracking_prefix`: xianyu-shopd never fabricates tracking numbers";
+    #[ignore = "src bug: unknown stage kind is reported at 25:14 without a suggestion (serde_yaml path prefix), not at the `shipp:` key"]
+    unknown_stage_kind: "pipeline.yaml",
+        "  - ship:" => "  - shipp:",
+        "pipeline.yaml:24:5:", "unknown kind `shipp`, did you mean `ship`?";
+    unknown_channel_type: "pipeline.yaml",
+        "type: webhook" => "type: webhok",
+        "pipeline.yaml:37:5:", "unknown kind `webhok`, did you mean `webhook`?";
+    #[ignore = "src bug: nested unknown-field messages keep serde_yaml's path prefix (see unknown_stage_param_did_you_mean)"]
+    unknown_channel_key_did_you_mean: "pipeline.yaml",
+        "    url_env: SHOP_WEBHOOK_URL" => "    url_evn: SHOP_WEBHOOK_URL",
+        "pipeline.yaml:38:5:", "unknown key `url_evn`, did you mean `url_env`?";
+    unknown_ship_mode: "pipeline.yaml",
+        "mode: send_then_confirm " => "mode: send_then_confrim ",
+        "pipeline.yaml:26:7:", "did you mean `send_then_confirm`?";
+
+    // ---- durations and delay windows -------------------------------------------------------
+    bad_duration_no_unit: "pipeline.yaml",
+        "retry_delay: 5m" => "retry_delay: 5",
+        "pipeline.yaml:28:20:", "pipeline[4].ship.retry_delay: `5` is not a duration";
+    bad_duration_word: "pipeline.yaml",
+        "dedupe_window: 24h" => "dedupe_window: abc",
+        "pipeline.yaml:14:22:", "pipeline[0].ingest.dedupe_window: `abc` is not a duration";
+    bad_duration_misspelt_unit: "pipeline.yaml",
+        "retry_delay: 5m" => "retry_delay: 5 minuets",
+        "pipeline.yaml:28:20:", "`5 minuets` is not a duration";
+    bad_duration_channel_timeout: "pipeline.yaml",
+        "    url_env: SHOP_WEBHOOK_URL" => "    timeout: soon\n    url_env: SHOP_WEBHOOK_URL",
+        "pipeline.yaml:38:14:", "channels.ops-webhook.timeout: `soon` is not a duration";
+    delay_min_gt_max_stage: "pipeline.yaml",
+        "{ min: 0s, max: 3s }" => "{ min: 10s, max: 3s }",
+        "pipeline.yaml:23:23:", "pipeline[3].delay.virtual: min (10s) is greater than max (3s)";
+    delay_min_gt_max_product: "products.yaml",
+        "{ min: 1s, max: 3s }" => "{ min: 5s, max: 3s }",
+        "products.yaml:17:19:", "products[0].delay: min (5s) is greater than max (3s)";
+
+    // ---- templates ---------------------------------------------------------------------------
+    template_missing_file: "products.yaml",
+        "template: link.txt.j2" => "template: links.txt.j2",
+        "products.yaml:31:15:", "template `links.txt.j2` not found in templates/";
+    template_syntax_error: "templates/link.txt.j2",
+        "{{ product.title }}" => "{{ product.title }",
+        "templates/link.txt.j2:1:1:", "unexpected `}`, expected end of variable block";
+    // Strict undefined: caught by the sample render of the product that uses the template.
+    template_undefined_variable: "templates/link.txt.j2",
+        "{{ product.title }}" => "{{ order.nope }}",
+        "products.yaml:31:15:", "link.txt.j2:1: `order.nope` is undefined";
+
+    // ---- references --------------------------------------------------------------------------
+    unknown_notify_channel: "pipeline.yaml",
+        "channels: [log]" => "channels: [log, ops-webhok]",
+        "pipeline.yaml:32:23:", "unknown channel `ops-webhok` (not defined under `channels:`), did you mean `ops-webhook`?";
+    unknown_notify_fallback: "pipeline.yaml",
+        "fallback: []" => "fallback: [pager]",
+        "pipeline.yaml:33:18:", "pipeline[5].notify.fallback[0]: unknown channel `pager`";
+    unknown_notify_event: "pipeline.yaml",
+        "events: [manual_ship," => "events: [manual_shipp,",
+        "pipeline.yaml:31:16:", "unknown event `manual_shipp`, did you mean `manual_ship`?";
+    unknown_card_pool: "products.yaml",
+        "cards: office-2021" => "cards: office-2019",
+        "products.yaml:15:12:", "unknown card pool `office-2019`, did you mean `office-2021`?";
+    unknown_sku_card_pool: "products.yaml",
+        "月卡: vip-monthly" => "月卡: vip-yearly",
+        "products.yaml:25:11:", "products[1].sku_cards.月卡: unknown card pool `vip-yearly`";
+    unknown_product_account: "products.yaml",
+        "    title: 二手 iPhone 13 128G\n" => "    title: 二手 iPhone 13 128G\n    account: shop2\n",
+        "products.yaml:37:14:", "unknown account `shop2`";
+
+    // ---- products ------------------------------------------------------------------------------
+    duplicate_item_id: "products.yaml",
+        "item_id: \"900052644388\"" => "item_id: \"900052644277\"",
+        "products.yaml:27:14:", "duplicate item_id `900052644277` (first defined at line 10)";
+    auto_ship_physical: "products.yaml",
+        "auto_ship: false " => "auto_ship: true ",
+        "products.yaml:38:16:", "never fabricates tracking numbers";
+    bad_stock_word: "products.yaml",
+        "stock: unlimited" => "stock: lots",
+        "products.yaml:32:12:", "products[2].stock: write `unlimited`, a number, or `{ quantity: N }`";
+    bad_stock_negative: "products.yaml",
+        "stock: { quantity: 1 }" => "stock: -1",
+        "products.yaml:40:12:", "products[3].stock: write `unlimited`";
+
+    // ---- accounts, secrets, status ----------------------------------------------------------------
+    #[ignore = "src bug: accounts-empty error uses path \"\" (root mapping start, 4:9) instead of the `accounts` key"]
+    empty_accounts: "pipeline.yaml",
+        "accounts:\n  - id: main\n    name: 主店\n    cookies_env: XIANYU_COOKIES          # or: cookies_file: state/cookies-main.txt\n" => "accounts: []\n",
+        "pipeline.yaml:4:1:", "accounts: at least one account is required";
+    #[ignore = "src bug: block-mapping positions point at the first key's `:` (5:7) instead of the mapping start"]
+    account_without_cookies: "pipeline.yaml",
+        "    cookies_env: XIANYU_COOKIES          # or: cookies_file: state/cookies-main.txt\n" => "",
+        "pipeline.yaml:5:5:", "accounts[0]: missing cookies_env";
+    secret_file_outside_state: "pipeline.yaml",
+        "cookies_env: XIANYU_COOKIES" => "cookies_file: /etc/xianyu/cookies.txt",
+        "pipeline.yaml:7:19:", "secret files must be a relative path under state/ (got `/etc/xianyu/cookies.txt`)";
+    secret_file_escapes_state: "pipeline.yaml",
+        "cookies_env: XIANYU_COOKIES" => "cookies_file: state/../cookies.txt",
+        "pipeline.yaml:7:19:", "secret files must be a relative path under state/";
+    both_cookies_env_and_file: "pipeline.yaml",
+        "    cookies_env: XIANYU_COOKIES" => "    cookies_env: XIANYU_COOKIES\n    cookies_file: state/cookies-main.txt\n",
+        "pipeline.yaml:8:5:", "accounts[0]: give either cookies_env or cookies_file, not both";
+    status_public_without_token: "pipeline.yaml",
+        "listen: 127.0.0.1:8080" => "listen: 0.0.0.0:8080",
+        "pipeline.yaml:10:11:", "0.0.0.0:8080 is reachable from other machines; set status.token_env or status.token_file";
+    status_listen_not_an_address: "pipeline.yaml",
+        "listen: 127.0.0.1:8080" => "listen: localhost",
+        "pipeline.yaml:10:11:", "`localhost` is not an address";
+
+    // ---- pipeline shape ----------------------------------------------------------------------------
+    #[ignore = "src bug: block-mapping positions point at the first key's `:` (21:16) instead of the stage key"]
+    stage_order_delay_before_stock_check: "pipeline.yaml",
+        "  - stock-check:\n      on_short: manual\n      low_stock_alert: 5                 # warn when a pool or stock count falls to 5\n  - delay:\n      virtual: { min: 0s, max: 3s }      # human-looking pause before an automatic delivery\n"
+        => "  - delay:\n      virtual: { min: 0s, max: 3s }\n  - stock-check:\n      on_short: manual\n      low_stock_alert: 5\n",
+        "pipeline.yaml:21:5:", "pipeline[3]: `stock-check` must come before `delay`";
+    #[ignore = "src bug: block-mapping positions point at the first key's `:` (30:9) instead of the stage key"]
+    duplicate_stage: "pipeline.yaml",
+        "  - notify:" => "  - ship: {}\n  - notify:",
+        "pipeline.yaml:30:5:", "pipeline[5]: stage `ship` appears twice (first at pipeline[4])";
+}
+
+#[test]
+fn corpus_is_large_enough() {
+    assert!(CORPUS.len() >= 22, "only {} cases", CORPUS.len());
+}
+
+#[test]
+fn example_config_passes() {
+    let out = check(Path::new(EXAMPLE));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr_of(&out));
+    assert!(stdout.contains("config OK"), "stdout:\n{stdout}");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "one-line summary expected:\n{stdout}"
+    );
+
+    // The corpus starts from a copy; the copy itself must pass too.
+    let tmp = example_copy();
+    let out = check(tmp.path());
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr_of(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("config OK"));
+}
+
+/// Apply several edits; every one of `expected` must be reported, and the error count must match.
+fn assert_all_reported(edits: &[(&str, &str, &str)], expected: &[(&str, &str)]) {
+    let tmp = example_copy();
+    for (file, from, to) in edits {
+        edit(tmp.path(), file, from, to);
+    }
+    let out = check(tmp.path());
+    for (loc, want) in expected {
+        assert_reported("all_errors", &out, loc, want);
+    }
+    let stderr = stderr_of(&out);
+    let located: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with(P) || l.starts_with(R) || l.starts_with("templates/"))
+        .collect();
+    assert_eq!(
+        located.len(),
+        expected.len(),
+        "one line per error expected\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{} error(s); the config was not accepted",
+            expected.len()
+        )),
+        "stderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn independent_errors_are_all_reported() {
+    assert_all_reported(
+        &[
+            (P, "retry_delay: 5m", "retry_delay: abc"),
+            (P, "channels: [log]", "channels: [pager]"),
+            (R, "cards: office-2021", "cards: office-2019"),
+            (R, "{ min: 1s, max: 3s }", "{ min: 5s, max: 3s }"),
+            (R, "stock: unlimited", "stock: lots"),
+        ],
+        &[
+            ("pipeline.yaml:28:20:", "`abc` is not a duration"),
+            ("pipeline.yaml:32:18:", "unknown channel `pager`"),
+            ("products.yaml:15:12:", "unknown card pool `office-2019`"),
+            ("products.yaml:17:19:", "min (5s) is greater than max (3s)"),
+            ("products.yaml:32:12:", "write `unlimited`"),
+        ],
+    );
+}
+
+#[test]
+fn syntax_errors_in_every_file_are_all_reported() {
+    assert_all_reported(
+        &[
+            (P, "      max_retries: 3", "\tmax_retries: 3"),
+            (R, "stock: { quantity: 1 }", "stock: { quantity: 1"),
+            (
+                "templates/link.txt.j2",
+                "{{ product.title }}",
+                "{{ product.title }",
+            ),
+        ],
+        &[
+            ("pipeline.yaml:27:1:", "cannot start any token"),
+            ("products.yaml:41:1:", "did not find expected ',' or '}'"),
+            ("templates/link.txt.j2:1:1:", "unexpected `}`"),
+        ],
+    );
+}
+
+#[test]
+#[ignore = "src bug: an unknown key in a nested map stops deserialization, hiding every later unknown key and all semantic errors"]
+fn unknown_keys_do_not_hide_other_errors() {
+    assert_all_reported(
+        &[
+            (P, "      max_retries: 3", "      max_retry: 3"),
+            (P, "      retry_delay: 5m", "      retry_dealy: 5m"),
+            (P, "channels: [log]", "channels: [pager]"),
+            (R, "    auto_ship: false ", "    auto_shipp: false "),
+            (R, "stock: unlimited", "stock: lots"),
+        ],
+        &[
+            ("pipeline.yaml:27:7:", "did you mean `max_retries`?"),
+            ("pipeline.yaml:28:7:", "did you mean `retry_delay`?"),
+            ("pipeline.yaml:32:18:", "unknown channel `pager`"),
+            ("products.yaml:38:5:", "did you mean `auto_ship`?"),
+            ("products.yaml:32:12:", "write `unlimited`"),
+        ],
+    );
+}
+
+#[test]
+#[ignore = "src bug: removing an unknown kind makes the retry fail on its parent, adding a noise error (`expected map with a single key`, `missing field `type``)"]
+fn unknown_kind_is_reported_once() {
+    assert_all_reported(
+        &[(P, "  - ship:", "  - shipp:")],
+        &[(
+            "pipeline.yaml:24:5:",
+            "unknown kind `shipp`, did you mean `ship`?",
+        )],
+    );
+    assert_all_reported(
+        &[(P, "type: webhook", "type: webhok")],
+        &[(
+            "pipeline.yaml:37:5:",
+            "unknown kind `webhok`, did you mean `webhook`?",
+        )],
+    );
+}
+
+#[test]
+#[ignore = "src message bug: a template that fails to compile is also reported as `not found` for every product using it"]
+fn template_syntax_error_is_not_also_reported_missing() {
+    let tmp = example_copy();
+    edit(tmp.path(), "templates/card.txt.j2", "{{ key }}", "{{ key }");
+    let out = check(tmp.path());
+    let stderr = stderr_of(&out);
+    assert_reported("tpl", &out, "templates/card.txt.j2:2:1:", "unexpected `}`");
+    assert!(
+        !stderr.contains("not found in templates/"),
+        "stderr:\n{stderr}"
+    );
+}
