@@ -37,6 +37,12 @@ impl Shop {
         market: Arc<dyn Marketplace>,
     ) -> Result<Self, StoreError> {
         store.sync_stock(&declared_stock(&config))?;
+        if let Some(window) = config.stage(|s| match s {
+            crate::config::Stage::Ingest(p) => Some(&p.dedupe_window),
+            _ => None,
+        }) {
+            store.prune_seen(store.now().saturating_sub(window.as_millis() as u64))?;
+        }
         let handle = config::handle(config);
         let runner = Arc::new(Runner::new(store.clone(), handle.clone(), market));
         Ok(Self::from_runner(runner, handle))
