@@ -62,6 +62,17 @@ pub enum Command {
     Orders(OrdersCommand),
     /// Write a consistent copy of the store to PATH (works while the daemon runs).
     Backup { path: PathBuf },
+    /// Decode a Goofish IM push: a base64 payload, a whole WebSocket frame as JSON, or `-` for
+    /// stdin. Prints one JSON object per event found.
+    Decode {
+        input: String,
+        /// The account's own user id, so its echoed messages are marked `own`.
+        #[arg(long)]
+        account_id: Option<String>,
+        /// Also print the decoded structure.
+        #[arg(long)]
+        raw: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

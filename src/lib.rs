@@ -14,6 +14,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod event;
+pub mod fake;
 pub mod marketplace;
 pub mod notify;
 pub mod order;

@@ -4,6 +4,7 @@
 mod backup;
 mod cards;
 mod check;
+mod decode;
 mod orders;
 mod replay;
 
@@ -31,6 +32,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cards(c) => cards::run(&dirs, c),
         Command::Orders(c) => orders::run(&dirs, c),
         Command::Backup { path } => backup::run(&dirs, &path),
+        Command::Decode { input, account_id, raw } => decode::run(&input, account_id.as_deref(), raw),
     }
 }
 
