@@ -120,7 +120,6 @@ corpus! {
         "代充]" => "代充",
         "pipeline.yaml:17:24:", "while parsing a flow sequence";
     // Same edit: the message should still say where the unclosed `[` was opened (16:25).
-    #[ignore = "src message bug: strip_location drops libyaml's context mark (where the `[` was opened) and keeps the problem mark already printed in front"]
     yaml_unclosed_bracket_names_opening: "pipeline.yaml",
         "代充]" => "代充",
         "pipeline.yaml:17:24:", "while parsing a flow sequence at line 16 column 25";
@@ -141,11 +140,9 @@ corpus! {
     yaml_bad_indent_products: "products.yaml",
         "    category: physical" => "     category: physical",
         "products.yaml:37:14:", "mapping values are not allowed in this context";
-    #[ignore = "src bug: duplicate-key error is located at the start of the enclosing mapping (25:7), not at the duplicate key"]
     yaml_duplicate_key_pipeline: "pipeline.yaml",
         "      max_retries: 3\n" => "      max_retries: 3\n      max_retries: 4\n",
         "pipeline.yaml:28:7:", "duplicate entry with key \"max_retries\"";
-    #[ignore = "src bug: duplicate-key error is located at the start of the enclosing mapping (35:5), not at the duplicate key"]
     yaml_duplicate_key_products: "products.yaml",
         "    category: physical\n" => "    category: physical\n    category: virtual\n",
         "products.yaml:38:5:", "duplicate entry with key \"category\"";
@@ -154,30 +151,24 @@ corpus! {
     unknown_top_level_key: "pipeline.yaml",
         "status:\n" => "statuss:\n",
         "pipeline.yaml:9:1:", "unknown key `statuss`, did you mean `status`?";
-    #[ignore = "src bug: nested unknown-field messages keep serde_yaml's path prefix, so UnknownName::parse fails (no suggestion, value position, stops at first key)"]
     unknown_stage_param_did_you_mean: "pipeline.yaml",
         "      max_retries: 3" => "      max_retry: 3",
         "pipeline.yaml:27:7:", "unknown key `max_retry`, did you mean `max_retries`?";
-    #[ignore = "src bug: nested unknown-field messages keep serde_yaml's path prefix (see unknown_stage_param_did_you_mean)"]
     unknown_product_key_did_you_mean: "products.yaml",
         "    auto_ship: false " => "    auto_shipp: false ",
         "products.yaml:38:5:", "unknown key `auto_shipp`, did you mean `auto_ship`?";
-    #[ignore = "src bug: nested unknown-field messages keep serde_yaml's path prefix (see unknown_stage_param_did_you_mean)"]
     unknown_account_key_did_you_mean: "pipeline.yaml",
         "    name: 主店" => "    nmae: 主店",
         "pipeline.yaml:6:5:", "unknown key `nmae`, did you mean `name`?";
-    #[ignore = "src bug: nested unknown-field messages keep serde_yaml's path prefix, so the retired-key explanation is never shown"]
     retired_key_tracking_prefix: "products.yaml",
         "    logistics_company: 顺丰快递\n" => "    logistics_company: 顺丰快递\n    tracking_prefix: SF\n",
         "products.yaml:40:5:", "unknown key `tracking_prefix`: xianyu-shopd never fabricates tracking numbers";
-    #[ignore = "src bug: unknown stage kind is reported at 25:14 without a suggestion (serde_yaml path prefix), not at the `shipp:` key"]
     unknown_stage_kind: "pipeline.yaml",
         "  - ship:" => "  - shipp:",
         "pipeline.yaml:24:5:", "unknown kind `shipp`, did you mean `ship`?";
     unknown_channel_type: "pipeline.yaml",
         "type: webhook" => "type: webhok",
         "pipeline.yaml:37:5:", "unknown kind `webhok`, did you mean `webhook`?";
-    #[ignore = "src bug: nested unknown-field messages keep serde_yaml's path prefix (see unknown_stage_param_did_you_mean)"]
     unknown_channel_key_did_you_mean: "pipeline.yaml",
         "    url_env: SHOP_WEBHOOK_URL" => "    url_evn: SHOP_WEBHOOK_URL",
         "pipeline.yaml:38:5:", "unknown key `url_evn`, did you mean `url_env`?";
@@ -252,11 +243,9 @@ corpus! {
         "products.yaml:40:12:", "products[3].stock: write `unlimited`";
 
     // ---- accounts, secrets, status ----------------------------------------------------------------
-    #[ignore = "src bug: accounts-empty error uses path \"\" (root mapping start, 4:9) instead of the `accounts` key"]
     empty_accounts: "pipeline.yaml",
         "accounts:\n  - id: main\n    name: 主店\n    cookies_env: XIANYU_COOKIES          # or: cookies_file: state/cookies-main.txt\n" => "accounts: []\n",
         "pipeline.yaml:4:1:", "accounts: at least one account is required";
-    #[ignore = "src bug: block-mapping positions point at the first key's `:` (5:7) instead of the mapping start"]
     account_without_cookies: "pipeline.yaml",
         "    cookies_env: XIANYU_COOKIES          # or: cookies_file: state/cookies-main.txt\n" => "",
         "pipeline.yaml:5:5:", "accounts[0]: missing cookies_env";
@@ -277,12 +266,10 @@ corpus! {
         "pipeline.yaml:10:11:", "`localhost` is not an address";
 
     // ---- pipeline shape ----------------------------------------------------------------------------
-    #[ignore = "src bug: block-mapping positions point at the first key's `:` (21:16) instead of the stage key"]
     stage_order_delay_before_stock_check: "pipeline.yaml",
         "  - stock-check:\n      on_short: manual\n      low_stock_alert: 5                 # warn when a pool or stock count falls to 5\n  - delay:\n      virtual: { min: 0s, max: 3s }      # human-looking pause before an automatic delivery\n"
         => "  - delay:\n      virtual: { min: 0s, max: 3s }\n  - stock-check:\n      on_short: manual\n      low_stock_alert: 5\n",
         "pipeline.yaml:21:5:", "pipeline[3]: `stock-check` must come before `delay`";
-    #[ignore = "src bug: block-mapping positions point at the first key's `:` (30:9) instead of the stage key"]
     duplicate_stage: "pipeline.yaml",
         "  - notify:" => "  - ship: {}\n  - notify:",
         "pipeline.yaml:30:5:", "pipeline[5]: stage `ship` appears twice (first at pipeline[4])";
@@ -382,7 +369,6 @@ fn syntax_errors_in_every_file_are_all_reported() {
 }
 
 #[test]
-#[ignore = "src bug: an unknown key in a nested map stops deserialization, hiding every later unknown key and all semantic errors"]
 fn unknown_keys_do_not_hide_other_errors() {
     assert_all_reported(
         &[
@@ -403,7 +389,6 @@ fn unknown_keys_do_not_hide_other_errors() {
 }
 
 #[test]
-#[ignore = "src bug: removing an unknown kind makes the retry fail on its parent, adding a noise error (`expected map with a single key`, `missing field `type``)"]
 fn unknown_kind_is_reported_once() {
     assert_all_reported(
         &[(P, "  - ship:", "  - shipp:")],
@@ -422,7 +407,6 @@ fn unknown_kind_is_reported_once() {
 }
 
 #[test]
-#[ignore = "src message bug: a template that fails to compile is also reported as `not found` for every product using it"]
 fn template_syntax_error_is_not_also_reported_missing() {
     let tmp = example_copy();
     edit(tmp.path(), "templates/card.txt.j2", "{{ key }}", "{{ key }");

@@ -20,7 +20,13 @@ fn copy_example(to: &Path) {
 }
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xianyu-shopd")).arg("--config-dir").arg(dir).args(args).current_dir(dir).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
+        .arg("--config-dir")
+        .arg(dir)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -34,50 +40,115 @@ fn a_sellers_first_session() {
     copy_example(d);
 
     let dry = run(d, &["replay", "example-events.jsonl", "--dry-run"]);
-    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
-    assert!(stdout(&dry).contains("send    order=3001"), "{}", stdout(&dry));
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        stdout(&dry).contains("send    order=3001"),
+        "{}",
+        stdout(&dry)
+    );
     assert!(stdout(&dry).contains("notify  manual_ship"));
-    assert!(!d.join("state/shop.redb").exists(), "a dry run writes nothing");
+    assert!(
+        !d.join("state/shop.redb").exists(),
+        "a dry run writes nothing"
+    );
 
     let import = run(d, &["cards", "import", "office-2021", "example-cards.txt"]);
-    assert!(stdout(&import).contains("3 added, 1 skipped"), "{}", stdout(&import));
+    assert!(
+        stdout(&import).contains("3 added, 1 skipped"),
+        "{}",
+        stdout(&import)
+    );
     let bad_pool = run(d, &["cards", "import", "no-such-pool", "example-cards.txt"]);
     assert!(!bad_pool.status.success());
     assert!(String::from_utf8_lossy(&bad_pool.stderr).contains("not declared"));
 
     let replay = run(d, &["replay", "example-events.jsonl"]);
-    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
     let out = stdout(&replay);
-    assert!(out.contains("send    order=3002"), "the office key is delivered once imported:\n{out}");
+    assert!(
+        out.contains("send    order=3002"),
+        "the office key is delivered once imported:\n{out}"
+    );
     assert!(out.contains("confirm order=3002"));
     assert!(out.contains("duplicate, ignored"));
 
     let again = run(d, &["replay", "example-events.jsonl"]);
-    assert!(!stdout(&again).contains("send    order="), "replaying the same day sends nothing again");
+    assert!(
+        !stdout(&again).contains("send    order="),
+        "replaying the same day sends nothing again"
+    );
 
     let cards = stdout(&run(d, &["cards", "list"]));
-    assert!(cards.lines().any(|l| l.starts_with("office-2021") && l.split_whitespace().collect::<Vec<_>>()[1..] == ["2", "0", "1", "0"]), "{cards}");
+    assert!(
+        cards.lines().any(|l| l.starts_with("office-2021")
+            && l.split_whitespace().collect::<Vec<_>>()[1..] == ["2", "0", "1", "0"]),
+        "{cards}"
+    );
     assert!(!cards.contains("OFFICE-DEMO"), "keys are never listed");
 
     let show = stdout(&run(d, &["orders", "show", "3002"]));
     assert!(show.contains("delivery ledger: delivered"), "{show}");
-    assert!(!show.contains("OFFICE-DEMO-AAAA-1111"), "keys are masked: {show}");
+    assert!(
+        !show.contains("OFFICE-DEMO-AAAA-1111"),
+        "keys are masked: {show}"
+    );
 
     let paid = stdout(&run(d, &["orders", "list", "--status", "paid"]));
-    assert!(paid.contains("3003") && paid.contains("3005") && !paid.contains("3002"), "{paid}");
-    let ship = run(d, &["orders", "ship", "3003", "--company", "顺丰快递", "--tracking", "SF1234567890"]);
-    assert!(ship.status.success(), "{}", String::from_utf8_lossy(&ship.stderr));
+    assert!(
+        paid.contains("3003") && paid.contains("3005") && !paid.contains("3002"),
+        "{paid}"
+    );
+    let ship = run(
+        d,
+        &[
+            "orders",
+            "ship",
+            "3003",
+            "--company",
+            "顺丰快递",
+            "--tracking",
+            "SF1234567890",
+        ],
+    );
+    assert!(
+        ship.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ship.stderr)
+    );
     assert!(stdout(&run(d, &["orders", "show", "3003"])).contains("SF1234567890"));
     let retry = run(d, &["orders", "retry", "3002"]);
-    assert!(!retry.status.success(), "a delivered order cannot be retried");
+    assert!(
+        !retry.status.success(),
+        "a delivered order cannot be retried"
+    );
 
     let backup = run(d, &["backup", "copy.redb"]);
-    assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
-    let copy = xianyu_shopd::store::Store::open(&d.join("copy-state"), xianyu_shopd::clock::system()).unwrap();
+    assert!(
+        backup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    let copy =
+        xianyu_shopd::store::Store::open(&d.join("copy-state"), xianyu_shopd::clock::system())
+            .unwrap();
     drop(copy);
     std::fs::rename(d.join("copy.redb"), d.join("copy-state/shop.redb")).unwrap();
-    let copy = xianyu_shopd::store::Store::open(&d.join("copy-state"), xianyu_shopd::clock::system()).unwrap();
-    assert_eq!(copy.list_orders(None).unwrap().len(), 5, "the backup holds every order");
+    let copy =
+        xianyu_shopd::store::Store::open(&d.join("copy-state"), xianyu_shopd::clock::system())
+            .unwrap();
+    assert_eq!(
+        copy.list_orders(None).unwrap().len(),
+        5,
+        "the backup holds every order"
+    );
 }
 
 #[test]

@@ -10,14 +10,18 @@ use crate::source::goofish::decode::decode_input;
 pub fn run(input: &str, account_id: Option<&str>, raw: bool) -> anyhow::Result<ExitCode> {
     let text = if input == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading stdin")?;
         s
     } else {
         input.to_string()
     };
     let decoded = match decode_input(text.trim(), account_id) {
         Ok(d) => d,
-        Err(e) => bail!("cannot decode input: {e} (expected a base64 payload, a WebSocket frame as JSON, or - for stdin)"),
+        Err(e) => bail!(
+            "cannot decode input: {e} (expected a base64 payload, a WebSocket frame as JSON, or - for stdin)"
+        ),
     };
     for d in decoded {
         let mut line = serde_json::to_value(&d.event)?;

@@ -32,7 +32,11 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cards(c) => cards::run(&dirs, c),
         Command::Orders(c) => orders::run(&dirs, c),
         Command::Backup { path } => backup::run(&dirs, &path),
-        Command::Decode { input, account_id, raw } => decode::run(&input, account_id.as_deref(), raw),
+        Command::Decode {
+            input,
+            account_id,
+            raw,
+        } => decode::run(&input, account_id.as_deref(), raw),
     }
 }
 

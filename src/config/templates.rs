@@ -12,6 +12,8 @@ use serde::Serialize;
 #[derive(Debug)]
 pub struct Templates {
     env: Environment<'static>,
+    /// Files that exist but do not compile (already reported as `templates/NAME:LINE`).
+    broken: std::collections::HashSet<String>,
 }
 
 /// What a delivery template sees.
@@ -102,6 +104,7 @@ impl Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         let mut errors = Vec::new();
+        let mut broken = std::collections::HashSet::new();
         let mut files = Vec::new();
         if dir.exists() {
             if let Err(e) = collect_files(dir, dir, &mut files) {
@@ -114,6 +117,7 @@ impl Templates {
         files.sort();
         for (name, source) in files {
             if let Err(e) = env.add_template_owned(name.clone(), source) {
+                broken.insert(name.clone());
                 errors.push(TemplateError::Syntax {
                     name,
                     line: e.line().unwrap_or(1),
@@ -121,7 +125,12 @@ impl Templates {
                 });
             }
         }
-        (Self { env }, errors)
+        (Self { env, broken }, errors)
+    }
+
+    /// True when `name` exists but failed to compile.
+    pub fn is_broken(&self, name: &str) -> bool {
+        self.broken.contains(name)
     }
 
     pub fn exists(&self, name: &str) -> bool {

@@ -270,9 +270,9 @@ impl Validator<'_> {
 
     fn accounts(&mut self, doc: &YamlDoc, raw: &[raw::Account]) -> Vec<Account> {
         if raw.is_empty() {
-            self.err(
+            self.key_err(
                 doc,
-                "",
+                "accounts",
                 "accounts: at least one account is required (id plus cookies_env or cookies_file)",
             );
         }
@@ -376,9 +376,9 @@ impl Validator<'_> {
         channels: &BTreeMap<String, ChannelConfig>,
     ) -> Vec<Stage> {
         if raw.is_empty() {
-            self.err(
+            self.key_err(
                 doc,
-                "",
+                "pipeline",
                 "pipeline: the stage list is empty; start with `- ingest: {}`",
             );
         }
@@ -729,6 +729,9 @@ impl Validator<'_> {
             }
             return;
         };
+        if self.templates.is_broken(name) {
+            return; // reported at templates/NAME:LINE
+        }
         if !self.templates.exists(name) {
             self.err(
                 doc,

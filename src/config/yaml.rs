@@ -36,17 +36,26 @@ impl YamlDoc {
             Ok(serde_yaml::Value::Null) => serde_yaml::Value::Mapping(Default::default()),
             Ok(v) => v,
             Err(e) => {
-                let pos = e
+                let mut pos = e
                     .location()
                     .map(|l| Pos {
                         line: l.line(),
                         col: l.column(),
                     })
                     .unwrap_or(Pos { line: 1, col: 1 });
+                // serde_yaml locates a duplicate key at the start of its mapping; point at the
+                // repeated key instead (yaml-rust2's event pass does not reject duplicates).
+                if e.to_string().contains("duplicate entry") {
+                    let mut index = PositionIndex::default();
+                    let _ = Parser::new_from_str(text).load(&mut index, false);
+                    if let Some((_, _, dup)) = index.duplicates.first() {
+                        pos = *dup;
+                    }
+                }
                 return Err(ConfigError::at(
                     file,
                     pos,
-                    format!("YAML syntax error: {}", strip_location(&e.to_string())),
+                    format!("YAML syntax error: {}", syntax_message(&e.to_string())),
                 ));
             }
         };
@@ -96,6 +105,9 @@ impl YamlDoc {
     pub fn deserialize<T: DeserializeOwned>(&self) -> (Option<T>, Vec<ConfigError>) {
         let mut value = self.value.clone();
         let mut errors = Vec::new();
+        // Parents of removed unknown kinds (`pipeline[4]` for `- shipp: {..}`): removing the kind
+        // leaves the parent incomplete, and that follow-on error is noise.
+        let mut variant_parents: Vec<String> = Vec::new();
         // Each round removes one key, so the loop ends; the bound guards against surprises.
         for _ in 0..1000 {
             // Through text, not `from_value`: serde_yaml only reads `- kind: {..}` enums from text.
@@ -114,20 +126,22 @@ impl YamlDoc {
             };
             let path = err.path().to_string();
             let msg = strip_location(&err.inner().to_string());
-            let msg = msg
-                .strip_prefix(&format!("{path}: "))
-                .unwrap_or(&msg)
-                .to_string();
+            let msg = strip_path_prefix(&msg, &path);
             match UnknownName::parse(&msg) {
                 Some(unknown) => {
                     let full = unknown.full_path(&path);
                     errors.push(self.key_error(&full, unknown.message(&full)));
+                    if unknown.variant {
+                        variant_parents.extend(parent(&full));
+                    }
                     if !remove_path(&mut value, &full) {
                         return (None, errors);
                     }
                 }
                 None => {
-                    errors.push(self.error(&path, describe(&path, &msg)));
+                    if !variant_parents.contains(&path) {
+                        errors.push(self.error(&path, describe(&path, &msg)));
+                    }
                     return (None, errors);
                 }
             }
@@ -142,6 +156,35 @@ fn describe(path: &str, msg: &str) -> String {
     } else {
         format!("{path}: {msg}")
     }
+}
+
+/// serde_yaml prefixes its messages with the path *it* tracked, which for a nested unknown
+/// field is the parent map (`pipeline[4].ship: unknown field ...`) while serde_path_to_error's
+/// `path` already ends in the field name. Drop the prefix, whichever ancestor of `path` it is.
+fn strip_path_prefix(msg: &str, path: &str) -> String {
+    let mut p = Some(path.to_string());
+    while let Some(cur) = p {
+        if let Some(rest) = msg.strip_prefix(&format!("{cur}: ")) {
+            return rest.to_string();
+        }
+        p = parent(&cur);
+    }
+    msg.to_string()
+}
+
+/// libyaml says "{problem} at line L column C[, {context} at line L2 column C2]". The problem
+/// position is printed in front, so drop it, but keep the context's: for an unclosed bracket it
+/// is where the bracket was opened, usually the line to fix.
+fn syntax_message(msg: &str) -> String {
+    let Some(i) = msg.find(" at line ") else {
+        return msg.to_string();
+    };
+    let rest = &msg[i..];
+    let end = rest.find(',').unwrap_or(rest.len());
+    if !rest[..end].contains(" column ") {
+        return msg.to_string();
+    }
+    format!("{}{}", &msg[..i], &rest[end..])
 }
 
 /// serde_yaml appends " at line L column C"; we print positions in front instead.
@@ -314,6 +357,8 @@ fn split_path(path: &str) -> Vec<Seg> {
 struct PositionIndex {
     keys: HashMap<String, Pos>,
     values: HashMap<String, Pos>,
+    /// (path, first, repeated) for each key written twice in one mapping.
+    duplicates: Vec<(String, Pos, Pos)>,
     stack: Vec<Frame>,
 }
 
@@ -366,7 +411,17 @@ impl MarkedEventReceiver for PositionIndex {
         match ev {
             Event::Scalar(text, ..) if self.expecting_key() => {
                 if let Some(Frame::Map { path, key }) = self.stack.last_mut() {
-                    self.keys.insert(join(path, &text), pos);
+                    // yaml-rust2 marks a block mapping's start at its first `:`; the mapping
+                    // really starts at its first key.
+                    if let Some(start) = self.values.get_mut(path.as_str())
+                        && (pos.line, pos.col) < (start.line, start.col)
+                    {
+                        *start = pos;
+                    }
+                    let full = join(path, &text);
+                    if let Some(first) = self.keys.insert(full.clone(), pos) {
+                        self.duplicates.push((full, first, pos));
+                    }
                     *key = Some(text);
                 }
             }

@@ -310,19 +310,30 @@ impl DaemonLock {
 impl Store {
     /// A per-account value kept by the marketplace client (device id, token times).
     pub fn account_value(&self, account: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        self.read(|tx| Ok(tx.open_table(ACCOUNT_STATE)?.get((account, key))?.map(|v| v.value().to_vec())))
+        self.read(|tx| {
+            Ok(tx
+                .open_table(ACCOUNT_STATE)?
+                .get((account, key))?
+                .map(|v| v.value().to_vec()))
+        })
     }
 
     pub fn set_account_value(&self, account: &str, key: &str, value: &[u8]) -> Result<()> {
         self.write(|tx| {
-            tx.open_table(ACCOUNT_STATE)?.insert((account, key), value)?;
+            tx.open_table(ACCOUNT_STATE)?
+                .insert((account, key), value)?;
             Ok(())
         })
     }
 
     /// The stored value, or `make()` stored atomically if there is none yet (a device id is
     /// generated once per account and then reused forever).
-    pub fn account_value_or_insert(&self, account: &str, key: &str, make: impl FnOnce() -> Vec<u8>) -> Result<Vec<u8>> {
+    pub fn account_value_or_insert(
+        &self,
+        account: &str,
+        key: &str,
+        make: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Vec<u8>> {
         self.write(|tx| {
             let mut t = tx.open_table(ACCOUNT_STATE)?;
             if let Some(v) = t.get((account, key))? {
