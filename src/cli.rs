@@ -93,15 +93,15 @@ pub enum OrdersCommand {
     },
     /// One order with its status log, delivery ledger and notifications.
     Show { id: String },
-    /// Record that you shipped an order by hand.
+    /// Record that you shipped an order by hand (physical items need --company and --tracking).
     Ship {
         id: String,
         #[arg(long)]
-        company: String,
+        company: Option<String>,
         #[arg(long)]
-        tracking: String,
+        tracking: Option<String>,
     },
-    /// Re-arm a failed_safe delivery (needs_human only with --force).
+    /// Re-arm a failed_safe or manual delivery (needs_human only with --force).
     Retry {
         id: String,
         #[arg(long)]

@@ -97,17 +97,4 @@ impl OrderEvent {
             source: default_source(),
         }
     }
-
-    /// The key under which ingest remembers having processed this exact observation.
-    ///
-    /// The same payment arrives as a card, a nudge, a re-push and a poll result; they differ in
-    /// message id but agree on (account, order, status), and that is what makes them the same.
-    pub fn dedupe_key(&self) -> String {
-        format!(
-            "{}:{}:{}",
-            self.account,
-            self.order_id,
-            self.status.as_str()
-        )
-    }
 }

@@ -7,9 +7,16 @@ use std::collections::HashSet;
 
 use support::*;
 use xianyu_shopd::event::EventStatus::*;
-use xianyu_shopd::marketplace::SendOutcome;
+use xianyu_shopd::marketplace::{ConsignOutcome, SendOutcome};
 use xianyu_shopd::notify::EventKind;
+use xianyu_shopd::pipeline::next_run;
+use xianyu_shopd::store::NextRun;
 use xianyu_shopd::store::{CardState, DeliveryState, ShipStep};
+
+fn resume_points(h: &Harness) -> (NextRun, NextRun) {
+    let config = h.shop.runner.config();
+    (next_run(&config, 1), next_run(&config, 4))
+}
 
 fn keys_in(text: &str) -> Vec<String> {
     text.lines()
@@ -140,7 +147,8 @@ async fn a_send_that_provably_failed_is_retried() {
     assert_eq!(h.market.send_calls(), 3);
     assert_eq!(h.market.sent().len(), 1);
     let d = h.store.delivery("R1").unwrap().unwrap();
-    assert_eq!((d.state, d.attempts), (DeliveryState::Delivered, 3));
+    // three send attempts, then one confirm
+    assert_eq!((d.state, d.attempts), (DeliveryState::Delivered, 4));
     // the same key went out on the retry
     assert_eq!(
         keys_in(&h.market.sent()[0].text),
@@ -204,9 +212,9 @@ async fn an_unknown_send_outcome_needs_a_human_and_is_never_resent() {
     );
 
     // `orders retry` refuses without --force, and re-sends the same key with it
-    let ship = xianyu_shopd::pipeline::next_run(&h.shop.runner.config(), 4);
-    assert!(h.store.rearm("U1", false, &ship, "test").is_err());
-    h.store.rearm("U1", true, &ship, "test").unwrap();
+    let (start, ship) = resume_points(&h);
+    assert!(h.store.rearm("U1", false, &start, &ship, "test").is_err());
+    h.store.rearm("U1", true, &start, &ship, "test").unwrap();
     h.settle().await;
     assert_eq!(
         h.store.delivery("U1").unwrap().unwrap().state,
@@ -396,5 +404,100 @@ async fn paid_before_created_and_shipped_echo_are_harmless() {
             .unwrap()
             .contains("KE***********ET"),
         "stored content is masked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sku_without_a_pool_is_never_sent_without_keys() {
+    let products = products_yaml("send_then_confirm")
+        .replace("    cards: keys\n", "    sku_cards: { 标准版: keys }\n");
+    let h = Harness::new(&pipeline_yaml("{ min: 0s, max: 0s }", "{}"), &products);
+    h.import_keys(2);
+    let mut ev = event("Q1", Paid, CARD_ITEM);
+    ev.sku = Some("专业版".into());
+    h.ingest(ev).await;
+    let mut ok = event("Q2", Paid, CARD_ITEM);
+    ok.sku = Some("标准版".into());
+    h.ingest(ok).await;
+    h.settle().await;
+    assert_eq!(
+        h.store.delivery("Q1").unwrap().unwrap().state,
+        DeliveryState::Manual
+    );
+    assert_eq!(
+        h.store.delivery("Q2").unwrap().unwrap().state,
+        DeliveryState::Delivered
+    );
+    let sent = h.market.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].order_id, "Q2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirm_failures_are_bounded_and_never_resend_the_message() {
+    let h = Harness::default_shop();
+    h.import_keys(1);
+    // send is attempt 1; confirm attempts 2, 3 and 4 fail; max_retries 3 stops there
+    h.market
+        .script_consigns((0..3).map(|_| ConsignOutcome::Failed {
+            reason: "HTTP 502".into(),
+            retryable: true,
+        }));
+    h.ingest(event("C1", Paid, CARD_ITEM)).await;
+    h.settle().await;
+    assert_eq!(h.market.send_calls(), 1, "the message went out once");
+    assert_eq!(h.market.consigned().len(), 0);
+    let d = h.store.delivery("C1").unwrap().unwrap();
+    assert_eq!(d.state, DeliveryState::FailedSafe);
+    assert!(d.sent_at.is_some());
+    assert!(
+        h.store
+            .notifications(100)
+            .unwrap()
+            .iter()
+            .any(|n| n.event == EventKind::ShipFailed)
+    );
+
+    // a retry after the platform recovers only confirms
+    let (start, ship) = resume_points(&h);
+    h.store.rearm("C1", false, &start, &ship, "test").unwrap();
+    h.settle().await;
+    assert_eq!(
+        h.store.delivery("C1").unwrap().unwrap().state,
+        DeliveryState::Delivered
+    );
+    assert_eq!(h.market.send_calls(), 1, "never resent");
+    assert_eq!(h.market.consigned().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_stock_order_is_delivered_after_restock_and_retry() {
+    let h = Harness::default_shop();
+    h.import_keys(1);
+    h.ingest(event("T1", Paid, CARD_ITEM)).await;
+    h.ingest(event("T2", Paid, CARD_ITEM)).await;
+    h.settle().await;
+    let short = if h.store.delivery("T1").unwrap().unwrap().state == DeliveryState::Manual {
+        "T1"
+    } else {
+        "T2"
+    };
+    assert_eq!(
+        h.store.delivery(short).unwrap().unwrap().state,
+        DeliveryState::Manual
+    );
+    h.store
+        .import_cards("keys", "RESTOCKED-KEY-0001\n", false, "test")
+        .unwrap();
+    let (start, ship) = resume_points(&h);
+    h.store.rearm(short, false, &start, &ship, "test").unwrap();
+    h.settle().await;
+    assert_eq!(
+        h.store.delivery(short).unwrap().unwrap().state,
+        DeliveryState::Delivered
+    );
+    assert_eq!(
+        keys_in(&h.market.sent()[1].text),
+        vec!["RESTOCKED-KEY-0001".to_string()]
     );
 }

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail};
 
 use crate::cli::{Dirs, OrdersCommand};
 use crate::clock::format_beijing;
-use crate::config::Stage;
+use crate::config::{Category, Stage};
 use crate::order::OrderStatus;
 use crate::store::{OrderDetail, OrderRecord};
 
@@ -18,18 +18,7 @@ pub fn run(dirs: &Dirs, cmd: OrdersCommand) -> anyhow::Result<ExitCode> {
             id,
             company,
             tracking,
-        } => {
-            let store = super::open_store(dirs)?;
-            let order = store.ship_manually(&id, &company, &tracking, &super::operator())?;
-            println!(
-                "order {} marked {} ({} {})",
-                order.order_id,
-                order.status.label(),
-                company,
-                tracking
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        } => ship(dirs, &id, company, tracking),
         OrdersCommand::Retry { id, force } => {
             let config = super::load_config(dirs)?;
             let index = config
@@ -39,9 +28,10 @@ pub fn run(dirs: &Dirs, cmd: OrdersCommand) -> anyhow::Result<ExitCode> {
                 .ok_or_else(|| {
                     anyhow!("the pipeline has no ship stage, so there is nothing to retry")
                 })?;
-            let next = crate::pipeline::next_run(&config, index);
+            let ship = crate::pipeline::next_run(&config, index);
+            let from_start = crate::pipeline::next_run(&config, 1);
             let store = super::open_store(dirs)?;
-            let rec = store.rearm(&id, force, &next, &super::operator())?;
+            let rec = store.rearm(&id, force, &from_start, &ship, &super::operator())?;
             println!(
                 "order {id}: delivery re-armed ({}); the running daemon picks it up within a second",
                 rec.state.as_str()
@@ -49,6 +39,36 @@ pub fn run(dirs: &Dirs, cmd: OrdersCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Physical goods need a tracking number; a virtual order delivered by hand in chat does not.
+fn ship(
+    dirs: &Dirs,
+    id: &str,
+    company: Option<String>,
+    tracking: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(dirs)?;
+    let store = super::open_store(dirs)?;
+    let order = store.order(id)?.ok_or_else(|| anyhow!("no order {id}"))?;
+    let physical = order
+        .item_id
+        .as_deref()
+        .and_then(|i| config.product(i))
+        .is_none_or(|p| p.category == Category::Physical);
+    if physical && (company.is_none() || tracking.is_none()) {
+        bail!(
+            "order {id} is a physical (or unconfigured) item: give --company and --tracking so the buyer can follow the parcel"
+        );
+    }
+    let (company, tracking) = (company.unwrap_or_default(), tracking.unwrap_or_default());
+    let order = store.ship_manually(id, &company, &tracking, &super::operator())?;
+    println!(
+        "order {} marked {} {company} {tracking}",
+        order.order_id,
+        order.status.label()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list(dirs: &Dirs, status: Option<&str>) -> anyhow::Result<ExitCode> {

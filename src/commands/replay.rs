@@ -16,7 +16,7 @@ use crate::clock::{Clock, ManualClock, SharedClock};
 use crate::marketplace::memory::MemoryMarketplace;
 use crate::order::Decision;
 use crate::source::replay;
-use crate::store::{DB_FILE, OutboxState, Store};
+use crate::store::{DB_FILE, DaemonLock, OutboxState, Store};
 
 pub async fn run(
     dirs: &Dirs,
@@ -29,6 +29,12 @@ pub async fn run(
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let lines = replay::parse(&text);
     let manual_clock = Arc::new(ManualClock::new(crate::clock::SystemClock.now_ms()));
+    // A replay that writes is a daemon for its duration: two must never share a state dir.
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(DaemonLock::acquire(&dirs.state_dir())?)
+    };
     let store = if dry_run {
         dry_run_store(dirs, manual_clock.clone())?
     } else {

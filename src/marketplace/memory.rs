@@ -82,7 +82,7 @@ impl Marketplace for MemoryMarketplace {
                 msg.order_id,
                 msg.account,
                 msg.cid.as_deref().unwrap_or("-"),
-                msg.text
+                msg.masked_text
             );
         }
         SendOutcome::Accepted {

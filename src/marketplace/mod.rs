@@ -16,6 +16,8 @@ pub struct DeliveryMessage {
     pub buyer_id: Option<String>,
     pub item_id: Option<String>,
     pub text: String,
+    /// The same text with card keys masked, for anything that logs or prints it.
+    pub masked_text: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use crate::config::templates::{AccountView, DeliveryView, OrderView, ProductView};
-use crate::config::{Category, Config, ShipMode, ShipParams};
+use crate::config::{Category, Config, ShipMode, ShipParams, Stock};
 use crate::marketplace::{ConsignOutcome, ConsignRequest, DeliveryMessage, SendOutcome};
 use crate::notify::{Alert, EventKind};
 use crate::store::{BeginStep, OrderRecord, ShipStep, StepResult, StoreError, mask_secret};
@@ -129,7 +129,7 @@ fn after_safe_failure(
     if retryable && attempt <= max_retries {
         let backoff = params
             .retry_delay
-            .saturating_mul(1u32 << (attempt - 1).min(10));
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(10));
         tracing::info!(order_id = %ctx.order.order_id, attempt, reason = %reason, "Delivery failed safely; will retry.");
         return Outcome::Defer {
             until: ctx.now() + backoff.as_millis() as u64,
@@ -153,6 +153,11 @@ async fn send(ctx: &StageCtx<'_>, plan: &Plan, order: &OrderRecord, cards: &[Str
     let Some(template) = plan.product.template.as_deref() else {
         return not_retryable("商品没有配置发货模板 (template)");
     };
+    if matches!(plan.product.stock, Stock::Cards { .. }) && cards.is_empty() {
+        // Never send a card product's message without its keys (no stock-check ran, or the
+        // SKU has no pool): nothing has left, so this is a safe failure for a human.
+        return not_retryable("卡密商品没有预留到卡密，未发送");
+    }
     let view = delivery_view(ctx.config, plan, order, cards);
     let text = match ctx.config.templates.render(template, &view) {
         Ok(t) if !t.trim().is_empty() => t,
@@ -166,12 +171,13 @@ async fn send(ctx: &StageCtx<'_>, plan: &Plan, order: &OrderRecord, cards: &[Str
         buyer_id: order.buyer_id.clone(),
         item_id: order.item_id.clone(),
         text: text.clone(),
+        masked_text: mask_all(&text, cards),
     };
     match ctx.market.send_delivery(&msg).await {
         SendOutcome::Accepted { message_id } => Attempted {
             result: StepResult::SendAccepted {
                 message_id,
-                masked_content: mask_all(&text, cards),
+                masked_content: msg.masked_text.clone(),
             },
             retryable: false,
         },

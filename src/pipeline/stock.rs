@@ -33,6 +33,14 @@ pub(super) async fn run(ctx: &StageCtx<'_>, params: &StockParams) -> Result<Outc
         ReserveRequest::Cards { pool, .. } => format!("卡池 {pool}"),
         ReserveRequest::Stock { item_id, .. } => format!("商品 {item_id}"),
         ReserveRequest::Nothing => return reserve_nothing(ctx).await,
+        ReserveRequest::NoPool => {
+            let reason = format!(
+                "规格「{}」没有对应的卡池 (sku_cards)",
+                ctx.order.sku.as_deref().unwrap_or("未知")
+            );
+            let alerts = vec![super::ship::manual_alert(ctx.config, ctx.order, &reason)];
+            return Ok(Outcome::Manual { reason, alerts });
+        }
     };
     let router = ctx.router();
     let on_short: Vec<OutboxDraft> = [
@@ -100,7 +108,7 @@ fn request(
         Stock::Cards { .. } if !plan.auto => ReserveRequest::Nothing,
         Stock::Cards { .. } => {
             let Some(pool) = product.pool_for(sku) else {
-                return ReserveRequest::Nothing;
+                return ReserveRequest::NoPool;
             };
             let pool_cfg = config.pools.get(pool).cloned().unwrap_or_default();
             ReserveRequest::Cards {

@@ -30,6 +30,8 @@ pub enum ReserveRequest {
         low_stock_alert: u32,
     },
     Nothing,
+    /// A card product whose SKU maps to no pool; the stage hands the order over instead.
+    NoPool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +115,7 @@ impl Store {
                 _ => return Ok(ReserveOutcome::AlreadyReserved),
             }
             let taken = match req {
-                ReserveRequest::Nothing => Ok((Holding::Nothing, None)),
+                ReserveRequest::Nothing | ReserveRequest::NoPool => Ok((Holding::Nothing, None)),
                 ReserveRequest::Cards {
                     pool,
                     count,
@@ -149,7 +151,7 @@ impl Store {
                     let needed = match req {
                         ReserveRequest::Cards { count, .. } => *count,
                         ReserveRequest::Stock { units, .. } => *units,
-                        ReserveRequest::Nothing => 0,
+                        ReserveRequest::Nothing | ReserveRequest::NoPool => 0,
                     };
                     let note = format!("out of stock: needs {needed}, {available} available");
                     hand_over(tx, &mut rec, &note, on_short, now)?;
@@ -175,7 +177,7 @@ impl Store {
                 rec.set_state(
                     DeliveryState::Scheduled,
                     now,
-                    format!("due {}", crate::clock::format_ms(due)),
+                    format!("due {}", crate::clock::format_beijing(due)),
                 );
             }
             save(tx, &rec)?;
@@ -239,9 +241,7 @@ impl Store {
                 ShipStep::Send => DeliveryState::Sending,
                 ShipStep::Confirm => DeliveryState::Confirming,
             };
-            if step == ShipStep::Send {
-                rec.attempts += 1;
-            }
+            rec.attempts += 1;
             let attempt = rec.attempts;
             rec.set_state(next, now, format!("attempt {attempt}"));
             save(tx, &rec)?;
@@ -344,38 +344,47 @@ impl Store {
         })
     }
 
-    /// `orders retry`: re-arm a `failed_safe` delivery (or, with `force`, a `needs_human` one
-    /// the seller has checked by hand) to run the ship stage again now.
+    /// `orders retry`: re-arm a delivery. A `failed_safe` one (or, with `force`, a
+    /// `needs_human` one the seller has checked by hand) runs the ship stage again now with the
+    /// keys it holds; a `manual` one that never sent anything (out of stock, no rule, SKU without
+    /// a pool) gives back what it held and starts again at `from_start`.
     pub fn rearm(
         &self,
         order_id: &str,
         force: bool,
+        from_start: &jobs::NextRun,
         ship: &jobs::NextRun,
         operator: &str,
     ) -> Result<DeliveryRecord> {
         let now = self.now();
         self.write(|tx| {
             let mut rec = load(tx, order_id)?;
-            match rec.state {
-                DeliveryState::FailedSafe => {}
-                DeliveryState::NeedsHuman if force => {}
+            let (resume, state) = match rec.state {
+                DeliveryState::FailedSafe => (ship, DeliveryState::Scheduled),
+                DeliveryState::NeedsHuman if force => (ship, DeliveryState::Scheduled),
                 DeliveryState::NeedsHuman => {
                     return Err(StoreError::Rejected(format!(
                         "order {order_id} needs_human: the last send may have reached the buyer. Check the chat; if it did not arrive, run again with --force"
                     )));
                 }
+                DeliveryState::Manual if rec.sent_at.is_none() && rec.confirmed_at.is_none() => {
+                    release(tx, &rec, now)?;
+                    rec.holding = Holding::Nothing;
+                    rec.due_ms = None;
+                    (from_start, DeliveryState::Planned)
+                }
                 other => {
                     return Err(StoreError::Rejected(format!(
-                        "order {order_id} delivery is {}; only failed_safe (or needs_human with --force) can be retried",
+                        "order {order_id} delivery is {}; only failed_safe, manual (nothing sent) or needs_human (with --force) can be retried",
                         other.as_str()
                     )));
                 }
-            }
+            };
             rec.attempts = 0;
             rec.last_error = None;
-            rec.set_state(DeliveryState::Scheduled, now, format!("re-armed by {operator}"));
+            rec.set_state(state, now, format!("re-armed by {operator}"));
             save(tx, &rec)?;
-            jobs::schedule(tx, order_id, ship.stage, &ship.stage_name, now, &ship.config_version, now)?;
+            jobs::schedule(tx, order_id, resume.stage, &resume.stage_name, now, &resume.config_version, now)?;
             super::audit::append(tx, now, operator, "orders.retry", &format!("{order_id} force={force}"))?;
             Ok(rec)
         })

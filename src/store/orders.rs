@@ -162,8 +162,8 @@ impl Store {
             order.status = OrderStatus::Shipped;
             order.ship_time = Some(now);
             order.ship_method = Some(ShipMethod::Manual);
-            order.logistics_company = Some(company.to_string());
-            order.tracking_number = Some(tracking.to_string());
+            order.logistics_company = Some(company.to_string()).filter(|s| !s.is_empty());
+            order.tracking_number = Some(tracking.to_string()).filter(|s| !s.is_empty());
             order.updated_time = now;
             let remark = format!("{company} {tracking}");
             append_log(
