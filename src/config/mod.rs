@@ -8,8 +8,10 @@
 
 pub mod model;
 pub mod raw;
+pub mod reload;
 pub mod templates;
 mod validate;
+pub mod watch;
 pub mod yaml;
 
 use std::fmt;
