@@ -21,6 +21,9 @@ pub(super) async fn run(ctx: &StageCtx<'_>, params: &DelayParams) -> Result<Outc
         return Ok(Outcome::Continue);
     }
     let window = plan.product.delay.unwrap_or(params.virtual_);
+    if window.max.is_zero() {
+        return Ok(Outcome::Continue); // nothing to draw or remember: spare the commit
+    }
     let drawn = ctx.with_rng(|rng| draw(rng, window.min, window.max));
     let now = ctx.now();
     let oid = ctx.order.order_id.clone();
