@@ -1,0 +1,459 @@
+//! Trade-card payloads for every order state: shape A with a dxCard (reference §5.5.3,
+//! reproduced byte-for-byte for the "created" card), shape D (simplified red reminder) and
+//! shape E (card update). Content and extension JSON are assembled as text because the
+//! service's key order is not alphabetical and the fake must match captures exactly.
+
+use serde_json::{Value, json};
+
+use super::wire::{handle, quote};
+
+/// Which side of the order the receiving account is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Seller,
+    Buyer,
+}
+
+impl Side {
+    /// taskName suffix.
+    fn zh(self) -> &'static str {
+        match self {
+            Self::Seller => "卖家",
+            Self::Buyer => "买家",
+        }
+    }
+
+    /// `role=` value and updateKey suffix.
+    fn en(self) -> &'static str {
+        match self {
+            Self::Seller => "seller",
+            Self::Buyer => "buyer",
+        }
+    }
+}
+
+/// The trade events the fake announces with a card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CardKind {
+    /// 我已拍下，待付款 (real capture A1).
+    Created,
+    /// 我已付款，等待你发货 (yd fixture).
+    Paid,
+    /// 记得及时发货: the buyer's "remind to ship" nudge.
+    Nudge,
+    /// 未付款，买家关闭了订单.
+    ClosedUnpaid,
+    /// 你关闭了订单，钱款已原路退返.
+    ClosedPaid,
+    /// 我发起了退款申请 (yd fixture).
+    RefundRequested,
+    /// Refund agreed: a card update (custom type 32) whose button reads 已同意 (zn-old).
+    RefundAgreed,
+    /// 买家确认收货，交易成功.
+    Completed,
+}
+
+/// Everything one card copy needs, from the order book plus fresh ids.
+pub(crate) struct CardFacts {
+    pub side: Side,
+    /// The account that receives this copy (`receiver`).
+    pub receiver: String,
+    pub buyer: String,
+    /// The buyer's nick as URLs mask it.
+    pub buyer_masked: String,
+    pub cid: String,
+    pub item_id: String,
+    pub order_id: String,
+    pub task_id: String,
+    /// Server message id, `<digits>.PNM`.
+    pub message_id: String,
+    /// The card's 32-hex `messageId` / `msg_id`.
+    pub card_id: String,
+    /// `correlationGroupId`.
+    pub correlation: String,
+    pub created_ms: u64,
+}
+
+/// The texts and links that differ between card kinds.
+struct Wording {
+    /// `1.6.3.2`, `reminderContent`, `detailNotice`.
+    summary: &'static str,
+    /// `reminderNotice`, `reminderTitle`.
+    notice: &'static str,
+    red: &'static str,
+    task: String,
+    /// Status part of `updateKey` (`<cid>:<orderId>:<this>`), when the kind has one.
+    key: Option<&'static str>,
+    title: &'static str,
+    desc: &'static str,
+    /// (text, targetUrl) of the card button; seller copies only.
+    button: Option<(&'static str, String)>,
+    content_type: u8,
+}
+
+fn wording(kind: CardKind, side: Side, order_id: &str) -> Wording {
+    let role = side.zh();
+    let url = |scheme: &str| format!("fleamarket://{scheme}?flutter=true&bizOrderId={order_id}");
+    let w = |summary, notice, red, task: String, key, title, desc, button| Wording {
+        summary,
+        notice,
+        red,
+        task,
+        key,
+        title,
+        desc,
+        button,
+        content_type: 26,
+    };
+    let mut wording = match kind {
+        CardKind::Created => w(
+            "[我已拍下，待付款]",
+            "买家已拍下，待付款",
+            "等待买家付款",
+            format!("已拍下_未付款_{role}"),
+            Some(if side == Side::Seller {
+                "1_not_pay_seller"
+            } else {
+                "1_not_pay_buyer"
+            }),
+            "我已拍下，待付款",
+            "请双方沟通及时确认价格",
+            Some(("修改价格", url("adjust_price"))),
+        ),
+        CardKind::Paid => w(
+            "[我已付款，等待你发货]",
+            "买家已付款，待发货",
+            "等待卖家发货",
+            if side == Side::Seller {
+                "付款完成待发货_卖家-正向升级".into()
+            } else {
+                "付款完成待发货_买家".into()
+            },
+            Some("10:TRADE_PAID:26"),
+            "我已付款，等待你发货",
+            "请包装好商品，并按我在闲鱼上提供的地址发货",
+            Some(("去发货", url("send_goods"))),
+        ),
+        CardKind::Nudge => w(
+            "[记得及时发货]",
+            "买家提醒你发货",
+            "等待卖家发货",
+            format!("提醒发货_{role}"),
+            None,
+            "记得及时发货",
+            "买家提醒你尽快发货",
+            Some(("去发货", url("send_goods"))),
+        ),
+        CardKind::ClosedUnpaid => w(
+            "[未付款，买家关闭了订单]",
+            "交易关闭",
+            "交易关闭",
+            format!("未付款关闭订单_{role}"),
+            None,
+            "未付款，买家关闭了订单",
+            "",
+            None,
+        ),
+        CardKind::ClosedPaid => w(
+            "[你关闭了订单，钱款已原路退返]",
+            "交易关闭",
+            "交易关闭",
+            format!("卖家关闭订单_{role}"),
+            None,
+            "你关闭了订单，钱款已原路退返",
+            "",
+            None,
+        ),
+        CardKind::RefundRequested => w(
+            "[我发起了退款申请]",
+            "买家申请退款",
+            "买家申请退款",
+            format!("发起退款申请_{role}-新逆向url"),
+            None,
+            "我发起了退款申请",
+            "请及时处理退款申请",
+            Some(("去处理", url("refund_detail"))),
+        ),
+        CardKind::RefundAgreed => w(
+            "[退款成功，钱款已原路退返]",
+            "退款成功",
+            "交易关闭",
+            format!("退款申请已同意_{role}"),
+            None,
+            "我发起了退款申请",
+            "",
+            Some(("已同意", url("refund_detail"))),
+        ),
+        CardKind::Completed => w(
+            "[买家确认收货，交易成功]",
+            "买家已确认收货，交易成功",
+            "交易成功",
+            format!("交易成功_{role}"),
+            None,
+            "买家确认收货，交易成功",
+            "快给ta一个评价吧~",
+            Some(("去评价", url("rate"))),
+        ),
+    };
+    if kind == CardKind::RefundAgreed {
+        wording.content_type = 32;
+    }
+    if side == Side::Buyer {
+        wording.button = None;
+    }
+    wording
+}
+
+/// A trade card (shape A): the buyer is the sender, `1.7` is 1 (system card).
+pub(crate) fn trade_card(kind: CardKind, f: &CardFacts) -> Value {
+    let w = wording(kind, f.side, &f.order_id);
+    json!({
+        "1": {
+            "1": {"1": handle(&f.buyer)},
+            "2": handle(&f.cid),
+            "3": f.message_id,
+            "4": 0,
+            "5": f.created_ms,
+            "6": {"1": 101, "3": {"1": "", "2": w.summary, "3": "", "4": w.content_type,
+                                  "5": card_content(&w, f)}},
+            "7": 1, "8": 1, "9": 0,
+            "10": card_ext(&w, f),
+            "12": 1
+        },
+        "3": {"needPush": "true"}
+    })
+}
+
+/// Shape D, the simplified red reminder: conversation-level status, no order id.
+pub(crate) fn red_reminder(cid: &str, buyer: &str, red: &str) -> Value {
+    json!({"1": handle(cid), "2": 1,
+           "3": {"redReminder": red, "redReminderStyle": "1", "userId": buyer}})
+}
+
+/// Shape E for a payment: an update of the *created* card (`original` is its message id)
+/// whose `reminderContent` is new while `redReminder`, `taskName` and `updateKey` are
+/// still the created card's — the stale mix reported in yd issue #38.
+pub(crate) fn paid_update(f: &CardFacts, original: &str, now_ms: u64) -> Value {
+    let stale = wording(CardKind::Created, f.side, &f.order_id);
+    let mut ext = card_ext(&stale, f);
+    for (key, value) in [
+        ("reminderContent", "[已付款，待发货]"),
+        ("detailNotice", "[已付款，待发货]"),
+        ("reminderNotice", "买家已付款"),
+    ] {
+        ext[key] = json!(value);
+    }
+    json!({"1": original, "2": handle(&f.cid), "3": 1, "4": ext, "5": now_ms})
+}
+
+/// The extension map (`1.10`): 16 string entries, as in the capture.
+fn card_ext(w: &Wording, f: &CardFacts) -> Value {
+    let biz_tag = format!(
+        r#"{{"sourceId":{},"taskName":{},"materialId":{},"taskId":{}}}"#,
+        quote(&format!("C2C:{}", f.task_id)),
+        quote(&w.task),
+        quote(&f.task_id),
+        quote(&f.task_id)
+    );
+    let reminder_url = format!(
+        "fleamarket://message_chat?itemId={}&peerUserId={}&peerUserNick={}&sid={}&messageId={}&adv=no",
+        f.item_id, f.buyer, f.buyer_masked, f.cid, f.card_id
+    );
+    json!({
+        "bizTag": biz_tag,
+        "closePushReceiver": "false",
+        "closeUnreadNumber": "false",
+        "detailNotice": w.summary,
+        "extJson": card_ext_json(w, f),
+        "receiver": f.receiver,
+        "redReminder": w.red,
+        "redReminderStyle": "1",
+        "reminderContent": w.summary,
+        "reminderNotice": w.notice,
+        "reminderTitle": w.notice,
+        "reminderUrl": reminder_url,
+        "senderUserId": f.buyer,
+        "senderUserType": "0",
+        "sessionType": "1",
+        "updateHead": "true"
+    })
+}
+
+/// `extJson`, keys in the capture's order.
+fn card_ext_json(w: &Wording, f: &CardFacts) -> String {
+    let update_key = w.key.map_or(String::new(), |k| {
+        format!(
+            r#""updateKey":{},"#,
+            quote(&format!("{}:{}:{k}", f.cid, f.order_id))
+        )
+    });
+    format!(
+        concat!(
+            r#"{{"msgArgs":{},"quickReply":"1","msgArg1":"MsgCard",{}"messageId":{},"#,
+            r#""multiChannel":{{"huawei":"EXPRESS","xiaomi":"108000","oppo":"EXPRESS","honor":"NORMAL","agoo":"product","vivo":"ORDER"}},"#,
+            r#""contentType":"{}","correlationGroupId":{}}}"#
+        ),
+        click_args(f),
+        update_key,
+        quote(&f.card_id),
+        w.content_type,
+        quote(&f.correlation)
+    )
+}
+
+/// `{"task_id":…,"source":"im","msg_id":…}` in extJson, `{"source":…,…}` in clickParam:
+/// the capture uses both orders.
+fn click_args(f: &CardFacts) -> String {
+    format!(
+        r#"{{"task_id":{},"source":"im","msg_id":{}}}"#,
+        quote(&f.task_id),
+        quote(&f.card_id)
+    )
+}
+
+/// The content JSON (`1.6.3.5`): a dxCard, or for type 32 a dynamicOperation wrapping one.
+fn card_content(w: &Wording, f: &CardFacts) -> String {
+    let args = format!(
+        r##"{{"source":"im","task_id":{},"msg_id":{}}}"##,
+        quote(&f.task_id),
+        quote(&f.card_id)
+    );
+    let button = w.button.as_ref().map_or(String::new(), |(text, url)| {
+        format!(
+            concat!(
+                r##""button":{{"bgColor":"#FFE60F","borderColor":"#FFE60F","clickParam":{{"arg1":"MsgCardAction","args":{}}},"##,
+                r##""fontColor":"#333333","targetUrl":{},"text":{}}},"##
+            ),
+            args,
+            quote(url),
+            quote(text)
+        )
+    });
+    let main = format!(
+        concat!(
+            r##"{{"clickParam":{{"arg1":"MsgCard","args":{}}},"exContent":{{"bgColor":"#FFFFFF",{}"##,
+            r##""desc":{},"descColor":"#A3A3A3","title":{},"upgrade":{{"targetUrl":"https://h5.m.goofish.com/app/idleFish-F2e/fm-downlaod/home.html?noRedriect=true&canBack=true&checkVersion=true","version":"7.7.90"}}}},"##,
+            r##""targetUrl":{}}}"##
+        ),
+        args,
+        button,
+        quote(w.desc),
+        quote(w.title),
+        quote(&format!(
+            "fleamarket://order_detail?id={}&role={}",
+            f.order_id,
+            f.side.en()
+        ))
+    );
+    let card = format!(
+        concat!(
+            r##"{{"item":{{"main":{}}},"template":{{"name":"idlefish_message_trade_chat_card","##,
+            r##""url":"https://dinamicx.alibabausercontent.com/pub/idlefish_message_trade_chat_card/1667222052767/idlefish_message_trade_chat_card.zip","version":"1667222052767"}}}}"##
+        ),
+        main
+    );
+    if w.content_type == 32 {
+        format!(
+            r##"{{"contentType":32,"dynamicOperation":{{"changeContent":{{"dxCard":{card}}}}}}}"##
+        )
+    } else {
+        format!(r##"{{"contentType":26,"dxCard":{card}}}"##)
+    }
+}
+
+/// The red-reminder text a kind leaves on the conversation (for shape D pushes).
+pub(crate) fn red_text(kind: CardKind) -> &'static str {
+    wording(kind, Side::Seller, "").red
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::goofish::decode::{self, DecodedEvent, OrderStatus, Role};
+
+    /// Appendix A1 (real capture): order created, seller copy.
+    const A1: &str = "ggGLAYEBsjMxNDk2MzcwNjNAZ29vZmlzaAKzNDc5ODMzODkwOTZAZ29vZmlzaAOxMzQxNjU2NTI3NDU0Mi5QTk0EAAXPAAABlbKji20GggFlA4UBoAK6W+aIkeW3suaLjeS4i++8jOW+heS7mOasvl0DoAQaBdoEKnsiY29udGVudFR5cGUiOjI2LCJkeENhcmQiOnsiaXRlbSI6eyJtYWluIjp7ImNsaWNrUGFyYW0iOnsiYXJnMSI6Ik1zZ0NhcmQiLCJhcmdzIjp7InNvdXJjZSI6ImltIiwidGFza19pZCI6IjNleFFKSE9UbVBVMSIsIm1zZ19pZCI6ImNjOGJjMmRmN2M5MzRkZjA4NmUwNTY3Y2I2OWYxNTczIn19LCJleENvbnRlbnQiOnsiYmdDb2xvciI6IiNGRkZGRkYiLCJidXR0b24iOnsiYmdDb2xvciI6IiNGRkU2MEYiLCJib3JkZXJDb2xvciI6IiNGRkU2MEYiLCJjbGlja1BhcmFtIjp7ImFyZzEiOiJNc2dDYXJkQWN0aW9uIiwiYXJncyI6eyJzb3VyY2UiOiJpbSIsInRhc2tfaWQiOiIzZXhRSkhPVG1QVTEiLCJtc2dfaWQiOiJjYzhiYzJkZjdjOTM0ZGYwODZlMDU2N2NiNjlmMTU3MyJ9fSwiZm9udENvbG9yIjoiIzMzMzMzMyIsInRhcmdldFVybCI6ImZsZWFtYXJrZXQ6Ly9hZGp1c3RfcHJpY2U/Zmx1dHRlcj10cnVlJmJpek9yZGVySWQ9MjUwMzY4ODEyNjM1NjYzNjM3MCIsInRleHQiOiLkv67mlLnku7fmoLwifSwiZGVzYyI6Iuivt+WPjOaWueayn+mAmuWPiuaXtuehruiupOS7t+agvCIsImRlc2NDb2xvciI6IiNBM0EzQTMiLCJ0aXRsZSI6IuaIkeW3suaLjeS4i++8jOW+heS7mOasviIsInVwZ3JhZGUiOnsidGFyZ2V0VXJsIjoiaHR0cHM6Ly9oNS5tLmdvb2Zpc2guY29tL2FwcC9pZGxlRmlzaC1GMmUvZm0tZG93bmxhb2QvaG9tZS5odG1sP25vUmVkcmllY3Q9dHJ1ZSZjYW5CYWNrPXRydWUmY2hlY2tWZXJzaW9uPXRydWUiLCJ2ZXJzaW9uIjoiNy43LjkwIn19LCJ0YXJnZXRVcmwiOiJmbGVhbWFya2V0Oi8vb3JkZXJfZGV0YWlsP2lkPTI1MDM2ODgxMjYzNTY2MzYzNzAmcm9sZT1zZWxsZXIifX0sInRlbXBsYXRlIjp7Im5hbWUiOiJpZGxlZmlzaF9tZXNzYWdlX3RyYWRlX2NoYXRfY2FyZCIsInVybCI6Imh0dHBzOi8vZGluYW1pY3guYWxpYmFiYXVzZXJjb250ZW50LmNvbS9wdWIvaWRsZWZpc2hfbWVzc2FnZV90cmFkZV9jaGF0X2NhcmQvMTY2NzIyMjA1Mjc2Ny9pZGxlZmlzaF9tZXNzYWdlX3RyYWRlX2NoYXRfY2FyZC56aXAiLCJ2ZXJzaW9uIjoiMTY2NzIyMjA1Mjc2NyJ9fX0HAQgBCQAK3gAQpmJpelRhZ9oAe3sic291cmNlSWQiOiJDMkM6M2V4UUpIT1RtUFUxIiwidGFza05hbWUiOiLlt7Lmi43kuItf5pyq5LuY5qy+X+WNluWutiIsIm1hdGVyaWFsSWQiOiIzZXhRSkhPVG1QVTEiLCJ0YXNrSWQiOiIzZXhRSkhPVG1QVTEifbFjbG9zZVB1c2hSZWNlaXZlcqVmYWxzZbFjbG9zZVVucmVhZE51bWJlcqVmYWxzZaxkZXRhaWxOb3RpY2W6W+aIkeW3suaLjeS4i++8jOW+heS7mOasvl2nZXh0SnNvbtoBr3sibXNnQXJncyI6eyJ0YXNrX2lkIjoiM2V4UUpIT1RtUFUxIiwic291cmNlIjoiaW0iLCJtc2dfaWQiOiJjYzhiYzJkZjdjOTM0ZGYwODZlMDU2N2NiNjlmMTU3MyJ9LCJxdWlja1JlcGx5IjoiMSIsIm1zZ0FyZzEiOiJNc2dDYXJkIiwidXBkYXRlS2V5IjoiNDc5ODMzODkwOTY6MjUwMzY4ODEyNjM1NjYzNjM3MDoxX25vdF9wYXlfc2VsbGVyIiwibWVzc2FnZUlkIjoiY2M4YmMyZGY3YzkzNGRmMDg2ZTA1NjdjYjY5ZjE1NzMiLCJtdWx0aUNoYW5uZWwiOnsiaHVhd2VpIjoiRVhQUkVTUyIsInhpYW9taSI6IjEwODAwMCIsIm9wcG8iOiJFWFBSRVNTIiwiaG9ub3IiOiJOT1JNQUwiLCJhZ29vIjoicHJvZHVjdCIsInZpdm8iOiJPUkRFUiJ9LCJjb250ZW50VHlwZSI6IjI2IiwiY29ycmVsYXRpb25Hcm91cElkIjoiM2V4UUpIT1RtUFUxX0ZGcjRHT1NuOE9RbyJ9qHJlY2VpdmVyrTIyMDI2NDA5MTgwNzmrcmVkUmVtaW5kZXKy562J5b6F5Lmw5a625LuY5qy+sHJlZFJlbWluZGVyU3R5bGWhMa9yZW1pbmRlckNvbnRlbnS6W+aIkeW3suaLjeS4i++8jOW+heS7mOasvl2ucmVtaW5kZXJOb3RpY2W75Lmw5a625bey5ouN5LiL77yM5b6F5LuY5qy+rXJlbWluZGVyVGl0bGW75Lmw5a625bey5ouN5LiL77yM5b6F5LuY5qy+q3JlbWluZGVyVXJs2gCaZmxlYW1hcmtldDovL21lc3NhZ2VfY2hhdD9pdGVtSWQ9OTAwMDUyNjQ0Mjc3JnBlZXJVc2VySWQ9MzE0OTYzNzA2MyZwZWVyVXNlck5pY2s955S3KioqeSZzaWQ9NDc5ODMzODkwOTYmbWVzc2FnZUlkPWNjOGJjMmRmN2M5MzRkZjA4NmUwNTY3Y2I2OWYxNTczJmFkdj1ub6xzZW5kZXJVc2VySWSqMzE0OTYzNzA2M65zZW5kZXJVc2VyVHlwZaEwq3Nlc3Npb25UeXBloTGqdXBkYXRlSGVhZKR0cnVlDAEDgahuZWVkUHVzaKR0cnVl";
+
+    fn a1_facts() -> CardFacts {
+        CardFacts {
+            side: Side::Seller,
+            receiver: "2202640918079".into(),
+            buyer: "3149637063".into(),
+            buyer_masked: "男***y".into(),
+            cid: "47983389096".into(),
+            item_id: "900052644277".into(),
+            order_id: "2503688126356636370".into(),
+            task_id: "3exQJHOTmPU1".into(),
+            message_id: "3416565274542.PNM".into(),
+            card_id: "cc8bc2df7c934df086e0567cb69f1573".into(),
+            correlation: "3exQJHOTmPU1_FFr4GOSn8OQo".into(),
+            created_ms: 1_742_458_817_389,
+        }
+    }
+
+    fn order_event(payload: &Value, account: &str) -> (String, OrderStatus, Role) {
+        let raw = decode::payload_to_value(&decode::encode_payload(payload)).expect("decodes");
+        match decode::classify(&raw, Some(account)) {
+            DecodedEvent::Order {
+                order_id,
+                status,
+                role,
+                ..
+            } => (order_id, status, role),
+            other => panic!("not an order event: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn created_card_is_byte_identical_to_capture_a1() {
+        let payload = trade_card(CardKind::Created, &a1_facts());
+        assert_eq!(decode::encode_payload(&payload), A1);
+    }
+
+    #[test]
+    fn every_card_kind_decodes_to_its_status_with_the_order_id() {
+        let cases = [
+            (CardKind::Created, OrderStatus::PendingPayment),
+            (CardKind::Paid, OrderStatus::Paid),
+            (CardKind::Nudge, OrderStatus::Paid),
+            (CardKind::ClosedUnpaid, OrderStatus::Closed),
+            (CardKind::ClosedPaid, OrderStatus::Closed),
+            (CardKind::RefundRequested, OrderStatus::Refunding),
+            (CardKind::RefundAgreed, OrderStatus::Refunded),
+            (CardKind::Completed, OrderStatus::Completed),
+        ];
+        for (kind, status) in cases {
+            let got = order_event(&trade_card(kind, &a1_facts()), "2202640918079");
+            assert_eq!(
+                got,
+                ("2503688126356636370".into(), status, Role::Seller),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn buyer_copy_has_buyer_role() {
+        let mut facts = a1_facts();
+        facts.side = Side::Buyer;
+        facts.receiver = facts.buyer.clone();
+        let (_, status, role) = order_event(&trade_card(CardKind::Paid, &facts), "3149637063");
+        assert_eq!((status, role), (OrderStatus::Paid, Role::Buyer));
+    }
+
+    #[test]
+    fn shape_e_paid_update_names_the_order_and_shape_d_does_not() {
+        let facts = a1_facts();
+        let update = paid_update(&facts, "3416565274542.PNM", 1);
+        let got = order_event(&update, "2202640918079");
+        assert_eq!(got.1, OrderStatus::Paid);
+        assert_eq!(got.0, facts.order_id);
+        let d = red_reminder(&facts.cid, &facts.buyer, red_text(CardKind::Paid));
+        assert_eq!(d["3"]["redReminder"], "等待卖家发货");
+        let raw = decode::payload_to_value(&decode::encode_payload(&d)).expect("decodes");
+        assert!(matches!(
+            decode::classify(&raw, Some("2202640918079")),
+            DecodedEvent::Ignored { .. }
+        ));
+    }
+}

@@ -1,0 +1,141 @@
+//! The HTTP side: a hyper server on loopback that turns `POST /h5/<api>/<v>/?<query>` (form
+//! body `data=…`; `GET` with `data` in the query is accepted too) into an [`MtopRequest`],
+//! lets [`super::apis`] answer it, and writes the reply with its `Set-Cookie`s.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, COOKIE, HeaderValue, SET_COOKIE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::apis::{self, MtopReply, MtopRequest};
+use super::state::Shared;
+use super::wire::{param, parse_pairs};
+use crate::source::goofish::sign::Cookies;
+
+/// Request bodies beyond this are refused; real mtop bodies are a few hundred bytes.
+const MAX_BODY: usize = 1 << 20;
+
+/// Accepts connections until the fake shuts down.
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            () = shared.cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else {
+            // Transient accept errors (e.g. too many open files) must not end the server.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        tokio::spawn(connection(stream, Arc::clone(&shared)));
+    }
+}
+
+async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+    let cancel = shared.cancel.clone();
+    let service = service_fn(move |req| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, Infallible>(handle(req, &shared).await) }
+    });
+    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        _ = conn => {}
+    }
+}
+
+async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+    let Some((api, version)) = mtop_path(req.uri().path()) else {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    };
+    let cookies = request_cookies(&req);
+    let query = parse_pairs(req.uri().query().unwrap_or_default());
+    let is_post = req.method() == Method::POST;
+    let form = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(body) => parse_pairs(&String::from_utf8_lossy(&body.to_bytes())),
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+    };
+    let data = if is_post { param(&form, "data") } else { None }.or_else(|| param(&query, "data"));
+    let request = MtopRequest {
+        api,
+        version,
+        t: param(&query, "t").map(str::to_owned),
+        sign: param(&query, "sign").map(str::to_owned),
+        data: data.map(str::to_owned),
+        cookies,
+    };
+    let reply = apis::answer(&mut shared.lock(), &request);
+    if let Some(delay) = reply.delay {
+        tokio::time::sleep(delay).await;
+    }
+    render(reply)
+}
+
+/// `/h5/<api>/<v>/` → (api, v).
+fn mtop_path(path: &str) -> Option<(String, String)> {
+    let rest = path.strip_prefix("/h5/")?;
+    let mut parts = rest.trim_end_matches('/').split('/');
+    let (api, version) = (parts.next()?, parts.next()?);
+    (parts.next().is_none() && !api.is_empty() && !version.is_empty())
+        .then(|| (api.to_owned(), version.to_owned()))
+}
+
+/// All `Cookie` headers of the request as one jar (HTTP/1 clients send one, but two are legal).
+fn request_cookies(req: &Request<Incoming>) -> Cookies {
+    let joined: Vec<&str> = req
+        .headers()
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    Cookies::parse(&joined.join("; "))
+}
+
+fn render(reply: MtopReply) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let content_type = if status == StatusCode::OK {
+        "application/json;charset=UTF-8"
+    } else {
+        "text/html"
+    };
+    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    for cookie in reply.set_cookies {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            headers.append(SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let ok = |a: &str, v: &str| Some((a.to_owned(), v.to_owned()));
+        assert_eq!(mtop_path("/h5/mtop.a.b/1.0/"), ok("mtop.a.b", "1.0"));
+        assert_eq!(mtop_path("/h5/mtop.a.b/1.0"), ok("mtop.a.b", "1.0"));
+        assert_eq!(mtop_path("/h5/mtop.a.b/"), None);
+        assert_eq!(mtop_path("/h5/a/1.0/x/"), None);
+        assert_eq!(mtop_path("/other"), None);
+    }
+}
