@@ -52,33 +52,9 @@ pub enum DecodeError {
     UnknownFrame(String),
 }
 
-/// Order state as announced by a trade card or reminder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    PendingPayment,
-    Paid,
-    Shipped,
-    Completed,
-    Closed,
-    Refunding,
-    Refunded,
-}
-
-impl OrderStatus {
-    /// The serialized name, e.g. `"paid"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PendingPayment => "pending_payment",
-            Self::Paid => "paid",
-            Self::Shipped => "shipped",
-            Self::Completed => "completed",
-            Self::Closed => "closed",
-            Self::Refunding => "refunding",
-            Self::Refunded => "refunded",
-        }
-    }
-}
+/// Order state as announced by a trade card or reminder: the event vocabulary every source
+/// shares.
+pub use crate::event::EventStatus as OrderStatus;
 
 /// Which side of the order this account is on. Buyer-role copies arrive when the
 /// account itself buys something and must never trigger delivery.
