@@ -1,22 +1,32 @@
 //! Wiring: the pieces of a running shop and how they start and stop.
 //!
 //! [`Shop`] owns the store, the config handle, the runner, the scheduler and the outbox
-//! dispatcher; `replay` and `run` both build one. Shutdown is a `CancellationToken`: the
-//! scheduler stops taking jobs and waits for running ones, the dispatcher stops after its
-//! current attempt. Anything unfinished is still in the store for the next start.
+//! dispatcher; `replay` and `run` both build one. [`Daemon`] is `run`: the shop with the
+//! [`GoofishMarketplace`] routing sends and confirmations to each account's clients, and one
+//! account supervisor per configured account feeding orders in. Shutdown is a
+//! `CancellationToken` (Ctrl-C / SIGTERM): the scheduler stops taking jobs and waits for
+//! running ones, the dispatcher stops after its current attempt, the sockets close. Anything
+//! unfinished is still in the store for the next start.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::config::{self, Config, ConfigHandle, Stock};
+use crate::clock::SharedClock;
+use crate::config::reload::{ReloadOutcome, Reloader};
+use crate::config::{self, Config, ConfigHandle, SecretRef, Stock};
+use crate::health::{Health, ReloadStatus};
 use crate::marketplace::Marketplace;
 use crate::notify::dispatcher::Dispatcher;
 use crate::pipeline::Runner;
 use crate::scheduler::Scheduler;
+use crate::source::goofish::account::AccountClient;
+use crate::source::goofish::market::GoofishMarketplace;
 use crate::store::{DaemonLock, Store, StoreError};
 
 /// How many orders are worked on at once.
@@ -84,14 +94,226 @@ pub fn declared_stock(config: &Config) -> BTreeMap<String, u32> {
         .collect()
 }
 
-/// `xianyu-shopd run`: the daemon.
+/// A running daemon: the shop, the config watcher and one Goofish supervisor per account,
+/// until [`Daemon::stop`].
+///
+/// `run` builds one from the config directory and waits for Ctrl-C / SIGTERM; tests build one
+/// in-process against the loopback fake (`marketplace:` pointing at it).
+pub struct Daemon {
+    pub store: Store,
+    pub runner: Arc<Runner>,
+    pub market: Arc<GoofishMarketplace>,
+    /// Connection and login state per account, for the status page.
+    pub health: Health,
+    pub reloader: Arc<Reloader>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    _lock: DaemonLock,
+}
+
+impl Daemon {
+    /// Lock the state directory, load the config, open the store and start everything,
+    /// reporting to the process-wide [`crate::health::global`] registry.
+    pub async fn start(
+        config_dir: &Path,
+        state_dir: &Path,
+        clock: SharedClock,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(
+            config_dir,
+            state_dir,
+            clock,
+            crate::health::global().clone(),
+        )
+        .await
+    }
+
+    /// [`Daemon::start`] reporting to a registry of the caller's (tests).
+    pub async fn start_with(
+        config_dir: &Path,
+        state_dir: &Path,
+        clock: SharedClock,
+        health: Health,
+    ) -> anyhow::Result<Self> {
+        let lock = DaemonLock::acquire(state_dir)?;
+        let config = config::load(config_dir).map_err(|e| {
+            anyhow::anyhow!("the config in {} is invalid:\n{e}", config_dir.display())
+        })?;
+        require_cookie_variables(&config)?;
+        let store = Store::open(state_dir, clock.clone()).context("opening the store")?;
+        let http = mtop_http_client()?;
+        let clients: Vec<AccountClient> = config
+            .accounts
+            .iter()
+            .map(|a| {
+                AccountClient::new(
+                    a,
+                    &config.marketplace,
+                    store.clone(),
+                    http.clone(),
+                    health.clone(),
+                )
+            })
+            .collect();
+        let mut market = GoofishMarketplace::new();
+        for c in &clients {
+            market.add(c.id(), c.link());
+        }
+        let market = Arc::new(market);
+        tracing::info!(version = %config.version, accounts = clients.len(), "Config loaded.");
+        health.set_reload(ReloadStatus {
+            version: config.version.clone(),
+            ok: true,
+            at: store.now(),
+            errors: Vec::new(),
+        });
+        // Bind before anything starts, so a taken port fails the start instead of a task.
+        let status_listener = tokio::net::TcpListener::bind(config.status.listen)
+            .await
+            .with_context(|| format!("binding the status page on {}", config.status.listen))?;
+        let shop = Shop::new(store.clone(), config, market.clone())?;
+        let runner = shop.runner.clone();
+        let reloader = Arc::new(Reloader::new(
+            config_dir.to_path_buf(),
+            shop.config.clone(),
+            clock,
+        ));
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(watch_config(
+            reloader.clone(),
+            store.clone(),
+            health.clone(),
+            (config_dir.to_path_buf(), state_dir.to_path_buf()),
+            shutdown.clone(),
+        ));
+        let status = crate::status::StatusContext::new(store.clone(), shop.config.clone());
+        let status_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = crate::status::serve(status_listener, status, status_shutdown).await {
+                tracing::error!(error = %e, "The status page stopped.");
+            }
+        });
+        tasks.spawn(shop.run(shutdown.clone()));
+        for client in clients {
+            let reloads = Some(reloader.subscribe());
+            tasks.spawn(client.supervise(runner.clone(), reloads, shutdown.clone()));
+        }
+        tasks.close();
+        Ok(Self {
+            store,
+            runner,
+            market,
+            health,
+            reloader,
+            shutdown,
+            tasks,
+            _lock: lock,
+        })
+    }
+
+    /// Stop taking work, let running steps finish (bounded), release the state directory.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "Shutdown grace period over; unfinished work resumes on the next start.");
+        }
+    }
+}
+
+impl Drop for Daemon {
+    /// A daemon dropped without [`Daemon::stop`] (a failing test) still stops its tasks.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Hot reload: re-validate on file changes and SIGHUP; after a swap, declared stock follows
+/// the new `products.yaml` and accounts whose cookies changed re-read them (they subscribe
+/// to the reloader). Settings the running clients were built with (`accounts`,
+/// `marketplace:`) take effect at the next start.
+async fn watch_config(
+    reloader: Arc<Reloader>,
+    store: Store,
+    health: Health,
+    (config_dir, state_dir): (std::path::PathBuf, std::path::PathBuf),
+    shutdown: CancellationToken,
+) {
+    let on_reload = move |reloader: &Reloader, outcome: &ReloadOutcome| {
+        if matches!(outcome, ReloadOutcome::Applied(_)) {
+            if let Err(e) = store.sync_stock(&declared_stock(&reloader.handle().load())) {
+                tracing::error!(error = %e, "Declared stock could not follow the reloaded config.");
+            }
+        }
+        health.record_reload(reloader.report().into());
+    };
+    crate::config::watch::run(reloader, config_dir, state_dir, shutdown, on_reload).await;
+}
+
+/// A `cookies_env` variable that is not set now can never appear in this process (the
+/// environment of a running process does not change), so that account could never work:
+/// refuse to start. A missing `cookies_file` is fine — the seller may create it later.
+fn require_cookie_variables(config: &Config) -> anyhow::Result<()> {
+    for account in &config.accounts {
+        let SecretRef::Env(name) = &account.cookies else {
+            continue;
+        };
+        if std::env::var(name).is_ok_and(|v| !v.trim().is_empty()) {
+            continue;
+        }
+        anyhow::bail!(
+            "account `{}`: environment variable {name} (cookies_env) is not set; export the browser's Cookie header in it, or use `cookies_file: state/cookies-{}.txt`, which is re-read while the daemon runs",
+            account.id,
+            account.id
+        );
+    }
+    Ok(())
+}
+
+/// How long a graceful shutdown waits for running work.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+/// One HTTP client for every account's mtop calls. Timeouts keep a stuck call from holding a
+/// pipeline step forever; redirects are not followed (an mtop answer is never a redirect,
+/// and a redirect would carry the cookies elsewhere).
+fn mtop_http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(25))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("building the HTTP client")
+}
+
+/// `xianyu-shopd run`: the daemon, until Ctrl-C or SIGTERM.
 pub async fn run_daemon(config_dir: &Path, state_dir: &Path) -> anyhow::Result<()> {
-    let _lock = DaemonLock::acquire(state_dir)?;
-    let config = config::load(config_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let _store = Store::open(state_dir, crate::clock::system()).context("opening the store")?;
-    tracing::info!(version = %config.version, accounts = config.accounts.len(), "Config loaded.");
-    bail!(
-        "the Goofish (Xianyu) connection is not part of this build yet, so `run` has no order source; \
-         use `xianyu-shopd replay FILE` to feed orders through the pipeline"
-    )
+    let daemon = Daemon::start(config_dir, state_dir, crate::clock::system()).await?;
+    tracing::info!("Daemon running; Ctrl-C or SIGTERM stops it.");
+    wait_for_stop_signal().await;
+    tracing::info!("Stopping.");
+    daemon.stop().await;
+    Ok(())
+}
+
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot listen for SIGTERM; only Ctrl-C stops the daemon.")
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

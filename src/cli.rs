@@ -62,6 +62,15 @@ pub enum Command {
     Orders(OrdersCommand),
     /// Write a consistent copy of the store to PATH (works while the daemon runs).
     Backup { path: PathBuf },
+    /// Render an event's notification template with sample data, send it through CHANNEL now
+    /// (not through the outbox) and print how the channel answered. Exit 0 only if accepted.
+    NotifyTest {
+        /// A channel name from `channels:` (or `log`).
+        channel: String,
+        /// Which event's template to send (default manual_ship).
+        #[arg(long, default_value = "manual_ship")]
+        event: String,
+    },
     /// Decode a Goofish IM push: a base64 payload, a whole WebSocket frame as JSON, or `-` for
     /// stdin. Prints one JSON object per event found.
     Decode {

@@ -36,7 +36,10 @@ fn main() -> ExitCode {
 fn init_logging(json: bool) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,xianyu_shopd=info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    // The status page's 日志 tab shows the last warnings and errors from this layer.
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(xianyu_shopd::status::logs::layer());
     let stderr = std::io::stderr;
     if json {
         registry

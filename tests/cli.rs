@@ -9,13 +9,23 @@ fn copy_example(to: &Path) {
     for f in ["pipeline.yaml", "products.yaml"] {
         std::fs::copy(root.join(f), to.join(f)).unwrap();
     }
-    std::fs::create_dir_all(to.join("templates")).unwrap();
-    for entry in std::fs::read_dir(root.join("templates")).unwrap() {
-        let p = entry.unwrap().path();
-        std::fs::copy(&p, to.join("templates").join(p.file_name().unwrap())).unwrap();
-    }
+    copy_dir(&root.join("templates"), &to.join("templates"));
     for f in ["example-events.jsonl", "example-cards.txt"] {
         std::fs::copy(root.join("tests/data").join(f), to.join(f)).unwrap();
+    }
+}
+
+/// `templates/` has subdirectories (`notify/`).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, dest).unwrap();
+        }
     }
 }
 
@@ -152,10 +162,20 @@ fn a_sellers_first_session() {
 }
 
 #[test]
-fn run_is_honest_about_the_missing_marketplace_connection() {
+fn run_refuses_to_start_without_the_account_cookies() {
     let dir = tempfile::tempdir().unwrap();
     copy_example(dir.path());
-    let out = run(dir.path(), &["run"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
+        .arg("--config-dir")
+        .arg(dir.path())
+        .arg("run")
+        .env_remove("XIANYU_COOKIES")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not part of this build"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("XIANYU_COOKIES") && stderr.contains("cookies_file"),
+        "{stderr}"
+    );
 }

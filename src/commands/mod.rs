@@ -5,6 +5,7 @@ mod backup;
 mod cards;
 mod check;
 mod decode;
+mod notify_test;
 mod orders;
 mod replay;
 
@@ -32,6 +33,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cards(c) => cards::run(&dirs, c),
         Command::Orders(c) => orders::run(&dirs, c),
         Command::Backup { path } => backup::run(&dirs, &path),
+        Command::NotifyTest { channel, event } => notify_test::run(&dirs, &channel, &event).await,
         Command::Decode {
             input,
             account_id,

@@ -27,6 +27,7 @@ pub struct Config {
     pub pools: BTreeMap<String, PoolConfig>,
     pub products: HashMap<String, Product>,
     pub templates: Arc<Templates>,
+    pub marketplace: MarketplaceConfig,
 }
 
 impl Config {
@@ -100,6 +101,59 @@ pub struct Account {
     pub cookies: SecretRef,
 }
 
+/// `marketplace:` — how the Goofish client reaches the service and how patient it is.
+///
+/// Every field has a default that is right for the real service; tests point the URLs at a
+/// loopback fake and shorten the timings so faults play out in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketplaceConfig {
+    /// Base of the mtop HTTP API, up to and including `/h5/` (`<base><api>/<v>/`).
+    pub mtop_url: String,
+    /// The IM WebSocket endpoint.
+    pub ws_url: String,
+    /// Browser user agent; should match the browser the cookies came from (risk control).
+    pub user_agent: Option<String>,
+    /// Interval of the IM heartbeat (`/!`); an unanswered heartbeat drops the connection.
+    pub heartbeat: Duration,
+    /// No business push for this long while heartbeats succeed = a zombie connection:
+    /// reconnect and reconcile.
+    pub watchdog: Duration,
+    /// How often the sold-order list is polled (jittered ±20 %), besides after every reconnect.
+    pub reconcile_interval: Duration,
+    /// How often the cookie file / variable is re-read while waiting for fresh cookies.
+    pub cookies_poll: Duration,
+    /// How long a chat send waits for a connection and then for the server's answer.
+    pub send_timeout: Duration,
+    /// Ceiling of the exponential reconnect backoff.
+    pub reconnect_max: Duration,
+    /// First wait after risk control before one probe with the same cookies (doubles).
+    pub risk_backoff: Duration,
+    /// Age at which the IM access token is refreshed (and the socket reconnected).
+    pub token_refresh: Duration,
+    /// Interval of the `loginuser.get` keep-alive that notices an expired login early.
+    pub keepalive: Duration,
+}
+
+impl Default for MarketplaceConfig {
+    fn default() -> Self {
+        Self {
+            mtop_url: "https://h5api.m.goofish.com/h5/".into(),
+            ws_url: "wss://wss-goofish.dingtalk.com/".into(),
+            user_agent: None,
+            heartbeat: Duration::from_secs(15),
+            watchdog: Duration::from_secs(10 * 60),
+            reconcile_interval: Duration::from_secs(2 * 60),
+            cookies_poll: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(10),
+            reconnect_max: Duration::from_secs(90),
+            risk_backoff: Duration::from_secs(30 * 60),
+            // The token API is the risk-control hot spot (reference §8): refresh rarely.
+            token_refresh: Duration::from_secs(20 * 3600),
+            keepalive: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct StatusConfig {
     pub listen: SocketAddr,
@@ -171,8 +225,17 @@ pub struct ShipParams {
 pub struct NotifyParams {
     pub events: Vec<EventKind>,
     pub channels: Vec<String>,
+    /// Tried in order once every channel of an alert failed.
     pub fallback: Vec<String>,
     pub routes: BTreeMap<EventKind, Vec<String>>,
+    /// Identical alerts (same event, title and text) within this window go out once.
+    pub dedupe_window: Duration,
+    /// Per event: repeats about the same subject (account, order) at most once per period.
+    pub cooldown: BTreeMap<EventKind, Duration>,
+    /// Send `recovered` once a problem that was announced clears.
+    pub recovery: bool,
+    /// `templates/notify/<event>.txt.j2`, defaults compiled in; checked at load.
+    pub templates: Arc<crate::notify::templates::NotifyTemplates>,
 }
 
 impl NotifyParams {
@@ -188,9 +251,174 @@ impl NotifyParams {
 }
 
 #[derive(Debug, Clone)]
-pub enum ChannelConfig {
-    Webhook { url: SecretRef, timeout: Duration },
+pub struct ChannelConfig {
+    pub spec: ChannelSpec,
+    /// Per-request timeout (`timeout:`, default 10 s; e-mail 30 s).
+    pub timeout: Duration,
+    /// Local rate limit in sends per minute (`max_per_minute:`); WeCom and DingTalk default
+    /// to 20, Feishu to 100, Telegram to 20; `None` means no local limit.
+    pub max_per_minute: Option<u32>,
+}
+
+impl ChannelConfig {
+    pub fn log() -> Self {
+        Self {
+            spec: ChannelSpec::Log,
+            timeout: Duration::from_secs(10),
+            max_per_minute: None,
+        }
+    }
+}
+
+/// One channel kind with its settings. Secrets are [`SecretRef`]s, resolved when the dispatcher
+/// builds the channel.
+#[derive(Debug, Clone)]
+pub enum ChannelSpec {
     Log,
+    /// Generic JSON webhook, signed like Standard Webhooks when `secret` is set.
+    Webhook {
+        url: SecretRef,
+        secret: Option<SecretRef>,
+    },
+    Wecom(WecomSpec),
+    Dingtalk(DingtalkSpec),
+    Feishu(FeishuSpec),
+    Bark(BarkSpec),
+    Telegram(TelegramSpec),
+    Serverchan(ServerchanSpec),
+    Pushplus(PushplusSpec),
+    Email(EmailSpec),
+    AliyunSms(AliyunSmsSpec),
+    TencentSms(TencentSmsSpec),
+}
+
+impl ChannelSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Log => "log",
+            Self::Webhook { .. } => "webhook",
+            Self::Wecom(_) => "wecom",
+            Self::Dingtalk(_) => "dingtalk",
+            Self::Feishu(_) => "feishu",
+            Self::Bark(_) => "bark",
+            Self::Telegram(_) => "telegram",
+            Self::Serverchan(_) => "serverchan",
+            Self::Pushplus(_) => "pushplus",
+            Self::Email(_) => "email",
+            Self::AliyunSms(_) => "aliyun_sms",
+            Self::TencentSms(_) => "tencent_sms",
+        }
+    }
+}
+
+/// WeCom group bot: the whole webhook URL (with `key=`) is the secret.
+#[derive(Debug, Clone)]
+pub struct WecomSpec {
+    pub url: SecretRef,
+    /// WeCom user ids (or `@all`) to mention.
+    pub mention_users: Vec<String>,
+    pub mention_mobiles: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DingtalkSpec {
+    pub url: SecretRef,
+    /// The `SEC…` signing secret, if the bot uses 加签.
+    pub secret: Option<SecretRef>,
+    pub at_mobiles: Vec<String>,
+    pub at_user_ids: Vec<String>,
+    pub at_all: bool,
+    /// The bot's custom keyword; prepended when a message lacks it (else DingTalk drops it).
+    pub keyword: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FeishuSpec {
+    pub url: SecretRef,
+    pub secret: Option<SecretRef>,
+    pub at_all: bool,
+    pub at_user_ids: Vec<String>,
+    pub keyword: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BarkSpec {
+    /// `https://api.day.app` or a self-hosted server.
+    pub server: String,
+    pub device_key: SecretRef,
+    pub group: String,
+    pub sound: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelegramSpec {
+    /// `https://api.telegram.org`, or a reverse proxy where that is unreachable.
+    pub api_base: String,
+    pub token: SecretRef,
+    pub chat_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerchanSpec {
+    pub sendkey: SecretRef,
+    /// Overrides the URL derived from the SendKey (tests, proxies): `{api_base}/{key}.send`.
+    pub api_base: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PushplusSpec {
+    pub url: String,
+    pub token: SecretRef,
+    pub channel: Option<String>,
+    pub topic: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTls {
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// Plain connect, then STARTTLS (port 587).
+    Starttls,
+    /// No TLS: only for a loopback server.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailSpec {
+    pub host: String,
+    pub port: u16,
+    pub tls: EmailTls,
+    pub username: Option<String>,
+    pub password: Option<SecretRef>,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AliyunSmsSpec {
+    pub endpoint: String,
+    pub access_key_id: SecretRef,
+    pub access_key_secret: SecretRef,
+    pub sign_name: String,
+    pub template_code: String,
+    pub phone_numbers: Vec<String>,
+    pub region: String,
+    /// Which alert facts fill the SMS template's variables (`event`, `order_id`, `item`, …).
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TencentSmsSpec {
+    pub endpoint: String,
+    pub secret_id: SecretRef,
+    pub secret_key: SecretRef,
+    pub sdk_app_id: String,
+    pub sign_name: String,
+    pub template_id: String,
+    pub phone_numbers: Vec<String>,
+    pub region: String,
+    /// Alert facts for `TemplateParamSet`, in the template's order.
+    pub params: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -62,7 +62,12 @@ impl Reloader {
         Self {
             dir,
             cookies: Mutex::new(cookie_fingerprints(&current)),
-            report: Mutex::new(ReloadReport { version: current.version.clone(), ok: true, at: 0, errors: Vec::new() }),
+            report: Mutex::new(ReloadReport {
+                version: current.version.clone(),
+                ok: true,
+                at: 0,
+                errors: Vec::new(),
+            }),
             handle,
             clock,
             changes,
@@ -86,7 +91,9 @@ impl Reloader {
     /// blocking-friendly context.
     pub fn reload(&self) -> ReloadOutcome {
         let outcome = match super::load(&self.dir) {
-            Err(errors) => ReloadOutcome::Rejected(errors.0.iter().map(ToString::to_string).collect()),
+            Err(errors) => {
+                ReloadOutcome::Rejected(errors.0.iter().map(ToString::to_string).collect())
+            }
             Ok(new) => self.swap(new),
         };
         self.record(&outcome);
@@ -95,21 +102,27 @@ impl Reloader {
 
     fn swap(&self, new: Arc<Config>) -> ReloadOutcome {
         let old = self.handle.load_full();
-        if new.status.listen != old.status.listen {
+        if let Some(what) = restart_only_change(&old, &new) {
             return ReloadOutcome::Rejected(vec![format!(
-                "pipeline.yaml: status.listen: changing the listen address ({} → {}) requires a restart; nothing of this edit was applied",
-                old.status.listen, new.status.listen
+                "pipeline.yaml: {what} requires a restart; nothing of this edit was applied (the running config is unchanged)"
             )]);
         }
         let fingerprints = cookie_fingerprints(&new);
         let changed: Vec<String> = {
             let previous = lock(&self.cookies);
-            fingerprints.iter().filter(|(id, fp)| previous.get(*id) != Some(fp)).map(|(id, _)| id.clone()).collect()
+            fingerprints
+                .iter()
+                .filter(|(id, fp)| previous.get(*id) != Some(fp))
+                .map(|(id, _)| id.clone())
+                .collect()
         };
         if new.version == old.version && changed.is_empty() {
             return ReloadOutcome::Unchanged;
         }
-        let change = ConfigChange { version: new.version.clone(), accounts_with_new_cookies: changed };
+        let change = ConfigChange {
+            version: new.version.clone(),
+            accounts_with_new_cookies: changed,
+        };
         *lock(&self.cookies) = fingerprints;
         self.handle.store(new);
         let _ = self.changes.send(change.clone());
@@ -124,16 +137,54 @@ impl Reloader {
             _ => Vec::new(),
         };
         match outcome {
-            ReloadOutcome::Applied(c) => tracing::info!(version = %c.version, reconnect = ?c.accounts_with_new_cookies, "Config reloaded."),
-            ReloadOutcome::Unchanged => tracing::debug!("Config files changed but the config did not."),
+            ReloadOutcome::Applied(c) => {
+                tracing::info!(version = %c.version, reconnect = ?c.accounts_with_new_cookies, "Config reloaded.")
+            }
+            ReloadOutcome::Unchanged => {
+                tracing::debug!("Config files changed but the config did not.")
+            }
             ReloadOutcome::Rejected(errs) => {
                 for e in errs {
                     tracing::error!(error = %e, "Config reload rejected; keeping the running config.");
                 }
             }
         }
-        *lock(&self.report) = ReloadReport { version, ok: errors.is_empty(), at, errors };
+        *lock(&self.report) = ReloadReport {
+            version,
+            ok: errors.is_empty(),
+            at,
+            errors,
+        };
     }
+}
+
+/// Settings the running daemon was built from and cannot swap: the status page's socket and
+/// token, the set of account connections, and the marketplace endpoints and timings.
+fn restart_only_change(old: &Config, new: &Config) -> Option<String> {
+    if new.status.listen != old.status.listen {
+        return Some(format!(
+            "status.listen: changing the listen address ({} → {})",
+            old.status.listen, new.status.listen
+        ));
+    }
+    if new.status.token != old.status.token {
+        return Some(
+            "status.token_env/token_file: changing where the status token comes from".into(),
+        );
+    }
+    let accounts = |c: &Config| {
+        c.accounts
+            .iter()
+            .map(|a| (a.id.clone(), a.cookies.clone()))
+            .collect::<Vec<_>>()
+    };
+    if accounts(old) != accounts(new) {
+        return Some("accounts: adding, removing or re-pointing an account's cookies".into());
+    }
+    if new.marketplace != old.marketplace {
+        return Some("marketplace: changing endpoints or timings".into());
+    }
+    None
 }
 
 /// A fingerprint per account of where its cookies come from and what they are now, so a new

@@ -27,8 +27,15 @@ pub struct ConfigWatcher {
 
 /// Start watching `config_dir` (and `state_dir` for cookie files); each relevant change sends
 /// one `()` on `tx`.
-pub fn watch(config_dir: &Path, state_dir: &Path, tx: mpsc::UnboundedSender<()>) -> notify::Result<ConfigWatcher> {
-    let filter = Relevant { config_dir: absolute(config_dir), state_dir: absolute(state_dir) };
+pub fn watch(
+    config_dir: &Path,
+    state_dir: &Path,
+    tx: mpsc::UnboundedSender<()>,
+) -> notify::Result<ConfigWatcher> {
+    let filter = Relevant {
+        config_dir: absolute(config_dir),
+        state_dir: absolute(state_dir),
+    };
     let mut debouncer = new_debouncer(DEBOUNCE, None, move |res: DebounceEventResult| {
         let Ok(events) = res else { return };
         let relevant = events
@@ -48,7 +55,9 @@ pub fn watch(config_dir: &Path, state_dir: &Path, tx: mpsc::UnboundedSender<()>)
     if state_dir.is_dir() {
         debouncer.watch(state_dir, RecursiveMode::NonRecursive)?;
     }
-    Ok(ConfigWatcher { _debouncer: debouncer })
+    Ok(ConfigWatcher {
+        _debouncer: debouncer,
+    })
 }
 
 struct Relevant {
@@ -69,7 +78,9 @@ impl Relevant {
         match path.parent() {
             Some(dir) if dir == self.config_dir => name == PIPELINE_FILE || name == PRODUCTS_FILE,
             // Anything in state/ but the store itself may be a cookie file.
-            Some(dir) if dir == self.state_dir => !name.starts_with(crate::store::DB_FILE) && name != crate::store::LOCK_FILE,
+            Some(dir) if dir == self.state_dir => {
+                !name.starts_with(crate::store::DB_FILE) && name != crate::store::LOCK_FILE
+            }
             _ => false,
         }
     }
@@ -79,14 +90,14 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Reload on file changes and on SIGHUP until `shutdown`. `on_applied` runs after each
-/// successful swap (stock sync, reconnects).
+/// Reload on file changes and on SIGHUP until `shutdown`. `on_reload` runs after every
+/// attempt, applied or rejected (status page, stock sync).
 pub async fn run(
     reloader: Arc<Reloader>,
     config_dir: PathBuf,
     state_dir: PathBuf,
     shutdown: CancellationToken,
-    on_applied: impl Fn(&super::Config) + Send + Sync + 'static,
+    on_reload: impl Fn(&Reloader, &ReloadOutcome) + Send + Sync + 'static,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let _watcher = match watch(&config_dir, &state_dir, tx.clone()) {
@@ -97,7 +108,7 @@ pub async fn run(
         }
     };
     let mut hangup = hangup_signal();
-    let on_applied = Arc::new(on_applied);
+    let on_reload = Arc::new(on_reload);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -105,11 +116,10 @@ pub async fn run(
             Some(()) = recv_hangup(&mut hangup) => tracing::info!("SIGHUP: reloading the config."),
         }
         while rx.try_recv().is_ok() {}
-        let (r, cb) = (reloader.clone(), on_applied.clone());
+        let (r, cb) = (reloader.clone(), on_reload.clone());
         let _ = tokio::task::spawn_blocking(move || {
-            if let ReloadOutcome::Applied(_) = r.reload() {
-                cb(&r.handle().load());
-            }
+            let outcome = r.reload();
+            cb(&r, &outcome);
         })
         .await;
     }

@@ -1,20 +1,39 @@
 //! Telling the seller: events → outbox rows → channels.
 //!
 //! Stages describe what happened as an [`Alert`]; the [`Router`] (built from the `notify` stage
-//! of the running config) turns it into outbox drafts, one per channel, which the store commits
-//! in the same transaction as the state change. The [`dispatcher`] drains the outbox with
-//! retries and fallbacks. One file per channel kind.
+//! of the running config) renders it with the event's template (`templates.rs`), decides which
+//! channels hear about it, and how it is de-duplicated, cooled down and linked to an ongoing
+//! problem. The result is one outbox draft per channel, which the store commits in the same
+//! transaction as the state change. The [`dispatcher`] drains the outbox with local rate
+//! limits, retries and the fallback chain. One file per channel kind, all behind [`Channel`].
 
+pub mod bark;
+pub mod dingtalk;
 pub mod dispatcher;
+pub mod email;
+pub mod feishu;
+pub mod http;
 mod log;
+pub mod pushplus;
+pub mod rate;
+pub mod serverchan;
+pub mod sign;
+pub mod sms_aliyun;
+pub mod sms_tencent;
+pub mod telegram;
+pub mod templates;
+pub mod text;
+pub mod view;
 pub mod webhook;
+pub mod wecom;
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ChannelConfig, NotifyParams};
-use crate::store::OutboxDraft;
+use crate::config::{ChannelConfig, ChannelSpec, NotifyParams, SecretError};
+use crate::store::{OutboxDraft, ProblemMark, Quiet, problem_quiet_key};
 
 /// What a notification is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -28,10 +47,12 @@ pub enum EventKind {
     LoginExpired,
     RiskControl,
     Delivered,
+    /// A problem announced earlier (login expired, risk control) has cleared.
+    Recovered,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         Self::ManualShip,
         Self::ShipFailed,
         Self::NeedsHuman,
@@ -40,6 +61,7 @@ impl EventKind {
         Self::LoginExpired,
         Self::RiskControl,
         Self::Delivered,
+        Self::Recovered,
     ];
 
     /// What a seller hears about when `events:` is not given: everything that needs a human.
@@ -63,11 +85,27 @@ impl EventKind {
             Self::LoginExpired => "login_expired",
             Self::RiskControl => "risk_control",
             Self::Delivered => "delivered",
+            Self::Recovered => "recovered",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Short Chinese name (SMS parameters, recovery messages).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ManualShip => "待人工发货",
+            Self::ShipFailed => "自动发货失败",
+            Self::NeedsHuman => "发货结果未知",
+            Self::OutOfStock => "库存不足",
+            Self::LowStock => "库存预警",
+            Self::LoginExpired => "登录失效",
+            Self::RiskControl => "触发风控",
+            Self::Delivered => "已自动发货",
+            Self::Recovered => "已恢复",
+        }
     }
 
     /// Chinese title shown in the notification.
@@ -81,7 +119,20 @@ impl EventKind {
             Self::LoginExpired => "【登录失效】",
             Self::RiskControl => "【触发风控】",
             Self::Delivered => "【已自动发货】",
+            Self::Recovered => "【已恢复】",
         }
+    }
+
+    /// Events that a seller must act on at once: louder on channels that have levels.
+    pub fn urgent(self) -> bool {
+        matches!(
+            self,
+            Self::ManualShip
+                | Self::ShipFailed
+                | Self::NeedsHuman
+                | Self::LoginExpired
+                | Self::RiskControl
+        )
     }
 }
 
@@ -91,15 +142,35 @@ impl fmt::Display for EventKind {
     }
 }
 
+/// De-duplication window when the config does not set `notify.dedupe_window`.
+pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+/// Cool-downs when the config does not set `notify.cooldown`: a login that stays expired is
+/// repeated every 3 hours, not every heartbeat (the top complaint about other bots).
+pub fn default_cooldowns() -> std::collections::BTreeMap<EventKind, Duration> {
+    [
+        (EventKind::LoginExpired, Duration::from_secs(3 * 3600)),
+        (EventKind::RiskControl, Duration::from_secs(3 * 3600)),
+    ]
+    .into_iter()
+    .collect()
+}
+
 /// Something the seller may need to hear about, with the facts to tell.
 #[derive(Debug, Clone)]
 pub struct Alert {
     pub kind: EventKind,
     pub order_id: Option<String>,
-    /// `(label, value)` lines in Chinese, in display order.
+    /// `(label, value)` lines in Chinese, in display order (see `view.rs` for the labels that
+    /// templates see as named fields).
     pub facts: Vec<(&'static str, String)>,
     /// What the seller should do, in Chinese.
     pub action: String,
+    /// The ongoing problem this alert reports (`login_expired:main`): repeats are cooled down
+    /// while it lasts, and a [`Alert::recovered`] for the same key answers it once.
+    pub problem: Option<String>,
+    /// For `recovered`: which kind of problem cleared.
+    pub recovers: Option<EventKind>,
 }
 
 impl Alert {
@@ -109,6 +180,8 @@ impl Alert {
             order_id: None,
             facts: Vec::new(),
             action: String::new(),
+            problem: None,
+            recovers: None,
         }
     }
 
@@ -130,6 +203,46 @@ impl Alert {
         self
     }
 
+    /// Mark this alert as reporting the ongoing problem `key`.
+    pub fn problem(mut self, key: impl Into<String>) -> Self {
+        self.problem = Some(key.into());
+        self
+    }
+
+    /// The account's login expired; repeats cool down per account until [`Alert::recovered`].
+    pub fn login_expired(account_id: &str, account_name: &str, detail: &str) -> Self {
+        Alert::new(EventKind::LoginExpired)
+            .fact("账号", account_label(account_id, account_name))
+            .fact("原因", detail)
+            .action("请在浏览器重新登录闲鱼，导出 Cookie 更新到配置的 cookies_env / cookies_file；更新后会自动恢复")
+            .problem(problem_key(EventKind::LoginExpired, account_id))
+    }
+
+    /// The platform asked for a verification; cools down like a login expiry.
+    pub fn risk_control(account_id: &str, account_name: &str, detail: &str) -> Self {
+        Alert::new(EventKind::RiskControl)
+            .fact("账号", account_label(account_id, account_name))
+            .fact("原因", detail)
+            .action("请在闲鱼App或网页完成验证；期间自动处理暂停，验证通过后会自动恢复")
+            .problem(problem_key(EventKind::RiskControl, account_id))
+    }
+
+    /// The problem of `kind` on this account cleared. Goes out once, and only to channels that
+    /// were told about the problem; without an open problem it sends nothing.
+    pub fn recovered(kind: EventKind, account_id: &str, account_name: &str) -> Self {
+        let mut a = Alert::new(EventKind::Recovered)
+            .fact("账号", account_label(account_id, account_name))
+            .problem(problem_key(kind, account_id));
+        a.recovers = Some(kind);
+        a
+    }
+
+    pub fn title(&self) -> String {
+        self.kind.title().to_string()
+    }
+
+    /// Plain fact list: the text used if a template fails at run time (never expected, since
+    /// templates are checked at load, but an alert must not be lost to a template).
     pub fn text(&self) -> String {
         let mut out = String::new();
         for (label, value) in &self.facts {
@@ -139,6 +252,29 @@ impl Alert {
             out.push_str(&format!("处理建议：{}\n", self.action));
         }
         out
+    }
+
+    /// What repeats of this alert have in common (for cool-downs): the problem, the order, or
+    /// the first fact.
+    fn subject(&self) -> String {
+        self.problem
+            .clone()
+            .or_else(|| self.order_id.clone())
+            .or_else(|| self.facts.first().map(|f| f.1.clone()))
+            .unwrap_or_default()
+    }
+}
+
+/// `login_expired:main`
+pub fn problem_key(kind: EventKind, account_id: &str) -> String {
+    format!("{}:{account_id}", kind.as_str())
+}
+
+fn account_label(id: &str, name: &str) -> String {
+    if name.is_empty() || name == id {
+        id.to_string()
+    } else {
+        format!("{name} ({id})")
     }
 }
 
@@ -154,53 +290,236 @@ impl<'a> Router<'a> {
     }
 
     pub fn drafts(&self, alert: &Alert) -> Vec<OutboxDraft> {
-        let (channels, fallback): (Vec<String>, Vec<String>) = match self.params {
-            Some(p) => match p.route(alert.kind) {
-                Some(chs) => (chs.to_vec(), p.fallback.clone()),
-                None => return Vec::new(),
-            },
-            // Without a notify stage the seller still sees alerts in the log.
-            None if EventKind::DEFAULT_ALERTS.contains(&alert.kind) => {
-                (vec!["log".into()], Vec::new())
-            }
-            None => return Vec::new(),
+        let Some((channels, fallback)) = self.route(alert) else {
+            return Vec::new();
         };
-        let text = alert.text();
+        let notification = self.render(alert);
+        let quiet = self.quiet(alert, &notification);
+        let problem = alert.problem.clone().map(|p| match alert.kind {
+            EventKind::Recovered => ProblemMark::Clears(p),
+            _ => ProblemMark::Opens(p),
+        });
+        let group = group_id();
         channels
             .iter()
             .map(|ch| OutboxDraft {
                 event: alert.kind,
                 channel: ch.clone(),
                 fallback: fallback.iter().filter(|f| *f != ch).cloned().collect(),
-                title: alert.kind.title().to_string(),
-                text: text.clone(),
+                title: notification.title.clone(),
+                text: notification.text.clone(),
                 order_id: alert.order_id.clone(),
+                group,
+                vars: notification.vars.clone(),
+                quiet: quiet.clone(),
+                problem: problem.clone(),
             })
             .collect()
     }
+
+    /// Primary channels and fallback chain, or `None` when the seller did not ask for it.
+    fn route(&self, alert: &Alert) -> Option<(Vec<String>, Vec<String>)> {
+        let Some(p) = self.params else {
+            // Without a notify stage the seller still sees alerts in the log.
+            let wanted = EventKind::DEFAULT_ALERTS.contains(&alert.kind)
+                || alert.kind == EventKind::Recovered;
+            return wanted.then(|| (vec!["log".to_string()], Vec::new()));
+        };
+        let channels = match alert.kind {
+            EventKind::Recovered if !p.recovery => return None,
+            // Recovery goes where the problem went, unless `routes.recovered` says otherwise.
+            EventKind::Recovered => p
+                .routes
+                .get(&EventKind::Recovered)
+                .map(Vec::as_slice)
+                .or_else(|| alert.recovers.and_then(|k| p.route(k)))?,
+            kind => p.route(kind)?,
+        };
+        Some((channels.to_vec(), p.fallback.clone()))
+    }
+
+    fn render(&self, alert: &Alert) -> Notification {
+        let templates = self
+            .params
+            .map(|p| p.templates.clone())
+            .unwrap_or_else(templates::NotifyTemplates::builtin);
+        let text = templates.render(alert).unwrap_or_else(|e| {
+            tracing::error!(event = %alert.kind, error = %e, "Notification template failed; sending the plain facts.");
+            alert.text()
+        });
+        let view = view::AlertView::of(alert);
+        Notification {
+            id: 0,
+            event: alert.kind,
+            title: alert.title(),
+            text,
+            order_id: alert.order_id.clone(),
+            vars: view.vars(),
+            created_at: 0,
+        }
+    }
+
+    fn quiet(&self, alert: &Alert, n: &Notification) -> Option<Quiet> {
+        let dedupe = self
+            .params
+            .map_or(DEFAULT_DEDUPE_WINDOW, |p| p.dedupe_window);
+        let cooldown = match self.params {
+            Some(p) => p.cooldown.get(&alert.kind).copied(),
+            None => default_cooldowns().get(&alert.kind).copied(),
+        };
+        let (key, window) = match (&alert.problem, alert.kind) {
+            // A recovery is sent once by construction (it closes the problem).
+            (_, EventKind::Recovered) => return None,
+            (Some(problem), _) => (problem_quiet_key(problem), cooldown.unwrap_or(dedupe)),
+            (None, kind) if cooldown.is_some() => (
+                format!("cooldown:{kind}:{}", alert.subject()),
+                cooldown.unwrap_or_default(),
+            ),
+            (None, kind) => (
+                format!("same:{kind}:{}", content_hash(&n.title, &n.text)),
+                dedupe,
+            ),
+        };
+        (!window.is_zero()).then_some(Quiet {
+            key,
+            window_ms: window.as_millis() as u64,
+        })
+    }
+}
+
+fn content_hash(title: &str, text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(title.as_bytes());
+    h.update([0]);
+    h.update(text.as_bytes());
+    hex::encode(&h.finalize()[..12])
+}
+
+/// Rows of one alert share this id; random so that drafts built in different transactions
+/// (and processes) never collide in practice.
+fn group_id() -> u64 {
+    use rand::RngExt;
+    rand::rng().random_range(1..u64::MAX)
 }
 
 /// A notification as a channel sends it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
+    /// The outbox row id: the idempotency key for channels that take one.
     pub id: u64,
     pub event: EventKind,
     pub title: String,
     pub text: String,
     pub order_id: Option<String>,
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Unix ms when the alert was raised.
+    pub created_at: u64,
 }
 
-/// How a channel answered, classified so the dispatcher knows whether to retry.
+impl Notification {
+    pub fn from_row(row: &crate::store::OutboxRow) -> Self {
+        Self {
+            id: row.id,
+            event: row.event,
+            title: row.title.clone(),
+            text: row.text.clone(),
+            order_id: row.order_id.clone(),
+            vars: row.vars.clone(),
+            created_at: row.created_at,
+        }
+    }
+
+    /// The sample alert of `kind`, rendered as the config's `notify` stage would (`notify-test`).
+    pub fn sample(kind: EventKind, params: Option<&NotifyParams>, id: u64, now: u64) -> Self {
+        let mut n = Router::new(params).render(&Alert::sample(kind));
+        n.id = id;
+        n.created_at = now;
+        n.title = format!("【测试】{}", n.title);
+        n
+    }
+
+    /// Title and text as one message (IM bots have no title field).
+    pub fn body(&self) -> String {
+        text::headed(&self.title, &self.text)
+    }
+}
+
+/// How a channel answered, classified by its body code (not just the HTTP status) so the
+/// dispatcher knows whether to retry, wait, or move on to the fallback chain.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendResult {
     Accepted,
+    /// Worth trying again (timeouts, 5xx, rate-limit answers), after `retry_after_ms` if the
+    /// channel said how long.
     Retryable {
         error: String,
         retry_after_ms: Option<u64>,
     },
+    /// Will fail the same way every time (bad key, bad signature, bad recipient).
     Permanent {
         error: String,
     },
+    /// A quota or penalty: hammering is useless, so fall back now; retried later only when
+    /// no fallback is left.
+    Quota {
+        error: String,
+        retry_after_ms: Option<u64>,
+    },
+}
+
+impl SendResult {
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Retryable { .. } => "retryable",
+            Self::Permanent { .. } => "permanent",
+            Self::Quota { .. } => "quota",
+        }
+    }
+
+    pub fn retryable(error: impl Into<String>, retry_after_ms: Option<u64>) -> Self {
+        Self::Retryable {
+            error: error.into(),
+            retry_after_ms,
+        }
+    }
+
+    pub fn permanent(error: impl Into<String>) -> Self {
+        Self::Permanent {
+            error: error.into(),
+        }
+    }
+
+    pub fn quota(error: impl Into<String>, retry_after_ms: Option<u64>) -> Self {
+        Self::Quota {
+            error: error.into(),
+            retry_after_ms,
+        }
+    }
+}
+
+impl fmt::Display for SendResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Accepted => f.write_str("accepted"),
+            Self::Permanent { error } => write!(f, "permanent: {error}"),
+            Self::Retryable {
+                error,
+                retry_after_ms,
+            }
+            | Self::Quota {
+                error,
+                retry_after_ms,
+            } => {
+                write!(f, "{}: {error}", self.class())?;
+                if let Some(ms) = retry_after_ms {
+                    write!(f, " (retry after {}s)", ms.div_ceil(1000))?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -208,21 +527,43 @@ pub trait Channel: Send + Sync {
     async fn send(&self, n: &Notification) -> SendResult;
 }
 
-/// Build the channel implementation for a configured channel. Secrets are resolved here, at
-/// send time, so a rotated environment file takes effect on the next reload.
+/// Why a configured channel cannot be built (always a configuration problem: permanent).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Build the channel implementation for a configured channel. Secrets are resolved here, when
+/// the dispatcher (re)builds its channels for a config version, never stored in the config.
 pub fn build_channel(
     cfg: &ChannelConfig,
     http: &reqwest::Client,
-) -> Result<Box<dyn Channel>, String> {
-    match cfg {
-        ChannelConfig::Log => Ok(Box::new(log::LogChannel)),
-        ChannelConfig::Webhook { url, timeout } => {
-            let url = url.resolve().map_err(|e| e.to_string())?;
-            Ok(Box::new(webhook::WebhookChannel::new(
-                http.clone(),
-                url,
-                *timeout,
-            )))
+) -> Result<Box<dyn Channel>, BuildError> {
+    let (http, t) = (http.clone(), cfg.timeout);
+    Ok(match &cfg.spec {
+        ChannelSpec::Log => Box::new(log::LogChannel),
+        ChannelSpec::Webhook { url, secret } => Box::new(webhook::WebhookChannel::new(
+            http,
+            url.resolve()?,
+            secret.as_ref().map(|s| s.resolve()).transpose()?,
+            t,
+        )?),
+        ChannelSpec::Wecom(spec) => Box::new(wecom::WecomChannel::new(http, spec, t)?),
+        ChannelSpec::Dingtalk(spec) => Box::new(dingtalk::DingtalkChannel::new(http, spec, t)?),
+        ChannelSpec::Feishu(spec) => Box::new(feishu::FeishuChannel::new(http, spec, t)?),
+        ChannelSpec::Bark(spec) => Box::new(bark::BarkChannel::new(http, spec, t)?),
+        ChannelSpec::Telegram(spec) => Box::new(telegram::TelegramChannel::new(http, spec, t)?),
+        ChannelSpec::Serverchan(spec) => {
+            Box::new(serverchan::ServerchanChannel::new(http, spec, t)?)
         }
-    }
+        ChannelSpec::Pushplus(spec) => Box::new(pushplus::PushplusChannel::new(http, spec, t)?),
+        ChannelSpec::Email(spec) => Box::new(email::EmailChannel::new(spec, t)?),
+        ChannelSpec::AliyunSms(spec) => Box::new(sms_aliyun::AliyunSmsChannel::new(http, spec, t)?),
+        ChannelSpec::TencentSms(spec) => {
+            Box::new(sms_tencent::TencentSmsChannel::new(http, spec, t)?)
+        }
+    })
 }

@@ -18,6 +18,7 @@ mod orders;
 mod outbox;
 pub mod records;
 mod stock;
+pub mod views;
 
 use std::fs::File;
 use std::io::Write;
@@ -34,7 +35,7 @@ pub use cards::{ImportReport, PoolCounts};
 pub use jobs::NextRun;
 pub use ledger::{BeginStep, ReserveOutcome, ReserveRequest, ShipStep, StepResult};
 pub use orders::{IngestOutcome, OrderDetail};
-pub use outbox::OutboxAttempt;
+pub use outbox::{OutboxAttempt, OutboxCounts, problem_quiet_key};
 pub use records::*;
 
 pub const DB_FILE: &str = "shop.redb";

@@ -352,6 +352,22 @@ pub struct OutboxRow {
     pub created_at: u64,
     #[serde(default)]
     pub sent_at: Option<u64>,
+    /// Rows of one alert share a group; the fallback chain starts only when all of them failed.
+    #[serde(default)]
+    pub group: u64,
+    /// Short facts for channels that take parameters instead of text (SMS templates, webhook data).
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// How often an identical alert was suppressed while this one stood for it.
+    #[serde(default)]
+    pub repeats: u32,
+    #[serde(default)]
+    pub quiet: Option<Quiet>,
+    #[serde(default)]
+    pub problem: Option<ProblemMark>,
+    /// How the last attempt was classified: `retryable`, `permanent` or `quota`.
+    #[serde(default)]
+    pub last_class: Option<String>,
 }
 
 /// A notification ready to be written to the outbox in the caller's transaction.
@@ -363,6 +379,27 @@ pub struct OutboxDraft {
     pub title: String,
     pub text: String,
     pub order_id: Option<String>,
+    pub group: u64,
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Drop this draft if one with the same key went to the same channel within the window.
+    pub quiet: Option<Quiet>,
+    pub problem: Option<ProblemMark>,
+}
+
+/// De-duplication and cool-down: one alert per `key` and channel per `window_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quiet {
+    pub key: String,
+    pub window_ms: u64,
+}
+
+/// Links an alert to an ongoing problem (a login that expired), so that the recovery message
+/// goes out once, and only to channels that heard about the problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemMark {
+    Opens(String),
+    Clears(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

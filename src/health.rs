@@ -1,0 +1,314 @@
+//! What the daemon knows about its own condition, for the status page: per-account connection
+//! and login state, and the result of the last config reload.
+//!
+//! The Goofish client and the reload code write here; the status page only reads. Nothing
+//! here is durable: after a restart every account starts as "not started" until its client
+//! reports. [`Health`] is a cheap clone over one shared registry; [`global`] is the process-wide
+//! instance the daemon wires, tests build their own with [`Health::new`].
+//!
+//! Updates also keep the matching counters in [`crate::metrics`] (reconnects, token refreshes,
+//! reloads), so callers make one call per fact.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, LazyLock, RwLock};
+
+use serde::Serialize;
+
+use crate::metrics;
+
+/// How many login/risk events are remembered for the 异常 page.
+pub const EVENT_HISTORY: usize = 200;
+
+/// The IM connection of one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Connection {
+    /// The client has not reported yet.
+    #[default]
+    NotStarted,
+    Connecting,
+    Connected,
+    /// Lost; the client is waiting to reconnect.
+    Disconnected,
+    /// Stopped on purpose until fresh cookies arrive (login expired, risk control).
+    Paused,
+}
+
+impl Connection {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NotStarted => "未启动",
+            Self::Connecting => "连接中",
+            Self::Connected => "已连接",
+            Self::Disconnected => "已断开，等待重连",
+            Self::Paused => "已暂停，等待新 Cookie",
+        }
+    }
+}
+
+/// Whether the account's login is usable, as the marketplace client last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum Login {
+    #[default]
+    Unknown,
+    Ok,
+    /// Cookies missing or unreadable.
+    NoCookies,
+    /// The session expired; only fresh cookies help.
+    Expired,
+    /// Risk control: calls are held back until `retry_at` (unix ms), if known.
+    RiskControl {
+        retry_at: Option<u64>,
+    },
+}
+
+impl Login {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unknown => "未知",
+            Self::Ok => "正常",
+            Self::NoCookies => "缺少 Cookie",
+            Self::Expired => "登录已失效",
+            Self::RiskControl { .. } => "触发风控",
+        }
+    }
+
+    pub fn is_problem(&self) -> bool {
+        matches!(
+            self,
+            Self::NoCookies | Self::Expired | Self::RiskControl { .. }
+        )
+    }
+}
+
+/// One account as the status page shows it. Times are unix ms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AccountHealth {
+    pub connection: Connection,
+    /// When `connection` last changed.
+    pub connection_since: Option<u64>,
+    /// Last order or chat message (not heartbeats): a silent socket is a zombie.
+    pub last_business_message: Option<u64>,
+    /// When the IM access token was last refreshed.
+    pub token_refreshed_at: Option<u64>,
+    pub login: Login,
+    /// When `login` last changed.
+    pub login_since: Option<u64>,
+    /// Short human-readable note from the client (never a cookie or token).
+    pub detail: Option<String>,
+    pub reconnects: u64,
+}
+
+/// A login or risk-control change worth showing on the 异常 page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoginEvent {
+    pub at: u64,
+    pub account: String,
+    pub login: Login,
+    pub detail: Option<String>,
+}
+
+/// The outcome of the last config (re)load; set by the reload code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadStatus {
+    /// The version that is running after this attempt (the old one when it failed).
+    pub version: String,
+    pub ok: bool,
+    /// Unix ms.
+    pub at: u64,
+    /// Every problem, as `file:line:col: message`. Empty when `ok`.
+    pub errors: Vec<String>,
+}
+
+/// What the config reloader reports after each attempt: `health.record_reload(report.into())`.
+impl From<crate::config::reload::ReloadReport> for ReloadStatus {
+    fn from(r: crate::config::reload::ReloadReport) -> Self {
+        Self {
+            version: r.version,
+            ok: r.ok,
+            at: r.at,
+            errors: r.errors,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    accounts: RwLock<BTreeMap<String, AccountHealth>>,
+    events: RwLock<VecDeque<LoginEvent>>,
+    reload: RwLock<Option<ReloadStatus>>,
+}
+
+/// Handle on one health registry.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<Inner>);
+
+impl Health {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn update(&self, account: &str, f: impl FnOnce(&mut AccountHealth)) {
+        let mut map = write(&self.0.accounts);
+        f(map.entry(account.to_string()).or_default());
+    }
+
+    pub fn set_connection(&self, account: &str, state: Connection, at: u64) {
+        self.update(account, |a| {
+            if a.connection != state {
+                a.connection = state;
+                a.connection_since = Some(at);
+            }
+        });
+    }
+
+    /// A reconnect attempt began: counts `reconnects_total{account}`.
+    pub fn record_reconnect(&self, account: &str, at: u64) {
+        metrics::inc(metrics::RECONNECTS, &[("account", account)]);
+        self.update(account, |a| a.reconnects += 1);
+        self.set_connection(account, Connection::Connecting, at);
+    }
+
+    pub fn record_business_message(&self, account: &str, at: u64) {
+        self.update(account, |a| a.last_business_message = Some(at));
+    }
+
+    /// A token refresh finished; counts `token_refreshes_total{account,result}`.
+    pub fn record_token_refresh(&self, account: &str, ok: bool, at: u64) {
+        let result = if ok { "ok" } else { "error" };
+        metrics::inc(
+            metrics::TOKEN_REFRESHES,
+            &[("account", account), ("result", result)],
+        );
+        if ok {
+            self.update(account, |a| a.token_refreshed_at = Some(at));
+        }
+    }
+
+    /// The login state changed. A change is also remembered as a [`LoginEvent`].
+    pub fn set_login(&self, account: &str, login: Login, detail: Option<String>, at: u64) {
+        let mut changed = false;
+        self.update(account, |a| {
+            changed = a.login != login;
+            if changed {
+                a.login = login.clone();
+                a.login_since = Some(at);
+            }
+            a.detail.clone_from(&detail);
+        });
+        if changed {
+            self.push_event(LoginEvent {
+                at,
+                account: account.to_string(),
+                login,
+                detail,
+            });
+        }
+    }
+
+    fn push_event(&self, ev: LoginEvent) {
+        let mut events = write(&self.0.events);
+        if events.len() == EVENT_HISTORY {
+            events.pop_front();
+        }
+        events.push_back(ev);
+    }
+
+    /// All accounts that reported anything, by id.
+    pub fn accounts(&self) -> BTreeMap<String, AccountHealth> {
+        read(&self.0.accounts).clone()
+    }
+
+    pub fn account(&self, id: &str) -> Option<AccountHealth> {
+        read(&self.0.accounts).get(id).cloned()
+    }
+
+    /// Login/risk changes, newest first.
+    pub fn login_events(&self) -> Vec<LoginEvent> {
+        read(&self.0.events).iter().rev().cloned().collect()
+    }
+
+    /// Record a reload attempt and count `reloads_total{result}`.
+    pub fn record_reload(&self, status: ReloadStatus) {
+        let result = if status.ok { "ok" } else { "error" };
+        metrics::inc(metrics::RELOADS, &[("result", result)]);
+        self.set_reload(status);
+    }
+
+    /// Set the last reload result without counting (the initial load at start).
+    pub fn set_reload(&self, status: ReloadStatus) {
+        *write(&self.0.reload) = Some(status);
+    }
+
+    pub fn reload(&self) -> Option<ReloadStatus> {
+        read(&self.0.reload).clone()
+    }
+}
+
+// Writers hold these locks for a map insert; a panic there leaves consistent data, so a
+// poisoned lock is used as is rather than taking the status page down with it.
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+static GLOBAL: LazyLock<Health> = LazyLock::new(Health::new);
+
+/// The process-wide registry the daemon's components share.
+pub fn global() -> &'static Health {
+    &GLOBAL
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_changes_are_remembered_once() {
+        let h = Health::new();
+        h.set_login("main", Login::Ok, None, 1);
+        h.set_login("main", Login::Ok, None, 2);
+        h.set_login(
+            "main",
+            Login::Expired,
+            Some("FAIL_SYS_SESSION_EXPIRED".into()),
+            3,
+        );
+        let events = h.login_events();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].login, Login::Expired);
+        assert_eq!(h.account("main").unwrap().login_since, Some(3));
+    }
+
+    #[test]
+    fn the_reloader_report_converts() {
+        let report = crate::config::reload::ReloadReport {
+            version: "abc".into(),
+            ok: false,
+            at: 7,
+            errors: vec!["pipeline.yaml:1:1: bad".into()],
+        };
+        let h = Health::new();
+        h.set_reload(report.into());
+        let r = h.reload().unwrap();
+        assert_eq!(
+            (r.version.as_str(), r.ok, r.at, r.errors.len()),
+            ("abc", false, 7, 1)
+        );
+    }
+
+    #[test]
+    fn connection_since_moves_only_on_change() {
+        let h = Health::new();
+        h.set_connection("a", Connection::Connected, 10);
+        h.set_connection("a", Connection::Connected, 20);
+        assert_eq!(h.account("a").unwrap().connection_since, Some(10));
+        h.record_reconnect("a", 30);
+        let a = h.account("a").unwrap();
+        assert_eq!((a.connection, a.reconnects), (Connection::Connecting, 1));
+    }
+}

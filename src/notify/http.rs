@@ -1,0 +1,140 @@
+//! What every HTTP channel shares: sending a request without ever printing its URL (webhook URLs
+//! embed keys), reading the answer into memory, and the classification of transport failures
+//! and plain HTTP statuses that the channel's own body-code rules fall back on.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, StatusCode};
+
+use super::SendResult;
+
+/// A channel's answer, fully read.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// Send and read the answer. A transport failure (refused, reset, timeout) is retryable; the
+/// error text is taken `without_url()` so a key in the URL cannot reach a log or the store.
+pub async fn send(req: RequestBuilder, timeout: Duration) -> Result<Reply, SendResult> {
+    let resp = req
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| transport(e.without_url()))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await.map_err(|e| transport(e.without_url()))?;
+    Ok(Reply {
+        status,
+        headers,
+        body: body.to_vec(),
+    })
+}
+
+fn transport(e: reqwest::Error) -> SendResult {
+    let what = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect failed"
+    } else {
+        "request failed"
+    };
+    SendResult::Retryable {
+        error: format!("{what}: {e}"),
+        retry_after_ms: None,
+    }
+}
+
+/// `Retry-After: <seconds>` in milliseconds (the HTTP-date form is not used by these APIs).
+pub fn retry_after_ms(headers: &HeaderMap) -> Option<u64> {
+    header_secs(headers, RETRY_AFTER.as_str())
+}
+
+/// A header holding whole seconds, in milliseconds.
+pub fn header_secs(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| s.saturating_mul(1000))
+}
+
+/// The verdict when the body says nothing useful: 2xx accepted, 408/429/5xx retryable (honouring
+/// `Retry-After`), anything else permanent.
+pub fn by_status(reply: &Reply, error: String) -> SendResult {
+    let s = reply.status;
+    if s.is_success() {
+        SendResult::Accepted
+    } else if s.is_server_error()
+        || s == StatusCode::TOO_MANY_REQUESTS
+        || s == StatusCode::REQUEST_TIMEOUT
+    {
+        SendResult::Retryable {
+            error,
+            retry_after_ms: retry_after_ms(&reply.headers),
+        }
+    } else {
+        SendResult::Permanent { error }
+    }
+}
+
+/// A short, log-safe rendering of a vendor message: cut at the first `, hint:` (WeCom echoes
+/// the caller's IP after it) and at 120 characters.
+pub fn vendor_msg(msg: &str) -> String {
+    let msg = msg.split(", hint:").next().unwrap_or(msg).trim();
+    super::text::clip_chars(msg, 120)
+}
+
+/// Whether `url` may be used: https, or http to a loopback test server. The error never
+/// repeats the URL, which may carry a key.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a valid URL ({e})"))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if parsed.host_str().is_some_and(is_loopback) => Ok(()),
+        "http" => {
+            Err("use https:// (plain http is only allowed for a loopback test server)".into())
+        }
+        other => Err(format!("unsupported URL scheme `{other}`")),
+    }
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`.
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A vendor that reports results in the body answered without a result code: on 2xx that is
+/// not a success we can trust (a proxy's page, say), so it is permanent and the fallback
+/// chain takes over; otherwise the status decides.
+pub fn no_code(reply: &Reply) -> SendResult {
+    let error = format!("HTTP {} without a result code", reply.status.as_u16());
+    if reply.status.is_success() {
+        SendResult::Permanent { error }
+    } else {
+        by_status(reply, error)
+    }
+}
+
+/// Wall-clock seconds and milliseconds for request signatures, which vendors check against
+/// their own real clocks (so this is never the injectable store clock).
+pub fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,512 @@
+//! One supervisor per account: the IM connection, the event handler, reconciliation and the
+//! login watch, all independent of every other account.
+//!
+//! * Socket pushes become [`OrderEvent`]s for `runner.ingest` — only seller-side order
+//!   events; buyer-side copies, chat (own echoes included), typing, read receipts and session
+//!   cards never trigger anything. A paid event is completed from the order detail (quantity,
+//!   SKU, amount, title, buyer) before ingest, because those decide what is delivered.
+//! * Every (re)connect, fresh cookies and paid hints without an order id ask reconciliation
+//!   for a pass.
+//! * When mtop reports the login dead (`LoginExpired`, `RiskControl`, no cookies), exactly one
+//!   alert goes through the notify router and the outbox; then the cookie file or variable is
+//!   re-read every `cookies_poll` (and at once when the config watcher sees it change) until
+//!   it changes. Nothing is retried in between; when the login works again, one recovery
+//!   notice follows and reconciliation catches up.
+//! * Connection and login state go to the status page's [`health`] registry.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::decode::{DecodedEvent, Role};
+use super::market::AccountLink;
+use super::mtop::{LoginState, MtopClient, MtopError, OrderDetail};
+use super::reconcile::Reconciler;
+use super::ws::{ImClient, ImEvent, ImSettings};
+use crate::config::reload::ConfigChange;
+use crate::config::{Account, MarketplaceConfig, SecretRef};
+use crate::event::{EventStatus, OrderEvent};
+use crate::health;
+use crate::notify::{Alert, EventKind, Router};
+use crate::order::OrderStatus;
+use crate::pipeline::Runner;
+use crate::store::Store;
+
+/// The `source` label of events from the socket.
+pub const SOURCE: &str = "goofish";
+/// Pause before the one retry of an order detail that failed transiently.
+const DETAIL_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One account's clients, built before the shop (the marketplace needs them) and supervised
+/// after it (the supervisor needs the runner).
+pub struct AccountClient {
+    account: Account,
+    settings: MarketplaceConfig,
+    mtop: Arc<MtopClient>,
+    im: ImClient,
+    cookies: CookieSource,
+    registry: health::Health,
+}
+
+impl AccountClient {
+    /// Build the clients and load the cookies once (a missing cookie source is not an error
+    /// here: the supervisor alerts and waits for it).
+    pub fn new(
+        account: &Account,
+        settings: &MarketplaceConfig,
+        store: Store,
+        http: reqwest::Client,
+        registry: health::Health,
+    ) -> Self {
+        let mtop = Arc::new(MtopClient::new(
+            &account.id,
+            http,
+            settings,
+            store,
+            registry.clone(),
+        ));
+        let im = ImClient::new(
+            mtop.clone(),
+            ImSettings::from_config(settings),
+            registry.clone(),
+        );
+        let mut cookies = CookieSource::new(account.cookies.clone());
+        cookies.apply(&mtop);
+        Self {
+            account: account.clone(),
+            settings: settings.clone(),
+            mtop,
+            im,
+            cookies,
+            registry,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.account.id
+    }
+
+    pub fn mtop(&self) -> &Arc<MtopClient> {
+        &self.mtop
+    }
+
+    /// What the marketplace needs to send and confirm for this account.
+    pub fn link(&self) -> AccountLink {
+        AccountLink {
+            mtop: self.mtop.clone(),
+            im: self.im.handle(),
+        }
+    }
+
+    /// Run everything for this account until `shutdown`. `reloads` (from the config
+    /// reloader) makes a changed cookie file or variable take effect at once instead of at
+    /// the next `cookies_poll`.
+    pub async fn supervise(
+        self,
+        runner: Arc<Runner>,
+        reloads: Option<broadcast::Receiver<ConfigChange>>,
+        shutdown: CancellationToken,
+    ) {
+        let Self {
+            account,
+            settings,
+            mtop,
+            im,
+            cookies,
+            registry,
+        } = self;
+        let reconciler = Reconciler::new(
+            &account.id,
+            mtop.clone(),
+            runner.clone(),
+            settings.reconcile_interval,
+        );
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let handler = Handler {
+            account: account.id.clone(),
+            mtop: mtop.clone(),
+            runner: runner.clone(),
+            reconcile: reconciler.trigger(),
+        };
+        let login = LoginWatch {
+            account,
+            settings,
+            mtop,
+            runner,
+            cookies,
+            reconcile: reconciler.trigger(),
+            registry,
+            reloads,
+        };
+        tokio::join!(
+            im.run(events_tx, shutdown.clone()),
+            handler.run(events_rx, shutdown.clone()),
+            reconciler.run(shutdown.clone()),
+            login.run(shutdown),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cookies
+// ---------------------------------------------------------------------------------------------
+
+/// The configured cookie source and the value last applied from it.
+struct CookieSource {
+    secret: SecretRef,
+    last: Option<String>,
+}
+
+impl CookieSource {
+    fn new(secret: SecretRef) -> Self {
+        Self { secret, last: None }
+    }
+
+    /// The config now names another source (e.g. a cookie file instead of a variable).
+    fn retarget(&mut self, secret: SecretRef) {
+        if secret != self.secret {
+            self.secret = secret;
+            self.last = None;
+        }
+    }
+
+    /// Where to put fresh cookies and what happens then, for the alert (Chinese).
+    fn describe(&self) -> String {
+        match &self.secret {
+            // A running process never sees a changed environment.
+            SecretRef::Env(name) => {
+                format!("环境变量 {name}，然后重启守护进程（改用 cookies_file 可免重启）")
+            }
+            SecretRef::File(path) => {
+                format!("文件 {}。守护进程会自动读取，无需重启", path.display())
+            }
+        }
+    }
+
+    /// Re-read the source; hand a changed, non-empty value to mtop. Returns whether it did.
+    /// A source that vanished while a session works is left alone (the jar still works).
+    fn apply(&mut self, mtop: &MtopClient) -> bool {
+        match self.secret.resolve() {
+            Ok(raw) if raw.is_empty() => {
+                if self.last.is_none() {
+                    mtop.set_no_cookies("the cookie source is empty");
+                }
+                false
+            }
+            Ok(raw) if self.last.as_deref() == Some(raw.as_str()) => false,
+            Ok(raw) => {
+                let applied = mtop.set_cookies(&raw);
+                self.last = Some(raw);
+                if let Err(e) = &applied {
+                    tracing::warn!(account = %mtop.account(), error = %e, "Cookies rejected.");
+                }
+                applied.is_ok()
+            }
+            Err(e) => {
+                if self.last.is_none() {
+                    mtop.set_no_cookies(&e.to_string());
+                }
+                false
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login watch: one alert, then wait for fresh cookies; keep-alive while healthy
+// ---------------------------------------------------------------------------------------------
+
+struct LoginWatch {
+    account: Account,
+    settings: MarketplaceConfig,
+    mtop: Arc<MtopClient>,
+    runner: Arc<Runner>,
+    cookies: CookieSource,
+    reconcile: Arc<Notify>,
+    registry: health::Health,
+    reloads: Option<broadcast::Receiver<ConfigChange>>,
+}
+
+impl LoginWatch {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut login = self.mtop.watch_login();
+        // The alert kind told to the seller for the current problem, if any.
+        let mut announced: Option<EventKind> = None;
+        let mut poll = tokio::time::interval(self.settings.cookies_poll);
+        let start = tokio::time::Instant::now() + self.settings.keepalive;
+        let mut keepalive = tokio::time::interval_at(start, self.settings.keepalive);
+        let mut reported: Option<LoginState> = None;
+        loop {
+            let now = login.borrow_and_update().clone();
+            if reported.as_ref() != Some(&now) {
+                self.report(&now);
+                reported = Some(now.clone());
+            }
+            let problem = login_alert(&self.account, &now, &self.cookies.describe());
+            match (problem, announced) {
+                (None, Some(kind)) => {
+                    tracing::info!(account = %self.account.id, "Login works again.");
+                    self.enqueue(Alert::recovered(kind, &self.account.id, &self.account.name))
+                        .await;
+                    announced = None;
+                    self.reconcile.notify_one();
+                }
+                (Some(alert), _) if announced != Some(alert.kind) => {
+                    tracing::warn!(account = %self.account.id, state = ?now, "Account needs the seller: {}", alert.kind.title());
+                    announced = Some(alert.kind);
+                    self.enqueue(alert).await;
+                }
+                _ => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = login.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                _ = poll.tick() => self.reread_cookies(),
+                change = next_reload(&mut self.reloads) => self.on_reload(change),
+                _ = keepalive.tick(), if now.is_ok() => {
+                    if let Err(e) = self.mtop.keep_alive().await {
+                        tracing::warn!(account = %self.account.id, error = %e, "Keep-alive failed.");
+                    }
+                }
+            }
+        }
+    }
+
+    fn reread_cookies(&mut self) {
+        if self.cookies.apply(&self.mtop) {
+            tracing::info!(account = %self.account.id, "Fresh cookies loaded.");
+        }
+    }
+
+    /// A reload that names this account: take the (possibly moved) cookie source from the
+    /// new config and read it now.
+    fn on_reload(&mut self, change: Result<ConfigChange, broadcast::error::RecvError>) {
+        match change {
+            Ok(c) if !c.accounts_with_new_cookies.contains(&self.account.id) => return,
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => {
+                self.reloads = None;
+                return;
+            }
+        }
+        if let Some(a) = self.runner.config().account(&self.account.id) {
+            self.cookies.retarget(a.cookies.clone());
+        }
+        self.reread_cookies();
+    }
+
+    /// Tell the status page what mtop says about the login (never a cookie).
+    fn report(&self, state: &LoginState) {
+        let (login, detail) = match state {
+            LoginState::Ok => (health::Login::Ok, None),
+            LoginState::NoCookies(why) => (health::Login::NoCookies, Some(why.clone())),
+            LoginState::LoginExpired => (
+                health::Login::Expired,
+                Some(format!("等待新的 Cookie：写入{}", self.cookies.describe())),
+            ),
+            LoginState::RiskControl { retry_at, .. } => {
+                let wait = retry_at.saturating_duration_since(tokio::time::Instant::now());
+                let at = now_ms() + u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                (
+                    health::Login::RiskControl { retry_at: Some(at) },
+                    Some("需要在浏览器中完成滑块验证，然后更新 Cookie".into()),
+                )
+            }
+        };
+        self.registry
+            .set_login(&self.account.id, login, detail, now_ms());
+    }
+
+    /// One alert through the notify router into the outbox.
+    async fn enqueue(&self, alert: Alert) {
+        let config = self.runner.config();
+        let drafts = Router::new(config.notify()).drafts(&alert);
+        let stored = self
+            .runner
+            .store()
+            .call(move |s| s.enqueue_notifications(&drafts))
+            .await;
+        match stored {
+            Ok(_) => self.runner.wake_outbox.notify_one(),
+            Err(e) => {
+                tracing::error!(account = %self.account.id, error = %e, "Could not queue the login alert.")
+            }
+        }
+    }
+}
+
+/// The next reload notification, or never when there is no reloader.
+async fn next_reload(
+    reloads: &mut Option<broadcast::Receiver<ConfigChange>>,
+) -> Result<ConfigChange, broadcast::error::RecvError> {
+    match reloads {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn now_ms() -> u64 {
+    use crate::clock::Clock;
+    crate::clock::SystemClock.now_ms()
+}
+
+/// The alert for a dead login: the notify module's constructor (problem key, cool-down,
+/// recovery pairing) with the precise reason and where to put fresh cookies.
+fn login_alert(account: &Account, state: &LoginState, source: &str) -> Option<Alert> {
+    let refresh = format!(
+        "登录闲鱼网页版 (www.goofish.com)，打开开发者工具 → 网络，复制任一 h5api 请求的完整 Cookie，写入{source}"
+    );
+    let (id, name) = (account.id.as_str(), account.name.as_str());
+    Some(match state {
+        LoginState::Ok => return None,
+        LoginState::RiskControl { .. } => Alert::risk_control(
+            id,
+            name,
+            "闲鱼要求滑块验证（FAIL_SYS_USER_VALIDATE / RGV587），自动请求已暂停",
+        )
+        .action(format!(
+            "在浏览器中打开闲鱼网页版的消息页，完成滑块验证后{refresh}。在此之前只会间隔很久试探一次，不会反复请求"
+        )),
+        LoginState::LoginExpired => Alert::login_expired(
+            id,
+            name,
+            "登录已失效（FAIL_SYS_SESSION_EXPIRED），无法读取订单详情、确认发货",
+        )
+        .action(refresh),
+        LoginState::NoCookies(why) => {
+            Alert::login_expired(id, name, &format!("没有可用的 Cookie：{why}")).action(refresh)
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Socket events → pipeline
+// ---------------------------------------------------------------------------------------------
+
+struct Handler {
+    account: String,
+    mtop: Arc<MtopClient>,
+    runner: Arc<Runner>,
+    reconcile: Arc<Notify>,
+}
+
+impl Handler {
+    async fn run(&self, mut events: mpsc::UnboundedReceiver<ImEvent>, shutdown: CancellationToken) {
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                e = events.recv() => match e {
+                    Some(e) => e,
+                    None => return,
+                },
+            };
+            self.handle(event).await;
+        }
+    }
+
+    async fn handle(&self, event: ImEvent) {
+        let decoded = match event {
+            ImEvent::Connected => {
+                // Anything paid while we were away is only in the sold-order list.
+                self.reconcile.notify_one();
+                return;
+            }
+            ImEvent::Push(d) => d.event,
+        };
+        match decoded {
+            DecodedEvent::Order {
+                role: Role::Seller,
+                order_id,
+                item_id,
+                buyer_id,
+                cid,
+                status,
+                source_msg_id,
+                created_at_ms,
+            } => {
+                let mut ev = OrderEvent::new(&self.account, &order_id, status);
+                ev.item_id = item_id;
+                ev.buyer_id = buyer_id;
+                ev.cid = cid;
+                ev.source_msg_id = source_msg_id;
+                ev.seen_at = created_at_ms.unwrap_or(0);
+                ev.source = SOURCE.to_string();
+                self.on_order(ev).await;
+            }
+            DecodedEvent::Order {
+                role: Role::Buyer,
+                order_id,
+                ..
+            } => {
+                tracing::debug!(account = %self.account, order_id = %order_id, "Buyer-side order card ignored (this account bought it).");
+            }
+            DecodedEvent::Ignored { reason } if is_paid_hint(&reason) => {
+                tracing::info!(account = %self.account, "Paid hint without an order id; reconciling.");
+                self.reconcile.notify_one();
+            }
+            other => {
+                tracing::trace!(account = %self.account, event = ?other, "Push needs no action.")
+            }
+        }
+    }
+
+    async fn on_order(&self, mut ev: OrderEvent) {
+        if ev.status == EventStatus::Paid && !self.known_as_paid(&ev.order_id).await {
+            match self.detail(&ev.order_id).await {
+                Ok(detail) => {
+                    detail.fill(&mut ev);
+                    if let Some(later) = detail.later_status() {
+                        tracing::info!(account = %self.account, order_id = %ev.order_id, status = later.as_str(), "Paid card is stale; the order detail says otherwise.");
+                        ev.status = later;
+                    }
+                }
+                Err(e) => {
+                    // Without quantity and SKU we would guess what to deliver; the sold-order
+                    // pass retries with the detail (and is the truth anyway).
+                    tracing::warn!(account = %self.account, order_id = %ev.order_id, error = %e, "Order detail unavailable; leaving the paid order to reconciliation.");
+                    self.reconcile.notify_one();
+                    return;
+                }
+            }
+        }
+        let (order_id, status) = (ev.order_id.clone(), ev.status);
+        match self.runner.ingest(ev).await {
+            Ok(outcome) => {
+                tracing::debug!(account = %self.account, order_id = %order_id, status = status.as_str(), decision = ?outcome.decision, "Order event ingested.");
+            }
+            Err(e) => {
+                tracing::error!(account = %self.account, order_id = %order_id, error = %e, "Order event could not be ingested.");
+            }
+        }
+    }
+
+    async fn known_as_paid(&self, order_id: &str) -> bool {
+        let id = order_id.to_string();
+        match self.runner.store().call(move |s| s.order(&id)).await {
+            Ok(order) => order.is_some_and(|o| o.status != OrderStatus::PendingPayment),
+            Err(_) => false,
+        }
+    }
+
+    /// The order detail, with one retry for a transient failure.
+    async fn detail(&self, order_id: &str) -> Result<OrderDetail, MtopError> {
+        match self.mtop.order_detail(order_id).await {
+            Err(e) if e.is_transient() => {
+                tokio::time::sleep(DETAIL_RETRY).await;
+                self.mtop.order_detail(order_id).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// A paid reminder without an order id (shape D/E, `decode` reports it as ignored): only
+/// the sold-order list can say which order it is.
+fn is_paid_hint(reason: &str) -> bool {
+    reason.starts_with("order hint without order id: status=paid")
+}

@@ -1,0 +1,122 @@
+//! [`GoofishMarketplace`]: the [`Marketplace`] the ship stage uses in the daemon, routing each
+//! request to the account that sold the order.
+//!
+//! Sending goes over the account's IM connection ([`ImHandle`]); confirming goes through mtop
+//! (`consign.dummy`). Outcomes are mapped so the ledger stays honest: a send that never left
+//! (no connection, no buyer id, conversation not created) or that the server rejected is
+//! `NotDelivered` and may be retried; a send whose answer never came is `Unknown` and never
+//! repeated automatically. Delivery texts carry card keys and are never logged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::mtop::{Consigned, MtopClient};
+use super::ws::ImHandle;
+use crate::marketplace::{
+    ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, SendOutcome,
+};
+
+/// What the marketplace needs of one account.
+#[derive(Clone)]
+pub struct AccountLink {
+    pub mtop: Arc<MtopClient>,
+    pub im: ImHandle,
+}
+
+/// Every configured account's clients, by account id.
+#[derive(Clone, Default)]
+pub struct GoofishMarketplace {
+    accounts: HashMap<String, AccountLink>,
+}
+
+impl GoofishMarketplace {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, account: &str, link: AccountLink) {
+        self.accounts.insert(account.to_string(), link);
+    }
+
+    pub fn link(&self, account: &str) -> Option<&AccountLink> {
+        self.accounts.get(account)
+    }
+
+    /// The buyer to address: the order's, else the one the order detail names (a reconciled
+    /// order may lack it; a wrong `actualReceivers` silently loses the message, §6.1).
+    async fn buyer(link: &AccountLink, msg: &DeliveryMessage) -> Result<String, String> {
+        if let Some(b) = msg.buyer_id.as_deref().filter(|b| !b.is_empty()) {
+            return Ok(b.to_string());
+        }
+        match link.mtop.order_detail(&msg.order_id).await {
+            Ok(detail) => detail
+                .buyer_id
+                .ok_or_else(|| "buyer id unknown (not in the order detail either)".to_string()),
+            Err(e) => Err(format!("buyer id unknown and order detail failed: {e}")),
+        }
+    }
+
+    /// The conversation: the order's, else a newly created one with the buyer.
+    async fn conversation(
+        link: &AccountLink,
+        msg: &DeliveryMessage,
+        buyer: &str,
+    ) -> Result<String, String> {
+        if let Some(cid) = msg.cid.as_deref().filter(|c| !c.is_empty()) {
+            return Ok(cid.to_string());
+        }
+        link.im
+            .create_conversation(buyer, msg.item_id.as_deref())
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Marketplace for GoofishMarketplace {
+    async fn send_delivery(&self, msg: &DeliveryMessage) -> SendOutcome {
+        let Some(link) = self.accounts.get(&msg.account) else {
+            return SendOutcome::NotDelivered {
+                reason: format!("account `{}` has no Goofish connection", msg.account),
+            };
+        };
+        let target = match Self::buyer(link, msg).await {
+            Ok(buyer) => Self::conversation(link, msg, &buyer)
+                .await
+                .map(|cid| (cid, buyer)),
+            Err(e) => Err(e),
+        };
+        let (cid, buyer) = match target {
+            Ok(t) => t,
+            Err(reason) => return SendOutcome::NotDelivered { reason },
+        };
+        let outcome = link.im.send_text(&cid, &buyer, &msg.text).await;
+        tracing::info!(account = %msg.account, order_id = %msg.order_id, cid = %cid, outcome = ?outcome_label(&outcome), "Delivery message sent.");
+        outcome
+    }
+
+    async fn confirm_shipment(&self, req: &ConsignRequest) -> ConsignOutcome {
+        let Some(link) = self.accounts.get(&req.account) else {
+            return ConsignOutcome::Failed {
+                reason: format!("account `{}` has no Goofish connection", req.account),
+                retryable: false,
+            };
+        };
+        match link.mtop.consign(&req.order_id).await {
+            Ok(Consigned::Confirmed) => ConsignOutcome::Confirmed,
+            Ok(Consigned::AlreadyShipped) => ConsignOutcome::AlreadyShipped,
+            Err(e) => ConsignOutcome::Failed {
+                reason: e.to_string(),
+                // A dead login may be fixed by fresh cookies before the retries run out.
+                retryable: e.is_transient() || e.is_blocking(),
+            },
+        }
+    }
+}
+
+fn outcome_label(o: &SendOutcome) -> String {
+    match o {
+        SendOutcome::Accepted { .. } => "accepted".into(),
+        SendOutcome::NotDelivered { reason } => format!("not delivered: {reason}"),
+        SendOutcome::Unknown { reason } => format!("unknown: {reason}"),
+    }
+}

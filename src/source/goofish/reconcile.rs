@@ -1,0 +1,192 @@
+//! Reconciliation: the sold-order list is the truth, the WebSocket only a hint.
+//!
+//! Every `reconcile_interval` (jittered ±20 %), and whenever the account supervisor asks
+//! (after each reconnect, after fresh cookies, on a paid hint without an order id), the list
+//! of orders waiting for shipment is read through mtop. Each one the store does not already
+//! know as paid becomes `OrderEvent { status: Paid, source: "reconcile" }`, filled from the
+//! order detail, and goes through the same `Runner::ingest` as socket events — whose dedupe
+//! and state machine make a payment seen twice a no-op. This is what delivers an order paid
+//! while the socket was down or silently dead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::mtop::{MtopClient, MtopError, SoldOrder};
+use crate::event::{EventStatus, OrderEvent};
+use crate::order::OrderStatus;
+use crate::pipeline::{PipelineError, Runner};
+
+/// The `source` label of events this module produces.
+pub const SOURCE: &str = "reconcile";
+/// First early retry after a failed or unfinished pass (doubling up to the interval).
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Mtop(#[from] MtopError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// What one pass found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Orders the platform lists as waiting for shipment.
+    pub pending: usize,
+    /// Of those, the ones fed to ingest now.
+    pub ingested: usize,
+    /// Skipped this pass because their detail could not be read; retried next pass.
+    pub deferred: usize,
+}
+
+/// The poll of one account.
+pub struct Reconciler {
+    account: String,
+    mtop: Arc<MtopClient>,
+    runner: Arc<Runner>,
+    interval: Duration,
+    trigger: Arc<Notify>,
+}
+
+impl Reconciler {
+    pub fn new(
+        account: &str,
+        mtop: Arc<MtopClient>,
+        runner: Arc<Runner>,
+        interval: Duration,
+    ) -> Self {
+        Self {
+            account: account.to_string(),
+            mtop,
+            runner,
+            interval,
+            trigger: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Notify this to run a pass now (one pending request is remembered).
+    pub fn trigger(&self) -> Arc<Notify> {
+        self.trigger.clone()
+    }
+
+    /// Poll until `shutdown`. A pass that failed transiently (or left orders for later) is
+    /// retried sooner than the interval, backing off from two seconds.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let mut retry: Option<Duration> = None;
+        loop {
+            let wait = retry.map_or_else(|| jittered(self.interval), |r| r.min(self.interval));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.trigger.notified() => {}
+            }
+            if !self
+                .mtop
+                .login_state()
+                .usable_at(tokio::time::Instant::now())
+            {
+                // The login is dead: the supervisor has alerted; polling would only fail.
+                // Fresh cookies trigger a pass.
+                retry = None;
+                continue;
+            }
+            let unfinished = match self.once().await {
+                Ok(r) if r.ingested > 0 || r.deferred > 0 => {
+                    tracing::info!(account = %self.account, pending = r.pending, ingested = r.ingested, deferred = r.deferred, "Reconciled the sold-order list.");
+                    r.deferred > 0
+                }
+                Ok(r) => {
+                    tracing::debug!(account = %self.account, pending = r.pending, "Sold-order list matches the store.");
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(account = %self.account, error = %e, "Reconciliation failed; will try again.");
+                    true
+                }
+            };
+            retry = unfinished.then(|| retry.map_or(FIRST_RETRY, |r| r.saturating_mul(2)));
+        }
+    }
+
+    /// One pass over the orders waiting for shipment.
+    pub async fn once(&self) -> Result<ReconcileReport, ReconcileError> {
+        let rows = self.mtop.pending_shipments().await?;
+        let mut report = ReconcileReport {
+            pending: rows.len(),
+            ..ReconcileReport::default()
+        };
+        for row in &rows {
+            if self.known_as_paid(&row.order_id).await? {
+                continue;
+            }
+            match self.event_for(row).await {
+                Ok(ev) => {
+                    self.runner.ingest(ev).await?;
+                    report.ingested += 1;
+                }
+                Err(e) if e.is_blocking() => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(account = %self.account, order_id = %row.order_id, error = %e, "Order detail unavailable; the order waits for the next pass.");
+                    report.deferred += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Already past "waiting for payment" in the store: ingest would change nothing.
+    async fn known_as_paid(&self, order_id: &str) -> Result<bool, ReconcileError> {
+        let id = order_id.to_string();
+        let order = self
+            .runner
+            .store()
+            .call(move |s| s.order(&id))
+            .await
+            .map_err(PipelineError::from)?;
+        Ok(order.is_some_and(|o| o.status != OrderStatus::PendingPayment))
+    }
+
+    /// The paid event for a listed order, completed by its detail (quantity and SKU decide
+    /// what is delivered, so a transient detail failure defers the order rather than guess).
+    async fn event_for(&self, row: &SoldOrder) -> Result<OrderEvent, MtopError> {
+        let mut ev = event_from_row(&self.account, row);
+        match self.mtop.order_detail(&row.order_id).await {
+            Ok(detail) => {
+                detail.fill(&mut ev);
+                if let Some(later) = detail.later_status() {
+                    ev.status = later;
+                }
+                Ok(ev)
+            }
+            Err(e) if e.is_transient() || e.is_blocking() => Err(e),
+            Err(e) => {
+                // The detail API answers but cannot be read: the list is all there will be.
+                tracing::warn!(account = %self.account, order_id = %row.order_id, error = %e, "Order detail unreadable; using the sold-order list alone.");
+                Ok(ev)
+            }
+        }
+    }
+}
+
+/// A listed order as a paid event.
+pub fn event_from_row(account: &str, row: &SoldOrder) -> OrderEvent {
+    let mut ev = OrderEvent::new(account, &row.order_id, EventStatus::Paid);
+    ev.item_id = row.item_id.clone();
+    ev.item_title = row.title.clone();
+    ev.buyer_id = row.buyer_id.clone();
+    ev.buyer_nick = row.buyer_nick.clone();
+    ev.amount = row.amount.clone();
+    ev.quantity = row.quantity.unwrap_or(1);
+    ev.source = SOURCE.to_string();
+    ev
+}
+
+/// `interval` ± 20 %, so accounts (and restarts) do not poll in step.
+fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(rand::rng().random_range(0.8..1.2))
+}

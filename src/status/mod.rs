@@ -1,0 +1,401 @@
+//! The read-only status page: a small hyper 1.x HTTP/1 server with Chinese HTML pages, a JSON
+//! twin of each page under `/api/…`, `/healthz` and Prometheus `/metrics`.
+//!
+//! Routes (GET only; anything else is 405):
+//!
+//! | page | HTML | JSON |
+//! |---|---|---|
+//! | 首页 | `/` | `/api/status` |
+//! | 待人工发货 | `/manual` | `/api/manual` |
+//! | 订单 | `/orders?status=&account=&item=&page=` | `/api/orders?…` |
+//! | 订单详情 | `/orders/{id}` | `/api/orders/{id}` |
+//! | 商品 | `/products` | `/api/products` |
+//! | 异常 | `/problems` | `/api/problems` |
+//! | 日志 | `/logs` | `/api/logs` |
+//!
+//! plus `/healthz` (always open; `ok` while the store can be read, else 503) and `/metrics`.
+//!
+//! Security: the caller binds the listener (127.0.0.1 by default in the config). [`serve`]
+//! refuses a non-loopback listener without a token. With a token configured, every route but
+//! `/healthz` needs it, as `Authorization: Bearer …`, `?token=…` (which also sets an HttpOnly
+//! cookie so links keep working without putting the token in the page) or that cookie.
+//! Pages show no secrets: card keys arrive masked from the store, accounts by id and name.
+
+pub mod logs;
+pub mod model;
+pub mod pages;
+pub mod snapshot;
+
+mod api;
+mod http;
+mod prom;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use minijinja::Environment;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ConfigHandle, SecretError};
+use crate::health::{self, Health};
+use crate::store::Store;
+
+use self::http::Body;
+use self::logs::LogBuffer;
+use self::snapshot::Snapshots;
+
+/// Connections served at once; more wait in the kernel's accept queue.
+const MAX_CONNECTIONS: usize = 256;
+/// A client that has not sent its request headers by then is dropped (slow-loris).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for open connections to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+const TOKEN_COOKIE: &str = "shopd_token";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(
+        "the status page listens on {0}, which other machines can reach; set status.token_env or status.token_file so it requires a token"
+    )]
+    TokenRequired(SocketAddr),
+    #[error("cannot read the status page token: {0}")]
+    Token(#[from] SecretError),
+    #[error("the status page token is empty")]
+    EmptyToken,
+    #[error("status page listener: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("status page templates: {0}")]
+    Template(#[from] minijinja::Error),
+}
+
+/// What the status page reads from. Cheap to clone.
+#[derive(Clone)]
+pub struct StatusContext {
+    pub store: Store,
+    pub config: ConfigHandle,
+    pub health: Health,
+    pub logs: LogBuffer,
+}
+
+impl StatusContext {
+    /// A context over the process-wide health registry and log buffer.
+    pub fn new(store: Store, config: ConfigHandle) -> Self {
+        Self {
+            store,
+            config,
+            health: health::global().clone(),
+            logs: logs::global().clone(),
+        }
+    }
+
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = health;
+        self
+    }
+
+    pub fn with_logs(mut self, logs: LogBuffer) -> Self {
+        self.logs = logs;
+        self
+    }
+}
+
+/// Everything a request handler needs, built once per [`serve`].
+pub(crate) struct Server {
+    ctx: StatusContext,
+    token: Option<String>,
+    snapshots: Arc<Snapshots>,
+    env: Environment<'static>,
+}
+
+/// Serve the status page on `listener` until `shutdown` fires, then drain open connections
+/// (at most [`DRAIN_TIMEOUT`]). The token is read from the config once, here.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: StatusContext,
+    shutdown: CancellationToken,
+) -> Result<(), StatusError> {
+    let addr = listener.local_addr()?;
+    let token = resolve_token(&ctx, addr)?;
+    let server = Arc::new(Server {
+        snapshots: Snapshots::new(ctx.store.clone()),
+        env: pages::environment()?,
+        token,
+        ctx,
+    });
+    tracing::info!(%addr, token = server.token.is_some(), "Status page listening.");
+    accept_loop(listener, server, shutdown).await;
+    Ok(())
+}
+
+/// A configured token is always enforced; a reachable address without one is refused.
+fn resolve_token(ctx: &StatusContext, addr: SocketAddr) -> Result<Option<String>, StatusError> {
+    let token = match &ctx.config.load().status.token {
+        Some(secret) => Some(secret.resolve()?),
+        None => None,
+    };
+    if token.as_deref().is_some_and(str::is_empty) {
+        return Err(StatusError::EmptyToken);
+    }
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(StatusError::TokenRequired(addr));
+    }
+    Ok(token)
+}
+
+async fn accept_loop(listener: TcpListener, server: Arc<Server>, shutdown: CancellationToken) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            _ = shutdown.cancelled() => break,
+        };
+        let tcp = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning; the listener stays.
+                    tracing::warn!(error = %e, "Status page accept failed.");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let server = server.clone();
+        let service = service_fn(move |req| {
+            let server = server.clone();
+            async move { Ok::<_, Infallible>(handle(&server, req).await) }
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            tracing::warn!("Status page connections still open after shutdown; dropping them.");
+        }
+    }
+}
+
+/// One page and whether the HTML or the JSON form was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Page {
+    Dashboard,
+    Manual,
+    Orders,
+    Order(String),
+    Products,
+    Problems,
+    Logs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    Healthz,
+    Metrics,
+    Html(Page),
+    Api(Page),
+    NotFound,
+}
+
+fn route(path: &str) -> Route {
+    if path == "/healthz" {
+        return Route::Healthz;
+    }
+    if path == "/metrics" {
+        return Route::Metrics;
+    }
+    if path == "/api/status" {
+        return Route::Api(Page::Dashboard);
+    }
+    if path == "/" {
+        return Route::Html(Page::Dashboard);
+    }
+    let (api, rest) = match path.strip_prefix("/api") {
+        Some(rest) => (true, rest),
+        None => (false, path),
+    };
+    let page = match rest.trim_end_matches('/') {
+        "/manual" => Page::Manual,
+        "/orders" => Page::Orders,
+        "/products" => Page::Products,
+        "/problems" => Page::Problems,
+        "/logs" => Page::Logs,
+        other => match other.strip_prefix("/orders/") {
+            Some(id) if !id.is_empty() && !id.contains('/') => Page::Order(http::decode(id)),
+            _ => return Route::NotFound,
+        },
+    };
+    if api {
+        Route::Api(page)
+    } else {
+        Route::Html(page)
+    }
+}
+
+async fn handle(server: &Server, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::GET {
+        let mut r = http::text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "只读页面：只接受 GET 请求\n",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        return r;
+    }
+    let route = route(req.uri().path());
+    if route == Route::Healthz {
+        return healthz(server);
+    }
+    let auth = authorize(server.token.as_deref(), &req);
+    if auth == Auth::Denied {
+        return denied(&route);
+    }
+    let query = http::query_pairs(req.uri().query());
+    let mut resp = match route {
+        Route::Metrics => prom::metrics(server).await,
+        Route::Api(page) => api::json(server, page, &query).await,
+        Route::Html(page) => api::html(server, page, &query).await,
+        Route::NotFound | Route::Healthz => not_found(req.uri().path().starts_with("/api/")),
+    };
+    if auth == Auth::SetCookie
+        && let Some(token) = &server.token
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+        ))
+    {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// `ok` while the store answers a read (a few counters: microseconds); 503 otherwise.
+/// Open without a token, so it says nothing else.
+fn healthz(server: &Server) -> Response<Body> {
+    match server.ctx.store.change_mark() {
+        Ok(_) => http::text(StatusCode::OK, "ok\n"),
+        Err(e) => {
+            tracing::warn!(error = %e, "Health check cannot read the store.");
+            http::text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    Open,
+    Ok,
+    /// Accepted from `?token=`: remember it in a cookie so in-page links keep working.
+    SetCookie,
+    Denied,
+}
+
+fn authorize<B>(token: Option<&str>, req: &Request<B>) -> Auth {
+    let Some(token) = token else {
+        return Auth::Open;
+    };
+    let h = req.headers();
+    let bearer = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if bearer.is_some_and(|b| same(b.trim(), token)) {
+        return Auth::Ok;
+    }
+    let cookie = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix(TOKEN_COOKIE)?.strip_prefix('='))
+        .any(|c| same(c, token));
+    if cookie {
+        return Auth::Ok;
+    }
+    let pairs = http::query_pairs(req.uri().query());
+    match http::query_get(&pairs, "token") {
+        Some(q) if same(q, token) => Auth::SetCookie,
+        _ => Auth::Denied,
+    }
+}
+
+/// Constant-time comparison, so response timing says nothing about how much of a guess matched.
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+fn denied(route: &Route) -> Response<Body> {
+    let mut r = match route {
+        Route::Html(_) => http::html(
+            StatusCode::UNAUTHORIZED,
+            "<!doctype html><meta charset=utf-8><title>需要令牌</title><p>此页面需要访问令牌：在地址后加 <code>?token=…</code>，或使用 <code>Authorization: Bearer …</code>。</p>".to_string(),
+        ),
+        _ => http::json_error(StatusCode::UNAUTHORIZED, "a token is required"),
+    };
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"xianyu-shopd\""),
+    );
+    r
+}
+
+fn not_found(api: bool) -> Response<Body> {
+    if api {
+        http::json_error(StatusCode::NOT_FOUND, "no such endpoint")
+    } else {
+        http::html(
+            StatusCode::NOT_FOUND,
+            "<!doctype html><meta charset=utf-8><title>未找到</title><p>没有这个页面。<a href=\"/\">返回首页</a></p>".to_string(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/"), Route::Html(Page::Dashboard));
+        assert_eq!(route("/api/status"), Route::Api(Page::Dashboard));
+        assert_eq!(route("/orders/"), Route::Html(Page::Orders));
+        assert_eq!(
+            route("/api/orders/A%201"),
+            Route::Api(Page::Order("A 1".into()))
+        );
+        assert_eq!(route("/orders/a/b"), Route::NotFound);
+        assert_eq!(route("/api"), Route::NotFound);
+        assert_eq!(route("/etc/passwd"), Route::NotFound);
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("ab", "abc"));
+        assert!(!same("", "abc"));
+    }
+}
