@@ -326,7 +326,9 @@ impl ImClient {
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_FRAME))
             .max_frame_size(Some(MAX_FRAME));
-        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), false);
+        // TCP_NODELAY: an ACK followed at once by a delivery frame must not wait for Nagle
+        // (measured: ~40 ms per delivery otherwise).
+        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
         match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok((ws, _))) => Ok(ws),
             Ok(Err(e)) => Err(WsError::Connect(e.to_string())),

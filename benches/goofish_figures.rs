@@ -1,0 +1,362 @@
+//! Goofish client figures, measured in one run on loopback:
+//!
+//! 1. **Decode throughput** — payloads/s of
+//!    [`decode_payload`](xianyu_shopd::source::goofish::decode::decode_payload) on the golden
+//!    capture A1 (the "order created" card from `src/source/goofish/decode.rs` tests), for
+//!    `BENCH_DECODE_SECS` (default 3) seconds on one thread.
+//! 2. **Payment push → delivery chat frame latency** — the whole in-process daemon
+//!    (`app::Daemon`, built like `tests/goofish.rs`) against the loopback
+//!    [`FakeGoofish`], zero delivery delay, `BENCH_ORDERS` (default 1000) orders paid one at a
+//!    time: the clock starts just before `fake.pay(order)` and stops when the fake has
+//!    received the daemon's `sendByReceiverScope` for it (its per-account `sends` counter
+//!    moves; polled every ~100 µs from a blocking thread). Before each payment the bench waits
+//!    until the daemon has stored the order's "created" card, so only the payment is timed.
+//!    Every order is checked afterwards to have exactly one delivered chat message.
+//! 3. **Daemon RSS** — the real `xianyu-shopd` binary as a child process
+//!    (`--config-dir DIR run`) against a fake in this process, with 1 and then 20 accounts
+//!    whose cookies files sit in `DIR/state/`; once every account is registered, synced and
+//!    live, wait 3 s and read `VmRSS` (and `VmHWM`) from `/proc/<pid>/status`.
+//!
+//! Run with:
+//!
+//! ```text
+//! cargo build --release && cargo bench --bench goofish_figures
+//! ```
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use xianyu_shopd::app::Daemon;
+use xianyu_shopd::clock;
+use xianyu_shopd::fake::FakeGoofish;
+use xianyu_shopd::source::goofish::decode::decode_payload;
+
+/// Appendix A1: order created / 等待买家付款 (real capture), copied from the decoder's tests.
+const A1: &str = "ggGLAYEBsjMxNDk2MzcwNjNAZ29vZmlzaAKzNDc5ODMzODkwOTZAZ29vZmlzaAOxMzQxNjU2NTI3NDU0Mi5QTk0EAAXPAAABlbKji20GggFlA4UBoAK6W+aIkeW3suaLjeS4i++8jOW+heS7mOasvl0DoAQaBdoEKnsiY29udGVudFR5cGUiOjI2LCJkeENhcmQiOnsiaXRlbSI6eyJtYWluIjp7ImNsaWNrUGFyYW0iOnsiYXJnMSI6Ik1zZ0NhcmQiLCJhcmdzIjp7InNvdXJjZSI6ImltIiwidGFza19pZCI6IjNleFFKSE9UbVBVMSIsIm1zZ19pZCI6ImNjOGJjMmRmN2M5MzRkZjA4NmUwNTY3Y2I2OWYxNTczIn19LCJleENvbnRlbnQiOnsiYmdDb2xvciI6IiNGRkZGRkYiLCJidXR0b24iOnsiYmdDb2xvciI6IiNGRkU2MEYiLCJib3JkZXJDb2xvciI6IiNGRkU2MEYiLCJjbGlja1BhcmFtIjp7ImFyZzEiOiJNc2dDYXJkQWN0aW9uIiwiYXJncyI6eyJzb3VyY2UiOiJpbSIsInRhc2tfaWQiOiIzZXhRSkhPVG1QVTEiLCJtc2dfaWQiOiJjYzhiYzJkZjdjOTM0ZGYwODZlMDU2N2NiNjlmMTU3MyJ9fSwiZm9udENvbG9yIjoiIzMzMzMzMyIsInRhcmdldFVybCI6ImZsZWFtYXJrZXQ6Ly9hZGp1c3RfcHJpY2U/Zmx1dHRlcj10cnVlJmJpek9yZGVySWQ9MjUwMzY4ODEyNjM1NjYzNjM3MCIsInRleHQiOiLkv67mlLnku7fmoLwifSwiZGVzYyI6Iuivt+WPjOaWueayn+mAmuWPiuaXtuehruiupOS7t+agvCIsImRlc2NDb2xvciI6IiNBM0EzQTMiLCJ0aXRsZSI6IuaIkeW3suaLjeS4i++8jOW+heS7mOasviIsInVwZ3JhZGUiOnsidGFyZ2V0VXJsIjoiaHR0cHM6Ly9oNS5tLmdvb2Zpc2guY29tL2FwcC9pZGxlRmlzaC1GMmUvZm0tZG93bmxhb2QvaG9tZS5odG1sP25vUmVkcmllY3Q9dHJ1ZSZjYW5CYWNrPXRydWUmY2hlY2tWZXJzaW9uPXRydWUiLCJ2ZXJzaW9uIjoiNy43LjkwIn19LCJ0YXJnZXRVcmwiOiJmbGVhbWFya2V0Oi8vb3JkZXJfZGV0YWlsP2lkPTI1MDM2ODgxMjYzNTY2MzYzNzAmcm9sZT1zZWxsZXIifX0sInRlbXBsYXRlIjp7Im5hbWUiOiJpZGxlZmlzaF9tZXNzYWdlX3RyYWRlX2NoYXRfY2FyZCIsInVybCI6Imh0dHBzOi8vZGluYW1pY3guYWxpYmFiYXVzZXJjb250ZW50LmNvbS9wdWIvaWRsZWZpc2hfbWVzc2FnZV90cmFkZV9jaGF0X2NhcmQvMTY2NzIyMjA1Mjc2Ny9pZGxlZmlzaF9tZXNzYWdlX3RyYWRlX2NoYXRfY2FyZC56aXAiLCJ2ZXJzaW9uIjoiMTY2NzIyMjA1Mjc2NyJ9fX0HAQgBCQAK3gAQpmJpelRhZ9oAe3sic291cmNlSWQiOiJDMkM6M2V4UUpIT1RtUFUxIiwidGFza05hbWUiOiLlt7Lmi43kuItf5pyq5LuY5qy+X+WNluWutiIsIm1hdGVyaWFsSWQiOiIzZXhRSkhPVG1QVTEiLCJ0YXNrSWQiOiIzZXhRSkhPVG1QVTEifbFjbG9zZVB1c2hSZWNlaXZlcqVmYWxzZbFjbG9zZVVucmVhZE51bWJlcqVmYWxzZaxkZXRhaWxOb3RpY2W6W+aIkeW3suaLjeS4i++8jOW+heS7mOasvl2nZXh0SnNvbtoBr3sibXNnQXJncyI6eyJ0YXNrX2lkIjoiM2V4UUpIT1RtUFUxIiwic291cmNlIjoiaW0iLCJtc2dfaWQiOiJjYzhiYzJkZjdjOTM0ZGYwODZlMDU2N2NiNjlmMTU3MyJ9LCJxdWlja1JlcGx5IjoiMSIsIm1zZ0FyZzEiOiJNc2dDYXJkIiwidXBkYXRlS2V5IjoiNDc5ODMzODkwOTY6MjUwMzY4ODEyNjM1NjYzNjM3MDoxX25vdF9wYXlfc2VsbGVyIiwibWVzc2FnZUlkIjoiY2M4YmMyZGY3YzkzNGRmMDg2ZTA1NjdjYjY5ZjE1NzMiLCJtdWx0aUNoYW5uZWwiOnsiaHVhd2VpIjoiRVhQUkVTUyIsInhpYW9taSI6IjEwODAwMCIsIm9wcG8iOiJFWFBSRVNTIiwiaG9ub3IiOiJOT1JNQUwiLCJhZ29vIjoicHJvZHVjdCIsInZpdm8iOiJPUkRFUiJ9LCJjb250ZW50VHlwZSI6IjI2IiwiY29ycmVsYXRpb25Hcm91cElkIjoiM2V4UUpIT1RtUFUxX0ZGcjRHT1NuOE9RbyJ9qHJlY2VpdmVyrTIyMDI2NDA5MTgwNzmrcmVkUmVtaW5kZXKy562J5b6F5Lmw5a625LuY5qy+sHJlZFJlbWluZGVyU3R5bGWhMa9yZW1pbmRlckNvbnRlbnS6W+aIkeW3suaLjeS4i++8jOW+heS7mOasvl2ucmVtaW5kZXJOb3RpY2W75Lmw5a625bey5ouN5LiL77yM5b6F5LuY5qy+rXJlbWluZGVyVGl0bGW75Lmw5a625bey5ouN5LiL77yM5b6F5LuY5qy+q3JlbWluZGVyVXJs2gCaZmxlYW1hcmtldDovL21lc3NhZ2VfY2hhdD9pdGVtSWQ9OTAwMDUyNjQ0Mjc3JnBlZXJVc2VySWQ9MzE0OTYzNzA2MyZwZWVyVXNlck5pY2s955S3KioqeSZzaWQ9NDc5ODMzODkwOTYmbWVzc2FnZUlkPWNjOGJjMmRmN2M5MzRkZjA4NmUwNTY3Y2I2OWYxNTczJmFkdj1ub6xzZW5kZXJVc2VySWSqMzE0OTYzNzA2M65zZW5kZXJVc2VyVHlwZaEwq3Nlc3Npb25UeXBloTGqdXBkYXRlSGVhZKR0cnVlDAEDgahuZWVkUHVzaKR0cnVl";
+
+const SELLER: &str = "2202640918079";
+const ITEM: &str = "900000000001";
+/// Waiting for connections and for one order step; generous because the machine may be busy.
+const WAIT: Duration = Duration::from_secs(30);
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> anyhow::Result<()> {
+    // As the binary does: one process-wide rustls provider.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+
+    println!("== goofish_figures ==");
+    let secs = env_or("BENCH_DECODE_SECS", 3);
+    let (n, elapsed) = decode_throughput(Duration::from_secs(secs));
+    println!(
+        "decode  A1 ({} B base64): {n} payloads in {:.2} s = {:.0} payloads/s ({:.2} µs/payload)",
+        A1.len(),
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / n as f64
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+
+    let orders = env_or("BENCH_ORDERS", 1000) as usize;
+    match rt.block_on(delivery_latency(orders)) {
+        Ok(mut lat) => {
+            lat.sort();
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let n = lat.len();
+            let mean = lat.iter().map(|d| ms(*d)).sum::<f64>() / n as f64;
+            println!(
+                "latency pay → delivery chat frame, {n} orders, zero delay: median {:.2} ms, p99 {:.2} ms (min {:.2}, mean {:.2}, max {:.2})",
+                ms(lat[n / 2]),
+                ms(lat[(n * 99).div_ceil(100) - 1]),
+                ms(lat[0]),
+                mean,
+                ms(lat[n - 1])
+            );
+        }
+        Err(e) => println!("latency FAILED: {e:#}"),
+    }
+
+    match daemon_binary() {
+        Some(bin) => {
+            for accounts in [1, 20] {
+                match rt.block_on(daemon_rss(&bin, accounts)) {
+                    Ok((rss, hwm)) => println!(
+                        "rss     xianyu-shopd run, {accounts:>2} connected account(s): VmRSS {:.1} MiB (VmHWM {:.1} MiB)",
+                        rss as f64 / 1024.0,
+                        hwm as f64 / 1024.0
+                    ),
+                    Err(e) => println!("rss     {accounts} account(s) FAILED: {e:#}"),
+                }
+            }
+        }
+        None => println!(
+            "rss     SKIPPED: the release binary target/release/xianyu-shopd is missing; run `cargo build --release` first"
+        ),
+    }
+    Ok(())
+}
+
+// -- 1. decode -------------------------------------------------------------------------
+
+fn decode_throughput(duration: Duration) -> (u64, Duration) {
+    let decoded = decode_payload(A1, Some(SELLER)).expect("A1 decodes");
+    assert_eq!(decoded.len(), 1, "A1 is one message");
+    // Warm-up.
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_millis(300) {
+        black_box(decode_payload(black_box(A1), black_box(Some(SELLER))).unwrap());
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    loop {
+        for _ in 0..64 {
+            black_box(decode_payload(black_box(A1), black_box(Some(SELLER))).unwrap());
+        }
+        n += 64;
+        if start.elapsed() >= duration {
+            return (n, start.elapsed());
+        }
+    }
+}
+
+// -- shared: a config directory for the daemon --------------------------------------------
+
+/// Writes `pipeline.yaml` (accounts with cookies files under `state/`, the marketplace
+/// pointing at `fake`, status page on port 0, zero delay), `products.yaml` (one virtual
+/// product with a card pool) and the card template, like `tests/goofish.rs`.
+fn write_config(
+    dir: &Path,
+    fake: &FakeGoofish,
+    accounts: &[(String, String)],
+    marketplace: &str,
+) -> anyhow::Result<()> {
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state)?;
+    std::fs::create_dir_all(dir.join("templates"))?;
+    let mut yaml = String::from("accounts:\n");
+    for (id, cookies) in accounts {
+        std::fs::write(state.join(format!("cookies-{id}.txt")), cookies)?;
+        yaml.push_str(&format!(
+            "  - id: {id}\n    cookies_file: state/cookies-{id}.txt\n"
+        ));
+    }
+    let extra = if marketplace.is_empty() {
+        String::new()
+    } else {
+        format!(", {marketplace}")
+    };
+    yaml.push_str(&format!(
+        "marketplace: {{ mtop_url: \"{}\", ws_url: \"{}\"{extra} }}\n",
+        fake.mtop_base(),
+        fake.ws_url()
+    ));
+    yaml.push_str("status: { listen: \"127.0.0.1:0\" }\n");
+    yaml.push_str(
+        "pipeline:\n  - ingest: {}\n  - classify: {}\n  - stock-check: {}\n  - delay: { virtual: { min: 0s, max: 0s } }\n  - ship: { mode: send_then_confirm, max_retries: 5, retry_delay: 300ms }\n  - notify: { channels: [log] }\n",
+    );
+    let products = format!(
+        "pools:\n  keys: {{}}\nproducts:\n  - item_id: \"{ITEM}\"\n    title: 基准激活码\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n"
+    );
+    std::fs::write(dir.join("pipeline.yaml"), yaml)?;
+    std::fs::write(dir.join("products.yaml"), products)?;
+    std::fs::write(
+        dir.join("templates/card.txt.j2"),
+        "感谢购买{{ order.item_title }}\n{% for k in cards %}卡密：{{ k }}\n{% endfor %}",
+    )?;
+    Ok(())
+}
+
+/// Every account in `users` registered, synced and live on the fake.
+fn all_connected(fake: &FakeGoofish, users: &[String]) -> bool {
+    users.iter().all(|u| {
+        let s = fake.stats(u);
+        s.regs >= 1 && s.syncs >= 1 && s.live >= 1
+    })
+}
+
+// -- 2. latency ---------------------------------------------------------------------------
+
+async fn delivery_latency(orders: usize) -> anyhow::Result<Vec<Duration>> {
+    let fake = FakeGoofish::start().await?;
+    let dir = tempfile::tempdir()?;
+    let cookies = fake.add_seller(SELLER, "基准小店");
+    fake.add_item(SELLER, ITEM, "基准激活码", 990, &[]);
+    write_config(dir.path(), &fake, &[("main".into(), cookies)], "")?;
+    let daemon = Daemon::start(dir.path(), &dir.path().join("state"), clock::system()).await?;
+    let keys: String = (0..orders + 50)
+        .map(|i| format!("BENCH-{i:06}-SECRET\n"))
+        .collect();
+    daemon.store.import_cards("keys", &keys, false, "bench")?;
+    if !fake
+        .wait_until(WAIT, |f| all_connected(f, &[SELLER.to_owned()]))
+        .await
+    {
+        bail!("the account did not connect: {:?}", fake.stats(SELLER));
+    }
+
+    let mut latencies = Vec::with_capacity(orders);
+    let mut paid = Vec::with_capacity(orders);
+    let mut created_unseen = 0usize;
+    for i in 0..orders {
+        // A new buyer per order: its own conversation, so each delivery is recognisable.
+        let buyer = format!("{}", 3_100_000_000u64 + i as u64);
+        let order = fake.create_order(SELLER, &buyer, ITEM, 1, None);
+        // Let the daemon take in the "created" card first, so only the payment is timed.
+        let seen = Instant::now();
+        while daemon.store.order(&order)?.is_none() {
+            if seen.elapsed() > Duration::from_secs(5) {
+                created_unseen += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let before = fake.stats(SELLER).sends;
+        let f = fake.clone();
+        let id = order.clone();
+        let took = tokio::task::spawn_blocking(move || {
+            let t0 = Instant::now();
+            f.pay(&id);
+            loop {
+                if f.stats(SELLER).sends > before {
+                    return Some(t0.elapsed());
+                }
+                if t0.elapsed() > WAIT {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        })
+        .await?;
+        match took {
+            Some(d) => latencies.push(d),
+            None => bail!("order {i} ({order}): no chat send within {WAIT:?}"),
+        }
+        paid.push(order);
+    }
+
+    // Check afterwards (cloning the record each poll would disturb the timing): one delivered
+    // chat message per order, on that order's conversation.
+    let sent = fake.sent_messages();
+    let mut wrong = 0usize;
+    for order in &paid {
+        let cid = fake.order_cid(order).unwrap_or_default();
+        let n = sent.iter().filter(|m| m.cid == cid && m.delivered).count();
+        if n != 1 {
+            wrong += 1;
+        }
+    }
+    println!(
+        "        check: {} chat sends recorded, {wrong} of {} orders without exactly one delivered message, {created_unseen} created cards not seen before paying",
+        sent.len(),
+        paid.len()
+    );
+    daemon.stop().await;
+    fake.shutdown();
+    Ok(latencies)
+}
+
+// -- 3. RSS -------------------------------------------------------------------------------
+
+/// `target/release/xianyu-shopd`: Cargo's path for benches, else next to the bench binary
+/// (`target/release/deps/goofish_figures-…` → `target/release/xianyu-shopd`).
+fn daemon_binary() -> Option<PathBuf> {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_xianyu-shopd").map(PathBuf::from)
+        && p.is_file()
+    {
+        return Some(p);
+    }
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors()
+        .skip(1)
+        .take(3)
+        .map(|d| d.join("xianyu-shopd"))
+        .find(|p| p.is_file())
+}
+
+/// Kills the child when dropped, so an early return never leaves a daemon behind.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `(VmRSS, VmHWM)` in KiB.
+fn read_rss(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .with_context(|| format!("no {name} in /proc/{pid}/status"))?;
+        Ok(line
+            .split_whitespace()
+            .nth(1)
+            .context("malformed line")?
+            .parse()?)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+async fn daemon_rss(bin: &Path, accounts: usize) -> anyhow::Result<(u64, u64)> {
+    let fake = FakeGoofish::start().await?;
+    let dir = tempfile::tempdir()?;
+    let mut users = Vec::new();
+    let mut entries = Vec::new();
+    for i in 0..accounts {
+        let user = format!("22026409{:05}", 18079 + i);
+        let cookies = fake.add_seller(&user, &format!("基准小店{i}"));
+        if i == 0 {
+            fake.add_item(&user, ITEM, "基准激活码", 990, &[]);
+        }
+        entries.push((format!("acc{i}"), cookies));
+        users.push(user);
+    }
+    // Default marketplace timings (heartbeat, watchdog, …), as in production.
+    write_config(dir.path(), &fake, &entries, "")?;
+    let log_path = dir.path().join("daemon.log");
+    let log = std::fs::File::create(&log_path)?;
+    let child = Command::new(bin)
+        .arg("--config-dir")
+        .arg(dir.path())
+        .arg("run")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let mut child = ChildGuard(child);
+    let pid = child.0.id();
+
+    let connected = fake.wait_until(WAIT, |f| all_connected(f, &users)).await;
+    if !connected {
+        let live = users.iter().filter(|u| fake.stats(u).live >= 1).count();
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: String = log.lines().rev().take(10).collect::<Vec<_>>().join("\n");
+        bail!("only {live}/{accounts} accounts connected within {WAIT:?}; daemon log tail:\n{tail}");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    if let Some(status) = child.0.try_wait()? {
+        bail!("the daemon exited early: {status}");
+    }
+    if !all_connected(&fake, &users) {
+        bail!("an account dropped during the 3 s settle time");
+    }
+    let rss = read_rss(pid)?;
+    drop(child);
+    fake.shutdown();
+    Ok(rss)
+}
