@@ -346,7 +346,9 @@ async fn daemon_rss(bin: &Path, accounts: usize) -> anyhow::Result<(u64, u64)> {
         let live = users.iter().filter(|u| fake.stats(u).live >= 1).count();
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         let tail: String = log.lines().rev().take(10).collect::<Vec<_>>().join("\n");
-        bail!("only {live}/{accounts} accounts connected within {WAIT:?}; daemon log tail:\n{tail}");
+        bail!(
+            "only {live}/{accounts} accounts connected within {WAIT:?}; daemon log tail:\n{tail}"
+        );
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     if let Some(status) = child.0.try_wait()? {

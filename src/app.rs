@@ -184,7 +184,8 @@ impl Daemon {
             reloader.clone(),
             store.clone(),
             health.clone(),
-            (config_dir.to_path_buf(), state_dir.to_path_buf()),
+            // Cookie files are `state/...` relative to the config dir, whatever --state-dir says.
+            (config_dir.to_path_buf(), config_dir.join("state")),
             shutdown.clone(),
         ));
         let status = crate::status::StatusContext::new(store.clone(), shop.config.clone());

@@ -1,5 +1,5 @@
-//! Sources turn the outside world into [`crate::event::OrderEvent`]s. Today: replay files.
-//! The Goofish WebSocket and sold-order poll live in `goofish/` (issue 3).
+//! Sources turn the outside world into [`crate::event::OrderEvent`]s: the Goofish IM socket
+//! and the sold-order reconciliation poll (`goofish/`), and replay files (`replay`).
 
 pub mod goofish;
 pub mod replay;
