@@ -42,6 +42,19 @@ impl Dirs {
 pub enum Command {
     /// Run the daemon.
     Run,
+    /// Run the whole daemon against a built-in fake Xianyu that simulates a live shop;
+    /// prints the status page URL. Copies this config into CONFIG_DIR/state/demo first.
+    Demo {
+        /// Stop after N orders reached a final state and print a summary (default: until Ctrl-C).
+        #[arg(long)]
+        orders: Option<u64>,
+        /// New orders per minute.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Send notifications through the configured channels instead of the `log` channel.
+        #[arg(long)]
+        notify_real: bool,
+    },
     /// Validate the config; exit 0 with a summary, or 1 with every error as file:line:col.
     Check,
     /// Feed a JSON Lines file of order events through the real pipeline.

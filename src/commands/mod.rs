@@ -5,6 +5,7 @@ mod backup;
 mod cards;
 mod check;
 mod decode;
+mod demo;
 mod notify_test;
 mod orders;
 mod replay;
@@ -25,6 +26,18 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|_| ExitCode::SUCCESS),
         Command::Check => Ok(check::run(&dirs)),
+        Command::Demo {
+            orders,
+            rate,
+            notify_real,
+        } => {
+            let args = demo::DemoArgs {
+                orders,
+                rate,
+                notify_real,
+            };
+            demo::run(&dirs, args).await
+        }
         Command::Replay {
             file,
             dry_run,

@@ -24,6 +24,7 @@ mod hub;
 mod ids;
 mod pushes;
 mod record;
+pub mod shop_sim;
 mod state;
 mod wire;
 mod ws;

@@ -1,0 +1,158 @@
+//! A simulated live shop for `demo`: buyers chat, order and pay against a [`FakeGoofish`];
+//! some leave orders unpaid until they close, some ask for a refund after delivery.
+//!
+//! [`ShopSim::run`] starts one buyer task per order at a steady rate and returns the order
+//! ids once every buyer task has finished its part (or `shutdown` fires). It only plays the
+//! marketplace's side: what the daemon does with the orders is read from its store.
+
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::FakeGoofish;
+use crate::store::{DeliveryState, Store};
+
+/// One listed item the buyers may order; `skus` empty for items without SKUs.
+#[derive(Debug, Clone)]
+pub struct SimItem {
+    pub item_id: String,
+    pub skus: Vec<String>,
+}
+
+/// What a simulated buyer does after ordering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Pay,
+    /// Never pays; the order is closed unpaid.
+    CloseUnpaid,
+    /// Pays, and once the goods arrived asks for a refund, which is agreed.
+    Refund,
+}
+
+const CHATS: [&str; 5] = [
+    "你好，在吗？",
+    "请问还有货吗？",
+    "拍下后多久发货？",
+    "可以便宜一点吗",
+    "是正版吗？",
+];
+
+/// How long a refunding buyer waits for the delivery before giving up on the refund.
+const DELIVERY_WAIT: Duration = Duration::from_secs(60);
+
+pub struct ShopSim {
+    pub fake: FakeGoofish,
+    pub seller_id: String,
+    pub items: Vec<SimItem>,
+    /// The daemon's store, to see when an order was delivered.
+    pub store: Store,
+}
+
+impl ShopSim {
+    /// Create orders at `rate_per_min` until `limit` orders (if any) or `shutdown`; returns
+    /// the ids of the orders created, after every buyer task has finished.
+    pub async fn run(
+        &self,
+        rate_per_min: f64,
+        limit: Option<u64>,
+        shutdown: CancellationToken,
+    ) -> Vec<String> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let tasks = TaskTracker::new();
+        let gap = Duration::from_secs_f64(60.0 / rate_per_min.clamp(0.1, 60_000.0));
+        let mut created = 0u64;
+        while !self.items.is_empty() && limit.is_none_or(|n| created < n) {
+            if created > 0 {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(gap) => {}
+                }
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            created += 1;
+            let (order_id, fate) = self.place_order(created);
+            let _ = tx.send(order_id.clone());
+            tasks.spawn(self.buyer(order_id, fate, shutdown.clone()));
+        }
+        tasks.close();
+        tasks.wait().await;
+        drop(tx);
+        let mut ids = Vec::new();
+        while let Some(id) = rx.recv().await {
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// A buyer (maybe after a chat) orders a random item; returns the order and its fate.
+    fn place_order(&self, n: u64) -> (String, Fate) {
+        let mut rng = rand::rng();
+        let buyer = format!("31496{:05}", n % 100_000);
+        if rng.random_bool(0.3) {
+            let text = CHATS[rng.random_range(0..CHATS.len())];
+            self.fake.push_chat(&self.seller_id, &buyer, text);
+        }
+        let item = &self.items[rng.random_range(0..self.items.len())];
+        let sku = (!item.skus.is_empty())
+            .then(|| item.skus[rng.random_range(0..item.skus.len())].as_str());
+        let order_id = self
+            .fake
+            .create_order(&self.seller_id, &buyer, &item.item_id, 1, sku);
+        let roll = rng.random_range(0..100);
+        let fate = match roll {
+            0..10 => Fate::CloseUnpaid,
+            10..20 => Fate::Refund,
+            _ => Fate::Pay,
+        };
+        (order_id, fate)
+    }
+
+    /// The buyer's part after ordering: pay or let it close; maybe refund after delivery.
+    fn buyer(
+        &self,
+        order_id: String,
+        fate: Fate,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let fake = self.fake.clone();
+        let store = self.store.clone();
+        async move {
+            let pause = Duration::from_millis(rand::rng().random_range(300..1500));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            if fate == Fate::CloseUnpaid {
+                fake.close(&order_id);
+                return;
+            }
+            fake.pay(&order_id);
+            if fate != Fate::Refund {
+                return;
+            }
+            // Only a delivered order is refunded; one handed to the seller stays as it is.
+            let deadline = tokio::time::Instant::now() + DELIVERY_WAIT;
+            loop {
+                match store.delivery(&order_id).ok().flatten().map(|d| d.state) {
+                    Some(DeliveryState::Delivered) => break,
+                    Some(DeliveryState::Manual | DeliveryState::NeedsHuman) => return,
+                    _ => {}
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+            fake.refund(&order_id);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            fake.refund_complete(&order_id);
+        }
+    }
+}

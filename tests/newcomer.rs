@@ -1,0 +1,121 @@
+//! A newcomer's first run: the built binary's `demo --orders 30` against the shipped example
+//! config. Every order must end in a final state, each delivered card order must have got
+//! exactly one key, and the status API must agree with the summary.
+
+use std::path::Path;
+use std::process::Command;
+
+use xianyu_shopd::clock;
+use xianyu_shopd::store::{CardState, DeliveryState, Holding, Store};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The number after `name ` in a `name N, name N` line.
+fn count(line: &str, name: &str) -> u64 {
+    let at = line
+        .find(&format!("{name} "))
+        .unwrap_or_else(|| panic!("no `{name}` in {line:?}"));
+    line[at + name.len() + 1..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count after `{name}` in {line:?}"))
+}
+
+#[test]
+fn demo_with_the_shipped_example_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(root.join("products.yaml"), dir.path().join("products.yaml")).unwrap();
+    copy_dir(&root.join("templates"), &dir.path().join("templates"));
+    // The only change a test needs: a free port for the status page.
+    let mut pipeline: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("pipeline.yaml")).unwrap())
+            .unwrap();
+    pipeline["status"]["listen"] = "127.0.0.1:0".into();
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        serde_yaml::to_string(&pipeline).unwrap(),
+    )
+    .unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
+        .arg("--config-dir")
+        .arg(dir.path())
+        .args(["demo", "--orders", "30", "--rate", "600"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "demo failed: {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("demo: status page http://127.0.0.1:"),
+        "{stdout}"
+    );
+
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("demo summary: "))
+        .unwrap_or_else(|| panic!("no summary in {stdout}"));
+    assert!(summary.starts_with("demo summary: 30 orders:"), "{summary}");
+    assert!(!summary.contains("unfinished"), "{summary}");
+    let parts = ["delivered", "manual", "refunded", "closed", "needs_human"];
+    let total: u64 = parts.iter().map(|p| count(summary, p)).sum();
+    assert_eq!(total, 30, "{summary}");
+
+    let api = stdout
+        .lines()
+        .find(|l| l.starts_with("status api: "))
+        .unwrap_or_else(|| panic!("no status api line in {stdout}"));
+    assert_eq!(count(api, "total_orders"), 30, "{api}");
+    assert_eq!(
+        count(api, "needs_human"),
+        count(summary, "needs_human"),
+        "{api}"
+    );
+
+    println!("{summary}\n{api}");
+
+    // The demo's store, after the process exited: one key per delivered card order.
+    let store = Store::open(&dir.path().join("state/demo/state"), clock::system()).unwrap();
+    let orders = store.list_orders(None).unwrap();
+    assert_eq!(orders.len(), 30);
+    let mut card_orders = 0u64;
+    for order in &orders {
+        let Some(d) = store.delivery(&order.order_id).unwrap() else {
+            continue;
+        };
+        if let Holding::Cards { ids, .. } = &d.holding
+            && d.state == DeliveryState::Delivered
+        {
+            let id = &order.order_id;
+            assert!(d.sent_at.is_some(), "order {id} delivered unsent");
+            assert_eq!(ids.len(), 1, "order {id} got {ids:?}");
+            card_orders += 1;
+        }
+    }
+    let counts = store.card_counts().unwrap();
+    // A refund revokes the key the buyer already has; it still went out exactly once.
+    let delivered_keys: u64 = counts
+        .values()
+        .map(|c| c.get(CardState::Delivered) + c.get(CardState::Revoked))
+        .sum();
+    let reserved_keys: u64 = counts.values().map(|c| c.get(CardState::Reserved)).sum();
+    assert_eq!(delivered_keys, card_orders, "{counts:?}");
+    assert_eq!(reserved_keys, 0, "{counts:?}");
+}
