@@ -189,6 +189,8 @@ impl Daemon {
             shutdown.clone(),
         ));
         let status = crate::status::StatusContext::new(store.clone(), shop.config.clone());
+        crate::status::resolve_token(&status, status_listener.local_addr()?)
+            .context("the status page cannot start")?;
         let status_shutdown = shutdown.clone();
         tasks.spawn(async move {
             if let Err(e) = crate::status::serve(status_listener, status, status_shutdown).await {

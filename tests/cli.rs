@@ -179,3 +179,26 @@ fn run_refuses_to_start_without_the_account_cookies() {
         "{stderr}"
     );
 }
+
+#[test]
+fn run_refuses_to_start_when_the_status_token_file_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_example(dir.path());
+    let pipeline = std::fs::read_to_string(dir.path().join("pipeline.yaml")).unwrap();
+    let pipeline = pipeline.replacen(
+        "listen: 127.0.0.1:8080",
+        "listen: 127.0.0.1:0\n  token_file: state/no-such-token",
+        1,
+    );
+    std::fs::write(dir.path().join("pipeline.yaml"), pipeline).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
+        .arg("--config-dir")
+        .arg(dir.path())
+        .arg("run")
+        .env("XIANYU_COOKIES", "unb=1; cookie2=x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("status page cannot start"), "{stderr}");
+}

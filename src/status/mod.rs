@@ -138,7 +138,9 @@ pub async fn serve(
 }
 
 /// A configured token is always enforced; a reachable address without one is refused.
-fn resolve_token(ctx: &StatusContext, addr: SocketAddr) -> Result<Option<String>, StatusError> {
+/// The token the page will require, checked the way `serve` checks it; `run` calls this before
+/// starting anything so a missing or empty token file fails the start instead of one task.
+pub fn resolve_token(ctx: &StatusContext, addr: SocketAddr) -> Result<Option<String>, StatusError> {
     let token = match &ctx.config.load().status.token {
         Some(secret) => Some(secret.resolve()?),
         None => None,
