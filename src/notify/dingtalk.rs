@@ -109,16 +109,10 @@ impl Channel for DingtalkChannel {
 }
 
 pub fn classify(reply: &Reply) -> SendResult {
-    let Some(body) = reply.json() else {
-        return http::no_code(reply);
+    let (code, error) = match http::vendor_result(reply, "errcode", "errmsg") {
+        Ok(result) => result,
+        Err(unclassified) => return unclassified,
     };
-    let Some(code) = body["errcode"].as_i64() else {
-        return http::no_code(reply);
-    };
-    let error = format!(
-        "errcode {code}: {}",
-        http::vendor_msg(body["errmsg"].as_str().unwrap_or(""))
-    );
     match code {
         0 => SendResult::Accepted,
         130101 | 410100 => SendResult::quota(error, Some(PENALTY_MS)),

@@ -121,6 +121,19 @@ pub fn is_loopback(host: &str) -> bool {
 /// A vendor that reports results in the body answered without a result code: on 2xx that is
 /// not a success we can trust (a proxy's page, say), so it is permanent and the fallback
 /// chain takes over; otherwise the status decides.
+/// The vendor's numeric result code with an error text `"<code_key> <code>: <message>"`, or
+/// the classification of a reply that carries no code at all.
+pub fn vendor_result(
+    reply: &Reply,
+    code_key: &str,
+    msg_key: &str,
+) -> Result<(i64, String), SendResult> {
+    let body = reply.json().ok_or_else(|| no_code(reply))?;
+    let code = body[code_key].as_i64().ok_or_else(|| no_code(reply))?;
+    let msg = vendor_msg(body[msg_key].as_str().unwrap_or(""));
+    Ok((code, format!("{code_key} {code}: {msg}")))
+}
+
 pub fn no_code(reply: &Reply) -> SendResult {
     let error = format!("HTTP {} without a result code", reply.status.as_u16());
     if reply.status.is_success() {

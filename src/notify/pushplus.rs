@@ -70,16 +70,10 @@ impl Channel for PushplusChannel {
 }
 
 pub fn classify(reply: &Reply) -> SendResult {
-    let Some(body) = reply.json() else {
-        return http::no_code(reply);
+    let (code, error) = match http::vendor_result(reply, "code", "msg") {
+        Ok(result) => result,
+        Err(unclassified) => return unclassified,
     };
-    let Some(code) = body["code"].as_i64() else {
-        return http::no_code(reply);
-    };
-    let error = format!(
-        "code {code}: {}",
-        http::vendor_msg(body["msg"].as_str().unwrap_or(""))
-    );
     match code {
         200 => SendResult::Accepted,
         900 => SendResult::retryable(error, Some(BACK_OFF_LONG_MS)),

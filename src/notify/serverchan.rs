@@ -73,17 +73,11 @@ impl Channel for ServerchanChannel {
 }
 
 pub fn classify(reply: &Reply) -> SendResult {
-    let Some(body) = reply.json() else {
-        return http::no_code(reply);
-    };
-    let Some(code) = body["code"].as_i64() else {
-        return http::no_code(reply);
-    };
     // `data.readkey` lets anyone read the message: only the code and message are kept.
-    let error = format!(
-        "code {code}: {}",
-        http::vendor_msg(body["message"].as_str().unwrap_or(""))
-    );
+    let (code, error) = match http::vendor_result(reply, "code", "message") {
+        Ok(result) => result,
+        Err(unclassified) => return unclassified,
+    };
     match code {
         0 => SendResult::Accepted,
         _ if reply.status.is_server_error() || reply.status.as_u16() == 429 => {

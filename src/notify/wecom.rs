@@ -69,16 +69,10 @@ impl Channel for WecomChannel {
 }
 
 pub fn classify(reply: &Reply) -> SendResult {
-    let Some(body) = reply.json() else {
-        return http::no_code(reply);
+    let (code, error) = match http::vendor_result(reply, "errcode", "errmsg") {
+        Ok(result) => result,
+        Err(unclassified) => return unclassified,
     };
-    let Some(code) = body["errcode"].as_i64() else {
-        return http::no_code(reply);
-    };
-    let error = format!(
-        "errcode {code}: {}",
-        http::vendor_msg(body["errmsg"].as_str().unwrap_or(""))
-    );
     match code {
         0 => SendResult::Accepted,
         45009 => SendResult::retryable(error, Some(FREQ_WAIT_MS)),
