@@ -84,6 +84,13 @@ pub enum Command {
         #[arg(long, default_value = "manual_ship")]
         event: String,
     },
+    /// Ask a running daemon's status page whether it is healthy (`GET /healthz`): exit 0 if it
+    /// answers 200, 1 otherwise. For container health checks; needs no config.
+    Healthcheck {
+        /// The health URL of the daemon's status page.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
     /// Decode a Goofish IM push: a base64 payload, a whole WebSocket frame as JSON, or `-` for
     /// stdin. Prints one JSON object per event found.
     Decode {

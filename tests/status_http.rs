@@ -474,3 +474,29 @@ async fn a_new_order_appears_without_a_restart() {
     );
     s.stop().await;
 }
+
+/// The container health check (`xianyu-shopd healthcheck`) passes against a serving daemon and
+/// fails, with a reason, once the page is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_command_follows_the_status_page() {
+    let running = start(false).await;
+    let url = format!("http://{}/healthz", running.addr);
+    let probe = |url: String| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
+                .args(["healthcheck", "--url", &url])
+                .output()
+                .unwrap()
+        })
+    };
+    let up = probe(url.clone()).await.unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    running.stop().await;
+    let down = probe(url).await.unwrap();
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).contains("unhealthy"));
+}

@@ -6,6 +6,7 @@ mod cards;
 mod check;
 mod decode;
 mod demo;
+mod healthcheck;
 mod notify_test;
 mod orders;
 mod replay;
@@ -47,6 +48,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Orders(c) => orders::run(&dirs, c),
         Command::Backup { path } => backup::run(&dirs, &path),
         Command::NotifyTest { channel, event } => notify_test::run(&dirs, &channel, &event).await,
+        Command::Healthcheck { url } => healthcheck::run(&url).await,
         Command::Decode {
             input,
             account_id,
