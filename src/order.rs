@@ -10,6 +10,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::EventStatus;
 
+/// Xianyu expects a paid order to be shipped within this long (48 h for most items).
+pub const SHIP_DEADLINE_MS: u64 = 48 * 3600 * 1000;
+
+/// When an order paid at `payment_time` (unix ms) must be shipped by. The manual queue counts
+/// down to it and every hand-over alert names it.
+pub fn ship_deadline(payment_time: u64) -> u64 {
+    payment_time.saturating_add(SHIP_DEADLINE_MS)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {

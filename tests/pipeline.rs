@@ -6,16 +6,17 @@ mod support;
 use std::collections::HashSet;
 
 use support::*;
+use xianyu_shopd::config::StageKind;
 use xianyu_shopd::event::EventStatus::*;
 use xianyu_shopd::marketplace::{ConsignOutcome, SendOutcome};
 use xianyu_shopd::notify::EventKind;
-use xianyu_shopd::pipeline::next_run;
+use xianyu_shopd::pipeline::{first_run, run_from};
 use xianyu_shopd::store::NextRun;
 use xianyu_shopd::store::{CardState, DeliveryState, ShipStep};
 
 fn resume_points(h: &Harness) -> (NextRun, NextRun) {
     let config = h.shop.runner.config();
-    (next_run(&config, 1), next_run(&config, 4))
+    (first_run(&config), run_from(&config, StageKind::Ship))
 }
 
 fn keys_in(text: &str) -> Vec<String> {

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_yaml::{Mapping, Value};
+use xianyu_shopd::config::StageKind;
 
 const PROBE: &str = "zzzzzzzzzzzzzzzz";
 
@@ -97,17 +98,7 @@ fn parser_keys() -> Vec<(String, BTreeSet<String>)> {
             probe_products(&["products", "0", "ship"]),
         ),
     ];
-    for (i, stage) in [
-        "ingest",
-        "classify",
-        "stock-check",
-        "delay",
-        "ship",
-        "notify",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, stage) in StageKind::ALL.iter().map(|k| k.name()).enumerate() {
         out.push((
             format!("pipeline {stage}"),
             probe_pipeline(&["pipeline", &i.to_string(), stage]),
@@ -152,17 +143,7 @@ fn every_parser_key_is_documented_in_the_readme() {
 fn every_key_in_the_reference_tables_exists() {
     let mut known: BTreeSet<String> = parser_keys().into_iter().flat_map(|(_, k)| k).collect();
     known.insert("type".into()); // the channel tag itself, consumed before the field lists
-    known.extend(
-        [
-            "ingest",
-            "classify",
-            "stock-check",
-            "delay",
-            "ship",
-            "notify",
-        ]
-        .map(String::from),
-    );
+    known.extend(StageKind::ALL.iter().map(|k| k.name().to_string()));
     let readme = readme();
     let reference = readme
         .split("## 配置参考")

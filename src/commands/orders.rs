@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail};
 
 use crate::cli::{Dirs, OrdersCommand};
 use crate::clock::format_beijing;
-use crate::config::{Category, Stage};
+use crate::config::{Category, StageKind};
 use crate::order::OrderStatus;
 use crate::store::{OrderDetail, OrderRecord};
 
@@ -21,15 +21,11 @@ pub fn run(dirs: &Dirs, cmd: OrdersCommand) -> anyhow::Result<ExitCode> {
         } => ship(dirs, &id, company, tracking),
         OrdersCommand::Retry { id, force } => {
             let config = super::load_config(dirs)?;
-            let index = config
-                .stages
-                .iter()
-                .position(|s| matches!(s, Stage::Ship(_)))
-                .ok_or_else(|| {
-                    anyhow!("the pipeline has no ship stage, so there is nothing to retry")
-                })?;
-            let ship = crate::pipeline::next_run(&config, index);
-            let from_start = crate::pipeline::next_run(&config, 1);
+            if config.stage_index(StageKind::Ship).is_none() {
+                bail!("the pipeline has no ship stage, so there is nothing to retry");
+            }
+            let ship = crate::pipeline::run_from(&config, StageKind::Ship);
+            let from_start = crate::pipeline::first_run(&config);
             let store = super::open_store(dirs)?;
             let rec = store.rearm(&id, force, &from_start, &ship, &super::operator())?;
             println!(

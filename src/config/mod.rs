@@ -9,6 +9,7 @@
 pub mod model;
 pub mod raw;
 pub mod reload;
+mod stage_kind;
 pub mod templates;
 mod validate;
 pub mod watch;
@@ -19,6 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use model::*;
+pub use stage_kind::StageKind;
 pub use yaml::Pos;
 
 pub const PIPELINE_FILE: &str = "pipeline.yaml";

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::StageKind;
 use super::templates::Templates;
 use crate::notify::EventKind;
 
@@ -64,7 +65,26 @@ impl Config {
             _ => None,
         })
     }
+
+    /// Position of the stage of this kind in the pipeline (at most one per kind).
+    pub fn stage_index(&self, kind: StageKind) -> Option<usize> {
+        self.stages.iter().position(|s| s.kind() == kind)
+    }
+
+    /// The low-stock threshold for a product's stock (or a pool's, for `pool` alone): the
+    /// product's `low_stock_alert`, else its pool's, else the stock-check stage's, else
+    /// [`DEFAULT_LOW_STOCK_ALERT`]. The stock-check stage and the status page both ask here.
+    pub fn low_stock_threshold(&self, product: Option<&Product>, pool: Option<&str>) -> u32 {
+        product
+            .and_then(|p| p.low_stock_alert)
+            .or_else(|| pool.and_then(|n| self.pools.get(n)?.low_stock_alert))
+            .or_else(|| self.stock_check().map(|p| p.low_stock_alert))
+            .unwrap_or(DEFAULT_LOW_STOCK_ALERT)
+    }
 }
+
+/// `stock-check.low_stock_alert` when the seller sets none.
+pub const DEFAULT_LOW_STOCK_ALERT: u32 = 5;
 
 /// Where a secret comes from. The value itself is read only when needed and never stored here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,15 +191,19 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> StageKind {
         match self {
-            Self::Ingest(_) => "ingest",
-            Self::Classify(_) => "classify",
-            Self::StockCheck(_) => "stock-check",
-            Self::Delay(_) => "delay",
-            Self::Ship(_) => "ship",
-            Self::Notify(_) => "notify",
+            Self::Ingest(_) => StageKind::Ingest,
+            Self::Classify(_) => StageKind::Classify,
+            Self::StockCheck(_) => StageKind::StockCheck,
+            Self::Delay(_) => StageKind::Delay,
+            Self::Ship(_) => StageKind::Ship,
+            Self::Notify(_) => StageKind::Notify,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 }
 

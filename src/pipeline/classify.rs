@@ -1,102 +1,22 @@
-//! classify: which product rule applies, virtual or physical, automatic or manual.
+//! classify: stop here, with the seller told, when no product rule applies to the order.
 //!
-//! The product rule for the item id decides. Without a rule the title keywords only say what
-//! kind of item it looks like; the order still goes to the seller, because there is nothing
-//! configured to deliver. Pure: recomputed from the current snapshot whenever a resumed job
-//! needs it.
+//! The rule itself is found by [`super::plan::plan_for`], which every later stage recomputes
+//! from its snapshot; this stage only makes an unclassifiable order a hand-over early, with a
+//! keyword guess of what kind of item it looks like.
 
-use crate::config::{Category, Config, Product, ShipMode, Stage};
-use crate::store::OrderRecord;
-
-use super::{Outcome, StageCtx};
-
-/// The classification of one order under one config snapshot.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub product: Product,
-    /// Deliver automatically (rule says auto_ship and the ship stage is enabled).
-    pub auto: bool,
-    pub mode: ShipMode,
-}
+use super::alerts;
+use super::plan::guess_category;
+use super::stage::{Outcome, StageCtx};
 
 pub(super) fn run(ctx: &StageCtx<'_>) -> Outcome {
     match ctx.plan() {
         Ok(_) => Outcome::Continue,
         Err(reason) => {
             let guess = guess_category(ctx.config, ctx.order.item_title.as_deref().unwrap_or(""));
-            let alert = super::ship::manual_alert(ctx.config, ctx.order, &reason)
-                .fact("商品类型(按标题推测)", guess_label(guess));
             Outcome::Manual {
+                alerts: vec![alerts::unclassified(ctx.config, ctx.order, &reason, guess)],
                 reason,
-                alerts: vec![alert],
             }
         }
-    }
-}
-
-/// The rule for this order, or why there is none usable (a Chinese reason for the seller).
-pub fn plan_for(config: &Config, order: &OrderRecord) -> Result<Plan, String> {
-    let item_id = order
-        .item_id
-        .as_deref()
-        .ok_or_else(|| "订单缺少商品ID，无法匹配商品规则".to_string())?;
-    let product = config
-        .product(item_id)
-        .ok_or_else(|| format!("商品 {item_id} 没有配置规则"))?;
-    if !product.active {
-        return Err(format!("商品 {item_id} 的规则已停用 (status: inactive)"));
-    }
-    if let Some(acc) = &product.account {
-        if acc != &order.account {
-            return Err(format!(
-                "商品 {item_id} 属于账号 {acc}，订单来自账号 {}",
-                order.account
-            ));
-        }
-    }
-    let ship = config.ship();
-    let mode = product
-        .ship_mode
-        .or(ship.map(|s| s.mode))
-        .unwrap_or(ShipMode::SendThenConfirm);
-    let auto = product.auto_ship
-        && product.category == Category::Virtual
-        && ship.is_some_and(|s| s.enabled);
-    Ok(Plan {
-        product: product.clone(),
-        auto,
-        mode,
-    })
-}
-
-/// Title keywords decide what an unconfigured item looks like.
-pub fn guess_category(config: &Config, title: &str) -> Category {
-    let Some(Stage::Classify(p)) = config
-        .stages
-        .iter()
-        .find(|s| matches!(s, Stage::Classify(_)))
-    else {
-        return Category::Physical;
-    };
-    if p.virtual_keywords
-        .iter()
-        .any(|k| title.contains(k.as_str()))
-    {
-        Category::Virtual
-    } else if p
-        .physical_keywords
-        .iter()
-        .any(|k| title.contains(k.as_str()))
-    {
-        Category::Physical
-    } else {
-        p.default
-    }
-}
-
-fn guess_label(c: Category) -> &'static str {
-    match c {
-        Category::Virtual => "虚拟商品",
-        Category::Physical => "实物商品",
     }
 }

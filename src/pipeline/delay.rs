@@ -11,7 +11,7 @@ use rand::RngExt;
 use crate::config::DelayParams;
 use crate::store::StoreError;
 
-use super::{Outcome, Resume, StageCtx};
+use super::stage::{Outcome, Resume, StageCtx};
 
 pub(super) async fn run(ctx: &StageCtx<'_>, params: &DelayParams) -> Result<Outcome, StoreError> {
     let Ok(plan) = ctx.plan() else {

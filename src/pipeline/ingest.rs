@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::event::OrderEvent;
 use crate::store::{IngestOutcome, Store};
 
-use super::{PipelineError, next_run};
+use super::{PipelineError, first_run};
 
 pub(super) async fn ingest(
     store: &Store,
@@ -15,7 +15,7 @@ pub(super) async fn ingest(
     if config.account(&ev.account).is_none() {
         return Err(PipelineError::UnknownAccount(ev.account));
     }
-    let start = next_run(config, 1.min(config.stages.len()));
+    let start = first_run(config);
     let outcome = store.call(move |s| s.ingest(&ev, &start)).await?;
     Ok(outcome)
 }

@@ -13,11 +13,14 @@
 //! next stage that exists. Safety never depends on the config: the ledger decides what may be
 //! sent.
 
+pub mod alerts;
 mod classify;
 mod delay;
 mod ingest;
 mod notify;
+pub mod plan;
 mod ship;
+pub mod stage;
 mod stock;
 
 use std::sync::{Arc, Mutex};
@@ -26,37 +29,14 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::Notify;
 
-pub use classify::{Plan, plan_for};
+pub use plan::{Plan, plan_for};
+pub use stage::{Outcome, Resume, StageCtx};
 
-use crate::config::{Config, ConfigHandle, Stage};
+use crate::config::{Config, ConfigHandle, Stage, StageKind};
 use crate::event::OrderEvent;
 use crate::marketplace::Marketplace;
 use crate::notify::{Alert, Router};
 use crate::store::{IngestOutcome, Job, NextRun, OrderRecord, Store, StoreError};
-
-/// What a stage tells the runner.
-#[derive(Debug)]
-pub enum Outcome {
-    Continue,
-    /// Nothing more to do for this order (the reason is logged).
-    Stop(String),
-    /// Run again at `until`: the same stage (a retry) or the next one (after a delay).
-    Defer {
-        until: u64,
-        resume: Resume,
-    },
-    /// Hand the order to the seller with these alerts.
-    Manual {
-        reason: String,
-        alerts: Vec<Alert>,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resume {
-    Same,
-    Next,
-}
 
 /// How a job run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,41 +53,6 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error("event for unknown account `{0}` (not in pipeline.yaml accounts)")]
     UnknownAccount(String),
-}
-
-/// What every stage gets: the snapshot, the order, the store and the marketplace.
-pub struct StageCtx<'a> {
-    pub config: &'a Config,
-    pub store: &'a Store,
-    pub market: &'a dyn Marketplace,
-    pub order: &'a OrderRecord,
-    pub stage_index: usize,
-    rng: &'a Mutex<StdRng>,
-}
-
-impl StageCtx<'_> {
-    pub fn router(&self) -> Router<'_> {
-        Router::new(self.config.notify())
-    }
-
-    /// The classification of this order under this snapshot (pure, cheap, recomputed on resume).
-    pub fn plan(&self) -> Result<Plan, String> {
-        plan_for(self.config, self.order)
-    }
-
-    pub fn now(&self) -> u64 {
-        self.store.now()
-    }
-
-    /// Run a (blocking) store operation without stalling the async runtime's other tasks.
-    pub fn store_op<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
-        crate::store::blocking(|| f(self.store))
-    }
-
-    pub fn with_rng<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {
-        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut rng)
-    }
 }
 
 /// Runs orders through the configured stages.
@@ -241,7 +186,7 @@ impl Runner {
         if rec.state.is_settled() || rec.state == crate::store::DeliveryState::FailedSafe {
             return Ok(());
         }
-        let alerts = vec![ship::manual_alert(config, order, "流水线没有发货阶段")];
+        let alerts = vec![alerts::manual_ship(config, order, "流水线没有发货阶段")];
         self.hand_to_human(
             config,
             &order.order_id,
@@ -274,27 +219,21 @@ impl Runner {
     }
 }
 
+/// Where each stage kind's code is: one file per kind.
 async fn run_stage(ctx: &StageCtx<'_>, stage: &Stage) -> Result<Outcome, StoreError> {
     match stage {
         Stage::Ingest(_) => Ok(Outcome::Continue),
         Stage::Classify(_) => Ok(classify::run(ctx)),
-        Stage::StockCheck(p) => stock::run(ctx, p).await,
+        Stage::StockCheck(_) => stock::run(ctx).await,
         Stage::Delay(p) => delay::run(ctx, p).await,
         Stage::Ship(p) => ship::run(ctx, p).await,
         Stage::Notify(_) => notify::run(ctx).await,
     }
 }
 
-/// Where a job continues: the stage it named, else the next stage in canonical order.
+/// Where a job continues: the stage it named, else the next stage in canonical order (the
+/// seller removed it); a name that is no stage kind (`end`) runs nothing more.
 fn resume_index(config: &Config, job: &Job) -> usize {
-    const CANON: [&str; 6] = [
-        "ingest",
-        "classify",
-        "stock-check",
-        "delay",
-        "ship",
-        "notify",
-    ];
     if let Some(i) = config
         .stages
         .iter()
@@ -302,15 +241,22 @@ fn resume_index(config: &Config, job: &Job) -> usize {
     {
         return i;
     }
-    let rank = |n: &str| CANON.iter().position(|c| *c == n).unwrap_or(CANON.len());
-    let wanted = rank(&job.stage_name);
+    match StageKind::parse(&job.stage_name) {
+        Some(kind) => index_from(config, kind),
+        None => config.stages.len(),
+    }
+}
+
+/// The first configured stage of `kind` or a later kind (`stages.len()` when there is none).
+fn index_from(config: &Config, kind: StageKind) -> usize {
     config
         .stages
         .iter()
-        .position(|s| rank(s.name()) >= wanted)
+        .position(|s| s.kind() >= kind)
         .unwrap_or(config.stages.len())
 }
 
+/// A job that runs from the stage at `index` (`end` past the last one).
 pub fn next_run(config: &Config, index: usize) -> NextRun {
     NextRun {
         stage: index,
@@ -321,4 +267,19 @@ pub fn next_run(config: &Config, index: usize) -> NextRun {
             .to_string(),
         config_version: config.version.clone(),
     }
+}
+
+/// Where a newly paid order's job starts: the first stage after `ingest`.
+pub fn first_run(config: &Config) -> NextRun {
+    let index = config
+        .stages
+        .iter()
+        .position(|s| s.kind() != StageKind::Ingest)
+        .unwrap_or(config.stages.len());
+    next_run(config, index)
+}
+
+/// A job that runs from the stage of `kind`, or the next kind the pipeline has.
+pub fn run_from(config: &Config, kind: StageKind) -> NextRun {
+    next_run(config, index_from(config, kind))
 }

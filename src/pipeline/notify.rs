@@ -2,10 +2,10 @@
 //! routed that event. Alerts raised by other stages are routed by the same `notify` settings
 //! and committed by those stages' own transactions.
 
-use crate::notify::{Alert, EventKind};
 use crate::store::{DeliveryState, StoreError};
 
-use super::{Outcome, StageCtx};
+use super::alerts;
+use super::stage::{Outcome, StageCtx};
 
 pub(super) async fn run(ctx: &StageCtx<'_>) -> Result<Outcome, StoreError> {
     let oid = ctx.order.order_id.clone();
@@ -15,12 +15,7 @@ pub(super) async fn run(ctx: &StageCtx<'_>) -> Result<Outcome, StoreError> {
     if !delivered {
         return Ok(Outcome::Continue);
     }
-    let alert = Alert::new(EventKind::Delivered)
-        .order(&ctx.order.order_id)
-        .fact("账号", ctx.order.account.clone())
-        .fact("商品", ctx.order.item_title.clone().unwrap_or_default())
-        .fact("数量", ctx.order.quantity.to_string());
-    let drafts = ctx.router().drafts(&alert);
+    let drafts = ctx.router().drafts(&alerts::delivered(ctx.order));
     if !drafts.is_empty() {
         ctx.store_op(|s| s.enqueue_notifications(&drafts))?;
     }

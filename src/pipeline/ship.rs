@@ -7,26 +7,22 @@
 //! provably did not reach the buyer is retried with exponential backoff up to `max_retries`,
 //! then handed over as `ship_failed`.
 
-use std::time::Duration;
-
 use crate::config::templates::{AccountView, DeliveryView, OrderView, ProductView};
 use crate::config::{Category, Config, ShipMode, ShipParams, Stock};
 use crate::marketplace::{ConsignOutcome, ConsignRequest, DeliveryMessage, SendOutcome};
-use crate::notify::{Alert, EventKind};
 use crate::store::{BeginStep, OrderRecord, ShipStep, StepResult, StoreError, mask_secret};
 
-use super::{Outcome, Plan, Resume, StageCtx};
-
-/// Xianyu expects shipment within 48 hours of payment for most items.
-const SHIP_DEADLINE: Duration = Duration::from_secs(48 * 3600);
+use super::alerts;
+use super::plan::Plan;
+use super::stage::{Outcome, Resume, StageCtx};
 
 pub(super) async fn run(ctx: &StageCtx<'_>, params: &ShipParams) -> Result<Outcome, StoreError> {
     let plan = match ctx.plan() {
         Ok(p) => p,
-        Err(reason) => return Ok(manual(ctx, reason)),
+        Err(reason) => return Ok(ctx.manual(reason)),
     };
     if !plan.auto {
-        return Ok(manual(ctx, why_manual(&plan, params).to_string()));
+        return Ok(ctx.manual(why_manual(&plan, params).to_string()));
     }
     let steps = steps(plan.mode);
     for (i, step) in steps.iter().enumerate() {
@@ -73,7 +69,7 @@ async fn run_step(
     last: bool,
 ) -> Result<Option<Outcome>, StoreError> {
     let oid = ctx.order.order_id.clone();
-    let on_unknown = ctx.router().drafts(&needs_human_alert(
+    let on_unknown = ctx.router().drafts(&alerts::needs_human(
         ctx.config,
         ctx.order,
         "进程在发送途中停止，无法确定买家是否收到",
@@ -99,7 +95,7 @@ async fn run_step(
     let alerts = match &attempted.result {
         StepResult::Unknown { reason } => ctx
             .router()
-            .drafts(&needs_human_alert(ctx.config, &order, reason)),
+            .drafts(&alerts::needs_human(ctx.config, &order, reason)),
         _ => Vec::new(),
     };
     ctx.store_op(|s| s.finish_step(&oid, &attempted.result, last, &alerts))?;
@@ -136,13 +132,7 @@ fn after_safe_failure(
             resume: Resume::Same,
         };
     }
-    let alert = Alert::new(EventKind::ShipFailed)
-        .order(&ctx.order.order_id)
-        .fact("账号", ctx.order.account.clone())
-        .fact("商品", plan.product.title.clone())
-        .fact("尝试次数", attempt.to_string())
-        .fact("失败原因", reason.clone())
-        .action(format!("买家未收到任何内容。请检查后执行 `xianyu-shopd orders retry {}` 重新发货，或在闲鱼App中手动处理", ctx.order.order_id));
+    let alert = alerts::ship_failed(ctx.order, &plan.product.title, attempt, &reason);
     Outcome::Manual {
         reason: format!("delivery failed: {reason}"),
         alerts: vec![alert],
@@ -263,76 +253,4 @@ fn delivery_view(
             name: account.map(|a| a.name.clone()).unwrap_or_default(),
         },
     }
-}
-
-fn manual(ctx: &StageCtx<'_>, reason: String) -> Outcome {
-    Outcome::Manual {
-        alerts: vec![manual_alert(ctx.config, ctx.order, &reason)],
-        reason,
-    }
-}
-
-/// Everything the seller needs to ship an order by hand.
-pub(crate) fn manual_alert(config: &Config, order: &OrderRecord, reason: &str) -> Alert {
-    let product = order.item_id.as_deref().and_then(|id| config.product(id));
-    let company = product
-        .and_then(|p| p.logistics_company.clone())
-        .or_else(|| config.ship().map(|s| s.logistics_company.clone()))
-        .unwrap_or_default();
-    order_facts(Alert::new(EventKind::ManualShip), config, order)
-        .fact("原因", reason)
-        .fact("建议物流", if product.is_some_and(|p| p.category == Category::Physical) { company } else { String::new() })
-        .action(format!(
-            "请在闲鱼App中尽快发货；实物商品发货后执行 `xianyu-shopd orders ship {} --company 快递公司 --tracking 快递单号` 记录单号",
-            order.order_id
-        ))
-}
-
-fn needs_human_alert(config: &Config, order: &OrderRecord, reason: &str) -> Alert {
-    order_facts(Alert::new(EventKind::NeedsHuman), config, order)
-        .fact("原因", reason)
-        .action(format!(
-            "发货内容可能已经送达买家，系统不会自动重发。请在闲鱼聊天中核实：若买家未收到，执行 `xianyu-shopd orders retry {} --force`",
-            order.order_id
-        ))
-}
-
-fn order_facts(alert: Alert, config: &Config, order: &OrderRecord) -> Alert {
-    let account = config
-        .account(&order.account)
-        .map_or(order.account.clone(), |a| format!("{} ({})", a.name, a.id));
-    let deadline = order
-        .payment_time
-        .map(|p| crate::clock::format_beijing(p + SHIP_DEADLINE.as_millis() as u64));
-    alert
-        .order(&order.order_id)
-        .fact("账号", account)
-        .fact("商品", order.item_title.clone().unwrap_or_default())
-        .fact("商品ID", order.item_id.clone().unwrap_or_default())
-        .fact("规格", order.sku.clone().unwrap_or_default())
-        .fact("数量", order.quantity.to_string())
-        .fact(
-            "金额",
-            order
-                .amount
-                .clone()
-                .map(|a| format!("¥{a}"))
-                .unwrap_or_default(),
-        )
-        .fact(
-            "买家",
-            order
-                .buyer_nick
-                .clone()
-                .or(order.buyer_id.clone())
-                .unwrap_or_default(),
-        )
-        .fact(
-            "付款时间",
-            order
-                .payment_time
-                .map(crate::clock::format_beijing)
-                .unwrap_or_default(),
-        )
-        .fact("发货截止(参考)", deadline.unwrap_or_default())
 }

@@ -23,8 +23,6 @@ use super::logs::{LogBuffer, LogLine};
 pub const PAGE_SIZE: usize = 50;
 /// Longest list a page shows (problems, manual queue).
 pub const LIST_LIMIT: usize = 200;
-/// Low-stock threshold when the pipeline has no stock-check stage (the validator's default).
-const DEFAULT_LOW_STOCK: u32 = 5;
 const DAY_MS: u64 = 24 * 3600 * 1000;
 const BEIJING_OFFSET_MS: u64 = 8 * 3600 * 1000;
 
@@ -731,13 +729,10 @@ pub struct ProductsPage {
 }
 
 pub fn products(view: &ShopView, config: &Config) -> ProductsPage {
-    let default_alert = config
-        .stock_check()
-        .map_or(DEFAULT_LOW_STOCK, |p| p.low_stock_alert);
     let mut products: Vec<ProductView> = config
         .products
         .values()
-        .map(|p| product_view(view, config, p, default_alert))
+        .map(|p| product_view(view, config, p))
         .collect();
     products.sort_by(|a, b| a.item_id.cmp(&b.item_id));
     let mut names: Vec<&String> = config.pools.keys().chain(view.pools.keys()).collect();
@@ -745,7 +740,7 @@ pub fn products(view: &ShopView, config: &Config) -> ProductsPage {
     names.dedup();
     let pools: Vec<PoolView> = names
         .into_iter()
-        .map(|n| pool_view(view, config, n, None, default_alert))
+        .map(|n| pool_view(view, config, n, None))
         .collect();
     let low_stock = products.iter().filter(|p| p.low).count();
     ProductsPage {
@@ -755,8 +750,8 @@ pub fn products(view: &ShopView, config: &Config) -> ProductsPage {
     }
 }
 
-fn product_view(view: &ShopView, config: &Config, p: &Product, default_alert: u32) -> ProductView {
-    let mut alert = p.low_stock_alert.unwrap_or(default_alert);
+fn product_view(view: &ShopView, config: &Config, p: &Product) -> ProductView {
+    let mut alert = config.low_stock_threshold(Some(p), None);
     let (kind, pools, quantity) = match &p.stock {
         Stock::Cards { pool: main, by_sku } => {
             let mut names: Vec<&String> = main.iter().chain(by_sku.values()).collect();
@@ -764,7 +759,7 @@ fn product_view(view: &ShopView, config: &Config, p: &Product, default_alert: u3
             names.dedup();
             let pools: Vec<PoolView> = names
                 .into_iter()
-                .map(|n| pool_view(view, config, n, p.low_stock_alert, default_alert))
+                .map(|n| pool_view(view, config, n, Some(p)))
                 .collect();
             // The pool's own threshold applies when the product sets none.
             alert = pools.first().map_or(alert, |pv| pv.low_stock_alert);
@@ -805,19 +800,11 @@ fn product_view(view: &ShopView, config: &Config, p: &Product, default_alert: u3
     }
 }
 
-/// Same threshold as the stock-check stage: product, then pool, then stage setting.
-fn pool_view(
-    view: &ShopView,
-    config: &Config,
-    name: &str,
-    product_alert: Option<u32>,
-    default_alert: u32,
-) -> PoolView {
+/// `product` is the product whose stock this pool is (its threshold comes first), if any.
+fn pool_view(view: &ShopView, config: &Config, name: &str, product: Option<&Product>) -> PoolView {
     let counts: PoolCounts = view.pools.get(name).cloned().unwrap_or_default();
     let cfg = config.pools.get(name);
-    let alert = product_alert
-        .or(cfg.and_then(|c| c.low_stock_alert))
-        .unwrap_or(default_alert);
+    let alert = config.low_stock_threshold(product, Some(name));
     let reusable = cfg.is_some_and(|c| c.reusable) || counts.reusable > 0;
     let available = counts.get(CardState::Available);
     PoolView {

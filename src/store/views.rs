@@ -20,9 +20,6 @@ use super::{
 };
 use crate::order::OrderStatus;
 
-/// Xianyu expects a paid order to be shipped within this long; the manual queue counts down to it.
-pub const SHIP_DEADLINE_MS: u64 = 48 * 3600 * 1000;
-
 /// Most failing notifications a view keeps (newest first).
 const OUTBOX_PROBLEMS: usize = 200;
 
@@ -76,7 +73,7 @@ impl OrderRow {
 
     /// Deadline to ship by, counted from payment.
     pub fn ship_deadline(&self) -> Option<u64> {
-        self.payment_time.map(|p| p + SHIP_DEADLINE_MS)
+        self.payment_time.map(crate::order::ship_deadline)
     }
 
     /// The amount in fen (1/100 yuan), if it parses.

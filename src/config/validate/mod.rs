@@ -13,13 +13,14 @@ use super::model::*;
 use super::raw;
 use super::templates::{DeliveryView, TemplateError, Templates};
 use super::yaml::{Pos, YamlDoc, did_you_mean};
-use super::{ConfigError, ConfigErrors, PIPELINE_FILE, PRODUCTS_FILE, TEMPLATES_DIR, version_of};
+use super::{
+    ConfigError, ConfigErrors, PIPELINE_FILE, PRODUCTS_FILE, StageKind, TEMPLATES_DIR, version_of,
+};
 use crate::notify::EventKind;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const SEED_VIRTUAL_KEYWORDS: [&str; 5] = ["激活码", "软件", "充值", "会员", "代充"];
 const SEED_PHYSICAL_KEYWORDS: [&str; 4] = ["手机", "电脑", "包包", "衣服"];
-const STAGE_ORDER: [&str; 5] = ["ingest", "classify", "stock-check", "delay", "ship"];
 
 pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
@@ -452,7 +453,7 @@ impl Validator<'_> {
         for (i, s) in raw.iter().enumerate() {
             let path = format!("pipeline[{i}]");
             let stage = self.stage(doc, &path, s, channels);
-            if let Some(prev) = out.iter().position(|p| p.name() == stage.name()) {
+            if let Some(prev) = out.iter().position(|p| p.kind() == stage.kind()) {
                 self.err(
                     doc,
                     &path,
@@ -470,37 +471,38 @@ impl Validator<'_> {
 
     fn stage_order(&mut self, doc: &YamlDoc, stages: &[Stage]) {
         if let Some(first) = stages.first() {
-            if first.name() != "ingest" {
+            if first.kind() != StageKind::Ingest {
                 self.err(doc, "pipeline[0]", "pipeline[0]: the first stage must be `ingest` (it de-duplicates events and applies the order state machine)");
             }
         }
-        let ranks: Vec<(usize, usize)> = stages
+        let placed: Vec<(usize, StageKind)> = stages
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| {
-                STAGE_ORDER
-                    .iter()
-                    .position(|n| *n == s.name())
-                    .map(|r| (i, r))
-            })
+            .map(|(i, s)| (i, s.kind()))
+            .filter(|(_, k)| k.has_fixed_place())
             .collect();
-        for pair in ranks.windows(2) {
-            let ((_, ra), (ib, rb)) = (pair[0], pair[1]);
-            if rb < ra {
+        for pair in placed.windows(2) {
+            let ((_, ka), (ib, kb)) = (pair[0], pair[1]);
+            if kb < ka {
+                let order: Vec<&str> = StageKind::ALL
+                    .iter()
+                    .filter(|k| k.has_fixed_place())
+                    .map(|k| k.name())
+                    .collect();
                 self.err(
                     doc,
                     &format!("pipeline[{ib}]"),
                     format!(
                         "pipeline[{ib}]: `{}` must come before `{}` (order: {})",
-                        STAGE_ORDER[rb],
-                        STAGE_ORDER[ra],
-                        STAGE_ORDER.join(" → ")
+                        kb.name(),
+                        ka.name(),
+                        order.join(" → ")
                     ),
                 );
             }
         }
-        let has = |n: &str| stages.iter().any(|s| s.name() == n);
-        if (has("stock-check") || has("ship")) && !has("classify") {
+        let has = |k: StageKind| stages.iter().any(|s| s.kind() == k);
+        if (has(StageKind::StockCheck) || has(StageKind::Ship)) && !has(StageKind::Classify) {
             self.err(doc, "pipeline", "pipeline: `stock-check` and `ship` need a `classify` stage before them to find the product");
         }
     }
@@ -527,7 +529,7 @@ impl Validator<'_> {
                 default: p.default.unwrap_or(Category::Physical),
             }),
             raw::Stage::StockCheck(p) => Stage::StockCheck(StockParams {
-                low_stock_alert: p.low_stock_alert.unwrap_or(5),
+                low_stock_alert: p.low_stock_alert.unwrap_or(DEFAULT_LOW_STOCK_ALERT),
             }),
             raw::Stage::Delay(p) => {
                 let zero = Window {

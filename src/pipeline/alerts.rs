@@ -1,0 +1,131 @@
+//! The alerts the pipeline raises, worded once: every fact, label and suggested command a
+//! seller reads about an order comes from a builder here, so stages never borrow each other's
+//! wording. Builders are pure; stages route the result and commit it with their own effect.
+
+use crate::config::{Category, Config};
+use crate::notify::{Alert, EventKind};
+use crate::order::ship_deadline;
+use crate::store::OrderRecord;
+
+/// `manual_ship`: everything the seller needs to ship an order by hand.
+pub(crate) fn manual_ship(config: &Config, order: &OrderRecord, reason: &str) -> Alert {
+    let product = order.item_id.as_deref().and_then(|id| config.product(id));
+    let company = product
+        .and_then(|p| p.logistics_company.clone())
+        .or_else(|| config.ship().map(|s| s.logistics_company.clone()))
+        .unwrap_or_default();
+    order_facts(Alert::new(EventKind::ManualShip), config, order)
+        .fact("原因", reason)
+        .fact("建议物流", if product.is_some_and(|p| p.category == Category::Physical) { company } else { String::new() })
+        .action(format!(
+            "请在闲鱼App中尽快发货；实物商品发货后执行 `xianyu-shopd orders ship {} --company 快递公司 --tracking 快递单号` 记录单号",
+            order.order_id
+        ))
+}
+
+/// `manual_ship` for an order no product rule applies to, with what its title suggests.
+pub(crate) fn unclassified(
+    config: &Config,
+    order: &OrderRecord,
+    reason: &str,
+    guess: Category,
+) -> Alert {
+    let label = match guess {
+        Category::Virtual => "虚拟商品",
+        Category::Physical => "实物商品",
+    };
+    manual_ship(config, order, reason).fact("商品类型(按标题推测)", label)
+}
+
+/// `needs_human`: a send whose outcome nobody can prove; never resent automatically.
+pub(crate) fn needs_human(config: &Config, order: &OrderRecord, reason: &str) -> Alert {
+    order_facts(Alert::new(EventKind::NeedsHuman), config, order)
+        .fact("原因", reason)
+        .action(format!(
+            "发货内容可能已经送达买家，系统不会自动重发。请在闲鱼聊天中核实：若买家未收到，执行 `xianyu-shopd orders retry {} --force`",
+            order.order_id
+        ))
+}
+
+/// `ship_failed`: retries are used up; nothing reached the buyer.
+pub(crate) fn ship_failed(
+    order: &OrderRecord,
+    product: &str,
+    attempts: u32,
+    reason: &str,
+) -> Alert {
+    Alert::new(EventKind::ShipFailed)
+        .order(&order.order_id)
+        .fact("账号", order.account.clone())
+        .fact("商品", product)
+        .fact("尝试次数", attempts.to_string())
+        .fact("失败原因", reason)
+        .action(format!("买家未收到任何内容。请检查后执行 `xianyu-shopd orders retry {}` 重新发货，或在闲鱼App中手动处理", order.order_id))
+}
+
+/// `out_of_stock`: the order needs more than `stock` (a pool or a counted item) holds.
+pub(crate) fn out_of_stock(order: &OrderRecord, product: &str, stock: &str) -> Alert {
+    Alert::new(EventKind::OutOfStock)
+        .order(&order.order_id)
+        .fact("商品", product)
+        .fact("库存", stock)
+        .action("请补充库存后手动发货，或退款给买家")
+}
+
+/// `low_stock`: `stock` fell to its threshold.
+pub(crate) fn low_stock(product: &str, stock: &str, remaining: i64) -> Alert {
+    Alert::new(EventKind::LowStock)
+        .fact("商品", product)
+        .fact("库存", stock)
+        .fact("剩余", remaining.to_string())
+        .action("请尽快补充库存（cards import 或修改 products.yaml 的 stock）")
+}
+
+/// `delivered`: an automatic delivery finished.
+pub(crate) fn delivered(order: &OrderRecord) -> Alert {
+    Alert::new(EventKind::Delivered)
+        .order(&order.order_id)
+        .fact("账号", order.account.clone())
+        .fact("商品", order.item_title.clone().unwrap_or_default())
+        .fact("数量", order.quantity.to_string())
+}
+
+fn order_facts(alert: Alert, config: &Config, order: &OrderRecord) -> Alert {
+    let account = config
+        .account(&order.account)
+        .map_or(order.account.clone(), |a| format!("{} ({})", a.name, a.id));
+    let deadline = order
+        .payment_time
+        .map(|p| crate::clock::format_beijing(ship_deadline(p)));
+    alert
+        .order(&order.order_id)
+        .fact("账号", account)
+        .fact("商品", order.item_title.clone().unwrap_or_default())
+        .fact("商品ID", order.item_id.clone().unwrap_or_default())
+        .fact("规格", order.sku.clone().unwrap_or_default())
+        .fact("数量", order.quantity.to_string())
+        .fact(
+            "金额",
+            order
+                .amount
+                .clone()
+                .map(|a| format!("¥{a}"))
+                .unwrap_or_default(),
+        )
+        .fact(
+            "买家",
+            order
+                .buyer_nick
+                .clone()
+                .or(order.buyer_id.clone())
+                .unwrap_or_default(),
+        )
+        .fact(
+            "付款时间",
+            order
+                .payment_time
+                .map(crate::clock::format_beijing)
+                .unwrap_or_default(),
+        )
+        .fact("发货截止(参考)", deadline.unwrap_or_default())
+}

@@ -1,0 +1,84 @@
+//! The stage contract: what a stage gets ([`StageCtx`]) and what it answers ([`Outcome`]).
+//!
+//! A stage is one file exporting `run(ctx, params) -> Outcome` (or `Result<Outcome,
+//! StoreError>` when it commits something). It decides from the snapshot and the order in its
+//! context; every effect is a `Store` method run through [`StageCtx::store_op`], and the only
+//! network it may reach is the `Marketplace` in its context.
+
+use std::sync::Mutex;
+
+use rand::rngs::StdRng;
+
+use crate::config::Config;
+use crate::marketplace::Marketplace;
+use crate::notify::{Alert, Router};
+use crate::store::{OrderRecord, Store};
+
+use super::plan::{Plan, plan_for};
+
+/// What a stage tells the runner.
+#[derive(Debug)]
+pub enum Outcome {
+    Continue,
+    /// Nothing more to do for this order (the reason is logged).
+    Stop(String),
+    /// Run again at `until`: the same stage (a retry) or the next one (after a delay).
+    Defer {
+        until: u64,
+        resume: Resume,
+    },
+    /// Hand the order to the seller with these alerts.
+    Manual {
+        reason: String,
+        alerts: Vec<Alert>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    Same,
+    Next,
+}
+
+/// What every stage gets: the snapshot, the order, the store and the marketplace.
+pub struct StageCtx<'a> {
+    pub config: &'a Config,
+    pub store: &'a Store,
+    pub market: &'a dyn Marketplace,
+    pub order: &'a OrderRecord,
+    pub stage_index: usize,
+    pub(super) rng: &'a Mutex<StdRng>,
+}
+
+impl StageCtx<'_> {
+    pub fn router(&self) -> Router<'_> {
+        Router::new(self.config.notify())
+    }
+
+    /// The classification of this order under this snapshot (pure, cheap, recomputed on resume).
+    pub fn plan(&self) -> Result<Plan, String> {
+        plan_for(self.config, self.order)
+    }
+
+    pub fn now(&self) -> u64 {
+        self.store.now()
+    }
+
+    /// Run a (blocking) store operation without stalling the async runtime's other tasks.
+    pub fn store_op<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        crate::store::blocking(|| f(self.store))
+    }
+
+    pub fn with_rng<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut rng)
+    }
+
+    /// Hand this order to the seller with the usual `manual_ship` alert.
+    pub fn manual(&self, reason: String) -> Outcome {
+        Outcome::Manual {
+            alerts: vec![super::alerts::manual_ship(self.config, self.order, &reason)],
+            reason,
+        }
+    }
+}
