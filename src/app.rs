@@ -25,8 +25,8 @@ use crate::marketplace::Marketplace;
 use crate::notify::dispatcher::Dispatcher;
 use crate::pipeline::Runner;
 use crate::scheduler::Scheduler;
-use crate::source::goofish::account::AccountClient;
-use crate::source::goofish::market::GoofishMarketplace;
+use crate::goofish::account::AccountClient;
+use crate::goofish::market::GoofishMarketplace;
 use crate::store::{DaemonLock, Store, StoreError};
 
 /// How many orders are worked on at once.

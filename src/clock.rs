@@ -53,6 +53,13 @@ pub fn system() -> SharedClock {
     Arc::new(SystemClock)
 }
 
+/// The real wall clock in unix milliseconds, for code that talks to the outside world and must
+/// use true time whatever clock the pipeline runs on (request signatures, token expiry, what the
+/// status page shows as "last seen").
+pub fn now_ms() -> u64 {
+    SystemClock.now_ms()
+}
+
 /// RFC 3339 rendering of a unix-ms timestamp, for logs, CLI output and templates.
 pub fn format_ms(ms: u64) -> String {
     let t = UNIX_EPOCH + std::time::Duration::from_millis(ms);

@@ -1,6 +1,7 @@
 //! xianyu-shopd runs a Xianyu (闲鱼 / Goofish) shop.
 //!
-//! Bird's-eye view: sources (`source/`) turn the outside world into [`event::OrderEvent`]s;
+//! Bird's-eye view: the Goofish wing ([`goofish`]: IM socket, mtop API, sold-order poll) and
+//! replay files ([`replay`]) turn the outside world into [`event::OrderEvent`]s;
 //! the pipeline (`pipeline/`) runs the seller's YAML-declared stages on each order
 //! (ingest → classify → stock-check → delay → ship → notify); every state change is one redb
 //! transaction in [`store`]; delays are durable jobs fired by [`scheduler`]; effects on the
@@ -15,13 +16,14 @@ pub mod commands;
 pub mod config;
 pub mod event;
 pub mod fake;
+pub mod goofish;
 pub mod health;
 pub mod marketplace;
 pub mod metrics;
 pub mod notify;
 pub mod order;
 pub mod pipeline;
+pub mod replay;
 pub mod scheduler;
-pub mod source;
 pub mod status;
 pub mod store;

@@ -12,8 +12,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use xianyu_shopd::fake::{FakeGoofish, FakeOrderStatus, Fault, SendReply};
-use xianyu_shopd::source::goofish::decode::{DecodedEvent, OrderStatus, Role, decode_frame};
-use xianyu_shopd::source::goofish::sign::{Cookies, generate_device_id};
+use xianyu_shopd::goofish::decode::{DecodedEvent, OrderStatus, Role, decode_frame};
+use xianyu_shopd::goofish::sign::{Cookies, generate_device_id};
 
 const SELLER: &str = "2202640918079";
 const BUYER: &str = "3149637063";

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use crate::source::goofish::decode::decode_input;
+use crate::goofish::decode::decode_input;
 
 pub fn run(input: &str, account_id: Option<&str>, raw: bool) -> anyhow::Result<ExitCode> {
     let text = if input == "-" {

@@ -15,7 +15,7 @@ use crate::cli::Dirs;
 use crate::clock::{Clock, ManualClock, SharedClock};
 use crate::marketplace::memory::MemoryMarketplace;
 use crate::order::Decision;
-use crate::source::replay;
+use crate::replay;
 use crate::store::{DB_FILE, DaemonLock, OutboxState, Store};
 
 pub async fn run(

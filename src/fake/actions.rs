@@ -49,7 +49,7 @@ impl State {
             self.book.add_seller(user, user);
         }
         let cookie = self.login(user);
-        let cookie2 = crate::source::goofish::sign::Cookies::parse(&cookie)
+        let cookie2 = crate::goofish::sign::Cookies::parse(&cookie)
             .get("cookie2")
             .unwrap_or_default()
             .to_owned();

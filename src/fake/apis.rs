@@ -13,7 +13,7 @@ use super::book::{FakeOrderStatus, Order};
 use super::ids::alnum;
 use super::state::State;
 use super::wire::{china_time, now_ms, yuan};
-use crate::source::goofish::sign::{Cookies, IM_APP_KEY, MTOP_APP_KEY, is_device_id, mtop_sign};
+use crate::goofish::sign::{Cookies, IM_APP_KEY, MTOP_APP_KEY, is_device_id, mtop_sign};
 
 const RET_TOKEN_EMPTY: &str = "FAIL_SYS_TOKEN_EMPTY::令牌为空";
 const RET_TOKEN_EXPIRED: &str = "FAIL_SYS_TOKEN_EXOIRED::令牌过期";

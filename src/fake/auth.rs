@@ -223,7 +223,7 @@ pub(crate) fn cookie_header(user: &str, nick: &str, cookie2: &str, issued: &Issu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::goofish::sign::Cookies;
+    use crate::goofish::sign::Cookies;
 
     #[test]
     fn mtop_tokens_issue_check_revoke() {

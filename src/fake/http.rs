@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use super::apis::{self, MtopReply, MtopRequest};
 use super::state::Shared;
 use super::wire::{param, parse_pairs};
-use crate::source::goofish::sign::Cookies;
+use crate::goofish::sign::Cookies;
 
 /// Request bodies beyond this are refused; real mtop bodies are a few hundred bytes.
 const MAX_BODY: usize = 1 << 20;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::hub::{Channel, Push};
 use super::wire::{handle, quote};
-use crate::source::goofish::decode::encode_payload;
+use crate::goofish::decode::encode_payload;
 
 /// objectType of chat messages, cards and card updates.
 pub(crate) const OBJECT_MESSAGE: u32 = 40000;
@@ -212,7 +212,7 @@ pub(crate) fn push_for_raw(payload: &Value) -> Push {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::goofish::decode::{self, DecodedEvent};
+    use crate::goofish::decode::{self, DecodedEvent};
 
     const A3: &str = "hgGxMzU5Mzg2NzExNjg0Ni5QTk0CAgMABLM1MTIwNDYxMzE4NEBnb29maXNoBQEGzwAAAZfJtRMa";
     const A4: &str = "gQGRhAGzNTEyMDQ2MTMxODRAZ29vZmlzaAIBAwEEsjIxNTAzNjk4MTlAZ29vZmlzaA==";

@@ -21,8 +21,8 @@ use super::ids::hex;
 use super::record::{SendReply, SentChat};
 use super::state::{Shared, State};
 use super::wire::{handle, now_ms, strip_handle};
-use crate::source::goofish::decode::payload_to_value;
-use crate::source::goofish::sign::{Cookies, IM_APP_KEY};
+use crate::goofish::decode::payload_to_value;
+use crate::goofish::sign::{Cookies, IM_APP_KEY};
 
 /// yd reads with an 8 MiB limit; nothing legitimate comes close.
 const MAX_MESSAGE: usize = 8 << 20;

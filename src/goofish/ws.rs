@@ -1067,7 +1067,7 @@ mod tests {
 
     #[test]
     fn reg_ua_and_backoff() {
-        let ua = reg_user_agent(crate::source::goofish::mtop::DEFAULT_USER_AGENT);
+        let ua = reg_user_agent(crate::goofish::mtop::DEFAULT_USER_AGENT);
         assert!(ua.ends_with("DingTalk(2.1.5) OS(Windows/10) Browser(Chrome/146.0.0.0) DingWeb/2.1.5 IMPaaS DingWeb/2.1.5"));
         let max = Duration::from_secs(90);
         for n in 1..40 {
