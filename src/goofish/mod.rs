@@ -9,6 +9,8 @@
 //! input from the network, and no cookie or token value ever reaches a log.
 
 pub mod account;
+#[cfg(test)]
+pub(crate) mod captures;
 pub mod decode;
 pub mod market;
 pub mod mtop;
