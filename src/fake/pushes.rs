@@ -212,16 +212,17 @@ pub(crate) fn push_for_raw(payload: &Value) -> Push {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::goofish::captures;
     use crate::goofish::decode::{self, DecodedEvent};
-
-    const A3: &str = "hgGxMzU5Mzg2NzExNjg0Ni5QTk0CAgMABLM1MTIwNDYxMzE4NEBnb29maXNoBQEGzwAAAZfJtRMa";
-    const A4: &str = "gQGRhAGzNTEyMDQ2MTMxODRAZ29vZmlzaAIBAwEEsjIxNTAzNjk4MTlAZ29vZmlzaA==";
 
     #[test]
     fn receipt_and_typing_are_byte_identical_to_captures() {
         let receipt = read_receipt("3593867116846.PNM", "51204613184", 1_751_435_776_794);
-        assert_eq!(encode_payload(&receipt), A3);
-        assert_eq!(encode_payload(&typing("51204613184", "2150369819")), A4);
+        assert_eq!(encode_payload(&receipt), captures::a3());
+        assert_eq!(
+            encode_payload(&typing("51204613184", "2150369819")),
+            captures::a4()
+        );
     }
 
     /// A2's decoded form (the account's own web message echoed back).
