@@ -1,0 +1,263 @@
+//! The frames themselves (pure, unit-tested): mids, the `/reg` user agent, the send body and
+//! how its answer is judged, ACKs, re-sync hints, and reading cids and reasons from answers.
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::HANDLE;
+use crate::clock::now_ms;
+use crate::goofish::sign;
+use crate::marketplace::SendOutcome;
+
+pub(super) fn new_mid() -> String {
+    sign::generate_mid(&mut rand::rng(), now_ms())
+}
+
+pub(super) fn strip_handle(s: &str) -> &str {
+    s.strip_suffix(HANDLE).unwrap_or(s)
+}
+
+/// The `/reg` `ua`: the browser UA plus the DingTalk web-client suffix (reference §4.3).
+pub(super) fn reg_user_agent(browser: &str) -> String {
+    let chrome = browser
+        .split_whitespace()
+        .find(|p| p.starts_with("Chrome/"))
+        .unwrap_or("Chrome/146.0.0.0");
+    format!(
+        "{browser} DingTalk(2.1.5) OS(Windows/10) Browser({chrome}) DingWeb/2.1.5 IMPaaS DingWeb/2.1.5"
+    )
+}
+
+/// The `sendByReceiverScope` body for a text message (reference §6.1).
+pub(super) fn send_body(cid: &str, peer: &str, me: &str, text: &str, now_ms: u64) -> Value {
+    let inner = json!({"contentType": 1, "text": {"text": text}}).to_string();
+    let data = base64::engine::general_purpose::STANDARD.encode(inner);
+    let cid = strip_handle(cid);
+    json!([
+        {
+            "uuid": sign::generate_uuid(now_ms),
+            "cid": format!("{cid}{HANDLE}"),
+            "conversationType": 1,
+            "content": {"contentType": 101, "custom": {"type": 1, "data": data}},
+            "redPointPolicy": 0,
+            "extension": {"extJson": "{}"},
+            "ctx": {"appVersion": "1.0", "platform": "web"},
+            "mtags": {},
+            "msgReadStatusSetting": 1
+        },
+        {"actualReceivers": [format!("{}{HANDLE}", strip_handle(peer)), format!("{me}{HANDLE}")]}
+    ])
+}
+
+/// Accepted only on code 200 without a rejection reason (reference §6.3).
+pub(super) fn send_outcome(answer: &Value) -> SendOutcome {
+    let code = answer.get("code").and_then(Value::as_i64).unwrap_or(0);
+    let reason = reason_of(answer);
+    if code == 200 && reason.is_none() {
+        let body = answer.get("body");
+        let id = ["messageId", "1", "server-timestamp"]
+            .iter()
+            .find_map(|k| body.and_then(|b| b.get(*k)).and_then(id_text));
+        return SendOutcome::Accepted { message_id: id };
+    }
+    SendOutcome::NotDelivered {
+        reason: match reason {
+            Some(r) => format!("rejected (code {code}): {r}"),
+            None => format!("rejected (code {code})"),
+        },
+    }
+}
+
+/// A rejection reason from `body.reason` / `body.moreInfo` (and the other places yd looks).
+pub(super) fn reason_of(answer: &Value) -> Option<String> {
+    let body = answer.get("body");
+    let pick = |v: Option<&Value>, keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| v.and_then(|b| b.get(*k)).and_then(Value::as_str))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let reason = pick(body, &["reason", "message", "msg"])
+        .or_else(|| pick(Some(answer), &["reason", "message", "msg"]))
+        .or_else(|| pick(answer.get("headers"), &["reason", "error-message", "error"]))?;
+    Some(match pick(body, &["moreInfo"]) {
+        Some(more) => format!("{reason} ({more})"),
+        None => reason,
+    })
+}
+
+fn id_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The cid in a `SingleChatConversation/create` answer, wherever the variants put it (§4.8).
+pub(super) fn conversation_cid(answer: &Value) -> Option<String> {
+    if answer.get("code").and_then(Value::as_i64) != Some(200) {
+        return None;
+    }
+    let body = answer.get("body")?;
+    [
+        "/singleChatConversation/cid",
+        "/0/singleChatConversation/cid",
+        "/singleChatUserConversation/singleChatConversation/cid",
+        "/data/singleChatConversation/cid",
+        "/cid",
+    ]
+    .iter()
+    .find_map(|p| body.pointer(p).and_then(id_text))
+    .map(|c| strip_handle(&c).to_string())
+    .filter(|c| !c.is_empty())
+}
+
+/// yd re-syncs when a push carries `syncExtraType.type` 1 or 2.
+pub(super) fn needs_resync(frame: &Value) -> bool {
+    matches!(
+        frame
+            .pointer("/body/syncExtraType/type")
+            .and_then(Value::as_i64),
+        Some(1 | 2)
+    )
+}
+
+/// `{code:200, headers:{mid, sid, app-key?, ua?, dt?}}` (reference §4.6).
+pub(super) fn ack_for(frame: &Value) -> Value {
+    let headers = frame.get("headers");
+    let get = |k: &str| headers.and_then(|h| h.get(k)).cloned();
+    let mut out = serde_json::Map::new();
+    out.insert("mid".into(), get("mid").unwrap_or_else(|| json!("")));
+    out.insert("sid".into(), get("sid").unwrap_or_else(|| json!("")));
+    for key in ["app-key", "ua", "dt"] {
+        if let Some(v) = get(key) {
+            out.insert(key.into(), v);
+        }
+    }
+    json!({"code": 200, "headers": out})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_body_matches_the_reference() {
+        let body = send_body(
+            "47983389096",
+            "3149637063",
+            "2202640918079",
+            "你好\n卡密：K-1",
+            1741667630548,
+        );
+        assert_eq!(body[0]["uuid"], "-17416676305481");
+        assert_eq!(body[0]["cid"], "47983389096@goofish");
+        assert_eq!(body[0]["conversationType"], 1);
+        assert_eq!(body[0]["content"]["contentType"], 101);
+        assert_eq!(body[0]["content"]["custom"]["type"], 1);
+        assert_eq!(body[0]["extension"]["extJson"], "{}");
+        assert_eq!(
+            body[1]["actualReceivers"],
+            json!(["3149637063@goofish", "2202640918079@goofish"])
+        );
+        let data = body[0]["content"]["custom"]["data"].as_str().unwrap();
+        let inner: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            inner,
+            json!({"contentType": 1, "text": {"text": "你好\n卡密：K-1"}})
+        );
+        // A cid that already carries the suffix is not doubled.
+        assert_eq!(
+            send_body("1@goofish", "2", "3", "x", 0)[0]["cid"],
+            "1@goofish"
+        );
+    }
+
+    #[test]
+    fn send_outcomes() {
+        assert_eq!(
+            send_outcome(
+                &json!({"code": 200, "headers": {"mid": "1 0"}, "body": {"messageId": "m1"}})
+            ),
+            SendOutcome::Accepted {
+                message_id: Some("m1".into())
+            }
+        );
+        assert_eq!(
+            send_outcome(&json!({"code": 200, "headers": {}})),
+            SendOutcome::Accepted { message_id: None }
+        );
+        let rejected = send_outcome(
+            &json!({"code": 200, "body": {"reason": "CSI_FORBID", "moreInfo": "CSI_FORBID||安全拦截"}}),
+        );
+        assert!(
+            matches!(&rejected, SendOutcome::NotDelivered { reason } if reason.contains("CSI_FORBID||安全拦截"))
+        );
+        assert!(matches!(
+            send_outcome(&json!({"code": 400})),
+            SendOutcome::NotDelivered { .. }
+        ));
+    }
+
+    #[test]
+    fn conversation_cid_variants() {
+        let ok = |body: Value| json!({"code": 200, "body": body});
+        assert_eq!(
+            conversation_cid(&ok(
+                json!({"singleChatConversation": {"cid": "55@goofish"}})
+            ))
+            .as_deref(),
+            Some("55")
+        );
+        assert_eq!(
+            conversation_cid(&ok(json!([{"singleChatConversation": {"cid": "56"}}]))).as_deref(),
+            Some("56")
+        );
+        assert_eq!(
+            conversation_cid(&ok(json!({"singleChatUserConversation": {"singleChatConversation": {"cid": "57@goofish"}}}))).as_deref(),
+            Some("57")
+        );
+        assert_eq!(
+            conversation_cid(
+                &json!({"code": 400, "body": {"singleChatConversation": {"cid": "1"}}})
+            ),
+            None
+        );
+        assert_eq!(conversation_cid(&ok(json!({}))), None);
+    }
+
+    #[test]
+    fn acks_copy_the_push_headers() {
+        let push = json!({"lwp": "/s/sync", "headers": {"mid": "84a4001c 0", "sid": "s1", "app-key": "k", "ua": "u", "extra": "x"}});
+        assert_eq!(
+            ack_for(&push),
+            json!({"code": 200, "headers": {"mid": "84a4001c 0", "sid": "s1", "app-key": "k", "ua": "u"}})
+        );
+        assert_eq!(
+            ack_for(&json!({"lwp": "/s/para"})),
+            json!({"code": 200, "headers": {"mid": "", "sid": ""}})
+        );
+        assert!(needs_resync(
+            &json!({"body": {"syncExtraType": {"type": 1}}})
+        ));
+        assert!(!needs_resync(
+            &json!({"body": {"syncExtraType": {"type": 3}}})
+        ));
+    }
+
+    #[test]
+    fn reg_ua_and_reasons() {
+        let ua = reg_user_agent(crate::goofish::mtop::DEFAULT_USER_AGENT);
+        assert!(ua.ends_with("DingTalk(2.1.5) OS(Windows/10) Browser(Chrome/146.0.0.0) DingWeb/2.1.5 IMPaaS DingWeb/2.1.5"));
+        assert!(matches!(
+            reason_of(&json!({"code": 401, "body": {"reason": "invalid token"}})).as_deref(),
+            Some("invalid token")
+        ));
+    }
+}

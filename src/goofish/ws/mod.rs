@@ -1,0 +1,119 @@
+//! The IM WebSocket ("LWP" over DingTalk IMPaaS): register, sync, heartbeat, ACK, decode,
+//! reconnect — and sending chat messages over the live connection.
+//!
+//! [`ImClient::run`] keeps one connection per account alive until shutdown. A connection is
+//! a session: fetch (or reuse) the IM token through mtop, dial with browser headers, `/reg`,
+//! `getState` + `ackDiff`, then serve pushes (ACK every push, decode **every** item of
+//! `syncPushPackage.data`) while a heartbeat is sent every `heartbeat` and its reply checked.
+//! A session ends on a lost heartbeat, a closed socket, `/push/kickout`,
+//! `/s/session/remove`, a zombie connection (heartbeats answered but no business push for
+//! `watchdog`), a due token refresh or new cookies; the next one starts after an exponential,
+//! jittered backoff. While mtop says the login is dead, no connection is attempted at all.
+//!
+//! [`ImHandle`] is the sending side used by the marketplace: a send that never left is
+//! [`SendOutcome::NotDelivered`], one whose answer never came is [`SendOutcome::Unknown`].
+//!
+//! Layout: this file holds the shared types; `session` runs the connection loop (dial,
+//! `/reg`, sync, serve pushes, heartbeat, reconnect); `conn` is one live socket (writes,
+//! requests waiting for their answer, the reader task); `send` is the sending side the
+//! marketplace uses; `frames` builds and reads the frames themselves (pure, unit-tested).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::decode::Decoded;
+use super::mtop::MtopError;
+use crate::config::MarketplaceConfig;
+
+mod conn;
+mod frames;
+mod send;
+mod session;
+
+pub use send::ImHandle;
+pub use session::ImClient;
+
+use conn::Conn;
+
+/// Suffix of IM user and conversation handles.
+const HANDLE: &str = "@goofish";
+
+/// What a connection reports to its account supervisor.
+#[derive(Debug, Clone)]
+pub enum ImEvent {
+    /// Registered and synced: a good moment to reconcile (pushes may have been missed).
+    Connected,
+    /// One decoded push item.
+    Push(Decoded),
+}
+
+/// Why a session ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum WsError {
+    #[error(transparent)]
+    Mtop(#[from] MtopError),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("/reg refused (code {code}): {reason}")]
+    RegRefused { code: i64, reason: String },
+    #[error("no answer to {0}")]
+    NoAnswer(&'static str),
+    #[error("connection closed: {0}")]
+    Closed(String),
+    #[error("heartbeat not answered within {0:?}")]
+    HeartbeatLost(Duration),
+    #[error("zombie connection: heartbeats answered but no push for {0:?}")]
+    Zombie(Duration),
+    #[error("kicked out by the server (/push/kickout)")]
+    Kickout,
+    #[error("session removed by the server (/s/session/remove)")]
+    SessionRemoved,
+}
+
+impl WsError {
+    /// The token may be the problem: fetch a new one before the next attempt.
+    fn distrusts_token(&self) -> bool {
+        match self {
+            Self::RegRefused { code, .. } => (400..500).contains(code),
+            Self::Kickout => true,
+            _ => false,
+        }
+    }
+}
+
+/// A session that ended without an error.
+enum SessionEnd {
+    Shutdown,
+    TokenRefresh,
+    CookiesChanged,
+}
+
+/// Timings of the IM connection, from `marketplace:`.
+#[derive(Debug, Clone)]
+pub struct ImSettings {
+    pub ws_url: String,
+    pub heartbeat: Duration,
+    pub watchdog: Duration,
+    pub send_timeout: Duration,
+    pub reconnect_max: Duration,
+}
+
+impl ImSettings {
+    pub fn from_config(m: &MarketplaceConfig) -> Self {
+        Self {
+            ws_url: m.ws_url.clone(),
+            heartbeat: m.heartbeat,
+            watchdog: m.watchdog,
+            send_timeout: m.send_timeout,
+            reconnect_max: m.reconnect_max,
+        }
+    }
+}
+
+/// State shared between the connection loop and senders.
+struct Shared {
+    account: String,
+    live: watch::Sender<Option<Arc<Conn>>>,
+}
