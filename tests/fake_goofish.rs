@@ -877,7 +877,7 @@ async fn duplicate_payment_news_all_name_the_same_paid_order_or_none() {
     im.push_on("/s/sync").await;
     fake.pay_with_duplicates(&order);
     let mut paid = 0;
-    let mut ignored = 0;
+    let mut hints = 0;
     for _ in 0..4 {
         let frame = im.push_on("/s/sync").await;
         for d in decode_frame(&frame.to_string(), Some(SELLER)).expect("decodes") {
@@ -894,13 +894,13 @@ async fn duplicate_payment_news_all_name_the_same_paid_order_or_none() {
                     );
                     paid += 1;
                 }
-                DecodedEvent::Ignored { .. } => ignored += 1,
+                DecodedEvent::PaidHint { .. } => hints += 1,
                 _ => {}
             }
         }
     }
     assert_eq!(
-        (paid, ignored),
+        (paid, hints),
         (3, 1),
         "card, nudge and shape E name the order; shape D does not"
     );

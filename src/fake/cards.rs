@@ -449,9 +449,11 @@ mod tests {
         let d = red_reminder(&facts.cid, &facts.buyer, red_text(CardKind::Paid));
         assert_eq!(d["3"]["redReminder"], "等待卖家发货");
         let raw = decode::payload_to_value(&decode::encode_payload(&d)).expect("decodes");
-        assert!(matches!(
+        assert_eq!(
             decode::classify(&raw, Some("2202640918079")),
-            DecodedEvent::Ignored { .. }
-        ));
+            DecodedEvent::PaidHint {
+                cid: Some(facts.cid.clone())
+            }
+        );
     }
 }

@@ -21,22 +21,21 @@ use tokio_util::sync::CancellationToken;
 
 use super::decode::{DecodedEvent, Role};
 use super::market::AccountLink;
-use super::mtop::{LoginState, MtopClient, MtopError, OrderDetail};
+use super::mtop::{LoginState, MtopClient};
+use super::paid::{complete_paid, is_known_paid};
 use super::reconcile::Reconciler;
-use super::ws::{ImClient, ImEvent, ImSettings};
+use super::ws::{IM_EVENTS_CAPACITY, ImClient, ImEvent, ImSettings};
+use crate::clock::now_ms;
 use crate::config::reload::ConfigChange;
 use crate::config::{Account, MarketplaceConfig, SecretRef};
 use crate::event::{EventStatus, OrderEvent};
 use crate::health;
 use crate::notify::{Alert, EventKind, Router};
-use crate::order::OrderStatus;
 use crate::pipeline::Runner;
 use crate::store::Store;
 
 /// The `source` label of events from the socket.
 pub const SOURCE: &str = "goofish";
-/// Pause before the one retry of an order detail that failed transiently.
-const DETAIL_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One account's clients, built before the shop (the marketplace needs them) and supervised
 /// after it (the supervisor needs the runner).
@@ -122,7 +121,7 @@ impl AccountClient {
             runner.clone(),
             settings.reconcile_interval,
         );
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::channel(IM_EVENTS_CAPACITY);
         let handler = Handler {
             account: account.id.clone(),
             mtop: mtop.clone(),
@@ -161,14 +160,6 @@ struct CookieSource {
 impl CookieSource {
     fn new(secret: SecretRef) -> Self {
         Self { secret, last: None }
-    }
-
-    /// The config now names another source (e.g. a cookie file instead of a variable).
-    fn retarget(&mut self, secret: SecretRef) {
-        if secret != self.secret {
-            self.secret = secret;
-            self.last = None;
-        }
     }
 
     /// Where to put fresh cookies and what happens then, for the alert (Chinese).
@@ -283,8 +274,8 @@ impl LoginWatch {
         }
     }
 
-    /// A reload that names this account: take the (possibly moved) cookie source from the
-    /// new config and read it now.
+    /// A reload that names this account: its cookie source's content changed, read it now.
+    /// (Where the cookies come from cannot change: reload refuses that, it needs a restart.)
     fn on_reload(&mut self, change: Result<ConfigChange, broadcast::error::RecvError>) {
         match change {
             Ok(c) if !c.accounts_with_new_cookies.contains(&self.account.id) => return,
@@ -293,9 +284,6 @@ impl LoginWatch {
                 self.reloads = None;
                 return;
             }
-        }
-        if let Some(a) = self.runner.config().account(&self.account.id) {
-            self.cookies.retarget(a.cookies.clone());
         }
         self.reread_cookies();
     }
@@ -350,11 +338,6 @@ async fn next_reload(
     }
 }
 
-fn now_ms() -> u64 {
-    use crate::clock::Clock;
-    crate::clock::SystemClock.now_ms()
-}
-
 /// The alert for a dead login: the notify module's constructor (problem key, cool-down,
 /// recovery pairing) with the precise reason and where to put fresh cookies.
 fn login_alert(account: &Account, state: &LoginState, source: &str) -> Option<Alert> {
@@ -396,7 +379,7 @@ struct Handler {
 }
 
 impl Handler {
-    async fn run(&self, mut events: mpsc::UnboundedReceiver<ImEvent>, shutdown: CancellationToken) {
+    async fn run(&self, mut events: mpsc::Receiver<ImEvent>, shutdown: CancellationToken) {
         loop {
             let event = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -445,8 +428,9 @@ impl Handler {
             } => {
                 tracing::debug!(account = %self.account, order_id = %order_id, "Buyer-side order card ignored (this account bought it).");
             }
-            DecodedEvent::Ignored { reason } if is_paid_hint(&reason) => {
-                tracing::info!(account = %self.account, "Paid hint without an order id; reconciling.");
+            DecodedEvent::PaidHint { cid } => {
+                // Only the sold-order list can say which order it is.
+                tracing::info!(account = %self.account, cid = cid.as_deref().unwrap_or("?"), "Paid hint without an order id; reconciling.");
                 self.reconcile.notify_one();
             }
             other => {
@@ -457,21 +441,11 @@ impl Handler {
 
     async fn on_order(&self, mut ev: OrderEvent) {
         if ev.status == EventStatus::Paid && !self.known_as_paid(&ev.order_id).await {
-            match self.detail(&ev.order_id).await {
-                Ok(detail) => {
-                    detail.fill(&mut ev);
-                    if let Some(later) = detail.later_status() {
-                        tracing::info!(account = %self.account, order_id = %ev.order_id, status = later.as_str(), "Paid card is stale; the order detail says otherwise.");
-                        ev.status = later;
-                    }
-                }
-                Err(e) => {
-                    // Without quantity and SKU we would guess what to deliver; the sold-order
-                    // pass retries with the detail (and is the truth anyway).
-                    tracing::warn!(account = %self.account, order_id = %ev.order_id, error = %e, "Order detail unavailable; leaving the paid order to reconciliation.");
-                    self.reconcile.notify_one();
-                    return;
-                }
+            if let Err(e) = complete_paid(&self.mtop, &mut ev).await {
+                // See `complete_paid`: never deliver on a guess; the sold-order pass retries.
+                tracing::warn!(account = %self.account, order_id = %ev.order_id, error = %e, "Order detail unavailable; leaving the paid order to reconciliation.");
+                self.reconcile.notify_one();
+                return;
             }
         }
         let (order_id, status) = (ev.order_id.clone(), ev.status);
@@ -485,28 +459,11 @@ impl Handler {
         }
     }
 
+    /// A store error reads as "not known": the detail is read and ingest decides (and
+    /// reports the store error if it persists).
     async fn known_as_paid(&self, order_id: &str) -> bool {
-        let id = order_id.to_string();
-        match self.runner.store().call(move |s| s.order(&id)).await {
-            Ok(order) => order.is_some_and(|o| o.status != OrderStatus::PendingPayment),
-            Err(_) => false,
-        }
+        is_known_paid(self.runner.store(), order_id)
+            .await
+            .unwrap_or(false)
     }
-
-    /// The order detail, with one retry for a transient failure.
-    async fn detail(&self, order_id: &str) -> Result<OrderDetail, MtopError> {
-        match self.mtop.order_detail(order_id).await {
-            Err(e) if e.is_transient() => {
-                tokio::time::sleep(DETAIL_RETRY).await;
-                self.mtop.order_detail(order_id).await
-            }
-            other => other,
-        }
-    }
-}
-
-/// A paid reminder without an order id (shape D/E, `decode` reports it as ignored): only
-/// the sold-order list can say which order it is.
-fn is_paid_hint(reason: &str) -> bool {
-    reason.starts_with("order hint without order id: status=paid")
 }

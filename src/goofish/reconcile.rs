@@ -3,8 +3,9 @@
 //! Every `reconcile_interval` (jittered ±20 %), and whenever the account supervisor asks
 //! (after each reconnect, after fresh cookies, on a paid hint without an order id), the list
 //! of orders waiting for shipment is read through mtop. Each one the store does not already
-//! know as paid becomes `OrderEvent { status: Paid, source: "reconcile" }`, filled from the
-//! order detail, and goes through the same `Runner::ingest` as socket events — whose dedupe
+//! know as paid becomes `OrderEvent { status: Paid, source: "reconcile" }`, completed from the
+//! order detail by [`complete_paid`] (whose failure policy defers the order to the next pass),
+//! and goes through the same `Runner::ingest` as socket events — whose dedupe
 //! and state machine make a payment seen twice a no-op. This is what delivers an order paid
 //! while the socket was down or silently dead.
 
@@ -16,8 +17,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::mtop::{MtopClient, MtopError, SoldOrder};
+use super::paid::{complete_paid, is_known_paid};
 use crate::event::{EventStatus, OrderEvent};
-use crate::order::OrderStatus;
 use crate::pipeline::{PipelineError, Runner};
 
 /// The `source` label of events this module produces.
@@ -121,7 +122,10 @@ impl Reconciler {
             ..ReconcileReport::default()
         };
         for row in &rows {
-            if self.known_as_paid(&row.order_id).await? {
+            let known = is_known_paid(self.runner.store(), &row.order_id)
+                .await
+                .map_err(PipelineError::from)?;
+            if known {
                 continue;
             }
             match self.event_for(row).await {
@@ -139,37 +143,11 @@ impl Reconciler {
         Ok(report)
     }
 
-    /// Already past "waiting for payment" in the store: ingest would change nothing.
-    async fn known_as_paid(&self, order_id: &str) -> Result<bool, ReconcileError> {
-        let id = order_id.to_string();
-        let order = self
-            .runner
-            .store()
-            .call(move |s| s.order(&id))
-            .await
-            .map_err(PipelineError::from)?;
-        Ok(order.is_some_and(|o| o.status != OrderStatus::PendingPayment))
-    }
-
-    /// The paid event for a listed order, completed by its detail (quantity and SKU decide
-    /// what is delivered, so a transient detail failure defers the order rather than guess).
+    /// The paid event for a listed order, completed by its detail.
     async fn event_for(&self, row: &SoldOrder) -> Result<OrderEvent, MtopError> {
         let mut ev = event_from_row(&self.account, row);
-        match self.mtop.order_detail(&row.order_id).await {
-            Ok(detail) => {
-                detail.fill(&mut ev);
-                if let Some(later) = detail.later_status() {
-                    ev.status = later;
-                }
-                Ok(ev)
-            }
-            Err(e) if e.is_transient() || e.is_blocking() => Err(e),
-            Err(e) => {
-                // The detail API answers but cannot be read: the list is all there will be.
-                tracing::warn!(account = %self.account, order_id = %row.order_id, error = %e, "Order detail unreadable; using the sold-order list alone.");
-                Ok(ev)
-            }
-        }
+        complete_paid(&self.mtop, &mut ev).await?;
+        Ok(ev)
     }
 }
 

@@ -119,8 +119,12 @@ pub enum DecodedEvent {
         seller_id: Option<String>,
         buyer_id: Option<String>,
     },
-    /// Decoded but not actionable: system tips, unknown shapes, order hints
-    /// without an order id, undecodable items inside a frame.
+    /// A payment reminder that names no order (shape D red reminders, shape E
+    /// updates without an update key): only the sold-order list can say which
+    /// order was paid.
+    PaidHint { cid: Option<String> },
+    /// Decoded but not actionable: system tips, unknown shapes, other order
+    /// hints without an order id, undecodable items inside a frame.
     Ignored { reason: String },
 }
 

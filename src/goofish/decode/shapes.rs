@@ -362,6 +362,9 @@ fn order(env: &Envelope<'_>, status: OrderStatus, account_id: Option<&str>) -> D
     let Some(order_id) = order_id(env) else {
         // Shape D/E reminders and "你已发货" tips name no order: the caller must
         // look the order up (sold-order list) — it cannot be keyed here.
+        if status == OrderStatus::Paid {
+            return DecodedEvent::PaidHint { cid };
+        }
         return ignored(format!(
             "order hint without order id: status={} cid={}",
             status.as_str(),

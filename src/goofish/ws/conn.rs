@@ -21,6 +21,11 @@ use crate::goofish::sign;
 pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Push frames the reader may hold for the session. When the session falls behind, the reader
+/// stops reading and TCP pushes back on the server: nothing is dropped. Small, because a frame
+/// can be large (up to the 8 MiB read limit) and the session only falls behind when the
+/// account's event handler does (see [`super::IM_EVENTS_CAPACITY`]).
+pub(super) const INBOUND_FRAMES: usize = 64;
 /// Poll step while a planned reconnect waits for answers in flight.
 const DRAIN_STEP: Duration = Duration::from_millis(50);
 
@@ -52,7 +57,7 @@ pub(super) enum Inbound {
 pub(super) async fn read_loop(
     mut stream: SplitStream<Ws>,
     conn: Arc<Conn>,
-    inbound: mpsc::UnboundedSender<Inbound>,
+    inbound: mpsc::Sender<Inbound>,
 ) {
     let end = loop {
         let text = match stream.next().await {
@@ -81,14 +86,14 @@ pub(super) async fn read_loop(
             .and_then(Value::as_str)
             .is_some_and(|l| !l.is_empty());
         if is_push {
-            if inbound.send(Inbound::Push { text, frame }).is_err() {
+            if inbound.send(Inbound::Push { text, frame }).await.is_err() {
                 return;
             }
         } else {
             conn.resolve(frame);
         }
     };
-    let _ = inbound.send(Inbound::End(end));
+    let _ = inbound.send(Inbound::End(end)).await;
 }
 
 /// One live connection: the write half and the requests waiting for answers.

@@ -40,6 +40,15 @@ use conn::Conn;
 /// Suffix of IM user and conversation handles.
 const HANDLE: &str = "@goofish";
 
+/// Capacity of the channel from a connection to its account's event handler, in decoded push
+/// items. A full channel makes the connection wait (and, behind it, the reader and TCP), so no
+/// push is ever dropped. The handler only falls behind while it reads order details (one mtop
+/// call per new paid order, a second after a transient failure), and a busy shop sees a few
+/// pushes a minute, so 1024 items hold hours of traffic and any reconnect backlog. The bound
+/// only matters when the handler is stuck; then memory stays small, and heartbeats stall until
+/// it resumes, which reconnects rather than grows without end.
+pub const IM_EVENTS_CAPACITY: usize = 1024;
+
 /// What a connection reports to its account supervisor.
 #[derive(Debug, Clone)]
 pub enum ImEvent {

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
-use super::conn::{AbortOnDrop, Conn, Inbound, Ws, read_loop};
+use super::conn::{AbortOnDrop, Conn, INBOUND_FRAMES, Inbound, Ws, read_loop};
 use super::frames::{ack_for, needs_resync, reason_of, reg_user_agent, strip_handle};
 use super::send::ImHandle;
 use super::{ImEvent, ImSettings, SessionEnd, Shared, WsError};
@@ -63,7 +63,7 @@ impl ImClient {
     }
 
     /// Keep a connection alive until `shutdown`, reporting to `events`.
-    pub async fn run(&self, events: mpsc::UnboundedSender<ImEvent>, shutdown: CancellationToken) {
+    pub async fn run(&self, events: mpsc::Sender<ImEvent>, shutdown: CancellationToken) {
         let account = self.shared.account.clone();
         let mut failures = 0u32;
         let mut first = true;
@@ -136,7 +136,7 @@ impl ImClient {
     /// One connection from dial to end.
     async fn session(
         &self,
-        events: &mpsc::UnboundedSender<ImEvent>,
+        events: &mpsc::Sender<ImEvent>,
         shutdown: &CancellationToken,
     ) -> Result<SessionEnd, WsError> {
         let mut generation = self.mtop.watch_generation();
@@ -149,7 +149,7 @@ impl ImClient {
         let ws = self.dial().await?;
         let (sink, stream) = ws.split();
         let conn = Arc::new(Conn::new(sink, user_id));
-        let (inbound_tx, mut inbound) = mpsc::unbounded_channel();
+        let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_FRAMES);
         let reader = AbortOnDrop(tokio::spawn(read_loop(stream, conn.clone(), inbound_tx)));
         let result = async {
             self.register(&conn, &token.access_token, &device_id)
@@ -158,7 +158,7 @@ impl ImClient {
             self.shared.live.send_replace(Some(conn.clone()));
             tracing::info!(account = %self.shared.account, "IM connected.");
             self.report(Connection::Connected);
-            let _ = events.send(ImEvent::Connected);
+            let _ = events.send(ImEvent::Connected).await;
             let ctx = Serving {
                 conn: &conn,
                 events,
@@ -253,7 +253,7 @@ impl ImClient {
 /// The serving phase of a session.
 struct Serving<'a> {
     conn: &'a Arc<Conn>,
-    events: &'a mpsc::UnboundedSender<ImEvent>,
+    events: &'a mpsc::Sender<ImEvent>,
     settings: &'a ImSettings,
     account: &'a str,
     registry: &'a health::Health,
@@ -262,7 +262,7 @@ struct Serving<'a> {
 impl Serving<'_> {
     async fn serve(
         &self,
-        inbound: &mut mpsc::UnboundedReceiver<Inbound>,
+        inbound: &mut mpsc::Receiver<Inbound>,
         refresh_at: Instant,
         generation: &mut watch::Receiver<u64>,
         shutdown: &CancellationToken,
@@ -337,7 +337,7 @@ impl Serving<'_> {
         match decode::decode_frame(text, Some(&self.conn.user_id)) {
             Ok(items) => {
                 for item in items {
-                    let _ = self.events.send(ImEvent::Push(item));
+                    let _ = self.events.send(ImEvent::Push(item)).await;
                 }
             }
             Err(e) => tracing::debug!(lwp = %lwp, error = %e, "Push without decodable items."),
