@@ -149,12 +149,11 @@ impl MtopClient {
         );
         self.check_usable()?;
         let fetched = self
-            .call(Call {
-                api: "mtop.taobao.idlemessage.pc.login.token",
-                version: "1.0",
+            .call(Call::v1(
+                "mtop.taobao.idlemessage.pc.login.token",
                 data,
-                page: Page::Im,
-            })
+                Page::Im,
+            ))
             .await
             .and_then(|answer| parse_im_token(&answer, self.token_refresh));
         self.registry
@@ -172,12 +171,11 @@ impl MtopClient {
     pub async fn item_detail(&self, item_id: &str) -> Result<ItemDetail, MtopError> {
         let data = format!(r#"{{"itemId":{}}}"#, json_str(item_id));
         let answer = self
-            .call(Call {
-                api: "mtop.taobao.idle.pc.detail",
-                version: "1.0",
+            .call(Call::v1(
+                "mtop.taobao.idle.pc.detail",
                 data,
-                page: Page::Item(item_id),
-            })
+                Page::Item(item_id),
+            ))
             .await?;
         Ok(parse_item_detail(item_id, &answer))
     }
@@ -185,12 +183,11 @@ impl MtopClient {
     pub async fn order_detail(&self, order_id: &str) -> Result<OrderDetail, MtopError> {
         let data = format!(r#"{{"tid":{}}}"#, json_str(order_id));
         let answer = self
-            .call(Call {
-                api: "mtop.idle.web.trade.order.detail",
-                version: "1.0",
+            .call(Call::v1(
+                "mtop.idle.web.trade.order.detail",
                 data,
-                page: Page::Order(order_id),
-            })
+                Page::Order(order_id),
+            ))
             .await?;
         Ok(parse_order_detail(order_id, &answer))
     }
@@ -203,12 +200,11 @@ impl MtopClient {
             json_str(order_id)
         );
         let result = self
-            .call(Call {
-                api: "mtop.taobao.idle.logistic.consign.dummy",
-                version: "1.0",
+            .call(Call::v1(
+                "mtop.taobao.idle.logistic.consign.dummy",
                 data,
-                page: Page::Home,
-            })
+                Page::Home,
+            ))
             .await;
         match result {
             Ok(_) => Ok(Consigned::Confirmed),
@@ -227,12 +223,11 @@ impl MtopClient {
                 r#"{{"pageNumber":{page},"rowsPerPage":30,"orderIds":"","queryCode":"NOT_SHIP","orderSearchParam":"{{}}"}}"#
             );
             let answer = self
-                .call(Call {
-                    api: "mtop.taobao.idle.trade.merchant.sold.get",
-                    version: "1.0",
+                .call(Call::v1(
+                    "mtop.taobao.idle.trade.merchant.sold.get",
                     data,
-                    page: Page::SellerCentre,
-                })
+                    Page::SellerCentre,
+                ))
                 .await?;
             let (rows, more) = parse_sold_page(&answer);
             out.extend(rows.into_iter().filter(SoldOrder::awaits_shipment));
@@ -245,12 +240,11 @@ impl MtopClient {
 
     /// `loginuser.get`: keeps the session warm and notices an expired login early.
     pub async fn keep_alive(&self) -> Result<(), MtopError> {
-        self.call(Call {
-            api: "mtop.taobao.idlemessage.pc.loginuser.get",
-            version: "1.0",
-            data: "{}".into(),
-            page: Page::Im,
-        })
+        self.call(Call::v1(
+            "mtop.taobao.idlemessage.pc.loginuser.get",
+            "{}".into(),
+            Page::Im,
+        ))
         .await
         .map(drop)
     }

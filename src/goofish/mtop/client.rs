@@ -43,6 +43,18 @@ pub(super) struct Call<'a> {
     pub(super) page: Page<'a>,
 }
 
+impl<'a> Call<'a> {
+    /// Version 1.0 of `api`: every API the daemon calls is at 1.0.
+    pub(super) fn v1(api: &'a str, data: String, page: Page<'a>) -> Self {
+        Self {
+            api,
+            version: "1.0",
+            data,
+            page,
+        }
+    }
+}
+
 /// What the server answered, before interpretation.
 pub(super) struct Answer {
     pub(super) data: Value,

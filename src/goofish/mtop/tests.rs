@@ -87,6 +87,16 @@ fn client(base: &str) -> MtopClient {
     c
 }
 
+/// The value of query parameter `name` in a raw request.
+fn query_value<'a>(request: &'a str, name: &str) -> &'a str {
+    let start = [format!("?{name}="), format!("&{name}=")]
+        .iter()
+        .find_map(|k| request.find(k.as_str()).map(|at| at + k.len()))
+        .expect("parameter present");
+    let rest = &request[start..];
+    &rest[..rest.find(['&', ' ']).unwrap_or(rest.len())]
+}
+
 const OK: &str = r#"{"api":"x","data":{},"ret":["SUCCESS::调用成功"],"v":"1.0"}"#;
 
 #[tokio::test]
@@ -106,23 +116,8 @@ async fn token_error_is_retried_exactly_once_with_the_rotated_token() {
         second.contains("_m_h5_tk=fresh_99"),
         "retry carries the rotated token"
     );
-    let sign = second
-        .split("sign=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
-    let t = second
-        .split("&t=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_string();
-    assert_eq!(sign, sign::mtop_sign("fresh", &t, MTOP_APP_KEY, "{}"));
+    let (sign, t) = (query_value(&second, "sign"), query_value(&second, "t"));
+    assert_eq!(sign, sign::mtop_sign("fresh", t, MTOP_APP_KEY, "{}"));
     assert!(second.contains("\r\n\r\ndata=%7B%7D"));
 
     // A server that keeps refusing gets exactly two requests, then a Token error.

@@ -1,6 +1,20 @@
 //! Shapes D, E, F and the trade cards of reference §5.5.
 
 use super::*;
+
+/// The seller-side paid event of the §5.5.4 fixture order, seen through message `msg_id`.
+fn paid_order_3310(msg_id: &str, created_at_ms: Option<u64>) -> DecodedEvent {
+    DecodedEvent::Order {
+        order_id: "3310145690545023994".into(),
+        item_id: Some("1063177864132".into()),
+        buyer_id: Some("2222315258815".into()),
+        cid: Some("63107041124".into()),
+        status: OrderStatus::Paid,
+        role: Role::Seller,
+        source_msg_id: Some(msg_id.into()),
+        created_at_ms,
+    }
+}
 use crate::goofish::decode::signals::{order_id_from_url, scan_order_id};
 
 // --- shapes D, E, F and trade cards --------------------------------
@@ -10,16 +24,7 @@ fn paid_card_fixture_is_paid_seller_order() {
     let event = event_of(&paid_card("付款完成待发货_卖家-正向升级"), Some(SELLER));
     assert_eq!(
         event,
-        DecodedEvent::Order {
-            order_id: "3310145690545023994".into(),
-            item_id: Some("1063177864132".into()),
-            buyer_id: Some("2222315258815".into()),
-            cid: Some("63107041124".into()),
-            status: OrderStatus::Paid,
-            role: Role::Seller,
-            source_msg_id: Some("4e449a32c59c499594c4c5dffa5ddef0".into()),
-            created_at_ms: None,
-        }
+        paid_order_3310("4e449a32c59c499594c4c5dffa5ddef0", None)
     );
 }
 
@@ -101,16 +106,7 @@ fn shape_e_prefers_reminder_content_over_stale_red_reminder() {
     let raw = json!({"1": "3500000000002.PNM", "2": "63107041124@goofish", "3": 1, "4": ext, "5": 1751448105809_u64});
     assert_eq!(
         event_of(&raw, Some(SELLER)),
-        DecodedEvent::Order {
-            order_id: "3310145690545023994".into(),
-            item_id: Some("1063177864132".into()),
-            buyer_id: Some("2222315258815".into()),
-            cid: Some("63107041124".into()),
-            status: OrderStatus::Paid,
-            role: Role::Seller,
-            source_msg_id: Some("3500000000002.PNM".into()),
-            created_at_ms: Some(1751448105809),
-        }
+        paid_order_3310("3500000000002.PNM", Some(1751448105809))
     );
 }
 
