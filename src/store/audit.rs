@@ -6,7 +6,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::records::AuditEntry;
 use super::{AUDIT, Result, Store, decode, encode, next_id};
 
-pub(crate) fn append(
+pub(super) fn append(
     tx: &WriteTransaction,
     at: u64,
     actor: &str,

@@ -132,7 +132,7 @@ impl Store {
         })
     }
 
-    pub(crate) fn cards_masked(
+    pub(super) fn cards_masked(
         &self,
         tx: &ReadTransaction,
         pool: &str,
@@ -161,7 +161,7 @@ fn available_count(tx: &WriteTransaction, pool: &str) -> Result<u64> {
 
 /// Reserve `count` keys for an order. `Err(available)` when the pool is short (nothing is
 /// changed). On success, also says whether the pool just crossed its low-stock threshold.
-pub(crate) fn take(
+pub(super) fn take(
     tx: &WriteTransaction,
     pool: &str,
     count: u32,
@@ -220,7 +220,7 @@ pub(crate) fn take(
     )))
 }
 
-pub(crate) fn secrets(tx: &WriteTransaction, pool: &str, ids: &[u64]) -> Result<Vec<String>> {
+pub(super) fn secrets(tx: &WriteTransaction, pool: &str, ids: &[u64]) -> Result<Vec<String>> {
     let cards = tx.open_table(CARDS)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -233,7 +233,7 @@ pub(crate) fn secrets(tx: &WriteTransaction, pool: &str, ids: &[u64]) -> Result<
     Ok(out)
 }
 
-pub(crate) fn deliver(
+pub(super) fn deliver(
     tx: &WriteTransaction,
     pool: &str,
     ids: &[u64],
@@ -253,7 +253,7 @@ pub(crate) fn deliver(
     )
 }
 
-pub(crate) fn release(
+pub(super) fn release(
     tx: &WriteTransaction,
     pool: &str,
     ids: &[u64],
@@ -273,7 +273,7 @@ pub(crate) fn release(
     )
 }
 
-pub(crate) fn revoke(
+pub(super) fn revoke(
     tx: &WriteTransaction,
     pool: &str,
     ids: &[u64],
@@ -320,7 +320,7 @@ fn move_cards(
     Ok(changed)
 }
 
-pub(crate) fn log_stock(
+pub(super) fn log_stock(
     tx: &WriteTransaction,
     subject: &str,
     action: StockAction,

@@ -18,7 +18,7 @@ pub struct NextRun {
 }
 
 /// Schedule (or move) the order's job. Returns the job id.
-pub(crate) fn schedule(
+pub(super) fn schedule(
     tx: &WriteTransaction,
     order_id: &str,
     stage: usize,
@@ -45,7 +45,7 @@ pub(crate) fn schedule(
 }
 
 /// Remove the order's pending job, if any.
-pub(crate) fn cancel_for_order(tx: &WriteTransaction, order_id: &str) -> Result<()> {
+pub(super) fn cancel_for_order(tx: &WriteTransaction, order_id: &str) -> Result<()> {
     let Some(id) = tx
         .open_table(ORDER_JOBS)?
         .remove(order_id)?

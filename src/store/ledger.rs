@@ -10,7 +10,8 @@ use redb::WriteTransaction;
 
 use super::records::*;
 use super::{
-    LEDGER, ORDERS, Result, Store, StoreError, cards, encode, get_json, jobs, orders, outbox, stock,
+    LEDGER, ORDERS, Result, Store, StoreError, cards, encode, get_json, jobs, order_rows, outbox,
+    stock,
 };
 use crate::order::OrderStatus;
 
@@ -274,7 +275,7 @@ impl Store {
                     rec.last_error = None;
                     mark_delivered(tx, &rec, now)?;
                     let content = masked_content.clone();
-                    orders::update_order(tx, order_id, |o| {
+                    order_rows::update_order(tx, order_id, |o| {
                         o.ship_content = Some(content);
                         o.ship_method.get_or_insert(ShipMethod::Auto);
                     })?;
@@ -288,7 +289,7 @@ impl Store {
                 StepResult::Confirmed => {
                     rec.confirmed_at = Some(now);
                     rec.last_error = None;
-                    orders::set_status(
+                    order_rows::set_status(
                         tx,
                         order_id,
                         OrderStatus::Shipped,
@@ -422,7 +423,7 @@ fn hand_over_state(
     now: u64,
 ) -> Result<()> {
     rec.set_state(state, now, note);
-    orders::update_order(tx, &rec.order_id, |o| {
+    order_rows::update_order(tx, &rec.order_id, |o| {
         if o.ship_method.is_none() {
             o.ship_method = Some(ShipMethod::Manual);
         }
@@ -441,7 +442,7 @@ fn mark_delivered(tx: &WriteTransaction, rec: &DeliveryRecord, now: u64) -> Resu
 
 /// Create the ledger row for a newly paid order, or re-open a cancelled one (a refund that
 /// was withdrawn). False when a delivery already exists.
-pub(crate) fn plan(
+pub(super) fn plan(
     tx: &WriteTransaction,
     order: &OrderRecord,
     version: &str,
@@ -471,7 +472,7 @@ pub(crate) fn plan(
 
 /// The order was refunded or closed: release what never reached the buyer; with
 /// `revoke_delivered`, mark keys the buyer already has as revoked.
-pub(crate) fn stop(
+pub(super) fn stop(
     tx: &WriteTransaction,
     order_id: &str,
     revoke_delivered: bool,
@@ -521,7 +522,7 @@ fn release(tx: &WriteTransaction, rec: &DeliveryRecord, now: u64) -> Result<()> 
 }
 
 /// The seller shipped by hand: whatever the order held was not sent by us, so it goes back.
-pub(crate) fn record_manual_shipment(
+pub(super) fn record_manual_shipment(
     tx: &WriteTransaction,
     order_id: &str,
     now: u64,

@@ -14,6 +14,7 @@ mod backup;
 mod cards;
 mod jobs;
 mod ledger;
+mod order_rows;
 mod orders;
 mod outbox;
 pub mod records;
@@ -42,28 +43,26 @@ pub const DB_FILE: &str = "shop.redb";
 pub const LOCK_FILE: &str = "daemon.lock";
 pub const SCHEMA_VERSION: u64 = 1;
 
-pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-pub(crate) const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
-pub(crate) const ORDER_LOG: TableDefinition<(&str, u64), &[u8]> =
-    TableDefinition::new("order_status_log");
-pub(crate) const SEEN: TableDefinition<&str, u64> = TableDefinition::new("seen_events");
-pub(crate) const LEDGER: TableDefinition<&str, &[u8]> = TableDefinition::new("delivery_ledger");
-pub(crate) const CARDS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("card_keys");
-pub(crate) const CARDS_AVAILABLE: TableDefinition<(&str, u64), ()> =
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
+const ORDER_LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("order_status_log");
+const SEEN: TableDefinition<&str, u64> = TableDefinition::new("seen_events");
+const LEDGER: TableDefinition<&str, &[u8]> = TableDefinition::new("delivery_ledger");
+const CARDS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("card_keys");
+const CARDS_AVAILABLE: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("card_keys_available");
-pub(crate) const CARD_FINGERPRINTS: TableDefinition<(&str, &str), u64> =
+const CARD_FINGERPRINTS: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("card_key_fingerprints");
-pub(crate) const STOCK: TableDefinition<&str, &[u8]> = TableDefinition::new("stock");
-pub(crate) const STOCK_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("stock_log");
-pub(crate) const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
-pub(crate) const JOBS_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("jobs_due");
-pub(crate) const ORDER_JOBS: TableDefinition<&str, u64> = TableDefinition::new("order_jobs");
-pub(crate) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
-pub(crate) const OUTBOX_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("outbox_due");
-pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
+const STOCK: TableDefinition<&str, &[u8]> = TableDefinition::new("stock");
+const STOCK_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("stock_log");
+const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+const JOBS_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("jobs_due");
+const ORDER_JOBS: TableDefinition<&str, u64> = TableDefinition::new("order_jobs");
+const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+const OUTBOX_DUE: TableDefinition<(u64, u64), ()> = TableDefinition::new("outbox_due");
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
 /// Per-account values the Goofish client keeps (device id, token age).
-pub(crate) const ACCOUNT_STATE: TableDefinition<(&str, &str), &[u8]> =
-    TableDefinition::new("account_state");
+const ACCOUNT_STATE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("account_state");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -211,14 +210,14 @@ impl Store {
     }
 
     /// One write transaction: `f` runs, then the commit; an error from `f` aborts everything.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
+    fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
         let tx = self.db.begin_write()?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
     }
 
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
         let tx = self.db.begin_read()?;
         f(&tx)
     }
@@ -241,18 +240,18 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Next value of a named counter, in the caller's transaction.
-pub(crate) fn next_id(tx: &WriteTransaction, name: &str) -> Result<u64> {
+fn next_id(tx: &WriteTransaction, name: &str) -> Result<u64> {
     let mut meta = tx.open_table(META)?;
     let next = meta.get(name)?.map(|v| v.value()).unwrap_or(0) + 1;
     meta.insert(name, next)?;
     Ok(next)
 }
 
-pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("store records serialize")
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
+fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         table,
         detail: e.to_string(),
@@ -260,7 +259,7 @@ pub(crate) fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> 
 }
 
 /// Get and decode a JSON row by `&str` key.
-pub(crate) fn get_json<T: DeserializeOwned>(
+fn get_json<T: DeserializeOwned>(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     name: &'static str,
     key: &str,

@@ -3,10 +3,11 @@
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::jobs::NextRun;
+use super::order_rows::append_log;
 use super::records::*;
 use super::{
     LEDGER, ORDER_LOG, ORDERS, OUTBOX, Result, SEEN, Store, StoreError, decode, encode, get_json,
-    jobs, ledger, next_id,
+    jobs, ledger,
 };
 use crate::event::OrderEvent;
 use crate::order::{Decision, OrderStatus, Work, decide};
@@ -274,73 +275,4 @@ fn apply_work(
             Ok(None)
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn append_log(
-    tx: &WriteTransaction,
-    order_id: &str,
-    from: Option<OrderStatus>,
-    to: OrderStatus,
-    action: ActionType,
-    operator: &str,
-    remark: &str,
-    now: u64,
-) -> Result<()> {
-    let seq = next_id(tx, "order_status_log")?;
-    let entry = StatusLogEntry {
-        at: now,
-        from,
-        to,
-        action,
-        operator: operator.to_string(),
-        remark: remark.to_string(),
-    };
-    tx.open_table(ORDER_LOG)?
-        .insert((order_id, seq), encode(&entry).as_slice())?;
-    Ok(())
-}
-
-/// Move an order to `to` on our own initiative (our confirm made it 已发货).
-pub(crate) fn set_status(
-    tx: &WriteTransaction,
-    order_id: &str,
-    to: OrderStatus,
-    action: ActionType,
-    operator: &str,
-    remark: &str,
-    now: u64,
-) -> Result<()> {
-    let mut orders = tx.open_table(ORDERS)?;
-    let Some(mut order) = get_json::<OrderRecord>(&orders, "orders", order_id)? else {
-        return Ok(());
-    };
-    if order.status == to || !matches!(decide(Some(order.status), to), Decision::Transition { .. })
-    {
-        return Ok(());
-    }
-    let from = order.status;
-    order.status = to;
-    order.updated_time = now;
-    if to == OrderStatus::Shipped {
-        order.ship_time = Some(now);
-        order.ship_method.get_or_insert(ShipMethod::Auto);
-    }
-    orders.insert(order_id, encode(&order).as_slice())?;
-    drop(orders);
-    append_log(tx, order_id, Some(from), to, action, operator, remark, now)
-}
-
-/// Update free-form order fields in the caller's transaction.
-pub(crate) fn update_order(
-    tx: &WriteTransaction,
-    order_id: &str,
-    f: impl FnOnce(&mut OrderRecord),
-) -> Result<()> {
-    let mut orders = tx.open_table(ORDERS)?;
-    if let Some(mut order) = get_json::<OrderRecord>(&orders, "orders", order_id)? {
-        f(&mut order);
-        orders.insert(order_id, encode(&order).as_slice())?;
-    }
-    Ok(())
 }

@@ -18,7 +18,7 @@ const NOTIFY_QUIET: TableDefinition<&str, (u64, u64)> = TableDefinition::new("no
 /// `problem@channel` → when the problem was first announced there.
 const NOTIFY_PROBLEMS: TableDefinition<&str, u64> = TableDefinition::new("notify_problems");
 
-pub(crate) fn enqueue(tx: &WriteTransaction, drafts: &[OutboxDraft], now: u64) -> Result<()> {
+pub(super) fn enqueue(tx: &WriteTransaction, drafts: &[OutboxDraft], now: u64) -> Result<()> {
     for d in drafts {
         if !admit(tx, d, now)? {
             continue;

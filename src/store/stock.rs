@@ -69,7 +69,7 @@ fn save(tx: &WriteTransaction, item_id: &str, row: &StockRow) -> Result<()> {
 }
 
 /// Reserve `units`; `Err(available)` when short. Also reports a low-stock threshold crossing.
-pub(crate) fn take(
+pub(super) fn take(
     tx: &WriteTransaction,
     item_id: &str,
     units: u32,
@@ -109,7 +109,7 @@ pub(crate) fn take(
     )))
 }
 
-pub(crate) fn sold(
+pub(super) fn sold(
     tx: &WriteTransaction,
     item_id: &str,
     units: u32,
@@ -128,7 +128,7 @@ pub(crate) fn sold(
     )
 }
 
-pub(crate) fn release(
+pub(super) fn release(
     tx: &WriteTransaction,
     item_id: &str,
     units: u32,

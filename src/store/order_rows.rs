@@ -1,0 +1,81 @@
+//! Order rows and their status log as primitives other store files build on: append a log
+//! entry, move an order on our own initiative, patch free-form fields, all in the caller's
+//! transaction.
+//!
+//! A leaf below both `orders.rs` (ingest, manual shipment) and `ledger.rs` (a confirm moves the
+//! order to 已发货), so neither of those needs the other's internals.
+
+use redb::WriteTransaction;
+
+use super::records::*;
+use super::{ORDER_LOG, ORDERS, Result, encode, get_json, next_id};
+use crate::order::{Decision, OrderStatus, decide};
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn append_log(
+    tx: &WriteTransaction,
+    order_id: &str,
+    from: Option<OrderStatus>,
+    to: OrderStatus,
+    action: ActionType,
+    operator: &str,
+    remark: &str,
+    now: u64,
+) -> Result<()> {
+    let seq = next_id(tx, "order_status_log")?;
+    let entry = StatusLogEntry {
+        at: now,
+        from,
+        to,
+        action,
+        operator: operator.to_string(),
+        remark: remark.to_string(),
+    };
+    tx.open_table(ORDER_LOG)?
+        .insert((order_id, seq), encode(&entry).as_slice())?;
+    Ok(())
+}
+
+/// Move an order to `to` on our own initiative (our confirm made it 已发货).
+pub(super) fn set_status(
+    tx: &WriteTransaction,
+    order_id: &str,
+    to: OrderStatus,
+    action: ActionType,
+    operator: &str,
+    remark: &str,
+    now: u64,
+) -> Result<()> {
+    let mut orders = tx.open_table(ORDERS)?;
+    let Some(mut order) = get_json::<OrderRecord>(&orders, "orders", order_id)? else {
+        return Ok(());
+    };
+    if order.status == to || !matches!(decide(Some(order.status), to), Decision::Transition { .. })
+    {
+        return Ok(());
+    }
+    let from = order.status;
+    order.status = to;
+    order.updated_time = now;
+    if to == OrderStatus::Shipped {
+        order.ship_time = Some(now);
+        order.ship_method.get_or_insert(ShipMethod::Auto);
+    }
+    orders.insert(order_id, encode(&order).as_slice())?;
+    drop(orders);
+    append_log(tx, order_id, Some(from), to, action, operator, remark, now)
+}
+
+/// Update free-form order fields in the caller's transaction.
+pub(super) fn update_order(
+    tx: &WriteTransaction,
+    order_id: &str,
+    f: impl FnOnce(&mut OrderRecord),
+) -> Result<()> {
+    let mut orders = tx.open_table(ORDERS)?;
+    if let Some(mut order) = get_json::<OrderRecord>(&orders, "orders", order_id)? {
+        f(&mut order);
+        orders.insert(order_id, encode(&order).as_slice())?;
+    }
+    Ok(())
+}
