@@ -69,6 +69,11 @@ pub struct OrderEvent {
     pub source: String,
 }
 
+/// The largest quantity one order may carry. Xianyu caps a purchase far below this; anything
+/// larger is a broken or hostile event and is rejected at ingest (it could otherwise ask the
+/// stock check for billions of keys).
+pub const MAX_QUANTITY: u32 = 10_000;
+
 fn one() -> u32 {
     1
 }

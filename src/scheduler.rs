@@ -5,18 +5,23 @@
 //! are simply the first rows and fire at once, in order. The sleep is capped at one second so
 //! a job written by another process (`orders retry`) or a wall-clock jump is noticed promptly.
 //! A job is never run twice at the same time (`inflight`); a job interrupted by a crash runs
-//! again, and the ledger makes that safe.
+//! again, and the ledger makes that safe. A job that fails or panics is quarantined: its order
+//! goes to the seller (`needs_human`, 处理时内部错误) and the job leaves the schedule, so one
+//! poison order never loops and every other order keeps being served.
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures_util::FutureExt;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::pipeline::Runner;
-use crate::store::StoreError;
+use crate::store::{Job, StoreError};
 
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 const BATCH: usize = 256;
@@ -24,6 +29,8 @@ const BATCH: usize = 256;
 pub struct Scheduler {
     runner: Arc<Runner>,
     inflight: Arc<Mutex<HashSet<u64>>>,
+    /// Jobs that failed and could not even be quarantined: skipped until the next start.
+    poisoned: Arc<Mutex<HashSet<u64>>>,
     permits: Arc<Semaphore>,
     tracker: TaskTracker,
 }
@@ -34,6 +41,7 @@ impl Scheduler {
         Self {
             runner,
             inflight: Arc::default(),
+            poisoned: Arc::default(),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             tracker: TaskTracker::new(),
         }
@@ -74,20 +82,20 @@ impl Scheduler {
             .await?;
         let mut started = 0;
         for job in due {
-            if !self.lock().insert(job.id) {
+            if lock(&self.poisoned).contains(&job.id) || !self.lock().insert(job.id) {
                 continue;
             }
             let Ok(permit) = self.permits.clone().acquire_owned().await else {
                 break;
             };
             let (runner, inflight) = (self.runner.clone(), self.inflight.clone());
+            let poisoned = self.poisoned.clone();
             self.tracker.spawn(async move {
                 let id = job.id;
-                let order_id = job.order_id.clone();
-                if let Err(e) = runner.run_job(job).await {
-                    tracing::error!(order_id = %order_id, error = %e, "Pipeline job failed; it will run again.");
+                if !run_guarded(&runner, job).await {
+                    lock(&poisoned).insert(id);
                 }
-                inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                lock(&inflight).remove(&id);
                 drop(permit);
                 runner.wake_scheduler.notify_one();
             });
@@ -110,6 +118,10 @@ impl Scheduler {
                 let Some(next) = self.runner.store().call(|s| s.next_job_due()).await? else {
                     return Ok(());
                 };
+                if next <= self.runner.store().now() {
+                    // Due yet not started: only poisoned jobs are left.
+                    return Ok(());
+                }
                 match advance {
                     Some(jump) => jump(next),
                     None => {
@@ -127,6 +139,39 @@ impl Scheduler {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
-        self.inflight.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inflight)
     }
+}
+
+fn lock(set: &Mutex<HashSet<u64>>) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+    set.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Run one job; an error or a panic quarantines its order. False only when even the quarantine
+/// could not be written (the job is then skipped until the next start).
+async fn run_guarded(runner: &Runner, job: Job) -> bool {
+    let failure = match AssertUnwindSafe(runner.run_job(job.clone()))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(_)) => return true,
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => format!("panicked: {}", panic_message(panic.as_ref())),
+    };
+    tracing::error!(order_id = %job.order_id, job_id = job.id, error = %failure, "Pipeline job failed; the order is quarantined (needs_human) instead of being retried.");
+    match runner.quarantine(&job).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(order_id = %job.order_id, job_id = job.id, error = %e, "Could not quarantine the failed job; it is skipped until the next start.");
+            false
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }

@@ -509,6 +509,10 @@ pub struct PoolConfig {
     pub low_stock_alert: Option<u32>,
 }
 
+/// The most keys or stock units one purchased piece may consume (`units:`). A larger number is
+/// a typo that would make one order ask for millions of keys.
+pub const MAX_UNITS: u32 = 1_000;
+
 #[derive(Debug, Clone)]
 pub struct Product {
     pub item_id: String,
@@ -522,7 +526,7 @@ pub struct Product {
     pub logistics_company: Option<String>,
     pub template: Option<String>,
     pub stock: Stock,
-    /// Stock units (or keys) one purchased piece consumes.
+    /// Stock units (or keys) one purchased piece consumes, 1..=[`MAX_UNITS`].
     pub units: u32,
     pub active: bool,
     pub low_stock_alert: Option<u32>,

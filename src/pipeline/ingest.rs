@@ -2,7 +2,7 @@
 //! Only a real transition to "paid" schedules pipeline work (the stage after this one).
 
 use crate::config::Config;
-use crate::event::OrderEvent;
+use crate::event::{MAX_QUANTITY, OrderEvent};
 use crate::store::{IngestOutcome, Store};
 
 use super::{PipelineError, first_run};
@@ -14,6 +14,12 @@ pub(super) async fn ingest(
 ) -> Result<IngestOutcome, PipelineError> {
     if config.account(&ev.account).is_none() {
         return Err(PipelineError::UnknownAccount(ev.account));
+    }
+    if ev.quantity > MAX_QUANTITY {
+        return Err(PipelineError::AbsurdQuantity {
+            order_id: ev.order_id,
+            quantity: ev.quantity,
+        });
     }
     let start = first_run(config);
     let outcome = store.call(move |s| s.ingest(&ev, &start)).await?;

@@ -36,7 +36,9 @@ use crate::config::{Config, ConfigHandle, Stage, StageKind};
 use crate::event::OrderEvent;
 use crate::marketplace::Marketplace;
 use crate::notify::{Alert, Router};
-use crate::store::{IngestOutcome, Job, NextRun, OrderRecord, Store, StoreError};
+use crate::store::{
+    INTERNAL_ERROR_REASON, IngestOutcome, Job, NextRun, OrderRecord, Store, StoreError,
+};
 
 /// How a job run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,11 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error("event for unknown account `{0}` (not in pipeline.yaml accounts)")]
     UnknownAccount(String),
+    #[error(
+        "order {order_id}: quantity {quantity} is not plausible (at most {max}); event ignored",
+        max = crate::event::MAX_QUANTITY
+    )]
+    AbsurdQuantity { order_id: String, quantity: u32 },
 }
 
 /// Runs orders through the configured stages.
@@ -210,6 +217,27 @@ impl Runner {
             .call(move |s| s.hand_to_human(&oid, &why, &drafts))
             .await?;
         tracing::info!(order_id, reason, "Order handed to the seller.");
+        Ok(())
+    }
+
+    /// A job that failed or panicked is never run again in a loop: its order goes to the seller
+    /// as `needs_human` (处理时内部错误) with the usual alert, and the job leaves the schedule.
+    pub async fn quarantine(&self, job: &Job) -> Result<(), PipelineError> {
+        let config = self.config.load_full();
+        let oid = job.order_id.clone();
+        let order = self.store.call(move |s| s.order(&oid)).await?;
+        let drafts = match &order {
+            Some(order) => {
+                let alert = alerts::needs_human(&config, order, INTERNAL_ERROR_REASON);
+                Router::new(config.notify()).drafts(&alert)
+            }
+            None => Vec::new(),
+        };
+        let (id, oid) = (job.id, job.order_id.clone());
+        self.store
+            .call(move |s| s.quarantine_job(id, &oid, &drafts))
+            .await?;
+        self.wake_outbox.notify_one();
         Ok(())
     }
 

@@ -77,7 +77,8 @@ async fn reserve_nothing(ctx: &StageCtx<'_>) -> Result<Outcome, StoreError> {
 
 fn request(config: &Config, plan: &Plan, quantity: u32, sku: Option<&str>) -> ReserveRequest {
     let product = &plan.product;
-    let units = quantity.max(1).saturating_mul(product.units);
+    // 64-bit product of two u32s: exact, never wraps; the store compares it with the pool.
+    let units = u64::from(quantity.max(1)) * u64::from(product.units);
     match &product.stock {
         Stock::Unlimited => ReserveRequest::Nothing,
         Stock::Quantity(configured) => ReserveRequest::Stock {

@@ -164,24 +164,28 @@ fn available_count(tx: &WriteTransaction, pool: &str) -> Result<u64> {
 pub(super) fn take(
     tx: &WriteTransaction,
     pool: &str,
-    count: u32,
+    count: u64,
     reusable_pool: bool,
     order_id: &str,
     low_stock_alert: u32,
     now: u64,
 ) -> Result<std::result::Result<(Holding, Option<i64>), u64>> {
+    let before = available_count(tx, pool)?;
+    // A reusable pool needs one key whatever the count; any other pool must hold all of them.
+    // Checked before anything is read or allocated, so an absurd count costs nothing.
+    let wanted = if reusable_pool { 1 } else { count };
+    if before < wanted {
+        return Ok(Err(before));
+    }
     let ids: Vec<u64> = {
         let avail = tx.open_table(CARDS_AVAILABLE)?;
-        let mut ids = Vec::with_capacity(count as usize);
-        for row in avail
-            .range((pool, 0)..=(pool, u64::MAX))?
-            .take(count as usize)
-        {
+        let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
+        let mut ids = Vec::with_capacity(wanted);
+        for row in avail.range((pool, 0)..=(pool, u64::MAX))?.take(wanted) {
             ids.push(row?.0.value().1);
         }
         ids
     };
-    let before = available_count(tx, pool)?;
     if reusable_pool {
         // A reusable pool hands out the same key(s) again; one is enough for any quantity.
         return Ok(match ids.first() {
@@ -194,9 +198,6 @@ pub(super) fn take(
             )),
             None => Err(0),
         });
-    }
-    if ids.len() < count as usize {
-        return Ok(Err(before));
     }
     move_cards(tx, pool, &ids, CardState::Reserved, Some(order_id), now)?;
     let after = before - ids.len() as u64;

@@ -56,7 +56,7 @@ pub(super) fn cancel_for_order(tx: &WriteTransaction, order_id: &str) -> Result<
     remove(tx, id)
 }
 
-fn remove(tx: &WriteTransaction, id: u64) -> Result<()> {
+pub(super) fn remove(tx: &WriteTransaction, id: u64) -> Result<()> {
     let job: Option<Job> = match tx.open_table(JOBS)?.remove(id)? {
         Some(v) => Some(decode("jobs", v.value())?),
         None => None,

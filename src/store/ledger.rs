@@ -20,13 +20,15 @@ use crate::order::OrderStatus;
 pub enum ReserveRequest {
     Cards {
         pool: String,
-        count: u32,
+        /// `quantity × units`, computed in 64 bits so it cannot wrap; the store never allocates
+        /// for more keys than the pool holds.
+        count: u64,
         reusable: bool,
         low_stock_alert: u32,
     },
     Stock {
         item_id: String,
-        units: u32,
+        units: u64,
         configured: u32,
         low_stock_alert: u32,
     },
@@ -42,7 +44,7 @@ pub enum ReserveOutcome {
     AlreadyReserved,
     /// Not enough stock; the order went to manual in the same transaction.
     Short {
-        needed: u32,
+        needed: u64,
         available: u64,
     },
     /// The delivery was cancelled (refund/close) or never planned.
@@ -392,12 +394,16 @@ impl Store {
     }
 }
 
-fn load(tx: &WriteTransaction, order_id: &str) -> Result<DeliveryRecord> {
-    get_json(&tx.open_table(LEDGER)?, "delivery_ledger", order_id)?
+pub(super) fn find(tx: &WriteTransaction, order_id: &str) -> Result<Option<DeliveryRecord>> {
+    get_json(&tx.open_table(LEDGER)?, "delivery_ledger", order_id)
+}
+
+pub(super) fn load(tx: &WriteTransaction, order_id: &str) -> Result<DeliveryRecord> {
+    find(tx, order_id)?
         .ok_or_else(|| StoreError::Rejected(format!("order {order_id} has no delivery")))
 }
 
-fn save(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result<()> {
+pub(super) fn save(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result<()> {
     tx.open_table(LEDGER)?
         .insert(rec.order_id.as_str(), encode(rec).as_slice())?;
     Ok(())
@@ -414,7 +420,7 @@ fn hand_over(
     save(tx, rec)
 }
 
-fn hand_over_state(
+pub(super) fn hand_over_state(
     tx: &WriteTransaction,
     rec: &mut DeliveryRecord,
     state: DeliveryState,
@@ -432,7 +438,7 @@ fn hand_over_state(
     outbox::enqueue(tx, alerts, now)
 }
 
-fn mark_delivered(tx: &WriteTransaction, rec: &DeliveryRecord, now: u64) -> Result<()> {
+pub(super) fn mark_delivered(tx: &WriteTransaction, rec: &DeliveryRecord, now: u64) -> Result<()> {
     match &rec.holding {
         Holding::Cards { pool, ids } => cards::deliver(tx, pool, ids, &rec.order_id, now),
         Holding::Stock { item_id, units } => stock::sold(tx, item_id, *units, &rec.order_id, now),
@@ -448,8 +454,7 @@ pub(super) fn plan(
     version: &str,
     now: u64,
 ) -> Result<bool> {
-    let existing: Option<DeliveryRecord> =
-        get_json(&tx.open_table(LEDGER)?, "delivery_ledger", &order.order_id)?;
+    let existing = find(tx, &order.order_id)?;
     let rec = match existing {
         None => DeliveryRecord::new(&order.order_id, &order.account, version, now),
         Some(mut r) if r.state == DeliveryState::Cancelled && r.sent_at.is_none() => {
@@ -478,9 +483,7 @@ pub(super) fn stop(
     revoke_delivered: bool,
     now: u64,
 ) -> Result<()> {
-    let Some(mut rec) =
-        get_json::<DeliveryRecord>(&tx.open_table(LEDGER)?, "delivery_ledger", order_id)?
-    else {
+    let Some(mut rec) = find(tx, order_id)? else {
         return Ok(());
     };
     match rec.state {
@@ -511,7 +514,7 @@ pub(super) fn stop(
     save(tx, &rec)
 }
 
-fn release(tx: &WriteTransaction, rec: &DeliveryRecord, now: u64) -> Result<()> {
+pub(super) fn release(tx: &WriteTransaction, rec: &DeliveryRecord, now: u64) -> Result<()> {
     match &rec.holding {
         Holding::Cards { pool, ids } => cards::release(tx, pool, ids, &rec.order_id, now),
         Holding::Stock { item_id, units } => {
@@ -527,9 +530,7 @@ pub(super) fn record_manual_shipment(
     order_id: &str,
     now: u64,
 ) -> Result<()> {
-    let Some(mut rec) =
-        get_json::<DeliveryRecord>(&tx.open_table(LEDGER)?, "delivery_ledger", order_id)?
-    else {
+    let Some(mut rec) = find(tx, order_id)? else {
         return Ok(());
     };
     if rec.state == DeliveryState::Sending || rec.state == DeliveryState::Delivered {

@@ -12,6 +12,7 @@
 mod audit;
 mod backup;
 mod cards;
+mod closeout;
 mod jobs;
 mod ledger;
 mod order_rows;
@@ -33,6 +34,7 @@ use serde::de::DeserializeOwned;
 use crate::clock::SharedClock;
 
 pub use cards::{ImportReport, PoolCounts};
+pub use closeout::INTERNAL_ERROR_REASON;
 pub use jobs::NextRun;
 pub use ledger::{BeginStep, ReserveOutcome, ReserveRequest, ShipStep, StepResult};
 pub use orders::{IngestOutcome, OrderDetail};

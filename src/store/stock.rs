@@ -72,7 +72,7 @@ fn save(tx: &WriteTransaction, item_id: &str, row: &StockRow) -> Result<()> {
 pub(super) fn take(
     tx: &WriteTransaction,
     item_id: &str,
-    units: u32,
+    units: u64,
     configured: u32,
     order_id: &str,
     low_stock_alert: u32,
@@ -83,9 +83,11 @@ pub(super) fn take(
         committed: 0,
     });
     let before = row.remaining();
-    if before < i64::from(units) {
-        return Ok(Err(before.max(0) as u64));
-    }
+    // `remaining` never exceeds u32::MAX, so a count that fits it also fits the row.
+    let units = match u32::try_from(units) {
+        Ok(u) if i64::from(u) <= before => u,
+        _ => return Ok(Err(before.max(0) as u64)),
+    };
     row.committed += units;
     save(tx, item_id, &row)?;
     let after = row.remaining();

@@ -118,11 +118,11 @@ impl Validator<'_> {
             .as_ref()
             .map(|w| self.window(doc, &format!("{path}.delay"), w));
         let units = p.units.unwrap_or(1);
-        if units == 0 {
+        if units == 0 || units > MAX_UNITS {
             self.err(
                 doc,
                 &format!("{path}.units"),
-                format!("{path}.units: must be at least 1"),
+                format!("{path}.units: must be between 1 and {MAX_UNITS} (got {units})"),
             );
         }
         Product {
@@ -137,7 +137,7 @@ impl Validator<'_> {
             logistics_company: p.logistics_company,
             template: p.template,
             stock,
-            units: units.max(1),
+            units: units.clamp(1, MAX_UNITS),
             active: p.status.unwrap_or(ProductStatus::Active) == ProductStatus::Active,
             low_stock_alert: p.low_stock_alert,
         }
