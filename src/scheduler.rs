@@ -104,6 +104,24 @@ impl Scheduler {
         Ok(started)
     }
 
+    /// Due time of the earliest job that is not poisoned (those never run again here).
+    async fn next_runnable_due(&self) -> Result<Option<u64>, StoreError> {
+        let skip = lock(&self.poisoned).clone();
+        if skip.is_empty() {
+            return self.runner.store().call(|s| s.next_job_due()).await;
+        }
+        let limit = skip.len() + 1;
+        let jobs = self
+            .runner
+            .store()
+            .call(move |s| s.due_jobs(u64::MAX, limit))
+            .await?;
+        Ok(jobs
+            .into_iter()
+            .find(|j| !skip.contains(&j.id))
+            .map(|j| j.due_ms))
+    }
+
     /// Jobs currently running.
     pub fn running(&self) -> usize {
         self.lock().len()
@@ -115,13 +133,9 @@ impl Scheduler {
         loop {
             let started = self.dispatch_due().await?;
             if started == 0 && self.running() == 0 {
-                let Some(next) = self.runner.store().call(|s| s.next_job_due()).await? else {
+                let Some(next) = self.next_runnable_due().await? else {
                     return Ok(());
                 };
-                if next <= self.runner.store().now() {
-                    // Due yet not started: only poisoned jobs are left.
-                    return Ok(());
-                }
                 match advance {
                     Some(jump) => jump(next),
                     None => {
