@@ -9,6 +9,7 @@
 //! unfinished is still in the store for the next start.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +106,8 @@ pub struct Daemon {
     pub market: Arc<GoofishMarketplace>,
     /// Connection and login state per account, for the status page.
     pub health: Health,
+    /// Where the status page listens (the configured address, with the port `:0` was given).
+    pub status_addr: SocketAddr,
     pub reloader: Arc<Reloader>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -188,8 +191,11 @@ impl Daemon {
             (config_dir.to_path_buf(), config_dir.join("state")),
             shutdown.clone(),
         ));
-        let status = crate::status::StatusContext::new(store.clone(), shop.config.clone());
-        crate::status::resolve_token(&status, status_listener.local_addr()?)
+        // The page shows this daemon's registry, the one its account clients report to.
+        let status = crate::status::StatusContext::new(store.clone(), shop.config.clone())
+            .with_health(health.clone());
+        let status_addr = status_listener.local_addr()?;
+        crate::status::resolve_token(&status, status_addr)
             .context("the status page cannot start")?;
         let status_shutdown = shutdown.clone();
         tasks.spawn(async move {
@@ -208,6 +214,7 @@ impl Daemon {
             runner,
             market,
             health,
+            status_addr,
             reloader,
             shutdown,
             tasks,

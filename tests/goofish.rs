@@ -702,3 +702,28 @@ async fn the_im_token_is_refreshed_by_reconnecting() {
     env.assert_delivered_once(&order, SELLER, BUYER).await;
     env.stop().await;
 }
+
+/// A daemon built with its own health registry shows that registry on its status page (not
+/// the process-wide one, which nothing in this test process writes to).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_the_daemons_own_health() {
+    let env = Env::start(QUICK).await;
+    let daemon = env.daemon.as_ref().unwrap();
+    let url = format!("http://{}/api/status", daemon.status_addr);
+    let mut connection = serde_json::Value::Null;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let status: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        connection = status["accounts"][0]["connection"].clone();
+        if connection == "connected" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(connection, "connected", "the page shows another registry");
+    assert_eq!(
+        daemon.health.account("main").map(|a| a.connection),
+        Some(Connection::Connected)
+    );
+    env.stop().await;
+}

@@ -1,30 +1,32 @@
-//! Small HTTP helpers: query strings, links, and responses with the page's security headers.
+//! Small HTTP helpers: query strings, path segments, links, and responses with the page's
+//! security headers.
 //!
-//! Hand-written instead of a URL crate because the page needs three things (decode a query,
-//! encode a link, build a response) and every byte of input here comes from the network.
+//! Decoding and encoding are the `form_urlencoded` and `percent-encoding` crates' (the WHATWG
+//! URL rules: `+` is a space in a query, a bad escape is kept as written, invalid UTF-8 becomes
+//! U+FFFD); every byte of input here comes from the network.
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
-
-use super::model::OrdersQuery;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 pub type Body = Full<Bytes>;
 
 /// No scripts, no frames, no third-party anything; inline styles only (the page has no JS).
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Decoded `key=value` pairs of a query string (`+` is a space; bad escapes are kept as is).
+/// What links escape: everything but RFC 3986's unreserved characters.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Decoded `key=value` pairs of a query string.
 pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
         .collect()
 }
 
@@ -36,62 +38,14 @@ pub fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str
         .map(|(_, v)| v.trim())
 }
 
-pub fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (bytes.get(i + 1), bytes.get(i + 2)) {
-                (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
-                    out.push(hex(*h) << 4 | hex(*l));
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// One path segment, decoded (`%20` is a space; `+` is itself).
+pub fn decode_segment(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
-fn hex(b: u8) -> u8 {
-    match b {
-        b'0'..=b'9' => b - b'0',
-        b'a'..=b'f' => b - b'a' + 10,
-        _ => b - b'A' + 10,
-    }
-}
-
-/// Percent-encode everything but unreserved characters (RFC 3986).
+/// Percent-encode everything but unreserved characters, for a path segment or a query value.
 pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Link to page `page` of the orders list with the same filters.
-pub fn orders_href(q: &OrdersQuery, page: usize) -> String {
-    let mut parts = Vec::new();
-    for (k, v) in [
-        ("status", &q.status),
-        ("account", &q.account),
-        ("item", &q.item),
-    ] {
-        if let Some(v) = v {
-            parts.push(format!("{k}={}", encode(v)));
-        }
-    }
-    parts.push(format!("page={page}"));
-    format!("/orders?{}", parts.join("&"))
+    utf8_percent_encode(s, NOT_UNRESERVED).to_string()
 }
 
 pub fn response(
@@ -125,7 +79,7 @@ pub fn html(status: StatusCode, body: String) -> Response<Body> {
     response(status, "text/html; charset=utf-8", body)
 }
 
-pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
     match serde_json::to_vec_pretty(value) {
         Ok(body) => response(status, "application/json; charset=utf-8", body),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
@@ -151,8 +105,10 @@ mod tests {
         assert_eq!(query_get(&pairs, "status"), Some("等"));
         assert_eq!(query_get(&pairs, "item"), Some("9 1"));
         assert_eq!(query_get(&pairs, "bad"), Some("%zz"));
-        assert_eq!(decode(&encode("主店 a&b=c")), "主店 a&b=c");
-        assert_eq!(decode("%"), "%");
-        assert_eq!(decode("%4"), "%4");
+        assert_eq!(decode_segment(&encode("主店 a&b=c+d")), "主店 a&b=c+d");
+        assert_eq!(encode("a b/c~"), "a%20b%2Fc~");
+        assert_eq!(decode_segment("%"), "%");
+        assert_eq!(decode_segment("%4"), "%4");
+        assert_eq!(decode_segment("%FF"), "\u{FFFD}");
     }
 }

@@ -1,19 +1,10 @@
 //! The read-only status page: a small hyper 1.x HTTP/1 server with Chinese HTML pages, a JSON
 //! twin of each page under `/api/…`, `/healthz` and Prometheus `/metrics`.
 //!
-//! Routes (GET only; anything else is 405):
-//!
-//! | page | HTML | JSON |
-//! |---|---|---|
-//! | 首页 | `/` | `/api/status` |
-//! | 待人工发货 | `/manual` | `/api/manual` |
-//! | 订单 | `/orders?status=&account=&item=&page=` | `/api/orders?…` |
-//! | 订单详情 | `/orders/{id}` | `/api/orders/{id}` |
-//! | 商品 | `/products` | `/api/products` |
-//! | 异常 | `/problems` | `/api/problems` |
-//! | 日志 | `/logs` | `/api/logs` |
-//!
-//! plus `/healthz` (always open; `ok` while the store can be read, else 503) and `/metrics`.
+//! Routes (GET only; anything else is 405): every page in the table of [`pages`] (one file
+//! each: 首页, 待人工发货, 订单, 订单详情, 商品, 异常, 日志) at its own path and at its JSON
+//! twin under `/api/…` (`/api/status` for 首页), plus `/healthz` (always open; `ok` while the
+//! store can be read, else 503) and `/metrics`.
 //!
 //! Security: the caller binds the listener (127.0.0.1 by default in the config). [`serve`]
 //! refuses a non-loopback listener without a token. With a token configured, every route but
@@ -22,13 +13,15 @@
 //! Pages show no secrets: card keys arrive masked from the store, accounts by id and name.
 
 pub mod logs;
-pub mod model;
-pub mod pages;
 pub mod snapshot;
 
-mod api;
 mod http;
+mod page;
+mod pages;
+mod parts;
 mod prom;
+mod render;
+mod route;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -52,6 +45,8 @@ use crate::store::Store;
 
 use self::http::Body;
 use self::logs::LogBuffer;
+use self::page::Form;
+use self::route::{Route, route};
 use self::snapshot::Snapshots;
 
 /// Connections served at once; more wait in the kernel's accept queue.
@@ -128,7 +123,7 @@ pub async fn serve(
     let token = resolve_token(&ctx, addr)?;
     let server = Arc::new(Server {
         snapshots: Snapshots::new(ctx.store.clone()),
-        env: pages::environment()?,
+        env: render::environment()?,
         token,
         ctx,
     });
@@ -197,62 +192,6 @@ async fn accept_loop(listener: TcpListener, server: Arc<Server>, shutdown: Cance
     }
 }
 
-/// One page and whether the HTML or the JSON form was asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Page {
-    Dashboard,
-    Manual,
-    Orders,
-    Order(String),
-    Products,
-    Problems,
-    Logs,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Route {
-    Healthz,
-    Metrics,
-    Html(Page),
-    Api(Page),
-    NotFound,
-}
-
-fn route(path: &str) -> Route {
-    if path == "/healthz" {
-        return Route::Healthz;
-    }
-    if path == "/metrics" {
-        return Route::Metrics;
-    }
-    if path == "/api/status" {
-        return Route::Api(Page::Dashboard);
-    }
-    if path == "/" {
-        return Route::Html(Page::Dashboard);
-    }
-    let (api, rest) = match path.strip_prefix("/api") {
-        Some(rest) => (true, rest),
-        None => (false, path),
-    };
-    let page = match rest.trim_end_matches('/') {
-        "/manual" => Page::Manual,
-        "/orders" => Page::Orders,
-        "/products" => Page::Products,
-        "/problems" => Page::Problems,
-        "/logs" => Page::Logs,
-        other => match other.strip_prefix("/orders/") {
-            Some(id) if !id.is_empty() && !id.contains('/') => Page::Order(http::decode(id)),
-            _ => return Route::NotFound,
-        },
-    };
-    if api {
-        Route::Api(page)
-    } else {
-        Route::Html(page)
-    }
-}
-
 async fn handle(server: &Server, req: Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET {
         let mut r = http::text(
@@ -274,8 +213,7 @@ async fn handle(server: &Server, req: Request<Incoming>) -> Response<Body> {
     let query = http::query_pairs(req.uri().query());
     let mut resp = match route {
         Route::Metrics => prom::metrics(server).await,
-        Route::Api(page) => api::json(server, page, &query).await,
-        Route::Html(page) => api::html(server, page, &query).await,
+        Route::Page { page, id, form } => page::answer(server, page, &id, &query, form).await,
         Route::NotFound | Route::Healthz => not_found(req.uri().path().starts_with("/api/")),
     };
     if auth == Auth::SetCookie
@@ -351,7 +289,9 @@ fn same(a: &str, b: &str) -> bool {
 
 fn denied(route: &Route) -> Response<Body> {
     let mut r = match route {
-        Route::Html(_) => http::html(
+        Route::Page {
+            form: Form::Html, ..
+        } => http::html(
             StatusCode::UNAUTHORIZED,
             "<!doctype html><meta charset=utf-8><title>需要令牌</title><p>此页面需要访问令牌：在地址后加 <code>?token=…</code>，或使用 <code>Authorization: Bearer …</code>。</p>".to_string(),
         ),
@@ -378,20 +318,6 @@ fn not_found(api: bool) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes() {
-        assert_eq!(route("/"), Route::Html(Page::Dashboard));
-        assert_eq!(route("/api/status"), Route::Api(Page::Dashboard));
-        assert_eq!(route("/orders/"), Route::Html(Page::Orders));
-        assert_eq!(
-            route("/api/orders/A%201"),
-            Route::Api(Page::Order("A 1".into()))
-        );
-        assert_eq!(route("/orders/a/b"), Route::NotFound);
-        assert_eq!(route("/api"), Route::NotFound);
-        assert_eq!(route("/etc/passwd"), Route::NotFound);
-    }
 
     #[test]
     fn token_comparison() {

@@ -1,18 +1,24 @@
-//! HTML pages: the templates under `src/status/templates/`, compiled into the binary, and the
-//! filters they use.
+//! HTML: the templates compiled into the binary (`templates/`: the shared frame and partials
+//! here, each page's own template from its
+//! [`PageSpec`](super::page::PageSpec)), the nav built from the page table,
+//! and the filters templates use.
 //!
 //! Templates end in `.html`, so minijinja escapes every value; a page never builds HTML by
 //! string concatenation. Pages need no JavaScript: filters are GET forms, refresh is a
 //! `<meta http-equiv="refresh">`.
 
 use minijinja::value::Serde;
-use minijinja::{Environment, UndefinedBehavior, context};
+use minijinja::{Environment, UndefinedBehavior, Value, context};
 use serde::Serialize;
 
 use crate::clock::format_beijing;
 
-/// Every template, by name.
-const TEMPLATES: &[(&str, &str)] = &[
+use super::page::Nav;
+
+use super::pages::PAGES;
+
+/// The frame every page extends, its partials, and the not-found / error page.
+const SHARED: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
     (
         "_orders_table.html",
@@ -22,13 +28,6 @@ const TEMPLATES: &[(&str, &str)] = &[
         "_notifications.html",
         include_str!("templates/_notifications.html"),
     ),
-    ("dashboard.html", include_str!("templates/dashboard.html")),
-    ("manual.html", include_str!("templates/manual.html")),
-    ("orders.html", include_str!("templates/orders.html")),
-    ("order.html", include_str!("templates/order.html")),
-    ("products.html", include_str!("templates/products.html")),
-    ("problems.html", include_str!("templates/problems.html")),
-    ("logs.html", include_str!("templates/logs.html")),
     ("message.html", include_str!("templates/message.html")),
 ];
 
@@ -37,7 +36,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 pub struct Frame<'a> {
     /// Template name.
     pub template: &'static str,
-    /// Which nav entry is highlighted.
+    /// The path of the nav entry that is lit.
     pub nav: &'static str,
     pub title: &'a str,
     /// Seconds between automatic reloads; 0 for none.
@@ -57,13 +56,24 @@ pub fn environment() -> Result<Environment<'static>, minijinja::Error> {
     env.add_filter("dur", dur);
     env.add_filter("pct", pct);
     env.add_filter("urlenc", |s: String| super::http::encode(&s));
-    for (name, source) in TEMPLATES {
+    // The header's nav: the listed pages, in table order.
+    let nav: Vec<Value> = PAGES
+        .iter()
+        .filter(|p| matches!(p.nav, Nav::Listed))
+        // Paths from the table, not input: no escaping needed (`/` would become `&#x2f;`).
+        .map(|p| context! { href => Value::from_safe_string(p.path.into()), label => p.title })
+        .collect();
+    env.add_global("nav_entries", Value::from(nav));
+    for (name, source) in SHARED {
         env.add_template(name, source)?;
+    }
+    for page in PAGES {
+        env.add_template(page.template.name, page.template.source)?;
     }
     Ok(env)
 }
 
-pub fn render<T: Serialize>(
+pub fn render<T: Serialize + ?Sized>(
     env: &Environment<'static>,
     frame: Frame<'_>,
     page: &T,
@@ -121,6 +131,33 @@ mod tests {
     #[test]
     fn every_template_compiles() {
         environment().unwrap();
+    }
+
+    #[test]
+    fn the_nav_lists_the_listed_pages_in_table_order() {
+        let env = environment().unwrap();
+        let html = env
+            .get_template("message.html")
+            .unwrap()
+            .render(context! {
+                page => context! { title => "t", message => "m" },
+                nav => "/orders", title => "t", refresh => 0, api => "/api/orders",
+                now => 0, version => "v",
+            })
+            .unwrap();
+        let labels: Vec<_> = ["首页", "待人工发货", "订单", "商品", "异常", "日志"]
+            .iter()
+            .map(|l| html.find(&format!(">{l}</a>")).expect(l))
+            .collect();
+        assert!(labels.windows(2).all(|w| w[0] < w[1]), "{html}");
+        assert!(
+            html.contains(r#"<a href="/orders" class="on">订单</a>"#),
+            "{html}"
+        );
+        assert!(
+            !html.contains("订单详情</a>"),
+            "a detail page is not in the nav"
+        );
     }
 
     #[test]

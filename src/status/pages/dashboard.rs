@@ -1,0 +1,142 @@
+//! 首页 (`/`, `/api/status`): today's numbers, the accounts, the running config and counts of
+//! what needs attention.
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::health::{Health, ReloadStatus};
+use crate::store::DeliveryState;
+use crate::store::views::{DayCounts, ShopView};
+
+use crate::status::page::{Built, Input, ready};
+use crate::status::parts::{AccountView, accounts};
+
+pub(super) fn build<'a>(input: &'a Input<'a>) -> BoxFuture<'a, Built> {
+    ready(dashboard(
+        input.view,
+        input.config,
+        &input.ctx.health,
+        input.now,
+    ))
+}
+
+const DAY_MS: u64 = 24 * 3600 * 1000;
+const BEIJING_OFFSET_MS: u64 = 8 * 3600 * 1000;
+
+/// Start of the Beijing calendar day containing `now` (unix ms).
+pub fn beijing_day_start(now: u64) -> u64 {
+    (now + BEIJING_OFFSET_MS) / DAY_MS * DAY_MS - BEIJING_OFFSET_MS
+}
+
+/// `12345` fen → `"123.45"`.
+pub fn yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", fen.abs() / 100, fen.abs() % 100)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Today {
+    pub day_start: u64,
+    pub orders: u64,
+    pub paid: u64,
+    pub shipped: u64,
+    pub waiting_manual: u64,
+    pub auto_delivered: u64,
+    pub auto_failed: u64,
+    /// 0..=1, `null` when no automatic delivery finished today.
+    pub auto_success_rate: Option<f64>,
+    pub revenue_fen: i64,
+    pub revenue: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastReload {
+    pub version: String,
+    pub ok: bool,
+    /// `null` until the first load is recorded.
+    pub at: Option<u64>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigView {
+    /// The version running now.
+    pub version: String,
+    pub last_reload: LastReload,
+}
+
+fn config_view(config: &Config, reload: Option<ReloadStatus>) -> ConfigView {
+    let last_reload = match reload {
+        Some(r) => LastReload {
+            version: r.version,
+            ok: r.ok,
+            // The reloader reports 0 until its first attempt.
+            at: (r.at > 0).then_some(r.at),
+            errors: r.errors,
+        },
+        None => LastReload {
+            version: config.version.clone(),
+            ok: true,
+            at: None,
+            errors: Vec::new(),
+        },
+    };
+    ConfigView {
+        version: config.version.clone(),
+        last_reload,
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProblemCounts {
+    pub needs_human: usize,
+    pub failed_deliveries: usize,
+    pub failing_notifications: u64,
+    pub login_problems: usize,
+    pub low_stock: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dashboard {
+    pub now: u64,
+    pub today: Today,
+    pub accounts: Vec<AccountView>,
+    pub config: ConfigView,
+    pub problems: ProblemCounts,
+    pub pending_jobs: u64,
+    pub total_orders: usize,
+}
+
+pub fn dashboard(view: &ShopView, config: &Config, health: &Health, now: u64) -> Dashboard {
+    let day_start = beijing_day_start(now);
+    let day: DayCounts = view.day(day_start, day_start + DAY_MS);
+    let accounts = accounts(config, health, now);
+    let problems = ProblemCounts {
+        needs_human: view.deliveries_in(DeliveryState::NeedsHuman).len(),
+        failed_deliveries: view.deliveries_in(DeliveryState::FailedSafe).len(),
+        failing_notifications: view.outbox.failed + view.outbox.retrying,
+        login_problems: accounts.iter().filter(|a| a.login_problem).count(),
+        low_stock: super::products::products(view, config).low_stock,
+    };
+    Dashboard {
+        now,
+        today: Today {
+            day_start,
+            orders: day.orders,
+            paid: day.paid,
+            shipped: day.shipped,
+            waiting_manual: view.manual_queue().len() as u64,
+            auto_delivered: day.auto_delivered,
+            auto_failed: day.auto_failed,
+            auto_success_rate: day.auto_success_rate(),
+            revenue_fen: day.revenue_fen,
+            revenue: yuan(day.revenue_fen),
+        },
+        accounts,
+        config: config_view(config, health.reload()),
+        problems,
+        pending_jobs: view.pending_jobs,
+        total_orders: view.orders.len(),
+    }
+}

@@ -1,0 +1,234 @@
+//! 订单详情 (`/orders/{id}`): one order with its status log, delivery ledger, masked card keys
+//! and notifications. The only page that reads the store itself (point lookups).
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::order::OrderStatus;
+use crate::store::views::OrderRow;
+use crate::store::{ActionType, CardState, DeliveryRecord, Holding, OrderDetail, StatusLogEntry};
+
+use crate::status::page::{Built, Input};
+use crate::status::parts::{NotificationView, OrderItem, delivery_label, state_str};
+
+pub(super) fn build<'a>(input: &'a Input<'a>) -> BoxFuture<'a, Built> {
+    Box::pin(async move {
+        let id = input.id;
+        let ids = input.view.outbox_by_order.get(id).cloned().unwrap_or_default();
+        let key = id.to_string();
+        match input.ctx.store.call(move |s| s.order_view(&key, &ids)).await {
+            Ok(Some(detail)) => {
+                let row = input.view.orders.iter().find(|o| o.order_id == id);
+                Built::Page(Box::new(order_page(detail, row, input.config)))
+            }
+            Ok(None) => Built::Missing {
+                title: "未找到订单",
+                message: format!("没有订单 {id}。"),
+                error: format!("no order {id}"),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, order_id = id, "Status page cannot read an order.");
+                Built::Failed
+            }
+        }
+    })
+}
+
+fn card_label(s: CardState) -> &'static str {
+    match s {
+        CardState::Available => "可用",
+        CardState::Reserved => "已锁定",
+        CardState::Delivered => "已发放",
+        CardState::Revoked => "已作废",
+    }
+}
+
+fn action_label(a: ActionType) -> &'static str {
+    match a {
+        ActionType::Auto => "自动",
+        ActionType::Manual => "人工",
+        ActionType::System => "系统",
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogRow {
+    pub at: u64,
+    pub from: Option<&'static str>,
+    pub from_label: Option<&'static str>,
+    pub to: &'static str,
+    pub to_label: &'static str,
+    pub action: &'static str,
+    pub operator: String,
+    pub remark: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerStep {
+    pub at: u64,
+    pub state: &'static str,
+    pub state_label: &'static str,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerView {
+    pub state: &'static str,
+    pub state_label: &'static str,
+    pub mode: Option<&'static str>,
+    pub holding: String,
+    pub due_ms: Option<u64>,
+    pub attempts: u32,
+    pub sent_at: Option<u64>,
+    pub confirmed_at: Option<u64>,
+    pub last_error: Option<String>,
+    pub config_version: String,
+    pub history: Vec<LedgerStep>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CardView {
+    pub id: u64,
+    /// Always masked (`AB********YZ`).
+    pub key_masked: String,
+    pub state: &'static str,
+    pub state_label: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderView {
+    #[serde(flatten)]
+    pub item: OrderItem,
+    pub buyer_id: Option<String>,
+    pub buyer_nick: Option<String>,
+    pub ship_method: Option<String>,
+    pub logistics_company: Option<String>,
+    pub tracking_number: Option<String>,
+    /// What was sent in chat, keys masked.
+    pub ship_content: Option<String>,
+    pub updated_time: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderPage {
+    pub order: OrderView,
+    pub status_log: Vec<LogRow>,
+    pub ledger: Option<LedgerView>,
+    pub cards: Vec<CardView>,
+    pub notifications: Vec<NotificationView>,
+}
+
+/// `row` is the list row (for ledger joins); `detail` the store's point lookups.
+pub fn order_page(detail: OrderDetail, row: Option<&OrderRow>, config: &Config) -> OrderPage {
+    let o = &detail.order;
+    let mut item = match row {
+        Some(r) => OrderItem::titled(r, config),
+        None => OrderItem::titled(&row_from_record(&detail), config),
+    };
+    // The point lookup is newer than the cached row.
+    item.status = o.status.as_str();
+    item.status_label = o.status.label();
+    item.ship_time = o.ship_time;
+    if let Some(l) = &detail.ledger {
+        item.delivery = Some(l.state.as_str());
+        item.delivery_label = Some(delivery_label(l.state));
+        item.attempts = l.attempts;
+        item.last_error.clone_from(&l.last_error);
+    }
+    OrderPage {
+        order: OrderView {
+            item,
+            buyer_id: o.buyer_id.clone(),
+            buyer_nick: o.buyer_nick.clone(),
+            ship_method: o.ship_method.as_ref().map(state_str),
+            logistics_company: o.logistics_company.clone(),
+            tracking_number: o.tracking_number.clone(),
+            ship_content: o.ship_content.clone(),
+            updated_time: o.updated_time,
+        },
+        status_log: detail.log.iter().map(log_row).collect(),
+        ledger: detail.ledger.as_ref().map(ledger_view),
+        cards: detail
+            .cards
+            .iter()
+            .map(|(id, masked, state)| CardView {
+                id: *id,
+                key_masked: masked.clone(),
+                state: state.as_str(),
+                state_label: card_label(*state),
+            })
+            .collect(),
+        notifications: detail
+            .notifications
+            .iter()
+            .map(NotificationView::from)
+            .collect(),
+    }
+}
+
+fn row_from_record(d: &OrderDetail) -> OrderRow {
+    let o = &d.order;
+    OrderRow {
+        order_id: o.order_id.clone(),
+        account: o.account.clone(),
+        item_id: o.item_id.clone(),
+        item_title: o.item_title.clone(),
+        sku: o.sku.clone(),
+        quantity: o.quantity,
+        amount: o.amount.clone(),
+        status: o.status,
+        created_time: o.created_time,
+        payment_time: o.payment_time,
+        ship_time: o.ship_time,
+        ship_method: o.ship_method,
+        delivery: d.ledger.as_ref().map(|l| l.state),
+        attempts: d.ledger.as_ref().map_or(0, |l| l.attempts),
+        last_error: d.ledger.as_ref().and_then(|l| l.last_error.clone()),
+        due_ms: d.ledger.as_ref().and_then(|l| l.due_ms),
+        has_job: false,
+    }
+}
+
+fn log_row(e: &StatusLogEntry) -> LogRow {
+    LogRow {
+        at: e.at,
+        from: e.from.map(OrderStatus::as_str),
+        from_label: e.from.map(OrderStatus::label),
+        to: e.to.as_str(),
+        to_label: e.to.label(),
+        action: action_label(e.action),
+        operator: e.operator.clone(),
+        remark: e.remark.clone(),
+    }
+}
+
+fn ledger_view(l: &DeliveryRecord) -> LedgerView {
+    let holding = match &l.holding {
+        Holding::Nothing => "无".to_string(),
+        Holding::Cards { pool, ids } => format!("卡密池 {pool}：{} 个", ids.len()),
+        Holding::Stock { item_id, units } => format!("库存 {item_id}：{units} 件"),
+    };
+    LedgerView {
+        state: l.state.as_str(),
+        state_label: delivery_label(l.state),
+        mode: l.mode.map(|m| m.as_str()),
+        holding,
+        due_ms: l.due_ms,
+        attempts: l.attempts,
+        sent_at: l.sent_at,
+        confirmed_at: l.confirmed_at,
+        last_error: l.last_error.clone(),
+        config_version: l.config_version.clone(),
+        history: l
+            .history
+            .iter()
+            .map(|h| LedgerStep {
+                at: h.at,
+                state: h.state.as_str(),
+                state_label: delivery_label(h.state),
+                note: h.note.clone(),
+            })
+            .collect(),
+    }
+}
