@@ -196,6 +196,16 @@ corpus! {
         "{ min: 1s, max: 3s }" => "{ min: 5s, max: 3s }",
         "products.yaml:17:19:", "products[0].delay: min (5s) is greater than max (3s)";
 
+    // ---- marketplace ----------------------------------------------------------------------
+    // Client hints without a user agent would describe a browser the requests do not claim.
+    sec_ch_ua_needs_user_agent: "pipeline.yaml",
+        "status:\n" => "marketplace: { sec_ch_ua: x }\nstatus:\n",
+        "pipeline.yaml:9:27:", "marketplace.sec_ch_ua: set marketplace.user_agent too";
+    // The silence limit without a token change cannot be the shorter one.
+    idle_reconnect_not_below_watchdog: "pipeline.yaml",
+        "status:\n" => "marketplace: { watchdog: 7h }\nstatus:\n",
+        "pipeline.yaml:9:14:", "marketplace.idle_reconnect: must not be shorter than marketplace.watchdog";
+
     // ---- templates ---------------------------------------------------------------------------
     template_missing_file: "products.yaml",
         "template: link.txt.j2" => "template: links.txt.j2",

@@ -122,10 +122,13 @@ async fn im_token(fake: &FakeGoofish, cookie: &str, did: &str) -> String {
     let data = format!(r#"{{"appKey":"{IM_APP_KEY}","deviceId":"{did}"}}"#);
     let answer = mtop(fake, cookie, TOKEN_API, &data).await;
     assert_eq!(answer.ret0(), "SUCCESS::调用成功", "{}", answer.body);
-    answer.body["data"]["accessToken"]
-        .as_str()
-        .expect("token")
-        .to_owned()
+    // The token API answers the token path-escaped; `/reg` wants it raw (yd unescapes it).
+    let escaped = answer.body["data"]["accessToken"].as_str().expect("token");
+    assert!(escaped.contains("%2F"), "{escaped}");
+    percent_encoding::percent_decode_str(escaped)
+        .decode_utf8()
+        .expect("utf-8")
+        .into_owned()
 }
 
 // ---------------------------------------------------------------------------

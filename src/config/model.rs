@@ -133,11 +133,18 @@ pub struct MarketplaceConfig {
     pub ws_url: String,
     /// Browser user agent; should match the browser the cookies came from (risk control).
     pub user_agent: Option<String>,
+    /// That browser's `sec-ch-ua` client hint, sent with a custom `user_agent` (without one no
+    /// client hints are sent, since they must describe the same browser as the user agent).
+    pub sec_ch_ua: Option<String>,
     /// Interval of the IM heartbeat (`/!`); an unanswered heartbeat drops the connection.
+    /// Answered heartbeats are what proves a connection alive.
     pub heartbeat: Duration,
-    /// No business push for this long while heartbeats succeed = a zombie connection:
-    /// reconnect and reconcile.
+    /// After the IM token changed, no business push for this long = a zombie connection
+    /// (the token change is what makes one): reconnect once and reconcile.
     pub watchdog: Duration,
+    /// No business push for this long reconnects (and reconciles) even with heartbeats
+    /// answered and no token change: cheap insurance for a quiet shop, hours apart.
+    pub idle_reconnect: Duration,
     /// How often the sold-order list is polled (jittered ±20 %), besides after every reconnect.
     pub reconcile_interval: Duration,
     /// How often the cookie file / variable is re-read while waiting for fresh cookies.
@@ -160,11 +167,13 @@ impl Default for MarketplaceConfig {
             mtop_url: "https://h5api.m.goofish.com/h5/".into(),
             ws_url: "wss://wss-goofish.dingtalk.com/".into(),
             user_agent: None,
+            sec_ch_ua: None,
             heartbeat: Duration::from_secs(15),
             watchdog: Duration::from_secs(10 * 60),
+            idle_reconnect: Duration::from_secs(6 * 3600),
             reconcile_interval: Duration::from_secs(2 * 60),
             cookies_poll: Duration::from_secs(30),
-            send_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(20),
             reconnect_max: Duration::from_secs(90),
             risk_backoff: Duration::from_secs(30 * 60),
             // The token API is the risk-control hot spot (reference §8): refresh rarely.

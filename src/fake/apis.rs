@@ -37,6 +37,8 @@ pub(crate) struct MtopRequest {
     /// The exact `data` string (form field, or query for GET).
     pub data: Option<String>,
     pub cookies: Cookies,
+    /// Browser headers (`user-agent`, `accept-encoding`, `sec-ch-ua*`), lower-case names.
+    pub headers: Vec<(String, String)>,
 }
 
 /// What to send back.
@@ -46,6 +48,10 @@ pub(crate) struct MtopReply {
     pub body: String,
     pub set_cookies: Vec<String>,
     pub delay: Option<Duration>,
+    /// A redirect target (with status 302).
+    pub location: Option<String>,
+    /// Compress the body (the client accepts gzip).
+    pub gzip: bool,
 }
 
 type Handler = fn(&mut State, &str, &Value) -> Result<Value, &'static str>;
@@ -121,6 +127,7 @@ pub(crate) fn answer(state: &mut State, req: &MtopRequest) -> MtopReply {
     let user = req.cookies.user_id().map(str::to_owned);
     let user = user.as_deref();
     state.record.mtop_call(user, &req.api);
+    let gzip = note_headers(state, req, user);
     let delay = state.faults.slow(user);
     if state.faults.take_http5xx(user) {
         let body = "<html><body><h1>502 Bad Gateway</h1></body></html>".to_owned();
@@ -129,6 +136,20 @@ pub(crate) fn answer(state: &mut State, req: &MtopRequest) -> MtopReply {
             body,
             set_cookies: Vec::new(),
             delay,
+            location: None,
+            gzip,
+        };
+    }
+    if state.faults.redirect(user) {
+        // The slider, reached the way a browser is sent there (the URL is the one the
+        // risk-control answer carries in `data.url`, §2.6).
+        return MtopReply {
+            status: 302,
+            body: String::new(),
+            set_cookies: Vec::new(),
+            delay,
+            location: Some(punish_url(req)),
+            gzip: false,
         };
     }
     let mut reply = match check_and_dispatch(state, req, user) {
@@ -144,7 +165,22 @@ pub(crate) fn answer(state: &mut State, req: &MtopRequest) -> MtopReply {
         }
     };
     reply.delay = delay;
+    reply.gzip = gzip;
     reply
+}
+
+/// Records the browser headers of the call; returns whether the answer may be gzipped.
+fn note_headers(state: &mut State, req: &MtopRequest, user: Option<&str>) -> bool {
+    let stats = state.record.stats_mut(user.unwrap_or_default());
+    stats.mtop_headers = req.headers.iter().cloned().collect();
+    let gzip = stats
+        .mtop_headers
+        .get("accept-encoding")
+        .is_some_and(|e| e.split(',').any(|c| c.trim() == "gzip"));
+    if gzip {
+        stats.compressed_answers += 1;
+    }
+    gzip
 }
 
 /// A failed call: its `ret`, `data` and any `Set-Cookie`.
@@ -202,6 +238,10 @@ fn check_token(state: &mut State, req: &MtopRequest, user: Option<&str>) -> Resu
         TokenState::Missing => RET_TOKEN_EMPTY,
         TokenState::Stale => RET_TOKEN_EXPIRED,
     };
+    state
+        .record
+        .stats_mut(user.unwrap_or_default())
+        .token_refusals += 1;
     let issued = state.auth.issue_mtop(user, now);
     Err(Refusal {
         ret: vec![ret],
@@ -225,17 +265,21 @@ fn check_session(state: &State, cookies: &Cookies) -> Result<String, Refusal> {
 }
 
 fn risk_refusal(req: &MtopRequest) -> Refusal {
-    let url = format!(
+    Refusal {
+        ret: RET_RISK.to_vec(),
+        data: json!({"url": punish_url(req)}),
+        set_cookies: Vec::new(),
+    }
+}
+
+/// The captcha page of a risk-control answer (§2.6).
+fn punish_url(req: &MtopRequest) -> String {
+    format!(
         "https://h5api.m.goofish.com:443//h5/{}/{}/_____tmd_____/punish?x5secdata={}&x5step=2&action=captcha&pureCaptcha=",
         req.api,
         req.version,
         alnum(48)
-    );
-    Refusal {
-        ret: RET_RISK.to_vec(),
-        data: json!({"url": url}),
-        set_cookies: Vec::new(),
-    }
+    )
 }
 
 fn envelope(req: &MtopRequest, ret: &[&str], data: Value) -> MtopReply {
@@ -245,6 +289,8 @@ fn envelope(req: &MtopRequest, ret: &[&str], data: Value) -> MtopReply {
         body: body.to_string(),
         set_cookies: Vec::new(),
         delay: None,
+        location: None,
+        gzip: false,
     }
 }
 
@@ -278,10 +324,20 @@ fn login_token(state: &mut State, user: &str, data: &Value) -> Result<Value, &'s
     }
     let token = state.auth.issue_im(user, &did, now_ms());
     Ok(json!({
-        "accessToken": token,
+        // No capture shows a token; yd path-unescapes it before `/reg` (§3.1), so the fake's
+        // tokens carry base64 punctuation and are answered escaped: `/reg` wants them raw.
+        "accessToken": escape_token(&token),
         "accessTokenExpiredTime": IM_TOKEN_LIFETIME_MS.to_string(),
         "refreshToken": alnum(64)
     }))
+}
+
+/// `/`, `+` and `=` as `%2F`, `%2B`, `%3D`.
+fn escape_token(token: &str) -> String {
+    token
+        .replace('/', "%2F")
+        .replace('+', "%2B")
+        .replace('=', "%3D")
 }
 
 /// A device id of §1.1: the UUID-like part, `-`, then a numeric suffix (`unb`, or epoch

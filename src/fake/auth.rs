@@ -169,7 +169,8 @@ impl Auth {
 
     /// Issues an IM access token for (user, device id).
     pub(crate) fn issue_im(&mut self, user: &str, device_id: &str, now_ms: u64) -> String {
-        let token = alnum(64);
+        // Base64-like, punctuation included (the token API answers it escaped).
+        let token = format!("{}/{}+{}==", alnum(40), alnum(12), alnum(8));
         let entry = ImToken {
             user: user.to_owned(),
             device_id: device_id.to_owned(),

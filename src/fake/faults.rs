@@ -1,7 +1,8 @@
 //! Failure injection. A [`Fault`] either acts once, at once (expire tokens, drop or kick
 //! sockets, turn live connections into zombies), or stands until `clear_faults` (session
-//! expired, risk control, slowness, rejected sends) or until its count is used up (HTTP 5xx,
-//! lost send responses). Standing faults apply to every account or to one (`fault_for`).
+//! expired, risk control, slowness, rejected sends, send answers without a code or none at
+//! all, refused `/reg`, unanswered `ackDiff`, redirects to the punish page) or until its count
+//! is used up (HTTP 5xx, lost send responses). Standing faults apply to every account or to one (`fault_for`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -43,6 +44,20 @@ pub enum Fault {
     LoseSendResponses { count: u32 },
     /// Live sockets are closed cleanly with a close frame (once).
     CloseSocket,
+    /// Accepted sends are answered with the right mid and a `messageId` but no `code` field,
+    /// until cleared (zn: IM answers "usually have no code").
+    AnswerSendsWithoutCode,
+    /// Accepted sends are delivered (and echoed) but never answered, until cleared (zn:
+    /// normal sends are "not necessarily" answered).
+    LeaveSendsUnanswered,
+    /// `/reg` is refused with `401 invalid token` whatever the token, until cleared.
+    RefuseReg,
+    /// `/r/SyncStatus/ackDiff` gets no answer (the connection still receives pushes), until
+    /// cleared.
+    IgnoreAckDiff,
+    /// Every mtop call is answered `302` with a `Location` on the captcha/punish page, until
+    /// cleared.
+    RedirectToPunish,
 }
 
 /// Faults that persist until cleared or used up, for one scope.
@@ -55,6 +70,11 @@ struct Standing {
     slow: Option<Duration>,
     reject: Option<String>,
     lose: u32,
+    no_code: bool,
+    unanswered: bool,
+    refuse_reg: bool,
+    ignore_ack_diff: bool,
+    redirect: bool,
 }
 
 /// Standing faults: one set for everyone, one per account.
@@ -79,6 +99,11 @@ impl Faults {
             Fault::Slow(d) => s.slow = Some(*d),
             Fault::RejectSends { reason } => s.reject = Some(reason.clone()),
             Fault::LoseSendResponses { count } => s.lose = s.lose.saturating_add(*count),
+            Fault::AnswerSendsWithoutCode => s.no_code = true,
+            Fault::LeaveSendsUnanswered => s.unanswered = true,
+            Fault::RefuseReg => s.refuse_reg = true,
+            Fault::IgnoreAckDiff => s.ignore_ack_diff = true,
+            Fault::RedirectToPunish => s.redirect = true,
             _ => return false,
         }
         true
@@ -120,6 +145,28 @@ impl Faults {
     pub(crate) fn slow(&self, seller: Option<&str>) -> Option<Duration> {
         let own = seller.and_then(|s| self.per_seller.get(s)?.slow);
         own.or(self.global.slow)
+    }
+
+    /// Accepted sends are answered without a `code`.
+    pub(crate) fn no_code(&self, seller: Option<&str>) -> bool {
+        self.any(seller, |s| s.no_code)
+    }
+
+    /// Accepted sends are not answered at all.
+    pub(crate) fn unanswered(&self, seller: Option<&str>) -> bool {
+        self.any(seller, |s| s.unanswered)
+    }
+
+    pub(crate) fn refuse_reg(&self, seller: Option<&str>) -> bool {
+        self.any(seller, |s| s.refuse_reg)
+    }
+
+    pub(crate) fn ignore_ack_diff(&self, seller: Option<&str>) -> bool {
+        self.any(seller, |s| s.ignore_ack_diff)
+    }
+
+    pub(crate) fn redirect(&self, seller: Option<&str>) -> bool {
+        self.any(seller, |s| s.redirect)
     }
 
     pub(crate) fn reject(&self, seller: Option<&str>) -> Option<String> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, COOKIE, HeaderValue, SET_COOKIE};
+use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, COOKIE, HeaderValue, LOCATION, SET_COOKIE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -58,6 +58,7 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
         return plain(StatusCode::NOT_FOUND, "not found");
     };
     let cookies = request_cookies(&req);
+    let headers = browser_headers(&req);
     let query = parse_pairs(req.uri().query().unwrap_or_default());
     let is_post = req.method() == Method::POST;
     let form = match Limited::new(req.into_body(), MAX_BODY).collect().await {
@@ -72,12 +73,31 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
         sign: param(&query, "sign").map(str::to_owned),
         data: data.map(str::to_owned),
         cookies,
+        headers,
     };
     let reply = apis::answer(&mut shared.lock(), &request);
     if let Some(delay) = reply.delay {
         tokio::time::sleep(delay).await;
     }
     render(reply)
+}
+
+/// The request headers a browser's fingerprint shows in (never the cookie), lower-case.
+fn browser_headers(req: &Request<Incoming>) -> Vec<(String, String)> {
+    const NAMES: [&str; 5] = [
+        "user-agent",
+        "accept-encoding",
+        "sec-ch-ua",
+        "sec-ch-ua-mobile",
+        "sec-ch-ua-platform",
+    ];
+    NAMES
+        .iter()
+        .filter_map(|n| {
+            let v = req.headers().get(*n)?.to_str().ok()?;
+            Some(((*n).to_owned(), v.to_owned()))
+        })
+        .collect()
 }
 
 /// `/h5/<api>/<v>/` → (api, v).
@@ -107,16 +127,35 @@ fn render(reply: MtopReply) -> Response<Full<Bytes>> {
     } else {
         "text/html"
     };
-    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    let body = if reply.gzip {
+        gzip(reply.body.as_bytes())
+    } else {
+        reply.body.into_bytes()
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if reply.gzip {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    if let Some(location) = reply.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(LOCATION, location);
+    }
     for cookie in reply.set_cookies {
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             headers.append(SET_COOKIE, value);
         }
     }
     response
+}
+
+/// The gateway compresses like any web server when the client says it can read gzip.
+fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = enc.write_all(body);
+    enc.finish().unwrap_or_default()
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {

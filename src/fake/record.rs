@@ -14,8 +14,14 @@ pub enum SendReply {
     Rejected { reason: String },
     /// A non-200 code (malformed request, unknown conversation, zombie connection).
     Refused { code: u16, reason: String },
-    /// No answer at all ([`super::Fault::LoseSendResponses`]).
+    /// No answer at all ([`super::Fault::LoseSendResponses`],
+    /// [`super::Fault::LeaveSendsUnanswered`]).
     Withheld,
+    /// The right mid and `body.messageId`, but no `code`
+    /// ([`super::Fault::AnswerSendsWithoutCode`]).
+    AnsweredWithoutCode { message_id: String },
+    /// A `uuid` this account already sent: answered like the first, not delivered again.
+    Duplicate { message_id: String },
 }
 
 /// One chat message the client sent.
@@ -80,6 +86,15 @@ pub struct ConnStats {
     pub sends: u32,
     /// mtop calls by API name (every attempt, including failed ones).
     pub mtop_calls: BTreeMap<String, u32>,
+    /// mtop calls refused for a missing or stale `_m_h5_tk` (answered with a fresh one).
+    pub token_refusals: u32,
+    /// The last mtop call's browser headers (`user-agent`, `accept-encoding`, `sec-ch-ua*`;
+    /// never the cookie).
+    pub mtop_headers: BTreeMap<String, String>,
+    /// mtop answers sent gzip-compressed (the client offered `accept-encoding: gzip`).
+    pub compressed_answers: u32,
+    /// The `ua` header of the last `/reg`.
+    pub reg_ua: String,
 }
 
 impl ConnStats {

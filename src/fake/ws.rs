@@ -161,7 +161,7 @@ fn dispatch(st: &mut State, id: u64, frame: &Value) -> Option<Value> {
         }
         _ if !registered => Some(refuse(401, &mid, "not auth")),
         "/r/SyncStatus/getState" => Some(ok(&mid, Some(sync_state()))),
-        "/r/SyncStatus/ackDiff" => Some(ack_diff(st, id, &mid)),
+        "/r/SyncStatus/ackDiff" => ack_diff(st, id, &mid),
         "/r/MessageSend/sendByReceiverScope" => send_message(st, id, &mid, frame),
         "/r/SingleChatConversation/create" => Some(create_conversation(st, id, &mid, frame)),
         "/r/MessageStatus/read" => Some(ok(&mid, None)),
@@ -212,6 +212,11 @@ fn register(st: &mut State, id: u64, mid: &str, frame: &Value) -> Value {
     } else {
         Err(RegError::DeviceMismatch)
     };
+    let refused = |user: &str| st.faults.refuse_reg(Some(user));
+    let checked = match checked {
+        Ok(user) if refused(&user) => Err(RegError::InvalidToken),
+        other => other,
+    };
     let user = match checked {
         Ok(user) => user,
         Err(err) => {
@@ -228,7 +233,9 @@ fn register(st: &mut State, id: u64, mid: &str, frame: &Value) -> Value {
         }
     };
     attribute(st, id, &user);
-    st.record.stats_mut(&user).regs += 1;
+    let stats = st.record.stats_mut(&user);
+    stats.regs += 1;
+    header("ua").clone_into(&mut stats.reg_ua);
     let sid = Hub::new_sid();
     if let Some(conn) = st.hub.get_mut(id) {
         conn.registered = true;
@@ -270,22 +277,26 @@ fn sync_state() -> Value {
            "highPts": 0, "pts": now * 1000, "seq": 0, "timestamp": now})
 }
 
-/// ackDiff: from now on the connection receives pushes.
-fn ack_diff(st: &mut State, id: u64, mid: &str) -> Value {
+/// ackDiff: from now on the connection receives pushes (answered unless
+/// [`super::Fault::IgnoreAckDiff`] stands).
+fn ack_diff(st: &mut State, id: u64, mid: &str) -> Option<Value> {
     let account = st.hub.get_mut(id).and_then(|conn| {
         conn.synced = true;
         conn.account.clone()
     });
-    if let Some(account) = account {
-        st.record.stats_mut(&account).syncs += 1;
+    if let Some(account) = &account {
+        st.record.stats_mut(account).syncs += 1;
+    }
+    if st.faults.ignore_ack_diff(account.as_deref()) {
+        return None;
     }
     let fingerprint: i32 = rand::random_range(i32::MIN..0);
-    ok(
+    Some(ok(
         mid,
         Some(
             json!({"syncExtensionModel": {"fingerprint": fingerprint}, "syncExtraType": {"type": 3}}),
         ),
-    )
+    ))
 }
 
 /// What a `sendByReceiverScope` body says.
@@ -389,9 +400,29 @@ fn rejected(mid: &str, reason: String) -> Outcome {
 }
 
 /// A send the service accepts. Without the peer among the receivers it is answered but
-/// reaches nobody (zn PR #326); otherwise it is echoed back to the account's connections.
-/// A `LoseSendResponses` fault withholds the answer after delivering.
+/// reaches nobody (zn PR #326); otherwise it is echoed back to the account's connections. A
+/// `uuid` the account already sent is taken for a repeat: answered, not delivered again.
+/// `LoseSendResponses` / `LeaveSendsUnanswered` withhold the answer after delivering;
+/// `AnswerSendsWithoutCode` leaves the `code` out of it.
 fn deliver(st: &mut State, account: &str, peer: &str, mid: &str, req: &SendRequest) -> Outcome {
+    if let Some(first) =
+        st.record.sent.iter().find(|m| {
+            m.account == account && m.uuid == req.uuid && !req.uuid.is_empty() && m.delivered
+        })
+    {
+        let message_id = match &first.reply {
+            SendReply::Accepted { message_id }
+            | SendReply::AnsweredWithoutCode { message_id }
+            | SendReply::Duplicate { message_id } => message_id.clone(),
+            _ => st.ids.message_id(),
+        };
+        let body = json!({"messageId": message_id, "server-timestamp": now_ms()});
+        return (
+            SendReply::Duplicate { message_id },
+            false,
+            Some(ok(mid, Some(body))),
+        );
+    }
     let delivered = req.receivers.iter().any(|r| r == peer);
     let message_id = if delivered {
         let summary = if req.text.is_empty() {
@@ -403,10 +434,19 @@ fn deliver(st: &mut State, account: &str, peer: &str, mid: &str, req: &SendReque
     } else {
         st.ids.message_id()
     };
-    if delivered && st.faults.take_lost_response(Some(account)) {
+    let unanswered = st.faults.unanswered(Some(account));
+    if delivered && (unanswered || st.faults.take_lost_response(Some(account))) {
         return (SendReply::Withheld, true, None);
     }
     let body = json!({"messageId": message_id, "server-timestamp": now_ms()});
+    if st.faults.no_code(Some(account)) {
+        let answer = json!({"headers": {"mid": mid}, "body": body});
+        return (
+            SendReply::AnsweredWithoutCode { message_id },
+            delivered,
+            Some(answer),
+        );
+    }
     (
         SendReply::Accepted { message_id },
         delivered,

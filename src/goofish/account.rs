@@ -228,6 +228,8 @@ impl LoginWatch {
         let start = tokio::time::Instant::now() + self.settings.keepalive;
         let mut keepalive = tokio::time::interval_at(start, self.settings.keepalive);
         let mut reported: Option<LoginState> = None;
+        let mut token_pause = self.mtop.watch_token_pause();
+        let mut pause_announced = false;
         loop {
             let now = login.borrow_and_update().clone();
             if reported.as_ref() != Some(&now) {
@@ -257,6 +259,12 @@ impl LoginWatch {
                         return;
                     }
                 }
+                changed = token_pause.changed() => {
+                    if changed.is_ok() {
+                        let paused = token_pause.borrow_and_update().is_some();
+                        self.on_token_pause(paused, &mut pause_announced).await;
+                    }
+                }
                 _ = poll.tick() => self.reread_cookies(),
                 change = next_reload(&mut self.reloads) => self.on_reload(change),
                 _ = keepalive.tick(), if now.is_ok() => {
@@ -266,6 +274,25 @@ impl LoginWatch {
                 }
             }
         }
+    }
+
+    /// The hourly cap on IM token fetches was reached (one alert per pause), or a token came
+    /// through again (one recovery notice).
+    async fn on_token_pause(&self, paused: bool, announced: &mut bool) {
+        if paused == *announced {
+            return;
+        }
+        *announced = paused;
+        let (id, name) = (self.account.id.as_str(), self.account.name.as_str());
+        let key = format!("im_token_pause:{id}");
+        let alert = if paused {
+            tracing::warn!(account = %id, "IM token fetches paused by the hourly cap.");
+            token_pause_alert(&self.account).problem(key)
+        } else {
+            tracing::info!(account = %id, "IM token fetched again; the pause is over.");
+            Alert::recovered(EventKind::RiskControl, id, name).problem(key)
+        };
+        self.enqueue(alert).await;
     }
 
     fn reread_cookies(&mut self) {
@@ -336,6 +363,22 @@ async fn next_reload(
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// The alert when IM token fetches hit their hourly cap (see `mtop::budget`).
+fn token_pause_alert(account: &Account) -> Alert {
+    use super::mtop::budget::{FETCHES_PER_HOUR, PAUSE};
+    let hours = PAUSE.as_secs() / 3600;
+    Alert::risk_control(
+        &account.id,
+        &account.name,
+        &format!(
+            "闲鱼消息连接的访问令牌 1 小时内已请求 {FETCHES_PER_HOUR} 次仍无法使用（令牌接口是风控重点），已暂停请求 {hours} 小时"
+        ),
+    )
+    .action(
+        "暂停期间消息连接断开，无法在聊天中自动发货，新订单会按重试规则转为人工处理。若反复出现，请在浏览器重新登录闲鱼并更新 Cookie，更新后立即恢复",
+    )
 }
 
 /// The alert for a dead login: the notify module's constructor (problem key, cool-down,

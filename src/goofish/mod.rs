@@ -1,7 +1,7 @@
 //! The Xianyu (Goofish) marketplace client: the live source of order events and the
 //! [`crate::marketplace::Marketplace`] the ship stage uses.
 //!
-//! * Pure wire code: signing, ids and cookies (`sign`); push decoding (`decode/`: `msgpack`,
+//! * Pure wire code: signing, ids and cookies (`sign`); what the user agent says (`agent`); push decoding (`decode/`: `msgpack`,
 //!   payload `shapes`, order `signals`).
 //! * Network code: the mtop HTTP API (`mtop/`: `client`, `api`, `interpret`) and the IM
 //!   WebSocket (`ws/`: `session`, `conn`, `send`, `frames`).
@@ -15,6 +15,7 @@
 //! reaches a log.
 
 pub mod account;
+pub mod agent;
 #[cfg(test)]
 pub(crate) mod captures;
 pub mod decode;

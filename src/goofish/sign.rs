@@ -233,9 +233,10 @@ pub fn mid_key(mid: &str) -> &str {
     mid.split(' ').next().unwrap_or_default()
 }
 
-/// The client-side `uuid` of a sent chat message: `-` + epoch ms + `1`.
-pub fn generate_uuid(now_ms: u64) -> String {
-    format!("-{now_ms}1")
+/// The client-side `uuid` of a sent chat message: `-` + epoch ms + `seq` (the bots always use
+/// `1`; a higher `seq` tells apart messages sent within the same millisecond).
+pub fn generate_uuid(now_ms: u64, seq: u32) -> String {
+    format!("-{now_ms}{seq}")
 }
 
 #[cfg(test)]
@@ -399,6 +400,7 @@ mod tests {
             assert_eq!(mid_key(&mid), key);
         }
         assert_eq!(mid_key("a3e20004 0"), "a3e20004");
-        assert_eq!(generate_uuid(1741667630548), "-17416676305481");
+        assert_eq!(generate_uuid(1741667630548, 1), "-17416676305481");
+        assert_eq!(generate_uuid(1741667630548, 12), "-174166763054812");
     }
 }

@@ -148,6 +148,7 @@ impl MtopClient {
             json_str(&device_id)
         );
         self.check_usable()?;
+        self.take_token_budget()?;
         let fetched = self
             .call(Call::v1(
                 "mtop.taobao.idlemessage.pc.login.token",
@@ -160,7 +161,26 @@ impl MtopClient {
             .record_token_refresh(&self.account, fetched.is_ok(), now_ms());
         let token = fetched?;
         self.lock().token = Some(token.clone());
+        self.token_pause.send_if_modified(|p| p.take().is_some());
         Ok(token)
+    }
+
+    /// One token call from the hourly budget, or [`MtopError::TokenPaused`] (announced once
+    /// on [`Self::watch_token_pause`]).
+    fn take_token_budget(&self) -> Result<(), MtopError> {
+        let taken = self
+            .token_budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(Instant::now());
+        taken.map_err(|until| {
+            self.token_pause.send_if_modified(|p| {
+                let new = p.is_none();
+                *p = Some(until);
+                new
+            });
+            MtopError::TokenPaused { until }
+        })
     }
 
     /// Forget the cached IM token (the server refused it at `/reg`).

@@ -10,8 +10,9 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::api::ImToken;
-use super::interpret::{form_encode, interpret};
+use super::budget::TokenBudget;
+use super::interpret::{check_redirect, form_encode, interpret};
+use super::jar::{self, Jar};
 use super::{DEFAULT_USER_AGENT, LoginState, MtopError};
 use crate::clock::now_ms;
 use crate::config::MarketplaceConfig;
@@ -60,19 +61,15 @@ pub(super) struct Answer {
     pub(super) data: Value,
 }
 
-pub(super) struct Jar {
-    pub(super) cookies: Option<Cookies>,
-    pub(super) device_id: Option<String>,
-    pub(super) token: Option<ImToken>,
-}
-
 /// The mtop client of one account.
 pub struct MtopClient {
     pub(super) account: String,
     http: reqwest::Client,
     base: String,
     user_agent: String,
-    custom_agent: bool,
+    /// `sec-ch-ua` to send: the built-in one with the built-in user agent, the configured one
+    /// with a custom agent, none for a custom agent without one (hints must match the agent).
+    sec_ch_ua: Option<String>,
     pub(super) token_refresh: Duration,
     risk_backoff: Duration,
     pub(super) store: Store,
@@ -80,6 +77,10 @@ pub struct MtopClient {
     login: watch::Sender<LoginState>,
     /// Bumped whenever cookies are replaced, so a socket using an old token reconnects.
     generation: watch::Sender<u64>,
+    /// IM token calls of the last hour (see [`super::budget`]).
+    pub(super) token_budget: Mutex<TokenBudget>,
+    /// `Some(until)` while token fetching is paused; cleared by a fetched token or new cookies.
+    pub(super) token_pause: watch::Sender<Option<Instant>>,
     /// The status page's view of this account (token refreshes).
     pub(super) registry: health::Health,
 }
@@ -116,15 +117,16 @@ impl MtopClient {
                 .user_agent
                 .clone()
                 .unwrap_or_else(|| DEFAULT_USER_AGENT.to_string()),
-            custom_agent: settings.user_agent.is_some(),
+            sec_ch_ua: match &settings.user_agent {
+                None => Some(SEC_CH_UA.to_string()),
+                Some(_) => settings.sec_ch_ua.clone(),
+            },
             token_refresh: settings.token_refresh,
             risk_backoff: settings.risk_backoff,
             store,
-            jar: Mutex::new(Jar {
-                cookies: None,
-                device_id: None,
-                token: None,
-            }),
+            jar: Mutex::new(Jar::default()),
+            token_budget: Mutex::new(TokenBudget::default()),
+            token_pause: watch::channel(None).0,
             login,
             generation,
             registry,
@@ -142,7 +144,10 @@ impl MtopClient {
     /// Replace the cookie jar with a freshly pasted cookie string. Clears any blocked state
     /// and the cached IM token (it belongs to the old session).
     pub fn set_cookies(&self, raw: &str) -> Result<(), MtopError> {
-        let cookies = Cookies::parse(raw);
+        // The jar as the server last rotated it, if it grew from this very paste.
+        let source = jar::source_of(raw);
+        let saved = jar::load(&self.store, &self.account, &source);
+        let cookies = Cookies::parse(saved.as_deref().unwrap_or(raw));
         let Some(user_id) = cookies.user_id().map(str::to_owned) else {
             let why = "the cookie string has no `unb` (user id); copy the whole Cookie header"
                 .to_string();
@@ -156,7 +161,15 @@ impl MtopClient {
             jar.cookies = Some(cookies);
             jar.device_id = Some(device_id);
             jar.token = None;
+            jar.source = Some(source);
+            jar.saved = saved;
         }
+        // The seller acted: token fetching may start over.
+        self.token_budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reset();
+        self.token_pause.send_if_modified(|p| p.take().is_some());
         self.generation.send_modify(|g| *g += 1);
         self.login.send_replace(LoginState::Ok);
         Ok(())
@@ -175,6 +188,11 @@ impl MtopClient {
 
     pub fn watch_login(&self) -> watch::Receiver<LoginState> {
         self.login.subscribe()
+    }
+
+    /// `Some(until)` while IM token fetching is paused by the hourly cap.
+    pub fn watch_token_pause(&self) -> watch::Receiver<Option<Instant>> {
+        self.token_pause.subscribe()
     }
 
     pub fn watch_generation(&self) -> watch::Receiver<u64> {
@@ -311,10 +329,16 @@ impl MtopClient {
             .map_err(network_error)?;
         let status = response.status();
         self.merge_set_cookies(response.headers());
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok());
+        check_redirect(status.as_u16(), location)?;
         let body = response.bytes().await.map_err(network_error)?;
         interpret(call.api, status.as_u16(), &body)
     }
 
+    /// Merge the server's `Set-Cookie`s into the jar and save the jar when it changed.
     fn merge_set_cookies(&self, headers: &reqwest::header::HeaderMap) {
         let values: Vec<&str> = headers
             .get_all(reqwest::header::SET_COOKIE)
@@ -324,8 +348,23 @@ impl MtopClient {
         if values.is_empty() {
             return;
         }
-        if let Some(jar) = self.lock().cookies.as_mut() {
-            jar.merge_set_cookies(values);
+        let changed = {
+            let mut guard = self.lock();
+            let jar = &mut *guard;
+            let (Some(cookies), Some(source)) = (jar.cookies.as_mut(), jar.source.clone()) else {
+                return;
+            };
+            cookies.merge_set_cookies(values);
+            let header = cookies.to_header();
+            (jar.saved.as_deref() != Some(header.as_str())).then(|| {
+                jar.saved = Some(header.clone());
+                (source, header)
+            })
+        };
+        if let Some((source, header)) = changed {
+            if let Err(e) = jar::save(&self.store, &self.account, &source, &header) {
+                tracing::warn!(account = %self.account, error = %e, "Could not save the rotated cookies; a restart starts from the pasted ones.");
+            }
         }
     }
 
@@ -379,11 +418,13 @@ impl MtopClient {
             ("user-agent", self.user_agent.clone()),
             ("cookie", cookie.into()),
         ];
-        if !self.custom_agent {
+        if let Some(hint) = &self.sec_ch_ua {
             // Client hints must describe the same browser as the user agent.
-            pairs.push(("sec-ch-ua", SEC_CH_UA.into()));
-            pairs.push(("sec-ch-ua-mobile", "?0".into()));
-            pairs.push(("sec-ch-ua-platform", "\"Windows\"".into()));
+            let platform = crate::goofish::agent::os(&self.user_agent).platform;
+            pairs.push(("sec-ch-ua", hint.clone()));
+            let mobile = crate::goofish::agent::mobile_hint(&self.user_agent);
+            pairs.push(("sec-ch-ua-mobile", mobile.into()));
+            pairs.push(("sec-ch-ua-platform", format!("\"{platform}\"")));
         }
         if matches!(page, Page::SellerCentre) {
             pairs.push(("idle_site_biz_code", "COMMONPRO".into()));

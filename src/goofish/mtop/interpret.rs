@@ -35,6 +35,22 @@ pub fn form_encode(s: &str) -> String {
     out
 }
 
+/// A redirect instead of an answer (the client follows none). Towards a captcha or punish page
+/// it is risk control: that is how the gateway sends a browser to the slider, and following it
+/// or calling it a plain HTTP error would retry into the same wall. Any other redirect is an
+/// HTTP failure.
+pub(super) fn check_redirect(status: u16, location: Option<&str>) -> Result<(), MtopError> {
+    if !(300..400).contains(&status) {
+        return Ok(());
+    }
+    match location {
+        Some(l) if looks_like_punish(l) => Err(MtopError::RiskControl {
+            code: "redirect to a verification page".into(),
+        }),
+        _ => Err(MtopError::Http(status)),
+    }
+}
+
 /// Turns an HTTP answer into the `ret`/`data` envelope or the error it means.
 pub(super) fn interpret(api: &str, status: u16, body: &[u8]) -> Result<Answer, MtopError> {
     let text = String::from_utf8_lossy(body);
@@ -147,8 +163,13 @@ pub(super) fn parse_im_token(answer: &Answer, refresh: Duration) -> Result<ImTok
         .map(|l| l.saturating_sub(TOKEN_MARGIN))
         .filter(|l| !l.is_zero());
     let wait = lifetime.map_or(refresh, |l| l.min(refresh));
+    // yd path-unescapes the token before `/reg` (reference §3.1): `%XX` become bytes, a `+`
+    // stays a `+`. A token that is not valid UTF-8 once decoded is used as given.
+    let decoded = percent_encoding::percent_decode_str(token)
+        .decode_utf8()
+        .map_or_else(|_| token.to_string(), |t| t.into_owned());
     Ok(ImToken {
-        access_token: token.to_string(),
+        access_token: decoded,
         refresh_at: Instant::now() + wait,
     })
 }
@@ -466,6 +487,17 @@ mod tests {
             r#"{"api":"a","data":{"x":1},"ret":["SUCCESS::调用成功"],"v":"1.0"}"#.as_bytes(),
         );
         assert_eq!(ok.ok().map(|a| a.data), Some(serde_json::json!({"x": 1})));
+        let punish =
+            "https://h5api.m.goofish.com/h5/mtop.x/1.0/_____tmd_____/punish?x5secdata=ab&x5step=1";
+        assert!(matches!(
+            check_redirect(302, Some(punish)),
+            Err(MtopError::RiskControl { .. })
+        ));
+        assert_eq!(
+            check_redirect(301, Some("https://example.com/")),
+            Err(MtopError::Http(301))
+        );
+        assert_eq!(check_redirect(200, Some(punish)), Ok(()));
     }
 
     #[test]
@@ -573,6 +605,12 @@ mod tests {
         .unwrap();
         assert!(t.refresh_at <= Instant::now() + Duration::from_secs(3600));
         assert!(!format!("{t:?}").contains("secret-token"));
+        let t = parse_im_token(
+            &answer(serde_json::json!({"data": {"accessToken": "a%2Fb%2Bc%3D%3D+d"}})),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        assert_eq!(t.access_token, "a/b+c==+d");
         assert!(
             parse_im_token(
                 &answer(serde_json::json!({"data": {}})),

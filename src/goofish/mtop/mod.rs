@@ -13,14 +13,16 @@
 //!
 //! Layout: this file holds the error and login-state types; `client` owns the cookie jar,
 //! signing and the call machinery (headers, retries, blocked states); `api` holds one method
-//! per mtop API and the typed answers; `interpret` turns raw answers into those answers or
+//! per mtop API and the typed answers; `jar` the cookie jar and its saved copy; `interpret` turns raw answers into those answers or
 //! errors (pure, unit-tested).
 
 use tokio::time::Instant;
 
 mod api;
+pub mod budget;
 mod client;
 mod interpret;
+mod jar;
 #[cfg(test)]
 mod tests;
 
@@ -52,6 +54,12 @@ pub enum MtopError {
     BadResponse(String),
     #[error("{api} failed: {ret}")]
     Business { api: String, ret: String },
+    /// The IM token was fetched [`budget::FETCHES_PER_HOUR`] times within an hour; no more
+    /// fetches until `until` (or fresh cookies).
+    #[error(
+        "IM token fetches paused: too many within an hour (the token API is the risk-control hot spot)"
+    )]
+    TokenPaused { until: Instant },
 }
 
 impl MtopError {

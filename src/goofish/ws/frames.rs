@@ -17,15 +17,31 @@ pub(super) fn strip_handle(s: &str) -> &str {
     s.strip_suffix(HANDLE).unwrap_or(s)
 }
 
-/// The `/reg` `ua`: the browser UA plus the DingTalk web-client suffix (reference §4.3).
+/// The `/reg` `ua`: the browser UA plus the DingTalk web-client suffix (reference §4.3), its
+/// `OS(name/version)` read from that same UA (every bot hard-codes `OS(Windows/10)`, which
+/// contradicts a Mac or Linux user agent; one client derives it from its configured platform
+/// the same way).
 pub(super) fn reg_user_agent(browser: &str) -> String {
     let chrome = browser
         .split_whitespace()
         .find(|p| p.starts_with("Chrome/"))
         .unwrap_or("Chrome/146.0.0.0");
+    let os = crate::goofish::agent::os(browser);
     format!(
-        "{browser} DingTalk(2.1.5) OS(Windows/10) Browser({chrome}) DingWeb/2.1.5 IMPaaS DingWeb/2.1.5"
+        "{browser} DingTalk(2.1.5) OS({}/{}) Browser({chrome}) DingWeb/2.1.5 IMPaaS DingWeb/2.1.5",
+        os.dingtalk_name, os.version
     )
+}
+
+/// The client `uuid` of a sent message: the bots' `-<ms>1`, with the last part counting up when
+/// several messages leave within one millisecond (two deliveries in one millisecond must not
+/// share a uuid, or the service may take the second for a repeat of the first).
+fn message_uuid(now_ms: u64) -> String {
+    static LAST: std::sync::Mutex<(u64, u32)> = std::sync::Mutex::new((0, 0));
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let seq = if last.0 == now_ms { last.1 + 1 } else { 1 };
+    *last = (now_ms, seq);
+    sign::generate_uuid(now_ms, seq)
 }
 
 /// The `sendByReceiverScope` body for a text message (reference §6.1).
@@ -35,7 +51,7 @@ pub(super) fn send_body(cid: &str, peer: &str, me: &str, text: &str, now_ms: u64
     let cid = strip_handle(cid);
     json!([
         {
-            "uuid": sign::generate_uuid(now_ms),
+            "uuid": message_uuid(now_ms),
             "cid": format!("{cid}{HANDLE}"),
             "conversationType": 1,
             "content": {"contentType": 101, "custom": {"type": 1, "data": data}},
@@ -49,22 +65,32 @@ pub(super) fn send_body(cid: &str, peer: &str, me: &str, text: &str, now_ms: u64
     ])
 }
 
-/// Accepted only on code 200 without a rejection reason (reference §6.3).
+/// How a send answer is judged (reference §6.3). Only an explicit refusal proves the message
+/// was not stored, so only that is [`SendOutcome::NotDelivered`] (and may be sent again): a
+/// rejection reason (`CSI_FORBID||安全拦截`, …) or a 4xx code. An answer without a code is
+/// acceptance: zn notes IM answers "usually have no code", and treats even silence as "not
+/// rejected" (`zhinianboke/xianyu-auto-reply` `im_client.py`). A 5xx or another unexpected code
+/// proves nothing either way: [`SendOutcome::Unknown`], never resent.
 pub(super) fn send_outcome(answer: &Value) -> SendOutcome {
-    let code = answer.get("code").and_then(Value::as_i64).unwrap_or(0);
-    let reason = reason_of(answer);
-    if code == 200 && reason.is_none() {
-        let body = answer.get("body");
-        let id = ["messageId", "1", "server-timestamp"]
-            .iter()
-            .find_map(|k| body.and_then(|b| b.get(*k)).and_then(id_text));
-        return SendOutcome::Accepted { message_id: id };
-    }
-    SendOutcome::NotDelivered {
-        reason: match reason {
-            Some(r) => format!("rejected (code {code}): {r}"),
-            None => format!("rejected (code {code})"),
+    let code = answer.get("code").and_then(Value::as_i64);
+    let shown = code.map_or_else(|| "none".to_string(), |c| c.to_string());
+    match (code, reason_of(answer)) {
+        (Some(c), _) if c >= 500 || (c != 200 && c < 400) => SendOutcome::Unknown {
+            reason: format!("answered with code {c}"),
         },
+        (_, Some(r)) => SendOutcome::NotDelivered {
+            reason: format!("rejected (code {shown}): {r}"),
+        },
+        (Some(c), None) if c != 200 => SendOutcome::NotDelivered {
+            reason: format!("rejected (code {c})"),
+        },
+        (_, None) => {
+            let body = answer.get("body");
+            let id = ["messageId", "1", "server-timestamp"]
+                .iter()
+                .find_map(|k| body.and_then(|b| b.get(*k)).and_then(id_text));
+            SendOutcome::Accepted { message_id: id }
+        }
     }
 }
 
@@ -193,16 +219,46 @@ mod tests {
             send_outcome(&json!({"code": 200, "headers": {}})),
             SendOutcome::Accepted { message_id: None }
         );
+        // The right mid without a code: accepted, never "rejected (code 0)" and resent.
+        assert_eq!(
+            send_outcome(&json!({"headers": {"mid": "1 0"}, "body": {"messageId": "m2"}})),
+            SendOutcome::Accepted {
+                message_id: Some("m2".into())
+            }
+        );
+        assert_eq!(
+            send_outcome(&json!({"headers": {"mid": "1 0"}})),
+            SendOutcome::Accepted { message_id: None }
+        );
         let rejected = send_outcome(
             &json!({"code": 200, "body": {"reason": "CSI_FORBID", "moreInfo": "CSI_FORBID||安全拦截"}}),
         );
         assert!(
             matches!(&rejected, SendOutcome::NotDelivered { reason } if reason.contains("CSI_FORBID||安全拦截"))
         );
+        // A reason without a code is still an explicit refusal.
+        assert!(matches!(
+            send_outcome(&json!({"headers": {}, "body": {"reason": "CSI_FORBID"}})),
+            SendOutcome::NotDelivered { .. }
+        ));
         assert!(matches!(
             send_outcome(&json!({"code": 400})),
             SendOutcome::NotDelivered { .. }
         ));
+        // A server error proves nothing: unknown, judged by the read-back, never resent.
+        assert!(matches!(
+            send_outcome(&json!({"code": 500, "body": {"reason": "internal"}})),
+            SendOutcome::Unknown { .. }
+        ));
+    }
+
+    #[test]
+    fn uuids_differ_within_one_millisecond() {
+        let ms = 1_700_000_000_123;
+        let (a, b, c) = (message_uuid(ms), message_uuid(ms), message_uuid(ms + 1));
+        assert_eq!(a, "-17000000001231");
+        assert_eq!(b, "-17000000001232");
+        assert_eq!(c, "-17000000001241");
     }
 
     #[test]
@@ -255,6 +311,8 @@ mod tests {
     fn reg_ua_and_reasons() {
         let ua = reg_user_agent(crate::goofish::mtop::DEFAULT_USER_AGENT);
         assert!(ua.ends_with("DingTalk(2.1.5) OS(Windows/10) Browser(Chrome/146.0.0.0) DingWeb/2.1.5 IMPaaS DingWeb/2.1.5"));
+        let mac = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/145.0.0.0 Safari/537.36";
+        assert!(reg_user_agent(mac).ends_with("DingTalk(2.1.5) OS(MacOS/10.15.7) Browser(Chrome/145.0.0.0) DingWeb/2.1.5 IMPaaS DingWeb/2.1.5"));
         assert!(matches!(
             reason_of(&json!({"code": 401, "body": {"reason": "invalid token"}})).as_deref(),
             Some("invalid token")

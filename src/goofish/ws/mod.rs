@@ -6,12 +6,15 @@
 //! `getState` + `ackDiff`, then serve pushes (ACK every push, decode **every** item of
 //! `syncPushPackage.data`) while a heartbeat is sent every `heartbeat` and its reply checked.
 //! A session ends on a lost heartbeat, a closed socket, `/push/kickout`,
-//! `/s/session/remove`, a zombie connection (heartbeats answered but no business push for
-//! `watchdog`), a due token refresh or new cookies; the next one starts after an exponential,
-//! jittered backoff. While mtop says the login is dead, no connection is attempted at all.
+//! `/s/session/remove`, business silence (after a token change: `watchdog`; otherwise
+//! `idle_reconnect`, hours), a due token refresh or new cookies; the next one starts after an
+//! exponential, jittered backoff, reusing the token unless `/reg` refused it. While mtop says
+//! the login is dead, or token fetching is paused by its hourly cap, no connection is
+//! attempted at all.
 //!
-//! [`ImHandle`] is the sending side used by the marketplace: a send that never left is
-//! [`SendOutcome::NotDelivered`], one whose answer never came is [`SendOutcome::Unknown`].
+//! [`ImHandle`] is the sending side used by the marketplace: a send that never left or was
+//! explicitly refused is [`NotDelivered`](crate::marketplace::SendOutcome::NotDelivered); one whose answer never came (or came
+//! as a server error) is [`Unknown`](crate::marketplace::SendOutcome::Unknown), never resent.
 //!
 //! Layout: this file holds the shared types; `session` runs the connection loop (dial,
 //! `/reg`, sync, serve pushes, heartbeat, reconnect); `conn` is one live socket (writes,
@@ -86,7 +89,8 @@ impl WsError {
     fn distrusts_token(&self) -> bool {
         match self {
             Self::RegRefused { code, .. } => (400..500).contains(code),
-            Self::Kickout => true,
+            // A kick-out (another login, a server move) says nothing against the token, and
+            // refetching on every one is how a kick-out loop becomes a token-API storm.
             _ => false,
         }
     }
@@ -105,6 +109,7 @@ pub struct ImSettings {
     pub ws_url: String,
     pub heartbeat: Duration,
     pub watchdog: Duration,
+    pub idle_reconnect: Duration,
     pub send_timeout: Duration,
     pub reconnect_max: Duration,
 }
@@ -115,6 +120,7 @@ impl ImSettings {
             ws_url: m.ws_url.clone(),
             heartbeat: m.heartbeat,
             watchdog: m.watchdog,
+            idle_reconnect: m.idle_reconnect,
             send_timeout: m.send_timeout,
             reconnect_max: m.reconnect_max,
         }

@@ -67,6 +67,8 @@ impl ImClient {
         let account = self.shared.account.clone();
         let mut failures = 0u32;
         let mut first = true;
+        // The token the last session registered with, to notice a token change.
+        let mut registered_with: Option<String> = None;
         loop {
             if shutdown.is_cancelled() {
                 break;
@@ -79,7 +81,7 @@ impl ImClient {
             let started = Instant::now();
             // Shutdown also interrupts a session that is still dialling or registering.
             let result = tokio::select! {
-                r = self.session(&events, &shutdown) => r,
+                r = self.session(&events, &shutdown, &mut registered_with) => r,
                 _ = shutdown.cancelled() => Ok(SessionEnd::Shutdown),
             };
             if !matches!(result, Ok(SessionEnd::Shutdown)) {
@@ -97,6 +99,19 @@ impl ImClient {
                     tracing::info!(account = %account, "New cookies; reconnecting with a fresh token.");
                     failures = 0;
                     continue;
+                }
+                Err(WsError::Mtop(MtopError::TokenPaused { until })) => {
+                    // Too many token fetches this hour: the supervisor alerts once; nothing
+                    // is fetched until the pause ends or the seller pastes fresh cookies.
+                    tracing::warn!(account = %account, "IM token fetches paused for hours; the connection waits.");
+                    self.report(Connection::Paused);
+                    let mut generation = self.mtop.watch_generation();
+                    generation.borrow_and_update();
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep_until(until) => {}
+                        _ = generation.changed() => {}
+                    }
                 }
                 Err(WsError::Mtop(e)) if e.is_blocking() => {
                     // No cached token and the login is dead: the supervisor alerts; wait for
@@ -133,15 +148,20 @@ impl ImClient {
             .set_connection(&self.shared.account, state, now_ms());
     }
 
-    /// One connection from dial to end.
+    /// One connection from dial to end. `registered_with` is the token of the previous
+    /// registration; a different one is a token change, which the silence watchdog watches.
     async fn session(
         &self,
         events: &mpsc::Sender<ImEvent>,
         shutdown: &CancellationToken,
+        registered_with: &mut Option<String>,
     ) -> Result<SessionEnd, WsError> {
         let mut generation = self.mtop.watch_generation();
         generation.borrow_and_update();
         let token = self.mtop.im_token().await?;
+        let token_changed = registered_with
+            .replace(token.access_token.clone())
+            .is_some_and(|before| before != token.access_token);
         let (user_id, device_id) = match (self.mtop.user_id(), self.mtop.device_id()) {
             (Some(u), Some(d)) => (u, d),
             _ => return Err(MtopError::NoCookies("cookies not loaded".into()).into()),
@@ -154,7 +174,7 @@ impl ImClient {
         let result = async {
             self.register(&conn, &token.access_token, &device_id)
                 .await?;
-            sync_state(&conn).await?;
+            sync_state(&conn).await;
             self.shared.live.send_replace(Some(conn.clone()));
             tracing::info!(account = %self.shared.account, "IM connected.");
             self.report(Connection::Connected);
@@ -165,6 +185,7 @@ impl ImClient {
                 settings: &self.settings,
                 account: &self.shared.account,
                 registry: &self.registry,
+                token_changed,
             };
             ctx.serve(&mut inbound, token.refresh_at, &mut generation, shutdown)
                 .await
@@ -257,6 +278,8 @@ struct Serving<'a> {
     settings: &'a ImSettings,
     account: &'a str,
     registry: &'a health::Health,
+    /// This session registered with a different token than the one before.
+    token_changed: bool,
 }
 
 impl Serving<'_> {
@@ -275,9 +298,10 @@ impl Serving<'_> {
         let mut awaiting: Option<(oneshot::Receiver<Value>, Instant)> = None;
         let patience = heartbeat_patience(self.settings.heartbeat);
         let mut last_business = Instant::now();
+        let mut silence = self.silence_limit(false);
         let mut watching_cookies = true;
         loop {
-            let zombie_at = last_business + self.settings.watchdog;
+            let zombie_at = last_business + silence;
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
                 _ = tokio::time::sleep_until(refresh_at) => return Ok(SessionEnd::TokenRefresh),
@@ -287,9 +311,7 @@ impl Serving<'_> {
                     }
                     watching_cookies = false;
                 }
-                _ = tokio::time::sleep_until(zombie_at) => {
-                    return Err(WsError::Zombie(self.settings.watchdog));
-                }
+                _ = tokio::time::sleep_until(zombie_at) => return Err(WsError::Zombie(silence)),
                 _ = heartbeat.tick() => {
                     awaiting = check_heartbeat(awaiting, patience)?;
                     if awaiting.is_none() {
@@ -300,6 +322,7 @@ impl Serving<'_> {
                     Some(Inbound::Push { text, frame }) => {
                         if self.handle_push(&text, &frame).await? {
                             last_business = Instant::now();
+                            silence = self.silence_limit(true);
                             self.registry.record_business_message(self.account, now_ms());
                         }
                     }
@@ -310,16 +333,34 @@ impl Serving<'_> {
         }
     }
 
+    /// How long business silence may last before the session is called a zombie. Answered
+    /// heartbeats prove the socket alive, and a quiet shop is quiet: no real client reconnects
+    /// it every few minutes. The zombie that does happen (zn PR #290: heartbeats answered, no
+    /// pushes) follows a token change, so only then is `watchdog` short; once a push proves
+    /// the session, or without a token change, only `idle_reconnect` (hours) applies.
+    fn silence_limit(&self, proven: bool) -> Duration {
+        if self.token_changed && !proven {
+            self.settings.watchdog
+        } else {
+            self.settings.idle_reconnect
+        }
+    }
+
     /// ACK, then act. Returns whether this was a business push (for the zombie watchdog).
     async fn handle_push(&self, text: &str, frame: &Value) -> Result<bool, WsError> {
         let lwp = frame.get("lwp").and_then(Value::as_str).unwrap_or_default();
         // ACK everything the server pushes; zn reports disconnects without (reference §4.6).
-        if let Err(e) = self.conn.write(&ack_for(frame)).await {
-            return Err(WsError::Closed(format!("ACK failed: {}", e.reason())));
-        }
+        let acked = self.conn.write(&ack_for(frame)).await;
+        // The server closes right after these, so the ACK may fail; the reason still counts.
         match lwp {
             "/push/kickout" => return Err(WsError::Kickout),
             "/s/session/remove" => return Err(WsError::SessionRemoved),
+            _ => {}
+        }
+        if let Err(e) = acked {
+            return Err(WsError::Closed(format!("ACK failed: {}", e.reason())));
+        }
+        match lwp {
             l if l.starts_with("/s/") => {}
             other => {
                 tracing::debug!(lwp = %other, "Unhandled server frame acknowledged.");
@@ -328,11 +369,7 @@ impl Serving<'_> {
         }
         if needs_resync(frame) {
             let conn = self.conn.clone();
-            tokio::spawn(async move {
-                if let Err(e) = sync_state(&conn).await {
-                    tracing::debug!(error = %e, "Background re-sync failed.");
-                }
-            });
+            tokio::spawn(async move { sync_state(&conn).await });
         }
         match decode::decode_frame(text, Some(&self.conn.user_id)) {
             Ok(items) => {
@@ -372,8 +409,11 @@ fn check_heartbeat(
 }
 
 /// `getState` then `ackDiff` with what it returned (gc: mandatory to receive pushes); if the
-/// server does not answer `getState`, the bots' blind `ackDiff` with `pts = now` (§4.4).
-async fn sync_state(conn: &Conn) -> Result<(), WsError> {
+/// server does not answer `getState`, the bots' blind `ackDiff` with `pts = now` (§4.4). The
+/// `ackDiff` answer is not waited for: the Go client that follows the official web client
+/// sends no `ackDiff` after `/reg` at all, and shaxiu/cvcat never read its answer, so a missing
+/// or late one must not end a working session. A write that fails shows as a closed socket.
+async fn sync_state(conn: &Arc<Conn>) {
     let state = conn
         .request(
             "/r/SyncStatus/getState",
@@ -391,15 +431,18 @@ async fn sync_state(conn: &Conn) -> Result<(), WsError> {
         json!({"pipeline": "sync", "tooLong2Tag": "PNM,1", "channel": "sync", "topic": "sync",
                "highPts": 0, "pts": now * 1000, "seq": 0, "timestamp": now})
     });
-    conn.request(
-        "/r/SyncStatus/ackDiff",
-        json!({}),
-        Some(json!([body])),
-        REQUEST_TIMEOUT,
-    )
-    .await
-    .map_err(|_| WsError::NoAnswer("/r/SyncStatus/ackDiff"))?;
-    Ok(())
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        let ack = conn.request(
+            "/r/SyncStatus/ackDiff",
+            json!({}),
+            Some(json!([body])),
+            REQUEST_TIMEOUT,
+        );
+        if let Err(e) = ack.await {
+            tracing::debug!(error = ?e, "ackDiff not answered; the session goes on.");
+        }
+    });
 }
 
 /// Exponential from one second, capped, plus 0–30 % jitter so accounts do not reconnect in
