@@ -136,4 +136,21 @@ pub enum OrdersCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Close out a needs_human delivery (outcome unknown) once you have checked the chat:
+    /// --received, or --not-received with --retry (deliver again) or --manual (you handle it).
+    Resolve {
+        id: String,
+        /// The buyer has the content: its keys are recorded as delivered to this order.
+        #[arg(long, conflicts_with_all = ["not_received", "retry", "manual"])]
+        received: bool,
+        /// The buyer did not get it: its keys go back to the pool.
+        #[arg(long)]
+        not_received: bool,
+        /// With --not-received: deliver again automatically (new keys, delay, send).
+        #[arg(long, requires = "not_received", conflicts_with = "manual")]
+        retry: bool,
+        /// With --not-received: leave the order to you (record it later with `orders ship`).
+        #[arg(long, requires = "not_received")]
+        manual: bool,
+    },
 }

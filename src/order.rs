@@ -19,6 +19,27 @@ pub fn ship_deadline(payment_time: u64) -> u64 {
     payment_time.saturating_add(SHIP_DEADLINE_MS)
 }
 
+/// Where the seller opens the order's conversation with the buyer in the Goofish web IM.
+///
+/// `https://www.goofish.com/im?itemId=<item>&peerUserId=<buyer>` is the conversation link the
+/// public Xianyu web clients build (a TypeScript browser adapter's `buildChatUrl`, a Python
+/// Playwright shipper's `auto_deliver_on_page`); without both ids it is the IM inbox. Ids that
+/// are not plain digits/letters are left out rather than escaped, so the link is never a way
+/// to inject anything into a page or a message.
+pub fn chat_link(item_id: Option<&str>, buyer_id: Option<&str>) -> String {
+    const INBOX: &str = "https://www.goofish.com/im";
+    let plain = |s: &&str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    match (item_id.filter(plain), buyer_id.filter(plain)) {
+        (Some(item), Some(buyer)) => format!("{INBOX}?itemId={item}&peerUserId={buyer}"),
+        _ => INBOX.to_string(),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -124,6 +145,10 @@ pub enum Work {
     StopDelivery {
         revoke_delivered: bool,
     },
+    /// The platform says the order left the seller (已发货 / 交易成功) without our confirm
+    /// (ours never goes through ingest): close the delivery. An uncertain send counts as
+    /// received; a delivery that sent nothing gives its keys back.
+    SettleShipped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +197,8 @@ fn transition(from: Option<OrderStatus>, to: OrderStatus) -> Decision {
         Closed | Refunded => Work::StopDelivery {
             revoke_delivered: true,
         },
-        PendingPayment | Shipped | Completed => Work::None,
+        Shipped | Completed => Work::SettleShipped,
+        PendingPayment => Work::None,
     };
     Decision::Transition { from, to, work }
 }
@@ -197,6 +223,32 @@ mod tests {
             Decision::Stale {
                 current: PendingShip
             }
+        );
+    }
+
+    #[test]
+    fn a_platform_shipment_settles_the_delivery() {
+        for to in [Shipped, Completed] {
+            assert!(matches!(
+                decide(Some(PendingShip), to),
+                Decision::Transition {
+                    work: Work::SettleShipped,
+                    ..
+                }
+            ));
+        }
+    }
+
+    #[test]
+    fn chat_links_carry_only_plain_ids() {
+        assert_eq!(
+            chat_link(Some("9001"), Some("2203")),
+            "https://www.goofish.com/im?itemId=9001&peerUserId=2203"
+        );
+        assert_eq!(chat_link(None, Some("2203")), "https://www.goofish.com/im");
+        assert_eq!(
+            chat_link(Some("9001"), Some("x\"><script>")),
+            "https://www.goofish.com/im"
         );
     }
 

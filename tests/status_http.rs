@@ -343,9 +343,15 @@ async fn problems_list_needs_human_failures_notifications_and_risk() {
         "FAIL_SYS_USER_VALIDATE",
         ">U1<",
         ">F1<",
+        // The uncertain delivery offers its conversation and both ways to close it out.
+        "goofish.com&#x2f;im?itemId=900000000001&amp;peerUserId=buyer-U1",
+        "orders resolve U1 --received",
+        "orders resolve U1 --not-received --retry",
     ] {
         assert!(html.contains(text), "problems lack {text}");
     }
+    let order = s.get("/orders/U1").await.body;
+    assert!(order.contains("orders resolve U1 --received"), "{order}");
     s.stop().await;
 }
 

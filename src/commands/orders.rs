@@ -1,4 +1,7 @@
-//! `orders list | show | ship | retry`. Card keys are always shown masked.
+//! `orders list | show | ship | retry | resolve`. Card keys are always shown masked.
+//!
+//! `orders ship` never releases the keys of a possibly-sent (`needs_human`) delivery: it refuses
+//! and points to `orders resolve`, where the seller states what the buyer received.
 
 use std::process::ExitCode;
 
@@ -8,7 +11,7 @@ use crate::cli::{Dirs, OrdersCommand};
 use crate::clock::format_beijing;
 use crate::config::{Category, StageKind};
 use crate::order::OrderStatus;
-use crate::store::{OrderDetail, OrderRecord};
+use crate::store::{NotReceived, OrderDetail, OrderRecord, ReceiptEvidence};
 
 pub fn run(dirs: &Dirs, cmd: OrdersCommand) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -34,7 +37,79 @@ pub fn run(dirs: &Dirs, cmd: OrdersCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        OrdersCommand::Resolve {
+            id,
+            received,
+            not_received,
+            retry,
+            manual,
+        } => {
+            let choice = match (received, not_received, retry, manual) {
+                (true, _, _, _) => None,
+                (_, true, true, _) => Some(NotReceived::Retry),
+                (_, true, _, true) => Some(NotReceived::Manual),
+                (_, true, _, _) => bail!(
+                    "请选择买家未收到时怎么办：--retry（卡密退回卡池，重新自动发货）或 --manual（卡密退回卡池，由你自己处理）\n(choose --retry or --manual)"
+                ),
+                _ => bail!(
+                    "请说明核实结果：--received（买家已收到）或 --not-received --retry|--manual（买家未收到）\n(choose --received or --not-received)"
+                ),
+            };
+            resolve(dirs, &id, choice)
+        }
     }
+}
+
+/// Close out an uncertain delivery with what the seller found in the chat.
+fn resolve(dirs: &Dirs, id: &str, choice: Option<NotReceived>) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(dirs)?;
+    let store = super::open_store(dirs)?;
+    let order = store
+        .order(id)?
+        .ok_or_else(|| anyhow!("没有订单 {id} (no order {id})"))?;
+    let operator = super::operator();
+    let rec = match choice {
+        None => {
+            // Confirm on the platform afterwards if the ship mode does and it has not happened.
+            let confirm = crate::pipeline::plan::plan_for(&config, &order)
+                .ok()
+                .filter(|p| p.mode.confirms())
+                .and(config.stage_index(StageKind::Ship))
+                .map(|_| crate::pipeline::run_from(&config, StageKind::Ship));
+            let evidence = ReceiptEvidence::Seller { operator };
+            store.mark_uncertain_delivery_received(id, &evidence, confirm.as_ref())?
+        }
+        Some(c) => {
+            let from_start = crate::pipeline::first_run(&config);
+            store.resolve_not_received(id, c, &operator, &from_start)?
+        }
+    };
+    let keys = match &rec.holding {
+        crate::store::Holding::Cards { ids, .. } => {
+            format!("（卡密 {} 个记为已发给此订单）", ids.len())
+        }
+        _ => String::new(),
+    };
+    let msg = match (choice, rec.state) {
+        (None, crate::store::DeliveryState::Sent) => format!(
+            "订单 {id}：已记为买家已收到{keys}；守护进程会在一秒内到闲鱼上确认发货（没有守护进程时由下一次 replay 执行）"
+        ),
+        (None, _) => format!("订单 {id}：已记为买家已收到{keys}，发货完成"),
+        (Some(NotReceived::Retry), _) => format!(
+            "订单 {id}：卡密已退回卡池，重新自动发货；守护进程会在一秒内接手（没有守护进程时由下一次 replay 执行）"
+        ),
+        (Some(NotReceived::Manual), crate::store::DeliveryState::Cancelled) => {
+            format!(
+                "订单 {id}：卡密已退回卡池；订单已「{}」，不再发货",
+                order.status.label()
+            )
+        }
+        (Some(NotReceived::Manual), _) => format!(
+            "订单 {id}：卡密已退回卡池，订单交给你处理；处理后用 `xianyu-shopd orders ship {id}` 记录"
+        ),
+    };
+    println!("{msg} (delivery: {})", rec.state.as_str());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Physical goods need a tracking number; a virtual order delivered by hand in chat does not.

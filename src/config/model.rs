@@ -484,6 +484,11 @@ impl ShipMode {
         self != Self::ConfirmOnly
     }
 
+    /// The mode confirms the shipment on the platform (every mode but `send_only`).
+    pub fn confirms(self) -> bool {
+        self != Self::SendOnly
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SendThenConfirm => "send_then_confirm",

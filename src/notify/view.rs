@@ -198,7 +198,8 @@ impl Alert {
                 .action("买家未收到任何内容。请执行 `xianyu-shopd orders retry 3000000000000000001` 重新发货"),
             EventKind::NeedsHuman => order()
                 .fact("原因", "进程在发送途中停止，无法确定买家是否收到")
-                .action("请在闲鱼聊天中核实买家是否收到"),
+                .fact("聊天", "https://www.goofish.com/im?itemId=900000000001&peerUserId=2200000000001")
+                .action("请打开上面的聊天核实：买家已收到 → `xianyu-shopd orders resolve 3000000000000000001 --received`；买家未收到 → `xianyu-shopd orders resolve 3000000000000000001 --not-received --retry` 或 `--not-received --manual`"),
             EventKind::OutOfStock => order()
                 .fact("库存", "卡池 office")
                 .action("请补充库存后手动发货，或退款给买家"),

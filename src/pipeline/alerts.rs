@@ -4,7 +4,7 @@
 
 use crate::config::{Category, Config};
 use crate::notify::{Alert, EventKind};
-use crate::order::ship_deadline;
+use crate::order::{chat_link, ship_deadline};
 use crate::store::OrderRecord;
 
 /// `manual_ship`: everything the seller needs to ship an order by hand.
@@ -37,13 +37,16 @@ pub(crate) fn unclassified(
     manual_ship(config, order, reason).fact("商品类型(按标题推测)", label)
 }
 
-/// `needs_human`: a send whose outcome nobody can prove; never resent automatically.
+/// `needs_human`: a send whose outcome nobody can prove; never resent automatically. Names the
+/// conversation to check and both ways to close the order out.
 pub(crate) fn needs_human(config: &Config, order: &OrderRecord, reason: &str) -> Alert {
+    let link = chat_link(order.item_id.as_deref(), order.buyer_id.as_deref());
     order_facts(Alert::new(EventKind::NeedsHuman), config, order)
         .fact("原因", reason)
+        .fact("聊天", link)
         .action(format!(
-            "发货内容可能已经送达买家，系统不会自动重发。请在闲鱼聊天中核实：若买家未收到，执行 `xianyu-shopd orders retry {} --force`",
-            order.order_id
+            "发货内容可能已经送达买家，系统不会自动重发，卡密仍为此订单保留。请打开上面的聊天核实：买家已收到 → `xianyu-shopd orders resolve {id} --received`；买家未收到 → `xianyu-shopd orders resolve {id} --not-received --retry`（卡密退回卡池并重新自动发货）或 `--not-received --manual`（卡密退回卡池，你自己处理）",
+            id = order.order_id
         ))
 }
 

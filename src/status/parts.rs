@@ -71,6 +71,8 @@ pub struct OrderItem {
     pub last_error: Option<String>,
     /// A pipeline job (delay or retry) is waiting for this order.
     pub retry_pending: bool,
+    /// The buyer conversation, where the seller checks an uncertain delivery.
+    pub chat_link: String,
 }
 
 impl From<&OrderRow> for OrderItem {
@@ -94,6 +96,7 @@ impl From<&OrderRow> for OrderItem {
             attempts: o.attempts,
             last_error: o.last_error.clone(),
             retry_pending: o.has_job,
+            chat_link: crate::order::chat_link(o.item_id.as_deref(), o.buyer_id.as_deref()),
         }
     }
 }

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 
 use super::records::*;
 use super::{
-    CARD_FINGERPRINTS, CARDS, CARDS_AVAILABLE, Result, STOCK_LOG, Store, StoreError, decode,
-    encode, next_id,
+    CARD_FINGERPRINTS, CARDS, CARDS_AVAILABLE, LEDGER, Result, STOCK_LOG, Store, StoreError,
+    decode, encode, get_json, next_id,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -132,6 +132,36 @@ impl Store {
         })
     }
 
+    /// Audit of key ownership, empty when sound: every key that is not `available` names its
+    /// order and that order's delivery holds it; every `available` key names no order and is
+    /// in the availability index (and only those are). Tests and the chaos run call this after
+    /// crashes and resolutions.
+    pub fn card_owner_problems(&self) -> Result<Vec<String>> {
+        self.read(|tx| {
+            let ledger = tx.open_table(LEDGER)?;
+            let avail = tx.open_table(CARDS_AVAILABLE)?;
+            let mut problems = Vec::new();
+            for row in tx.open_table(CARDS)?.iter()? {
+                let (k, v) = row?;
+                let (pool, id) = k.value();
+                let card: CardRow = decode(card_table_name(), v.value())?;
+                let indexed = avail.get((pool, id))?.is_some();
+                if let Some(p) = ownership_problem(&ledger, pool, id, &card, indexed)? {
+                    problems.push(p);
+                }
+            }
+            let cards = tx.open_table(CARDS)?;
+            for row in avail.iter()? {
+                let key = row?.0;
+                let (pool, id) = key.value();
+                if cards.get((pool, id))?.is_none() {
+                    problems.push(format!("{pool}#{id}: indexed as available but missing"));
+                }
+            }
+            Ok(problems)
+        })
+    }
+
     pub(super) fn cards_masked(
         &self,
         tx: &ReadTransaction,
@@ -148,6 +178,34 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+fn ownership_problem(
+    ledger: &impl ReadableTable<&'static str, &'static [u8]>,
+    pool: &str,
+    id: u64,
+    card: &CardRow,
+    indexed: bool,
+) -> Result<Option<String>> {
+    let key = format!("{pool}#{id} ({})", card.state.as_str());
+    if card.state == CardState::Available || card.reusable {
+        return Ok(match (&card.order_id, indexed) {
+            (Some(o), _) if !card.reusable => Some(format!("{key}: available yet owned by {o}")),
+            (_, false) => Some(format!("{key}: not in the availability index")),
+            _ => None,
+        });
+    }
+    if indexed {
+        return Ok(Some(format!("{key}: still in the availability index")));
+    }
+    let Some(owner) = &card.order_id else {
+        return Ok(Some(format!("{key}: has no owner")));
+    };
+    let rec: Option<DeliveryRecord> = get_json(ledger, "delivery_ledger", owner)?;
+    let held = rec.is_some_and(
+        |r| matches!(&r.holding, Holding::Cards { pool: p, ids } if p == pool && ids.contains(&id)),
+    );
+    Ok((!held).then(|| format!("{key}: owner {owner}'s delivery does not hold it")))
 }
 
 fn pool_subject(pool: &str) -> String {
@@ -199,7 +257,7 @@ pub(super) fn take(
             None => Err(0),
         });
     }
-    move_cards(tx, pool, &ids, CardState::Reserved, Some(order_id), now)?;
+    move_cards(tx, pool, &ids, CardState::Reserved, order_id, now)?;
     let after = before - ids.len() as u64;
     log_stock(
         tx,
@@ -241,7 +299,7 @@ pub(super) fn deliver(
     order_id: &str,
     now: u64,
 ) -> Result<()> {
-    let n = move_cards(tx, pool, ids, CardState::Delivered, Some(order_id), now)?;
+    let n = move_cards(tx, pool, ids, CardState::Delivered, order_id, now)?;
     let remaining = available_count(tx, pool)? as i64;
     log_stock(
         tx,
@@ -261,7 +319,7 @@ pub(super) fn release(
     order_id: &str,
     now: u64,
 ) -> Result<()> {
-    let n = move_cards(tx, pool, ids, CardState::Available, None, now)?;
+    let n = move_cards(tx, pool, ids, CardState::Available, order_id, now)?;
     let remaining = available_count(tx, pool)? as i64;
     log_stock(
         tx,
@@ -281,18 +339,20 @@ pub(super) fn revoke(
     order_id: &str,
     now: u64,
 ) -> Result<()> {
-    move_cards(tx, pool, ids, CardState::Revoked, Some(order_id), now)?;
+    move_cards(tx, pool, ids, CardState::Revoked, order_id, now)?;
     Ok(())
 }
 
-/// Move keys to `to`, keeping the availability index in step. Reusable keys never leave
-/// `available`. Returns how many rows changed.
+/// Move `order_id`'s keys to `to`, keeping the availability index in step. A key owned by
+/// another order is never touched, and every key that is not `available` names its order, so
+/// each key always has an owner. Reusable keys never leave `available`. Returns how many rows
+/// changed.
 fn move_cards(
     tx: &WriteTransaction,
     pool: &str,
     ids: &[u64],
     to: CardState,
-    order_id: Option<&str>,
+    order_id: &str,
     now: u64,
 ) -> Result<usize> {
     let mut cards = tx.open_table(CARDS)?;
@@ -304,11 +364,12 @@ fn move_cards(
         };
         let mut row: CardRow = decode(card_table_name(), v.value())?;
         drop(v);
-        if row.reusable || row.state == to {
+        let owned_elsewhere = row.order_id.as_deref().is_some_and(|o| o != order_id);
+        if row.reusable || row.state == to || owned_elsewhere {
             continue;
         }
         row.state = to;
-        row.order_id = order_id.map(str::to_string);
+        row.order_id = (to != CardState::Available).then(|| order_id.to_string());
         row.updated_at = now;
         cards.insert((pool, *id), encode(&row).as_slice())?;
         if to == CardState::Available {

@@ -1,16 +1,182 @@
-//! Closing out deliveries the automatic flow could not finish: a job that failed or panicked
-//! (quarantine).
+//! Closing out deliveries the automatic flow could not finish: an uncertain send (`needs_human`)
+//! that the seller, the conversation history or the platform settles; a shipment the seller
+//! made by hand; a job that failed or panicked (quarantine).
 //!
-//! Each function is one transaction that checks the ledger state before moving it, like the
-//! rest of the ledger.
+//! The rule that keeps a key from being sold twice lives here: a key goes back to the pool only
+//! when someone states that it did not reach the buyer (`orders resolve --not-received`) or when
+//! nothing was ever sent. A possibly-sent key is never released by `orders ship` or by a
+//! platform event; it stays with its order (`delivered`, or `revoked` after a refund), so every
+//! key always has an owner. Each function is one transaction that checks the ledger state first.
 
+use redb::WriteTransaction;
+
+use super::jobs::NextRun;
 use super::records::*;
-use super::{Result, Store, jobs, ledger};
+use super::{ORDERS, Result, Store, StoreError, audit, get_json, jobs, ledger, order_rows, stock};
+use crate::order::OrderStatus;
 
 /// The seller-facing reason a quarantined order carries (status page, notification).
 pub const INTERNAL_ERROR_REASON: &str = "处理时内部错误";
 
+/// Why an uncertain delivery is now known to have reached the buyer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptEvidence {
+    /// The seller checked the conversation (`orders resolve ID --received`).
+    Seller { operator: String },
+    /// The delivery message was found in the conversation history (the IM read-back):
+    /// its message id when known, and a short description (never the message text).
+    ConversationHistory {
+        message_id: Option<String>,
+        detail: String,
+    },
+    /// The platform reports the order shipped or completed.
+    Platform { status: OrderStatus },
+}
+
+impl ReceiptEvidence {
+    /// The ledger history note; Chinese, because the status page shows it.
+    fn note(&self) -> String {
+        match self {
+            Self::Seller { operator } => format!("卖家确认买家已收到（{operator}）"),
+            Self::ConversationHistory { detail, .. } => {
+                format!("在聊天记录中找到发货消息（{detail}）")
+            }
+            Self::Platform { status } => {
+                format!("闲鱼显示订单「{}」，视为买家已收到", status.label())
+            }
+        }
+    }
+
+    fn actor(&self) -> &str {
+        match self {
+            Self::Seller { operator } => operator,
+            Self::ConversationHistory { .. } => "im-read-back",
+            Self::Platform { .. } => "platform",
+        }
+    }
+}
+
+/// What the seller chose for an uncertain delivery that did not reach the buyer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReceived {
+    /// Give the keys back and deliver again from the first stage after ingest.
+    Retry,
+    /// Give the keys back and leave the order to the seller.
+    Manual,
+}
+
 impl Store {
+    /// **Mark an uncertain delivery as received, with evidence.** The one entry point for
+    /// closing a `needs_human` delivery whose content did reach the buyer: the seller's
+    /// `orders resolve ID --received`, and the IM read-back when it finds the delivery message
+    /// in the conversation ([`ReceiptEvidence::ConversationHistory`]).
+    ///
+    /// In one transaction: the keys the order holds become `delivered` to it (counted stock is
+    /// sold), `sent_at` is set, the evidence is written to the ledger history and the audit log.
+    /// If the ship mode still has to confirm the shipment on the platform (`confirm` is the ship
+    /// stage's resume point, given only when the mode has a confirm step) and the order is still
+    /// 等待卖家发货, the delivery becomes `sent` and the ship stage runs again, which skips the
+    /// send and only confirms; otherwise it is `delivered`. Refused unless the delivery is
+    /// `needs_human`.
+    pub fn mark_uncertain_delivery_received(
+        &self,
+        order_id: &str,
+        evidence: &ReceiptEvidence,
+        confirm: Option<&NextRun>,
+    ) -> Result<DeliveryRecord> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = ledger::load(tx, order_id)?;
+            require_uncertain(&rec)?;
+            let status = order_status(tx, order_id)?;
+            received(tx, &mut rec, status, evidence, confirm, now)?;
+            order_rows::update_order(tx, order_id, |o| {
+                o.ship_method.get_or_insert(ShipMethod::Auto);
+            })?;
+            audit::append(
+                tx,
+                now,
+                evidence.actor(),
+                "orders.resolve",
+                &format!("{order_id}: received; {}", evidence.note()),
+            )?;
+            Ok(rec)
+        })
+    }
+
+    /// `orders resolve ID --not-received --retry|--manual`: the seller checked the conversation
+    /// and the buyer did not get the content. The keys go back to the pool (their ids stay in
+    /// the ledger history and the audit log); `Retry` plans the delivery again from
+    /// `from_start` (a new reservation, delay and send), `Manual` leaves the order to the
+    /// seller. An order that is no longer 等待卖家发货 (refunded, closed) can only be given
+    /// back: its delivery becomes `cancelled`.
+    pub fn resolve_not_received(
+        &self,
+        order_id: &str,
+        choice: NotReceived,
+        operator: &str,
+        from_start: &NextRun,
+    ) -> Result<DeliveryRecord> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = ledger::load(tx, order_id)?;
+            require_uncertain(&rec)?;
+            let status = order_status(tx, order_id)?;
+            let payable = status == OrderStatus::PendingShip;
+            if choice == NotReceived::Retry && !payable {
+                return Err(StoreError::Rejected(format!(
+                    "订单 {order_id} 现在是「{}」，不能重新发货；用 --not-received --manual 只把卡密退回卡池 (order is {}, cannot deliver again)",
+                    status.label(),
+                    status.as_str()
+                )));
+            }
+            let given_back = give_back(tx, &mut rec, now)?;
+            rec.attempts = 0;
+            rec.last_error = None;
+            rec.due_ms = None;
+            let note = format!("卖家确认买家未收到（{operator}）；{given_back}");
+            match (choice, payable) {
+                (NotReceived::Retry, _) => {
+                    rec.set_state(DeliveryState::Planned, now, format!("{note}；重新自动发货"));
+                    jobs::schedule(
+                        tx,
+                        order_id,
+                        from_start.stage,
+                        &from_start.stage_name,
+                        now,
+                        &from_start.config_version,
+                        now,
+                    )?;
+                }
+                (NotReceived::Manual, true) => ledger::hand_over_state(
+                    tx,
+                    &mut rec,
+                    DeliveryState::Manual,
+                    &format!("{note}；交给卖家处理"),
+                    &[],
+                    now,
+                )?,
+                (NotReceived::Manual, false) => {
+                    jobs::cancel_for_order(tx, order_id)?;
+                    rec.set_state(
+                        DeliveryState::Cancelled,
+                        now,
+                        format!("{note}；订单已「{}」", status.label()),
+                    );
+                }
+            }
+            ledger::save(tx, &rec)?;
+            audit::append(
+                tx,
+                now,
+                operator,
+                "orders.resolve",
+                &format!("{order_id}: not received ({choice:?}); {given_back}"),
+            )?;
+            Ok(rec)
+        })
+    }
+
     /// A pipeline job failed or panicked: take it out of the schedule so it does not run again
     /// in a loop, and hand its order to the seller as `needs_human` (a send may have started),
     /// with `alerts`. A delivery that is already settled only loses the job. Returns whether
@@ -44,4 +210,183 @@ impl Store {
             Ok(true)
         })
     }
+}
+
+/// `orders ship`: the seller shipped by hand. A delivery that is (or may be) in the buyer's
+/// hands is refused: an uncertain one must be resolved first, so its keys are never released
+/// by a shipment the seller records for other reasons.
+pub(super) fn record_manual_shipment(
+    tx: &WriteTransaction,
+    order_id: &str,
+    now: u64,
+) -> Result<()> {
+    let Some(mut rec) = ledger::find(tx, order_id)? else {
+        return Ok(());
+    };
+    match rec.state {
+        DeliveryState::Sending | DeliveryState::Delivered => Err(StoreError::Rejected(format!(
+            "order {order_id} delivery is {}; it was (or may have been) delivered automatically",
+            rec.state.as_str()
+        ))),
+        DeliveryState::NeedsHuman => Err(StoreError::Rejected(format!(
+            "订单 {order_id} 的自动发货结果未知（needs_human），卡密可能已经发给买家，所以 orders ship 不会动它。\n\
+             请先在闲鱼聊天中核实，然后：\n  买家已收到：xianyu-shopd orders resolve {order_id} --received\n  \
+             买家未收到：xianyu-shopd orders resolve {order_id} --not-received --retry（重新自动发货）或 --manual（你自己处理，之后再 orders ship）"
+        ))),
+        _ => shipped_without_us(tx, &mut rec, "卖家已手动发货（orders ship）", now),
+    }
+}
+
+/// The platform says the order left the seller (已发货 / 交易成功) through ingest, i.e. not by
+/// our own confirm. An uncertain send counts as received (its keys become `delivered`), a
+/// delivery we sent is complete, and one that sent nothing gives its keys back and is recorded
+/// as shipped by the seller. A step in flight settles itself when it finishes.
+pub(super) fn settle_shipped(
+    tx: &WriteTransaction,
+    order_id: &str,
+    status: OrderStatus,
+    now: u64,
+) -> Result<()> {
+    let Some(mut rec) = ledger::find(tx, order_id)? else {
+        return Ok(());
+    };
+    match rec.state {
+        DeliveryState::Sending
+        | DeliveryState::Confirming
+        | DeliveryState::Delivered
+        | DeliveryState::ShippedManually
+        | DeliveryState::Cancelled => Ok(()),
+        DeliveryState::NeedsHuman => {
+            let evidence = ReceiptEvidence::Platform { status };
+            received(tx, &mut rec, status, &evidence, None, now)?;
+            audit::append(
+                tx,
+                now,
+                evidence.actor(),
+                "orders.resolve",
+                &format!("{order_id}: received; {}", evidence.note()),
+            )
+        }
+        _ if rec.sent_at.is_some() => {
+            jobs::cancel_for_order(tx, order_id)?;
+            rec.set_state(
+                DeliveryState::Delivered,
+                now,
+                format!("闲鱼显示订单「{}」", status.label()),
+            );
+            ledger::save(tx, &rec)
+        }
+        _ => {
+            let note = format!(
+                "闲鱼显示订单「{}」，本系统没有发出内容（卖家在闲鱼上自行处理）",
+                status.label()
+            );
+            shipped_without_us(tx, &mut rec, &note, now)
+        }
+    }
+}
+
+fn require_uncertain(rec: &DeliveryRecord) -> Result<()> {
+    match rec.state {
+        DeliveryState::NeedsHuman => Ok(()),
+        DeliveryState::Sending => Err(StoreError::Rejected(format!(
+            "订单 {} 正在发送，或进程在发送途中停止；守护进程（或下一次 replay）启动后它会变成 needs_human，届时再收尾 (delivery is sending)",
+            rec.order_id
+        ))),
+        other => Err(StoreError::Rejected(format!(
+            "订单 {} 的发货记录是 {}，不是「结果未知」(needs_human)，没有需要收尾的不确定发货",
+            rec.order_id,
+            other.as_str()
+        ))),
+    }
+}
+
+fn order_status(tx: &WriteTransaction, order_id: &str) -> Result<OrderStatus> {
+    let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
+        .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
+    Ok(order.status)
+}
+
+/// The buyer has the content: keys `delivered` (unless a refund already revoked them), stock
+/// sold, then `delivered`, or `sent` with the ship stage re-armed to confirm on the platform.
+fn received(
+    tx: &WriteTransaction,
+    rec: &mut DeliveryRecord,
+    status: OrderStatus,
+    evidence: &ReceiptEvidence,
+    confirm: Option<&NextRun>,
+    now: u64,
+) -> Result<()> {
+    if !matches!(status, OrderStatus::Closed | OrderStatus::Refunded) {
+        ledger::mark_delivered(tx, rec, now)?;
+    }
+    rec.sent_at.get_or_insert(now);
+    if let ReceiptEvidence::ConversationHistory {
+        message_id: Some(id),
+        ..
+    } = evidence
+    {
+        rec.message_id = Some(id.clone());
+    }
+    rec.last_error = None;
+    jobs::cancel_for_order(tx, &rec.order_id)?;
+    match confirm {
+        Some(next) if status == OrderStatus::PendingShip && rec.confirmed_at.is_none() => {
+            rec.attempts = 0;
+            rec.set_state(
+                DeliveryState::Sent,
+                now,
+                format!("{}；接下来在闲鱼上确认发货", evidence.note()),
+            );
+            jobs::schedule(
+                tx,
+                &rec.order_id,
+                next.stage,
+                &next.stage_name,
+                now,
+                &next.config_version,
+                now,
+            )?;
+        }
+        _ => rec.set_state(DeliveryState::Delivered, now, evidence.note()),
+    }
+    ledger::save(tx, rec)
+}
+
+/// The order left without our send: counted stock is sold, keys we never sent go back.
+fn shipped_without_us(
+    tx: &WriteTransaction,
+    rec: &mut DeliveryRecord,
+    note: &str,
+    now: u64,
+) -> Result<()> {
+    let mut note = note.to_string();
+    match &rec.holding {
+        Holding::Stock { item_id, units } => {
+            stock::sold(tx, item_id, *units, &rec.order_id, now)?;
+        }
+        Holding::Cards { .. } if rec.sent_at.is_none() => {
+            note = format!("{note}；{}", give_back(tx, rec, now)?);
+        }
+        _ => {}
+    }
+    rec.set_state(DeliveryState::ShippedManually, now, note);
+    jobs::cancel_for_order(tx, &rec.order_id)?;
+    ledger::save(tx, rec)
+}
+
+/// Return what the delivery holds to the pool or the stock count and say which, so the ledger
+/// history keeps the key ids after `holding` is cleared.
+fn give_back(tx: &WriteTransaction, rec: &mut DeliveryRecord, now: u64) -> Result<String> {
+    let what = match &rec.holding {
+        Holding::Cards { pool, ids } => {
+            let ids: Vec<String> = ids.iter().map(|i| format!("#{i}")).collect();
+            format!("卡池 {pool} 的卡密 {} 退回卡池", ids.join("、"))
+        }
+        Holding::Stock { item_id, units } => format!("商品 {item_id} 的 {units} 件库存退回"),
+        Holding::Nothing => "没有占用卡密或库存".to_string(),
+    };
+    ledger::release(tx, rec, now)?;
+    rec.holding = Holding::Nothing;
+    Ok(what)
 }

@@ -367,7 +367,7 @@ impl Store {
                 DeliveryState::NeedsHuman if force => (ship, DeliveryState::Scheduled),
                 DeliveryState::NeedsHuman => {
                     return Err(StoreError::Rejected(format!(
-                        "order {order_id} needs_human: the last send may have reached the buyer. Check the chat; if it did not arrive, run again with --force"
+                        "订单 {order_id} 的发货结果未知（needs_human）：上次发送可能已送达买家。请先在闲鱼聊天中核实，然后用 `orders resolve {order_id} --received` 或 `--not-received --retry|--manual` 收尾；确认没收到且要用同一批卡密重发时才用 `orders retry {order_id} --force` (needs_human: check the chat first)"
                     )));
                 }
                 DeliveryState::Manual if rec.sent_at.is_none() && rec.confirmed_at.is_none() => {
@@ -522,32 +522,4 @@ pub(super) fn release(tx: &WriteTransaction, rec: &DeliveryRecord, now: u64) -> 
         }
         Holding::Nothing => Ok(()),
     }
-}
-
-/// The seller shipped by hand: whatever the order held was not sent by us, so it goes back.
-pub(super) fn record_manual_shipment(
-    tx: &WriteTransaction,
-    order_id: &str,
-    now: u64,
-) -> Result<()> {
-    let Some(mut rec) = find(tx, order_id)? else {
-        return Ok(());
-    };
-    if rec.state == DeliveryState::Sending || rec.state == DeliveryState::Delivered {
-        return Err(StoreError::Rejected(format!(
-            "order {order_id} delivery is {}; it was (or may have been) delivered automatically",
-            rec.state.as_str()
-        )));
-    }
-    match &rec.holding {
-        Holding::Stock { item_id, units } => stock::sold(tx, item_id, *units, order_id, now)?,
-        Holding::Cards { .. } if rec.sent_at.is_none() => {
-            release(tx, &rec, now)?;
-            rec.holding = Holding::Nothing;
-        }
-        _ => {}
-    }
-    rec.set_state(DeliveryState::ShippedManually, now, "shipped by the seller");
-    jobs::cancel_for_order(tx, order_id)?;
-    save(tx, &rec)
 }

@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 use crate::clock::SharedClock;
 
 pub use cards::{ImportReport, PoolCounts};
-pub use closeout::INTERNAL_ERROR_REASON;
+pub use closeout::{INTERNAL_ERROR_REASON, NotReceived, ReceiptEvidence};
 pub use jobs::NextRun;
 pub use ledger::{BeginStep, ReserveOutcome, ReserveRequest, ShipStep, StepResult};
 pub use orders::{IngestOutcome, OrderDetail};

@@ -6,8 +6,8 @@ use super::jobs::NextRun;
 use super::order_rows::append_log;
 use super::records::*;
 use super::{
-    LEDGER, ORDER_LOG, ORDERS, OUTBOX, Result, SEEN, Store, StoreError, decode, encode, get_json,
-    jobs, ledger,
+    LEDGER, ORDER_LOG, ORDERS, OUTBOX, Result, SEEN, Store, StoreError, closeout, decode, encode,
+    get_json, jobs, ledger,
 };
 use crate::event::OrderEvent;
 use crate::order::{Decision, OrderStatus, Work, decide};
@@ -159,7 +159,7 @@ impl Store {
                     order.status.as_str()
                 )));
             }
-            ledger::record_manual_shipment(tx, order_id, now)?;
+            closeout::record_manual_shipment(tx, order_id, now)?;
             order.status = OrderStatus::Shipped;
             order.ship_time = Some(now);
             order.ship_method = Some(ShipMethod::Manual);
@@ -268,6 +268,10 @@ fn apply_work(
                 now,
             )?;
             Ok(Some(now))
+        }
+        Work::SettleShipped => {
+            closeout::settle_shipped(tx, &order.order_id, order.status, now)?;
+            Ok(None)
         }
         Work::StopDelivery { revoke_delivered } => {
             ledger::stop(tx, &order.order_id, revoke_delivered, now)?;

@@ -32,6 +32,9 @@ pub struct OrderRow {
     pub item_id: Option<String>,
     #[serde(default)]
     pub item_title: Option<String>,
+    /// For the conversation link of an order that needs checking.
+    #[serde(default)]
+    pub buyer_id: Option<String>,
     #[serde(default)]
     pub sku: Option<String>,
     pub quantity: u32,

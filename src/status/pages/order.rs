@@ -174,6 +174,7 @@ fn row_from_record(d: &OrderDetail) -> OrderRow {
         account: o.account.clone(),
         item_id: o.item_id.clone(),
         item_title: o.item_title.clone(),
+        buyer_id: o.buyer_id.clone(),
         sku: o.sku.clone(),
         quantity: o.quantity,
         amount: o.amount.clone(),
