@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 
 use notify_fakes::*;
 use tokio::sync::Notify;
+use xianyu_shopd::alert::{Alert, EventKind};
 use xianyu_shopd::app::Shop;
 use xianyu_shopd::clock;
 use xianyu_shopd::config;
 use xianyu_shopd::event::{EventStatus, OrderEvent};
 use xianyu_shopd::marketplace::memory::MemoryMarketplace;
+use xianyu_shopd::notify::Router;
 use xianyu_shopd::notify::dispatcher::Dispatcher;
-use xianyu_shopd::notify::{Alert, EventKind, Router};
 use xianyu_shopd::store::Store;
 
 fn main() {

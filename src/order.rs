@@ -203,6 +203,37 @@ fn transition(from: Option<OrderStatus>, to: OrderStatus) -> Decision {
     Decision::Transition { from, to, work }
 }
 
+/// Which marketplace steps delivering an order takes, and in what order: send the goods in
+/// chat, confirm the shipment on the platform, or both (per product or per `ship` stage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShipMode {
+    SendThenConfirm,
+    ConfirmThenSend,
+    SendOnly,
+    ConfirmOnly,
+}
+
+impl ShipMode {
+    pub fn sends(self) -> bool {
+        self != Self::ConfirmOnly
+    }
+
+    /// The mode confirms the shipment on the platform (every mode but `send_only`).
+    pub fn confirms(self) -> bool {
+        self != Self::SendOnly
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SendThenConfirm => "send_then_confirm",
+            Self::ConfirmThenSend => "confirm_then_send",
+            Self::SendOnly => "send_only",
+            Self::ConfirmOnly => "confirm_only",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::OrderStatus::*;

@@ -9,9 +9,9 @@ mod goofish_env;
 use std::time::Duration;
 
 use goofish_env::*;
+use xianyu_shopd::alert::EventKind;
 use xianyu_shopd::fake::{Fault, SendReply};
 use xianyu_shopd::health::{Connection, Login};
-use xianyu_shopd::notify::EventKind;
 use xianyu_shopd::order::OrderStatus;
 use xianyu_shopd::store::DeliveryState;
 

@@ -11,8 +11,9 @@ mod notify_fakes;
 
 use notify_fakes::*;
 use serde_json::json;
+use xianyu_shopd::alert::EventKind;
 use xianyu_shopd::config::{self, Config};
-use xianyu_shopd::notify::{EventKind, Notification, SendResult, build_channel};
+use xianyu_shopd::notify::{Notification, SendResult, build_channel};
 
 fn sample(cfg: &Config, kind: EventKind) -> Notification {
     let now = now_ms();

@@ -14,9 +14,10 @@ use std::time::Duration;
 use notify_fakes::*;
 use serde_json::json;
 use tokio::sync::Notify;
+use xianyu_shopd::alert::{Alert, EventKind};
 use xianyu_shopd::config;
+use xianyu_shopd::notify::Router;
 use xianyu_shopd::notify::dispatcher::Dispatcher;
-use xianyu_shopd::notify::{Alert, EventKind, Router};
 use xianyu_shopd::store::{OutboxState, Store};
 
 #[tokio::test]

@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use notify_fakes::*;
 use tokio::sync::Notify;
+use xianyu_shopd::alert::{Alert, EventKind};
 use xianyu_shopd::clock::ManualClock;
 use xianyu_shopd::config;
 use xianyu_shopd::notify::dispatcher::Dispatcher;
-use xianyu_shopd::notify::{Alert, EventKind, Notification, Router, SendResult, build_channel};
+use xianyu_shopd::notify::{Notification, Router, SendResult, build_channel};
 use xianyu_shopd::store::{OutboxState, Store};
 
 /// A running `python3 -m aiosmtpd`, killed on drop.

@@ -63,8 +63,8 @@ async fn logs_never_contain_a_secret() {
         "{ channels: [wecom, wecom-bad, ding, sms, sms-bad, dead, unset], fallback: [log] }",
         &secret_refs,
     );
-    r.raise(&xianyu_shopd::notify::Alert::sample(
-        xianyu_shopd::notify::EventKind::ManualShip,
+    r.raise(&xianyu_shopd::alert::Alert::sample(
+        xianyu_shopd::alert::EventKind::ManualShip,
     ));
     r.drain().await;
     r.advance(Duration::from_secs(600));

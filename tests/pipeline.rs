@@ -6,10 +6,10 @@ mod support;
 use std::collections::HashSet;
 
 use support::*;
+use xianyu_shopd::alert::EventKind;
 use xianyu_shopd::config::StageKind;
 use xianyu_shopd::event::EventStatus::*;
 use xianyu_shopd::marketplace::{ConsignOutcome, SendOutcome};
-use xianyu_shopd::notify::EventKind;
 use xianyu_shopd::pipeline::{first_run, run_from};
 use xianyu_shopd::store::NextRun;
 use xianyu_shopd::store::{CardState, DeliveryState, ShipStep};

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::*;
+use xianyu_shopd::alert::EventKind;
 use xianyu_shopd::app::Shop;
 use xianyu_shopd::event::EventStatus::*;
 use xianyu_shopd::marketplace::memory::MemoryMarketplace;
 use xianyu_shopd::marketplace::{
     ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, SendOutcome,
 };
-use xianyu_shopd::notify::EventKind;
 use xianyu_shopd::pipeline::next_run;
 use xianyu_shopd::store::{
     CardState, DeliveryState, INTERNAL_ERROR_REASON, ReserveOutcome, ReserveRequest, Store,

@@ -9,9 +9,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use support::*;
+use xianyu_shopd::alert::EventKind;
 use xianyu_shopd::event::EventStatus::*;
 use xianyu_shopd::marketplace::SendOutcome;
-use xianyu_shopd::notify::EventKind;
 use xianyu_shopd::store::{CardState, DeliveryState, Holding, Store};
 
 fn bin(dir: &Path, args: &[&str]) -> Output {

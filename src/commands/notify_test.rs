@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::bail;
 
+use crate::alert::EventKind;
 use crate::cli::Dirs;
 use crate::config::yaml::did_you_mean;
-use crate::notify::{EventKind, Notification, SendResult, build_channel};
+use crate::notify::{Notification, SendResult, build_channel};
 
 pub async fn run(dirs: &Dirs, channel: &str, event: &str) -> anyhow::Result<ExitCode> {
     let config = super::load_config(dirs)?;

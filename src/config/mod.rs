@@ -7,6 +7,7 @@
 //! "check passes" means "the daemon will accept it".
 
 pub mod model;
+pub mod notify_templates;
 pub mod raw;
 pub mod reload;
 mod stage_kind;
@@ -20,6 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use model::*;
+pub use notify_templates::NotifyTemplates;
 pub use stage_kind::StageKind;
 pub use yaml::Pos;
 

@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::NotifyTemplates;
 use super::StageKind;
 use super::templates::Templates;
-use crate::notify::EventKind;
+use crate::alert::EventKind;
+use crate::order::ShipMode;
 
 #[derive(Debug)]
 pub struct Config {
@@ -268,7 +270,7 @@ pub struct NotifyParams {
     /// Send `recovered` once a problem that was announced clears.
     pub recovery: bool,
     /// `templates/notify/<event>.txt.j2`, defaults compiled in; checked at load.
-    pub templates: Arc<crate::notify::templates::NotifyTemplates>,
+    pub templates: Arc<NotifyTemplates>,
 }
 
 impl NotifyParams {
@@ -466,35 +468,6 @@ impl Category {
         match self {
             Self::Virtual => "virtual",
             Self::Physical => "physical",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ShipMode {
-    SendThenConfirm,
-    ConfirmThenSend,
-    SendOnly,
-    ConfirmOnly,
-}
-
-impl ShipMode {
-    pub fn sends(self) -> bool {
-        self != Self::ConfirmOnly
-    }
-
-    /// The mode confirms the shipment on the platform (every mode but `send_only`).
-    pub fn confirms(self) -> bool {
-        self != Self::SendOnly
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SendThenConfirm => "send_then_confirm",
-            Self::ConfirmThenSend => "confirm_then_send",
-            Self::SendOnly => "send_only",
-            Self::ConfirmOnly => "confirm_only",
         }
     }
 }

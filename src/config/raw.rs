@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::model::{Category, ProductStatus, ShipMode};
+use super::model::{Category, ProductStatus};
+use crate::order::ShipMode;
 
 /// `pipeline.yaml`
 #[derive(Debug, Deserialize)]

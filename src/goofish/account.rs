@@ -25,12 +25,13 @@ use super::mtop::{LoginState, MtopClient};
 use super::paid::{complete_paid, is_known_paid};
 use super::reconcile::Reconciler;
 use super::ws::{IM_EVENTS_CAPACITY, ImClient, ImEvent, ImSettings};
+use crate::alert::{Alert, EventKind};
 use crate::clock::now_ms;
 use crate::config::reload::ConfigChange;
 use crate::config::{Account, MarketplaceConfig, SecretRef};
 use crate::event::{EventStatus, OrderEvent};
 use crate::health;
-use crate::notify::{Alert, EventKind, Router};
+use crate::notify::Router;
 use crate::pipeline::Runner;
 use crate::store::Store;
 

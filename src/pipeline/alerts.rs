@@ -2,8 +2,8 @@
 //! seller reads about an order comes from a builder here, so stages never borrow each other's
 //! wording. Builders are pure; stages route the result and commit it with their own effect.
 
+use crate::alert::{Alert, EventKind};
 use crate::config::{Category, Config};
-use crate::notify::{Alert, EventKind};
 use crate::order::{chat_link, ship_deadline};
 use crate::store::OrderRecord;
 

@@ -32,10 +32,11 @@ use tokio::sync::Notify;
 pub use plan::{Plan, plan_for};
 pub use stage::{Outcome, Resume, StageCtx};
 
+use crate::alert::Alert;
 use crate::config::{Config, ConfigHandle, Stage, StageKind};
 use crate::event::OrderEvent;
 use crate::marketplace::Marketplace;
-use crate::notify::{Alert, Router};
+use crate::notify::Router;
 use crate::store::{
     INTERNAL_ERROR_REASON, IngestOutcome, Job, NextRun, OrderRecord, Store, StoreError,
 };

@@ -4,7 +4,8 @@
 //! under a newer config) recomputes it instead of storing it. Without a usable rule the title
 //! keywords only say what kind of item it looks like (for the seller's alert).
 
-use crate::config::{Category, Config, Product, ShipMode, Stage};
+use crate::config::{Category, Config, Product, Stage};
+use crate::order::ShipMode;
 use crate::store::OrderRecord;
 
 /// The classification of one order under one config snapshot.

@@ -8,8 +8,9 @@
 //! then handed over as `ship_failed`.
 
 use crate::config::templates::{AccountView, DeliveryView, OrderView, ProductView};
-use crate::config::{Category, Config, ShipMode, ShipParams, Stock};
+use crate::config::{Category, Config, ShipParams, Stock};
 use crate::marketplace::{ConsignOutcome, ConsignRequest, DeliveryMessage, SendOutcome};
+use crate::order::ShipMode;
 use crate::store::{BeginStep, OrderRecord, ShipStep, StepResult, StoreError, mask_secret};
 
 use super::alerts;

@@ -9,9 +9,10 @@ use std::sync::Mutex;
 
 use rand::rngs::StdRng;
 
+use crate::alert::Alert;
 use crate::config::Config;
 use crate::marketplace::Marketplace;
-use crate::notify::{Alert, Router};
+use crate::notify::Router;
 use crate::store::{OrderRecord, Store};
 
 use super::plan::{Plan, plan_for};

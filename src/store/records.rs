@@ -5,9 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ShipMode;
-use crate::notify::EventKind;
-use crate::order::OrderStatus;
+use crate::alert::EventKind;
+use crate::order::{OrderStatus, ShipMode};
 
 /// An order as the shop knows it: the seed's `orders` table plus account, SKU and quantity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

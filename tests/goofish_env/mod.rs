@@ -7,11 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use tempfile::TempDir;
+use xianyu_shopd::alert::EventKind;
 use xianyu_shopd::app::Daemon;
 use xianyu_shopd::clock;
 use xianyu_shopd::fake::{FakeGoofish, FakeOrderStatus, SentChat};
 use xianyu_shopd::health::{Health, Login};
-use xianyu_shopd::notify::EventKind;
 use xianyu_shopd::order::OrderStatus;
 use xianyu_shopd::store::{DeliveryState, Store};
 

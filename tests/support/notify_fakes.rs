@@ -22,10 +22,11 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use xianyu_shopd::alert::{Alert, EventKind};
 use xianyu_shopd::clock::ManualClock;
 use xianyu_shopd::config::{self, Config};
 use xianyu_shopd::notify::dispatcher::Dispatcher;
-use xianyu_shopd::notify::{Alert, EventKind, Router, sign};
+use xianyu_shopd::notify::{Router, sign};
 use xianyu_shopd::store::{OutboxRow, Store};
 
 /// A config directory whose `channels:` is `channels` (YAML, indented two spaces) and whose

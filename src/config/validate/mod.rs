@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::NotifyTemplates;
 use super::model::*;
 use super::raw;
 use super::templates::{DeliveryView, TemplateError, Templates};
@@ -16,7 +17,8 @@ use super::yaml::{Pos, YamlDoc, did_you_mean};
 use super::{
     ConfigError, ConfigErrors, PIPELINE_FILE, PRODUCTS_FILE, StageKind, TEMPLATES_DIR, version_of,
 };
-use crate::notify::EventKind;
+use crate::alert::{self, EventKind};
+use crate::order::ShipMode;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const SEED_VIRTUAL_KEYWORDS: [&str; 5] = ["激活码", "软件", "充值", "会员", "代充"];
@@ -507,9 +509,9 @@ impl Validator<'_> {
             doc,
             &format!("{path}.dedupe_window"),
             p.dedupe_window.as_deref(),
-            crate::notify::DEFAULT_DEDUPE_WINDOW,
+            alert::DEFAULT_DEDUPE_WINDOW,
         );
-        let mut cooldown = crate::notify::default_cooldowns();
+        let mut cooldown = alert::default_cooldowns();
         for (event, period) in &p.cooldown {
             let cpath = format!("{path}.cooldown.{event}");
             let d = self.duration(doc, &cpath, Some(period), Duration::ZERO);
@@ -531,8 +533,8 @@ impl Validator<'_> {
 
     /// `templates/notify/*.txt.j2` over the built-in defaults, every one rendered with sample
     /// data; syntax errors the delivery loader already reported are not repeated.
-    fn notify_templates(&mut self) -> Arc<crate::notify::templates::NotifyTemplates> {
-        use crate::notify::templates::{DIR, NotifyTemplates};
+    fn notify_templates(&mut self) -> Arc<NotifyTemplates> {
+        use super::notify_templates::DIR;
         let (set, issues) = NotifyTemplates::load(&self.dir.join(TEMPLATES_DIR).join(DIR));
         for issue in issues {
             let name = issue.file.trim_start_matches(&format!("{TEMPLATES_DIR}/"));

@@ -1,4 +1,5 @@
-//! One minijinja template per event, `templates/notify/<event>.txt.j2`, in Chinese.
+//! The notification templates: one minijinja template per event,
+//! `templates/notify/<event>.txt.j2`, in Chinese, loaded with the rest of the config.
 //!
 //! The daemon ships a default for every event (the files in this repository's
 //! `templates/notify/`, compiled in); a file of the same name in the seller's config directory
@@ -12,8 +13,9 @@ use std::sync::{Arc, LazyLock};
 
 use minijinja::{Environment, UndefinedBehavior};
 
-use super::view::AlertView;
-use super::{Alert, EventKind};
+use super::TEMPLATES_DIR;
+use super::yaml::did_you_mean;
+use crate::alert::{Alert, AlertView, EventKind};
 
 /// The directory under the config's `templates/` that holds notification templates.
 pub const DIR: &str = "notify";
@@ -162,7 +164,7 @@ impl NotifyTemplates {
 }
 
 fn location(name: &str) -> String {
-    format!("{}/{DIR}/{name}", crate::config::TEMPLATES_DIR)
+    format!("{TEMPLATES_DIR}/{DIR}/{name}")
 }
 
 /// Built-in names live for the whole process anyway; leaking them keeps `Environment<'static>`.
@@ -184,7 +186,7 @@ fn read_overrides(dir: &Path) -> (Vec<(String, String)>, Vec<TemplateIssue>) {
             continue;
         }
         if !known.contains(&name) {
-            let hint = crate::config::yaml::did_you_mean(&name, &known).map_or_else(
+            let hint = did_you_mean(&name, &known).map_or_else(
                 || format!("expected one of {}", known.join(", ")),
                 |b| format!("did you mean `{b}`?"),
             );
