@@ -48,7 +48,7 @@ fn main() {
 
 async fn throughput(n: usize, on_disk: bool) -> f64 {
     let key = b"bench-signing-key-0123456789abcd".to_vec();
-    let whsec = format!("whsec_{}", xianyu_shopd::notify::sign::base64(&key));
+    let whsec = format!("whsec_{}", xianyu_shopd::channels::sign::base64(&key));
     let hook = Fake::start(Webhook::new(Some(key))).await;
     let (dir, cfg) = config_dir(
         "  hook:\n    type: webhook\n    url_file: state/hook\n    secret_file: state/whsec\n",

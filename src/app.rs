@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::SharedClock;
 use crate::config::reload::{ReloadOutcome, Reloader};
-use crate::config::{self, Config, ConfigHandle, SecretRef, Stock};
+use crate::config::{self, Config, ConfigHandle, Stock};
 use crate::goofish::account::AccountClient;
 use crate::goofish::market::GoofishMarketplace;
 use crate::health::{Health, ReloadStatus};
@@ -28,6 +28,7 @@ use crate::marketplace::Marketplace;
 use crate::notify::dispatcher::Dispatcher;
 use crate::pipeline::Runner;
 use crate::scheduler::Scheduler;
+use crate::secret::SecretRef;
 use crate::store::{DaemonLock, Store, StoreError};
 
 /// How many orders are worked on at once.

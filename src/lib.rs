@@ -11,6 +11,7 @@
 
 pub mod alert;
 pub mod app;
+pub mod channels;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -26,5 +27,6 @@ pub mod order;
 pub mod pipeline;
 pub mod replay;
 pub mod scheduler;
+pub mod secret;
 pub mod status;
 pub mod store;

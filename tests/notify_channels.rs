@@ -12,8 +12,8 @@ mod notify_fakes;
 use notify_fakes::*;
 use serde_json::json;
 use xianyu_shopd::alert::EventKind;
+use xianyu_shopd::channels::{Notification, SendResult, build_channel};
 use xianyu_shopd::config::{self, Config};
-use xianyu_shopd::notify::{Notification, SendResult, build_channel};
 
 fn sample(cfg: &Config, kind: EventKind) -> Notification {
     let now = now_ms();
@@ -166,7 +166,7 @@ async fn dingtalk_fake_rejects_an_unencoded_signature() {
     let http = reqwest::Client::new();
     let mut ts = now_ms();
     let raw = loop {
-        let b64 = xianyu_shopd::notify::sign::base64(&xianyu_shopd::notify::sign::hmac_sha256(
+        let b64 = xianyu_shopd::channels::sign::base64(&xianyu_shopd::channels::sign::hmac_sha256(
             secret.as_bytes(),
             format!("{ts}\n{secret}").as_bytes(),
         ));
@@ -334,7 +334,7 @@ async fn serverchan_and_pushplus_body_codes() {
 #[tokio::test]
 async fn webhook_standard_signature_and_retry_after() {
     let key = b"0123456789abcdef0123456789abcdef".to_vec();
-    let whsec = format!("whsec_{}", xianyu_shopd::notify::sign::base64(&key));
+    let whsec = format!("whsec_{}", xianyu_shopd::channels::sign::base64(&key));
     let fake = Fake::start(Webhook::new(Some(key))).await;
     let channels = "  hook:\n    type: webhook\n    url_file: state/hook-url\n    secret_file: state/hook-secret\n  hook-wrong:\n    type: webhook\n    url_file: state/hook-url\n    secret_file: state/hook-wrong\n";
     let url = fake.url("/hooks/shop?token=abc");

@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 use notify_fakes::*;
 use tokio::sync::Notify;
 use xianyu_shopd::alert::{Alert, EventKind};
+use xianyu_shopd::channels::{Notification, SendResult, build_channel};
 use xianyu_shopd::clock::ManualClock;
 use xianyu_shopd::config;
+use xianyu_shopd::notify::Router;
 use xianyu_shopd::notify::dispatcher::Dispatcher;
-use xianyu_shopd::notify::{Notification, Router, SendResult, build_channel};
 use xianyu_shopd::store::{OutboxState, Store};
 
 /// A running `python3 -m aiosmtpd`, killed on drop.

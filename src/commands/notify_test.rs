@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::bail;
 
 use crate::alert::EventKind;
+use crate::channels::{Notification, SendResult, build_channel};
 use crate::cli::Dirs;
 use crate::config::yaml::did_you_mean;
-use crate::notify::{Notification, SendResult, build_channel};
 
 pub async fn run(dirs: &Dirs, channel: &str, event: &str) -> anyhow::Result<ExitCode> {
     let config = super::load_config(dirs)?;

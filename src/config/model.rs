@@ -16,7 +16,9 @@ use super::NotifyTemplates;
 use super::StageKind;
 use super::templates::Templates;
 use crate::alert::EventKind;
+use crate::channels::ChannelConfig;
 use crate::order::ShipMode;
+use crate::secret::SecretRef;
 
 #[derive(Debug)]
 pub struct Config {
@@ -87,34 +89,6 @@ impl Config {
 
 /// `stock-check.low_stock_alert` when the seller sets none.
 pub const DEFAULT_LOW_STOCK_ALERT: u32 = 5;
-
-/// Where a secret comes from. The value itself is read only when needed and never stored here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretRef {
-    Env(String),
-    File(PathBuf),
-}
-
-impl SecretRef {
-    pub fn resolve(&self) -> Result<String, SecretError> {
-        match self {
-            Self::Env(name) => std::env::var(name)
-                .map(|v| v.trim().to_string())
-                .map_err(|_| SecretError::MissingEnv(name.clone())),
-            Self::File(path) => std::fs::read_to_string(path)
-                .map(|v| v.trim().to_string())
-                .map_err(|e| SecretError::File(path.clone(), e.to_string())),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SecretError {
-    #[error("environment variable {0} is not set")]
-    MissingEnv(String),
-    #[error("cannot read secret file {0}: {1}")]
-    File(PathBuf, String),
-}
 
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -283,177 +257,6 @@ impl NotifyParams {
             .contains(&event)
             .then_some(self.channels.as_slice())
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct ChannelConfig {
-    pub spec: ChannelSpec,
-    /// Per-request timeout (`timeout:`, default 10 s; e-mail 30 s).
-    pub timeout: Duration,
-    /// Local rate limit in sends per minute (`max_per_minute:`); WeCom and DingTalk default
-    /// to 20, Feishu to 100, Telegram to 20; `None` means no local limit.
-    pub max_per_minute: Option<u32>,
-}
-
-impl ChannelConfig {
-    pub fn log() -> Self {
-        Self {
-            spec: ChannelSpec::Log,
-            timeout: Duration::from_secs(10),
-            max_per_minute: None,
-        }
-    }
-}
-
-/// One channel kind with its settings. Secrets are [`SecretRef`]s, resolved when the dispatcher
-/// builds the channel.
-#[derive(Debug, Clone)]
-pub enum ChannelSpec {
-    Log,
-    /// Generic JSON webhook, signed like Standard Webhooks when `secret` is set.
-    Webhook {
-        url: SecretRef,
-        secret: Option<SecretRef>,
-    },
-    Wecom(WecomSpec),
-    Dingtalk(DingtalkSpec),
-    Feishu(FeishuSpec),
-    Bark(BarkSpec),
-    Telegram(TelegramSpec),
-    Serverchan(ServerchanSpec),
-    Pushplus(PushplusSpec),
-    Email(EmailSpec),
-    AliyunSms(AliyunSmsSpec),
-    TencentSms(TencentSmsSpec),
-}
-
-impl ChannelSpec {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Log => "log",
-            Self::Webhook { .. } => "webhook",
-            Self::Wecom(_) => "wecom",
-            Self::Dingtalk(_) => "dingtalk",
-            Self::Feishu(_) => "feishu",
-            Self::Bark(_) => "bark",
-            Self::Telegram(_) => "telegram",
-            Self::Serverchan(_) => "serverchan",
-            Self::Pushplus(_) => "pushplus",
-            Self::Email(_) => "email",
-            Self::AliyunSms(_) => "aliyun_sms",
-            Self::TencentSms(_) => "tencent_sms",
-        }
-    }
-}
-
-/// WeCom group bot: the whole webhook URL (with `key=`) is the secret.
-#[derive(Debug, Clone)]
-pub struct WecomSpec {
-    pub url: SecretRef,
-    /// WeCom user ids (or `@all`) to mention.
-    pub mention_users: Vec<String>,
-    pub mention_mobiles: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct DingtalkSpec {
-    pub url: SecretRef,
-    /// The `SEC…` signing secret, if the bot uses 加签.
-    pub secret: Option<SecretRef>,
-    pub at_mobiles: Vec<String>,
-    pub at_user_ids: Vec<String>,
-    pub at_all: bool,
-    /// The bot's custom keyword; prepended when a message lacks it (else DingTalk drops it).
-    pub keyword: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct FeishuSpec {
-    pub url: SecretRef,
-    pub secret: Option<SecretRef>,
-    pub at_all: bool,
-    pub at_user_ids: Vec<String>,
-    pub keyword: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct BarkSpec {
-    /// `https://api.day.app` or a self-hosted server.
-    pub server: String,
-    pub device_key: SecretRef,
-    pub group: String,
-    pub sound: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TelegramSpec {
-    /// `https://api.telegram.org`, or a reverse proxy where that is unreachable.
-    pub api_base: String,
-    pub token: SecretRef,
-    pub chat_id: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct ServerchanSpec {
-    pub sendkey: SecretRef,
-    /// Overrides the URL derived from the SendKey (tests, proxies): `{api_base}/{key}.send`.
-    pub api_base: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct PushplusSpec {
-    pub url: String,
-    pub token: SecretRef,
-    pub channel: Option<String>,
-    pub topic: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailTls {
-    /// TLS from the first byte (port 465).
-    Implicit,
-    /// Plain connect, then STARTTLS (port 587).
-    Starttls,
-    /// No TLS: only for a loopback server.
-    None,
-}
-
-#[derive(Debug, Clone)]
-pub struct EmailSpec {
-    pub host: String,
-    pub port: u16,
-    pub tls: EmailTls,
-    pub username: Option<String>,
-    pub password: Option<SecretRef>,
-    pub from: String,
-    pub to: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct AliyunSmsSpec {
-    pub endpoint: String,
-    pub access_key_id: SecretRef,
-    pub access_key_secret: SecretRef,
-    pub sign_name: String,
-    pub template_code: String,
-    pub phone_numbers: Vec<String>,
-    pub region: String,
-    /// Which alert facts fill the SMS template's variables (`event`, `order_id`, `item`, …).
-    pub params: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TencentSmsSpec {
-    pub endpoint: String,
-    pub secret_id: SecretRef,
-    pub secret_key: SecretRef,
-    pub sdk_app_id: String,
-    pub sign_name: String,
-    pub template_id: String,
-    pub phone_numbers: Vec<String>,
-    pub region: String,
-    /// Alert facts for `TemplateParamSet`, in the template's order.
-    pub params: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

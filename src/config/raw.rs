@@ -1,7 +1,8 @@
 //! The YAML files as written: serde types with no meaning attached yet.
 //!
-//! Everything a seller can type has a field here; `validate` turns these into the model in
-//! `model.rs`. Durations stay strings until validation so a bad one is reported with its
+//! Everything a seller can type has a field here, except the notification channels, whose
+//! shapes live with their vendors (`channels/<vendor>.rs`); `validate` turns these into the
+//! model in `model.rs`. Durations stay strings until validation so a bad one is reported with its
 //! position alongside every other problem, not as the first and only serde error.
 
 use std::collections::BTreeMap;
@@ -9,21 +10,24 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::model::{Category, ProductStatus};
+use crate::channels::RawChannel;
 use crate::order::ShipMode;
+use crate::secret::{Keys, SecretKeys, Written};
 
 /// `pipeline.yaml`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineFile {
     #[serde(default)]
-    pub accounts: Vec<Account>,
+    pub accounts: Vec<Written<Account>>,
     #[serde(default)]
-    pub status: Status,
+    pub status: Written<Status>,
     /// Each item is a one-key map `- kind: { params }`.
     #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
     pub pipeline: Vec<Stage>,
+    /// Each entry's shape is its vendor's (`channels/<vendor>.rs`), chosen by `type:`.
     #[serde(default)]
-    pub channels: BTreeMap<String, Channel>,
+    pub channels: BTreeMap<String, RawChannel>,
     /// Where and how the Goofish client connects; every key optional.
     #[serde(default)]
     pub marketplace: Marketplace,
@@ -56,10 +60,14 @@ pub struct Account {
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
+    /// `cookies_env` / `cookies_file`
     #[serde(default)]
-    pub cookies_env: Option<String>,
-    #[serde(default)]
-    pub cookies_file: Option<String>,
+    pub cookies: SecretKeys,
+}
+
+impl Keys for Account {
+    const SECRETS: &'static [&'static str] = &["cookies"];
+    type Extra = ();
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,10 +75,14 @@ pub struct Account {
 pub struct Status {
     #[serde(default)]
     pub listen: Option<String>,
+    /// `token_env` / `token_file`
     #[serde(default)]
-    pub token_env: Option<String>,
-    #[serde(default)]
-    pub token_file: Option<String>,
+    pub token: SecretKeys,
+}
+
+impl Keys for Status {
+    const SECRETS: &'static [&'static str] = &["token"];
+    type Extra = ();
 }
 
 /// One item of the `pipeline:` list, written `- kind: { params }`.
@@ -146,190 +158,6 @@ pub struct NotifyParams {
     pub dedupe_window: Option<String>,
     pub cooldown: BTreeMap<String, String>,
     pub recovery: Option<bool>,
-}
-
-/// One entry of `channels:`, chosen by `type:`. Every kind takes `timeout` and
-/// `max_per_minute`; secrets are `<name>_env` or `<name>_file` (under `state/`).
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Channel {
-    Webhook(WebhookChannel),
-    Log {},
-    Wecom(WecomChannel),
-    Dingtalk(DingtalkChannel),
-    Feishu(FeishuChannel),
-    Bark(BarkChannel),
-    Telegram(TelegramChannel),
-    Serverchan(ServerchanChannel),
-    Pushplus(PushplusChannel),
-    Email(EmailChannel),
-    AliyunSms(AliyunSmsChannel),
-    TencentSms(TencentSmsChannel),
-}
-
-/// A value sellers write either quoted or as a bare number (phone numbers, chat ids).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Scalar {
-    Text(String),
-    Int(i64),
-}
-
-impl Scalar {
-    pub fn text(&self) -> String {
-        match self {
-            Self::Text(s) => s.clone(),
-            Self::Int(n) => n.to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WebhookChannel {
-    pub url_env: Option<String>,
-    pub url_file: Option<String>,
-    /// `whsec_…` Standard Webhooks signing secret (optional).
-    pub secret_env: Option<String>,
-    pub secret_file: Option<String>,
-    pub timeout: Option<String>,
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WecomChannel {
-    pub url_env: Option<String>,
-    pub url_file: Option<String>,
-    pub mention_users: Vec<String>,
-    pub mention_mobiles: Vec<String>,
-    pub timeout: Option<String>,
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DingtalkChannel {
-    pub url_env: Option<String>,
-    pub url_file: Option<String>,
-    pub secret_env: Option<String>,
-    pub secret_file: Option<String>,
-    pub at_mobiles: Vec<String>,
-    pub at_user_ids: Vec<String>,
-    pub at_all: bool,
-    pub keyword: Option<String>,
-    pub timeout: Option<String>,
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FeishuChannel {
-    pub url_env: Option<String>,
-    pub url_file: Option<String>,
-    pub secret_env: Option<String>,
-    pub secret_file: Option<String>,
-    pub at_all: bool,
-    pub at_user_ids: Vec<String>,
-    pub keyword: Option<String>,
-    pub timeout: Option<String>,
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BarkChannel {
-    pub server: Option<String>,
-    pub device_key_env: Option<String>,
-    pub device_key_file: Option<String>,
-    pub group: Option<String>,
-    pub sound: Option<String>,
-    pub timeout: Option<String>,
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TelegramChannel {
-    pub api_base: Option<String>,
-    pub token_env: Option<String>,
-    pub token_file: Option<String>,
-    pub chat_id: Option<Scalar>,
-    pub timeout: Option<String>,
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerchanChannel {
-    pub sendkey_env: Option<String>,
-    pub sendkey_file: Option<String>,
-    pub api_base: Option<String>,
-    pub timeout: Option<String>,
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PushplusChannel {
-    pub url: Option<String>,
-    pub token_env: Option<String>,
-    pub token_file: Option<String>,
-    pub channel: Option<String>,
-    pub topic: Option<String>,
-    pub timeout: Option<String>,
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EmailChannel {
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    /// `implicit` (465), `starttls` (587) or `none` (loopback only).
-    pub tls: Option<String>,
-    pub username: Option<String>,
-    pub password_env: Option<String>,
-    pub password_file: Option<String>,
-    pub from: Option<String>,
-    pub to: Vec<String>,
-    pub timeout: Option<String>,
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AliyunSmsChannel {
-    pub endpoint: Option<String>,
-    pub access_key_id_env: Option<String>,
-    pub access_key_id_file: Option<String>,
-    pub access_key_secret_env: Option<String>,
-    pub access_key_secret_file: Option<String>,
-    pub sign_name: Option<String>,
-    pub template_code: Option<String>,
-    pub phone_numbers: Vec<Scalar>,
-    pub region: Option<String>,
-    pub params: Option<Vec<String>>,
-    pub timeout: Option<String>,
-    pub max_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TencentSmsChannel {
-    pub endpoint: Option<String>,
-    pub secret_id_env: Option<String>,
-    pub secret_id_file: Option<String>,
-    pub secret_key_env: Option<String>,
-    pub secret_key_file: Option<String>,
-    pub sdk_app_id: Option<Scalar>,
-    pub sign_name: Option<String>,
-    pub template_id: Option<Scalar>,
-    pub phone_numbers: Vec<Scalar>,
-    pub region: Option<String>,
-    pub params: Option<Vec<String>>,
-    pub timeout: Option<String>,
-    pub max_per_minute: Option<u32>,
 }
 
 /// `products.yaml`

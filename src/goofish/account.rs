@@ -28,11 +28,12 @@ use super::ws::{IM_EVENTS_CAPACITY, ImClient, ImEvent, ImSettings};
 use crate::alert::{Alert, EventKind};
 use crate::clock::now_ms;
 use crate::config::reload::ConfigChange;
-use crate::config::{Account, MarketplaceConfig, SecretRef};
+use crate::config::{Account, MarketplaceConfig};
 use crate::event::{EventStatus, OrderEvent};
 use crate::health;
 use crate::notify::Router;
 use crate::pipeline::Runner;
+use crate::secret::SecretRef;
 use crate::store::Store;
 
 /// The `source` label of events from the socket.

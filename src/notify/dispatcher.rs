@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::rate::RateLimits;
-use super::{Channel, Notification, SendResult, build_channel};
+use crate::channels::{Channel, Notification, SendResult, build_channel};
 use crate::config::{Config, ConfigHandle};
 use crate::store::{OutboxAttempt, OutboxDraft, OutboxRow, Store, StoreError};
 

@@ -5,33 +5,15 @@
 //! channels hear about it, and how it is de-duplicated, cooled down and linked to an ongoing
 //! problem. The result is one outbox draft per channel, which the store commits in the same
 //! transaction as the state change. The [`dispatcher`] drains the outbox with local rate
-//! limits, retries and the fallback chain. One file per channel kind, all behind [`Channel`].
+//! limits, retries and the fallback chain into the vendors of [`crate::channels`].
 
-pub mod bark;
-pub mod dingtalk;
 pub mod dispatcher;
-pub mod email;
-pub mod feishu;
-pub mod http;
-mod log;
-pub mod pushplus;
 pub mod rate;
-pub mod serverchan;
-pub mod sign;
-pub mod sms_aliyun;
-pub mod sms_tencent;
-pub mod telegram;
-pub mod text;
-pub mod webhook;
-pub mod wecom;
-
-use std::fmt;
-
-use serde::Serialize;
 
 use crate::alert::{Alert, AlertView, DEFAULT_DEDUPE_WINDOW, EventKind, default_cooldowns};
-use crate::config::{ChannelConfig, ChannelSpec, NotifyParams, NotifyTemplates, SecretError};
-use crate::store::{OutboxDraft, ProblemMark, Quiet, problem_quiet_key};
+use crate::channels::Notification;
+use crate::config::{NotifyParams, NotifyTemplates};
+use crate::store::{OutboxDraft, OutboxRow, ProblemMark, Quiet, problem_quiet_key};
 
 /// Turns alerts into outbox drafts according to the running config's `notify` stage.
 #[derive(Debug, Clone, Copy)]
@@ -158,22 +140,9 @@ fn group_id() -> u64 {
     rand::rng().random_range(1..u64::MAX)
 }
 
-/// A notification as a channel sends it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Notification {
-    /// The outbox row id: the idempotency key for channels that take one.
-    pub id: u64,
-    pub event: EventKind,
-    pub title: String,
-    pub text: String,
-    pub order_id: Option<String>,
-    pub vars: std::collections::BTreeMap<String, String>,
-    /// Unix ms when the alert was raised.
-    pub created_at: u64,
-}
-
+/// Constructors that need the outbox and the routing; the type itself is the channels'.
 impl Notification {
-    pub fn from_row(row: &crate::store::OutboxRow) -> Self {
+    pub fn from_row(row: &OutboxRow) -> Self {
         Self {
             id: row.id,
             event: row.event,
@@ -193,132 +162,4 @@ impl Notification {
         n.title = format!("【测试】{}", n.title);
         n
     }
-
-    /// Title and text as one message (IM bots have no title field).
-    pub fn body(&self) -> String {
-        text::headed(&self.title, &self.text)
-    }
-}
-
-/// How a channel answered, classified by its body code (not just the HTTP status) so the
-/// dispatcher knows whether to retry, wait, or move on to the fallback chain.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SendResult {
-    Accepted,
-    /// Worth trying again (timeouts, 5xx, rate-limit answers), after `retry_after_ms` if the
-    /// channel said how long.
-    Retryable {
-        error: String,
-        retry_after_ms: Option<u64>,
-    },
-    /// Will fail the same way every time (bad key, bad signature, bad recipient).
-    Permanent {
-        error: String,
-    },
-    /// A quota or penalty: hammering is useless, so fall back now; retried later only when
-    /// no fallback is left.
-    Quota {
-        error: String,
-        retry_after_ms: Option<u64>,
-    },
-}
-
-impl SendResult {
-    pub fn class(&self) -> &'static str {
-        match self {
-            Self::Accepted => "accepted",
-            Self::Retryable { .. } => "retryable",
-            Self::Permanent { .. } => "permanent",
-            Self::Quota { .. } => "quota",
-        }
-    }
-
-    pub fn retryable(error: impl Into<String>, retry_after_ms: Option<u64>) -> Self {
-        Self::Retryable {
-            error: error.into(),
-            retry_after_ms,
-        }
-    }
-
-    pub fn permanent(error: impl Into<String>) -> Self {
-        Self::Permanent {
-            error: error.into(),
-        }
-    }
-
-    pub fn quota(error: impl Into<String>, retry_after_ms: Option<u64>) -> Self {
-        Self::Quota {
-            error: error.into(),
-            retry_after_ms,
-        }
-    }
-}
-
-impl fmt::Display for SendResult {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Accepted => f.write_str("accepted"),
-            Self::Permanent { error } => write!(f, "permanent: {error}"),
-            Self::Retryable {
-                error,
-                retry_after_ms,
-            }
-            | Self::Quota {
-                error,
-                retry_after_ms,
-            } => {
-                write!(f, "{}: {error}", self.class())?;
-                if let Some(ms) = retry_after_ms {
-                    write!(f, " (retry after {}s)", ms.div_ceil(1000))?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-#[async_trait::async_trait]
-pub trait Channel: Send + Sync {
-    async fn send(&self, n: &Notification) -> SendResult;
-}
-
-/// Why a configured channel cannot be built (always a configuration problem: permanent).
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error(transparent)]
-    Secret(#[from] SecretError),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// Build the channel implementation for a configured channel. Secrets are resolved here, when
-/// the dispatcher (re)builds its channels for a config version, never stored in the config.
-pub fn build_channel(
-    cfg: &ChannelConfig,
-    http: &reqwest::Client,
-) -> Result<Box<dyn Channel>, BuildError> {
-    let (http, t) = (http.clone(), cfg.timeout);
-    Ok(match &cfg.spec {
-        ChannelSpec::Log => Box::new(log::LogChannel),
-        ChannelSpec::Webhook { url, secret } => Box::new(webhook::WebhookChannel::new(
-            http,
-            url.resolve()?,
-            secret.as_ref().map(|s| s.resolve()).transpose()?,
-            t,
-        )?),
-        ChannelSpec::Wecom(spec) => Box::new(wecom::WecomChannel::new(http, spec, t)?),
-        ChannelSpec::Dingtalk(spec) => Box::new(dingtalk::DingtalkChannel::new(http, spec, t)?),
-        ChannelSpec::Feishu(spec) => Box::new(feishu::FeishuChannel::new(http, spec, t)?),
-        ChannelSpec::Bark(spec) => Box::new(bark::BarkChannel::new(http, spec, t)?),
-        ChannelSpec::Telegram(spec) => Box::new(telegram::TelegramChannel::new(http, spec, t)?),
-        ChannelSpec::Serverchan(spec) => {
-            Box::new(serverchan::ServerchanChannel::new(http, spec, t)?)
-        }
-        ChannelSpec::Pushplus(spec) => Box::new(pushplus::PushplusChannel::new(http, spec, t)?),
-        ChannelSpec::Email(spec) => Box::new(email::EmailChannel::new(spec, t)?),
-        ChannelSpec::AliyunSms(spec) => Box::new(sms_aliyun::AliyunSmsChannel::new(http, spec, t)?),
-        ChannelSpec::TencentSms(spec) => {
-            Box::new(sms_tencent::TencentSmsChannel::new(http, spec, t)?)
-        }
-    })
 }

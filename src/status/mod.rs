@@ -39,8 +39,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigHandle, SecretError};
+use crate::config::ConfigHandle;
 use crate::health::{self, Health};
+use crate::secret::SecretError;
 use crate::store::Store;
 
 use self::http::Body;

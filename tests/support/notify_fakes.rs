@@ -4,7 +4,7 @@
 //! Tests can also script the next answers (`push_script`) to force an error code.
 //!
 //! Canonicalization and verification are written here independently of the client code; only
-//! the HMAC/SHA primitives (pinned by RFC/FIPS vectors in `notify::sign`) are shared.
+//! the HMAC/SHA primitives (pinned by RFC/FIPS vectors in `channels::sign`) are shared.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -23,10 +23,11 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use xianyu_shopd::alert::{Alert, EventKind};
+use xianyu_shopd::channels::sign;
 use xianyu_shopd::clock::ManualClock;
 use xianyu_shopd::config::{self, Config};
+use xianyu_shopd::notify::Router;
 use xianyu_shopd::notify::dispatcher::Dispatcher;
-use xianyu_shopd::notify::{Router, sign};
 use xianyu_shopd::store::{OutboxRow, Store};
 
 /// A config directory whose `channels:` is `channels` (YAML, indented two spaces) and whose

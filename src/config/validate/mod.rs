@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,9 @@ use super::{
     ConfigError, ConfigErrors, PIPELINE_FILE, PRODUCTS_FILE, StageKind, TEMPLATES_DIR, version_of,
 };
 use crate::alert::{self, EventKind};
+use crate::channels::ChannelConfig;
 use crate::order::ShipMode;
+use crate::secret::{SecretKeys, SecretRef, Written};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const SEED_VIRTUAL_KEYWORDS: [&str; 5] = ["激活码", "软件", "充值", "会员", "代充"];
@@ -228,52 +230,26 @@ impl Validator<'_> {
         }
     }
 
-    /// Exactly one of `<what>_env` / `<what>_file`; files must live under `state/`.
+    /// A secret written as `<what>_env` / `<what>_file`, checked by the one rule in `secret`.
     fn secret(
         &mut self,
         doc: &YamlDoc,
         path: &str,
         what: &str,
-        env: Option<&String>,
-        file: Option<&String>,
+        keys: &SecretKeys,
     ) -> Option<SecretRef> {
-        match (env, file) {
-            (Some(e), None) => {
-                if !is_env_name(e) {
-                    self.err(
-                        doc,
-                        &format!("{path}.{what}_env"),
-                        format!("{path}.{what}_env: `{e}` is not an environment variable name"),
-                    );
-                }
-                Some(SecretRef::Env(e.clone()))
-            }
-            (None, Some(f)) => {
-                if !is_under_state(f) {
-                    self.err(
-                        doc,
-                        &format!("{path}.{what}_file"),
-                        format!("{path}.{what}_file: secret files must be a relative path under state/ (got `{f}`), so they stay out of git"),
-                    );
-                }
-                Some(SecretRef::File(self.dir.join(f)))
-            }
-            (Some(_), Some(_)) => {
-                self.key_err(
-                    doc,
-                    &format!("{path}.{what}_file"),
-                    format!("{path}: give either {what}_env or {what}_file, not both"),
-                );
-                None
-            }
-            (None, None) => {
-                self.err(doc, path, format!("{path}: missing {what}_env (an environment variable) or {what}_file (a file under state/)"));
-                None
+        let (secret, finding) = keys.check(self.dir, path, what);
+        if let Some(f) = finding {
+            if f.at_key {
+                self.key_err(doc, &f.path, f.message);
+            } else {
+                self.err(doc, &f.path, f.message);
             }
         }
+        secret
     }
 
-    fn accounts(&mut self, doc: &YamlDoc, raw: &[raw::Account]) -> Vec<Account> {
+    fn accounts(&mut self, doc: &YamlDoc, raw: &[Written<raw::Account>]) -> Vec<Account> {
         if raw.is_empty() {
             self.key_err(
                 doc,
@@ -298,13 +274,7 @@ impl Validator<'_> {
                     format!("{path}.id: duplicate account id `{}`", a.id),
                 );
             }
-            if let Some(cookies) = self.secret(
-                doc,
-                &path,
-                "cookies",
-                a.cookies_env.as_ref(),
-                a.cookies_file.as_ref(),
-            ) {
+            if let Some(cookies) = self.secret(doc, &path, "cookies", &a.cookies) {
                 out.push(Account {
                     id: a.id.clone(),
                     name: a.name.clone().unwrap_or_else(|| a.id.clone()),
@@ -327,9 +297,10 @@ impl Validator<'_> {
                 .parse()
                 .expect("default listen address parses")
         });
-        let token = match (&raw.token_env, &raw.token_file) {
-            (None, None) => None,
-            (env, file) => self.secret(doc, "status", "token", env.as_ref(), file.as_ref()),
+        let token = if raw.token.is_empty() {
+            None
+        } else {
+            self.secret(doc, "status", "token", &raw.token)
         };
         if !listen.ip().is_loopback() && token.is_none() {
             self.err(
@@ -598,22 +569,6 @@ fn keywords(given: &[String], seed: &[&str]) -> Vec<String> {
     } else {
         given.to_vec()
     }
-}
-
-fn is_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn is_under_state(f: &str) -> bool {
-    let p = Path::new(f);
-    let mut comps = p.components();
-    matches!(comps.next(), Some(Component::Normal(first)) if first == "state")
-        && comps.clone().next().is_some()
-        && comps.all(|c| matches!(c, Component::Normal(_)))
 }
 
 mod channels;

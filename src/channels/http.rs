@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 
-use super::SendResult;
+use super::{BuildError, Channel, Notification, SendResult};
 
 /// A channel's answer, fully read.
 #[derive(Debug)]
@@ -39,6 +39,53 @@ pub async fn send(req: RequestBuilder, timeout: Duration) -> Result<Reply, SendR
         headers,
         body: body.to_vec(),
     })
+}
+
+/// Send and classify the answer with the vendor's rules (`classify`); a transport failure is
+/// retryable whatever the vendor.
+pub async fn exchange(
+    req: RequestBuilder,
+    timeout: Duration,
+    classify: fn(&Reply) -> SendResult,
+) -> SendResult {
+    match send(req, timeout).await {
+        Ok(reply) => classify(&reply),
+        Err(failed) => failed,
+    }
+}
+
+/// A vendor API that takes one JSON POST to a fixed URL: the vendor writes the body and
+/// judges the answer, [`JsonPost`] does the sending.
+pub trait JsonApi: Send + Sync + 'static {
+    fn body(&self, n: &Notification) -> serde_json::Value;
+    fn classify(reply: &Reply) -> SendResult;
+}
+
+/// The channel of a [`JsonApi`] vendor.
+pub struct JsonPost<A> {
+    http: reqwest::Client,
+    url: String,
+    timeout: Duration,
+    api: A,
+}
+
+impl<A: JsonApi> JsonPost<A> {
+    pub fn new(http: reqwest::Client, url: String, timeout: Duration, api: A) -> Self {
+        Self {
+            http,
+            url,
+            timeout,
+            api,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: JsonApi> Channel for JsonPost<A> {
+    async fn send(&self, n: &Notification) -> SendResult {
+        let req = self.http.post(&self.url).json(&self.api.body(n));
+        exchange(req, self.timeout, A::classify).await
+    }
 }
 
 fn transport(e: reqwest::Error) -> SendResult {
@@ -109,6 +156,13 @@ pub fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
+/// A resolved endpoint URL that passes [`check_url`], for building a channel; `what` names it
+/// in the error (`WeCom webhook URL: use https://…`), which never repeats the URL itself.
+pub fn checked_url(url: String, what: &str) -> Result<String, BuildError> {
+    check_url(&url).map_err(|e| BuildError::Invalid(format!("{what}: {e}")))?;
+    Ok(url)
+}
+
 /// `localhost`, `127.0.0.0/8` or `::1`.
 pub fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -132,6 +186,20 @@ pub fn vendor_result(
     let code = body[code_key].as_i64().ok_or_else(|| no_code(reply))?;
     let msg = vendor_msg(body[msg_key].as_str().unwrap_or(""));
     Ok((code, format!("{code_key} {code}: {msg}")))
+}
+
+/// Classify by the vendor's numeric result code: `verdict(code, error)` decides, a reply
+/// without a code is classified by [`no_code`].
+pub fn by_code(
+    reply: &Reply,
+    code_key: &str,
+    msg_key: &str,
+    verdict: impl FnOnce(i64, String) -> SendResult,
+) -> SendResult {
+    match vendor_result(reply, code_key, msg_key) {
+        Ok((code, error)) => verdict(code, error),
+        Err(unclassified) => unclassified,
+    }
 }
 
 pub fn no_code(reply: &Reply) -> SendResult {

@@ -10,11 +10,13 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::http::{self, Reply};
-use super::{BuildError, Channel, Notification, SendResult, sign, text};
-use crate::config::TencentSmsSpec;
+use super::{
+    BuildError, Channel, Check, Limits, Notification, Scalar, SendResult, SmsTarget, Vendor, sign,
+};
+use crate::secret::SecretKeys;
 
 /// Conservative: Tencent's per-variable limits depend on the template type.
 pub const PARAM_MAX_CHARS: usize = 20;
@@ -22,13 +24,99 @@ const QUOTA_WAIT_MS: u64 = 60 * 60 * 1000;
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 const SIGNED_HEADERS: &str = "content-type;host;x-tc-action";
 
+/// `type: tencent_sms`, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Raw {
+    pub endpoint: Option<String>,
+    pub secret_id: SecretKeys,
+    pub secret_key: SecretKeys,
+    pub sdk_app_id: Option<Scalar>,
+    pub sign_name: Option<String>,
+    pub template_id: Option<Scalar>,
+    pub phone_numbers: Vec<Scalar>,
+    pub region: Option<String>,
+    pub params: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub endpoint: String,
+    pub sdk_app_id: String,
+    pub sign_name: String,
+    pub template_id: String,
+    pub region: String,
+    /// Phone numbers, `TemplateParamSet` facts, and the SecretId and SecretKey.
+    pub target: SmsTarget,
+}
+
+impl Vendor for Spec {
+    type Raw = Raw;
+    type Extra = Limits;
+    type Sender = TencentSmsChannel;
+    const SECRETS: &'static [&'static str] = &["secret_id", "secret_key"];
+
+    fn check(raw: &Raw, c: &mut Check<'_>) -> Option<Self> {
+        let endpoint = c.url(
+            "endpoint",
+            raw.endpoint.as_deref(),
+            "https://sms.tencentcloudapi.com",
+        );
+        let sdk_app_id = c.required("sdk_app_id", raw.sdk_app_id.as_ref().map(Scalar::text));
+        let sign_name = c.required("sign_name", raw.sign_name.clone());
+        let template_id = c.required("template_id", raw.template_id.as_ref().map(Scalar::text));
+        let target = c.sms_target(
+            &raw.phone_numbers,
+            &raw.params,
+            ("secret_id", &raw.secret_id),
+            ("secret_key", &raw.secret_key),
+        );
+        Some(Spec {
+            endpoint,
+            sdk_app_id: sdk_app_id?,
+            sign_name: sign_name?,
+            template_id: template_id?,
+            region: raw.region.clone().unwrap_or_else(|| "ap-guangzhou".into()),
+            target: target?,
+        })
+    }
+
+    fn sender(
+        &self,
+        http: reqwest::Client,
+        timeout: Duration,
+    ) -> Result<TencentSmsChannel, BuildError> {
+        let url = format!("{}/", self.endpoint.trim_end_matches('/'));
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|e| BuildError::Invalid(format!("Tencent SMS endpoint: {e}")))?;
+        let host = match (parsed.host_str(), parsed.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => {
+                return Err(BuildError::Invalid(
+                    "Tencent SMS endpoint has no host".into(),
+                ));
+            }
+        };
+        Ok(TencentSmsChannel {
+            http,
+            url,
+            host,
+            secret_id: self.target.keys.0.resolve()?,
+            secret_key: self.target.keys.1.resolve()?,
+            spec: self.clone(),
+            timeout,
+        })
+    }
+}
+
 pub struct TencentSmsChannel {
     http: reqwest::Client,
     url: String,
     host: String,
     secret_id: String,
     secret_key: String,
-    spec: TencentSmsSpec,
+    spec: Spec,
     timeout: Duration,
 }
 
@@ -44,47 +132,24 @@ pub struct SendSmsBody {
 }
 
 impl TencentSmsChannel {
-    pub fn new(
-        http: reqwest::Client,
-        spec: &TencentSmsSpec,
-        timeout: Duration,
-    ) -> Result<Self, BuildError> {
-        let url = format!("{}/", spec.endpoint.trim_end_matches('/'));
-        let parsed = reqwest::Url::parse(&url)
-            .map_err(|e| BuildError::Invalid(format!("Tencent SMS endpoint: {e}")))?;
-        let host = match (parsed.host_str(), parsed.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            _ => {
-                return Err(BuildError::Invalid(
-                    "Tencent SMS endpoint has no host".into(),
-                ));
-            }
-        };
-        Ok(Self {
-            http,
-            url,
-            host,
-            secret_id: spec.secret_id.resolve()?,
-            secret_key: spec.secret_key.resolve()?,
-            spec: spec.clone(),
-            timeout,
-        })
-    }
-
     pub fn body(&self, n: &Notification) -> SendSmsBody {
         SendSmsBody {
-            phone_number_set: self.spec.phone_numbers.iter().map(|p| e164(p)).collect(),
+            phone_number_set: self
+                .spec
+                .target
+                .phone_numbers
+                .iter()
+                .map(|p| e164(p))
+                .collect(),
             sms_sdk_app_id: self.spec.sdk_app_id.clone(),
             sign_name: self.spec.sign_name.clone(),
             template_id: self.spec.template_id.clone(),
             template_param_set: self
                 .spec
+                .target
                 .params
                 .iter()
-                .map(|p| {
-                    text::clip_chars(n.vars.get(p).map_or("", String::as_str), PARAM_MAX_CHARS)
-                })
+                .map(|p| n.var(p, PARAM_MAX_CHARS))
                 .collect(),
         }
     }
@@ -144,10 +209,7 @@ impl Channel for TencentSmsChannel {
                 authorization(&self.secret_id, &self.secret_key, &self.host, &body, ts),
             )
             .body(body);
-        match http::send(req, self.timeout).await {
-            Ok(reply) => classify(&reply),
-            Err(failed) => failed,
-        }
+        http::exchange(req, self.timeout, classify).await
     }
 }
 

@@ -47,6 +47,15 @@ pub fn floor_bytes(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// `content` starting with the bot's custom keyword when it lacks it (DingTalk and Feishu drop
+/// messages without the keyword their bot was set up with).
+pub fn with_keyword(content: String, keyword: Option<&str>) -> String {
+    match keyword.filter(|k| !content.contains(*k)) {
+        Some(k) => format!("{k} {content}"),
+        None => content,
+    }
+}
+
 /// Title and text as one message body (IM bots have no separate title field).
 pub fn headed(title: &str, text: &str) -> String {
     if title.is_empty() {

@@ -11,39 +11,97 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use super::http::{self, Reply};
-use super::{BuildError, Channel, Notification, SendResult, sign, text};
-use crate::config::AliyunSmsSpec;
+use super::{
+    BuildError, Channel, Check, Limits, Notification, Scalar, SendResult, SmsTarget, Vendor, sign,
+};
+use crate::secret::SecretKeys;
 
 /// Aliyun limits each template variable to 35 characters.
 pub const PARAM_MAX_CHARS: usize = 35;
 const QUOTA_WAIT_MS: u64 = 60 * 60 * 1000;
+
+/// `type: aliyun_sms`, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Raw {
+    pub endpoint: Option<String>,
+    pub access_key_id: SecretKeys,
+    pub access_key_secret: SecretKeys,
+    pub sign_name: Option<String>,
+    pub template_code: Option<String>,
+    pub phone_numbers: Vec<Scalar>,
+    pub region: Option<String>,
+    pub params: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub endpoint: String,
+    pub sign_name: String,
+    pub template_code: String,
+    pub region: String,
+    /// Phone numbers, template variables, and the AccessKey id and secret.
+    pub target: SmsTarget,
+}
+
+impl Vendor for Spec {
+    type Raw = Raw;
+    type Extra = Limits;
+    type Sender = AliyunSmsChannel;
+    const SECRETS: &'static [&'static str] = &["access_key_id", "access_key_secret"];
+
+    fn check(raw: &Raw, c: &mut Check<'_>) -> Option<Self> {
+        let endpoint = c.url(
+            "endpoint",
+            raw.endpoint.as_deref(),
+            "https://dysmsapi.aliyuncs.com",
+        );
+        let sign_name = c.required("sign_name", raw.sign_name.clone());
+        let template_code = c.required("template_code", raw.template_code.clone());
+        let target = c.sms_target(
+            &raw.phone_numbers,
+            &raw.params,
+            ("access_key_id", &raw.access_key_id),
+            ("access_key_secret", &raw.access_key_secret),
+        );
+        Some(Spec {
+            endpoint,
+            sign_name: sign_name?,
+            template_code: template_code?,
+            region: raw.region.clone().unwrap_or_else(|| "cn-hangzhou".into()),
+            target: target?,
+        })
+    }
+
+    fn sender(
+        &self,
+        http: reqwest::Client,
+        timeout: Duration,
+    ) -> Result<AliyunSmsChannel, BuildError> {
+        Ok(AliyunSmsChannel {
+            http,
+            url: format!("{}/", self.endpoint.trim_end_matches('/')),
+            key_id: self.target.keys.0.resolve()?,
+            key_secret: self.target.keys.1.resolve()?,
+            spec: self.clone(),
+            timeout,
+        })
+    }
+}
 
 pub struct AliyunSmsChannel {
     http: reqwest::Client,
     url: String,
     key_id: String,
     key_secret: String,
-    spec: AliyunSmsSpec,
+    spec: Spec,
     timeout: Duration,
 }
 
 impl AliyunSmsChannel {
-    pub fn new(
-        http: reqwest::Client,
-        spec: &AliyunSmsSpec,
-        timeout: Duration,
-    ) -> Result<Self, BuildError> {
-        Ok(Self {
-            http,
-            url: format!("{}/", spec.endpoint.trim_end_matches('/')),
-            key_id: spec.access_key_id.resolve()?,
-            key_secret: spec.access_key_secret.resolve()?,
-            spec: spec.clone(),
-            timeout,
-        })
-    }
-
     /// Every request parameter but `Signature`.
     pub fn params(
         &self,
@@ -53,21 +111,17 @@ impl AliyunSmsChannel {
     ) -> BTreeMap<String, String> {
         let template_param: BTreeMap<&str, String> = self
             .spec
+            .target
             .params
             .iter()
-            .map(|p| {
-                (
-                    p.as_str(),
-                    text::clip_chars(n.vars.get(p).map_or("", String::as_str), PARAM_MAX_CHARS),
-                )
-            })
+            .map(|p| (p.as_str(), n.var(p, PARAM_MAX_CHARS)))
             .collect();
         [
             ("AccessKeyId", self.key_id.clone()),
             ("Action", "SendSms".into()),
             ("Format", "JSON".into()),
             ("OutId", n.id.to_string()),
-            ("PhoneNumbers", self.spec.phone_numbers.join(",")),
+            ("PhoneNumbers", self.spec.target.phone_numbers.join(",")),
             ("RegionId", self.spec.region.clone()),
             ("SignName", self.spec.sign_name.clone()),
             ("SignatureMethod", "HMAC-SHA1".into()),
@@ -126,10 +180,7 @@ impl Channel for AliyunSmsChannel {
             .post(&self.url)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body);
-        match http::send(req, self.timeout).await {
-            Ok(reply) => classify(&reply),
-            Err(failed) => failed,
-        }
+        http::exchange(req, self.timeout, classify).await
     }
 }
 

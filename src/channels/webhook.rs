@@ -9,33 +9,60 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::json;
 
 use super::http;
-use super::{BuildError, Channel, Notification, SendResult, sign};
+use super::{
+    BuildError, Channel, Check, Limits, Notification, SendResult, SignedUrl, Vendor, sign,
+};
+use crate::secret::SecretKeys;
 
-pub struct WebhookChannel {
-    http: reqwest::Client,
-    url: String,
-    key: Option<Vec<u8>>,
-    timeout: Duration,
+/// `type: webhook`, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Raw {
+    pub url: SecretKeys,
+    /// `whsec_…` Standard Webhooks signing secret (optional).
+    pub secret: SecretKeys,
 }
 
-impl WebhookChannel {
-    pub fn new(
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub target: SignedUrl,
+}
+
+impl Vendor for Spec {
+    type Raw = Raw;
+    type Extra = Limits;
+    type Sender = WebhookChannel;
+    const SECRETS: &'static [&'static str] = &["url", "secret"];
+
+    fn check(raw: &Raw, c: &mut Check<'_>) -> Option<Self> {
+        let target = c.signed_url(&raw.url, &raw.secret)?;
+        Some(Spec { target })
+    }
+
+    fn sender(
+        &self,
         http: reqwest::Client,
-        url: String,
-        secret: Option<String>,
         timeout: Duration,
-    ) -> Result<Self, BuildError> {
-        http::check_url(&url).map_err(|e| BuildError::Invalid(format!("webhook URL: {e}")))?;
-        Ok(Self {
+    ) -> Result<WebhookChannel, BuildError> {
+        let (url, secret) = self.target.resolve("webhook URL")?;
+        Ok(WebhookChannel {
             http,
             url,
             key: secret.map(|s| signing_key(&s)),
             timeout,
         })
     }
+}
+
+pub struct WebhookChannel {
+    http: reqwest::Client,
+    url: String,
+    key: Option<Vec<u8>>,
+    timeout: Duration,
 }
 
 /// `whsec_<base64>` decodes to the key; anything else is used as raw bytes.
@@ -87,9 +114,11 @@ impl Channel for WebhookChannel {
         if let Some(key) = &self.key {
             req = req.header("webhook-signature", signature(key, &id, ts, &body));
         }
-        match http::send(req.body(body), self.timeout).await {
-            Ok(reply) => http::by_status(&reply, format!("HTTP {}", reply.status.as_u16())),
-            Err(failed) => failed,
-        }
+        http::exchange(req.body(body), self.timeout, classify).await
     }
+}
+
+/// The status alone decides: the receiver is the seller's own service.
+pub fn classify(reply: &http::Reply) -> SendResult {
+    http::by_status(reply, format!("HTTP {}", reply.status.as_u16()))
 }
