@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
@@ -969,4 +970,99 @@ async fn dropping_the_last_handle_stops_the_servers() {
     }
     assert!(stopped);
     assert!(connect_async(ws).await.is_err());
+}
+
+#[tokio::test]
+async fn the_history_lists_a_conversation_newest_first_in_pages() {
+    let (fake, cookie) = shop().await;
+    let mut im = Im::online(&fake, SELLER, &cookie).await;
+    let order = fake.create_order(SELLER, BUYER, ITEM, 1, None);
+    let cid = fake.order_cid(&order).expect("cid");
+    fake.push_chat(SELLER, BUYER, "在吗");
+    let (_, reply) = im
+        .send_text(&cid, &[BUYER, SELLER], "卡密：ABCD-1234")
+        .await;
+    let message_id = reply.expect("answered")["body"]["messageId"].clone();
+    let page =
+        |cursor: Value, limit: u64| json!([format!("{cid}@goofish"), false, cursor, limit, false]);
+    let first = im
+        .request(
+            "/r/MessageManager/listUserMessages",
+            json!({}),
+            page(json!(9_007_199_254_740_991u64), 2),
+        )
+        .await;
+    assert_eq!(first["code"], 200, "{first}");
+    let models = first["body"]["userMessageModels"]
+        .as_array()
+        .expect("models");
+    assert_eq!(models.len(), 2);
+    // Newest first: our delivery, then the buyer's question.
+    let newest = &models[0]["message"];
+    assert_eq!(newest["messageId"], message_id);
+    assert_eq!(newest["sender"]["uid"], format!("{SELLER}@goofish"));
+    let data = newest["content"]["custom"]["data"].as_str().expect("data");
+    let content: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("base64"),
+    )
+    .expect("json");
+    assert_eq!(content["text"]["text"], "卡密：ABCD-1234");
+    assert_eq!(models[1]["message"]["extension"]["senderUserId"], BUYER);
+    assert_eq!(first["body"]["hasMore"], 1, "the order card is older");
+    let next = first["body"]["nextCursor"].clone();
+    let second = im
+        .request(
+            "/r/MessageManager/listUserMessages",
+            json!({}),
+            page(next, 2),
+        )
+        .await;
+    let older = second["body"]["userMessageModels"]
+        .as_array()
+        .expect("models");
+    assert!(
+        !older.is_empty() && second["body"]["hasMore"] == 0,
+        "{second}"
+    );
+    // A conversation the account is not part of is not readable.
+    let stranger = im
+        .request(
+            "/r/MessageManager/listUserMessages",
+            json!({}),
+            json!([
+                "99999999@goofish",
+                false,
+                9_007_199_254_740_991u64,
+                2,
+                false
+            ]),
+        )
+        .await;
+    assert_eq!(stranger["code"], 400);
+    // Faults: an error, then no answer at all.
+    fake.fault(Fault::FailHistory);
+    let failed = im
+        .request(
+            "/r/MessageManager/listUserMessages",
+            json!({}),
+            page(json!(9_007_199_254_740_991u64), 2),
+        )
+        .await;
+    assert_eq!(failed["code"], 500);
+    fake.clear_faults();
+    fake.fault(Fault::LoseHistoryAnswers);
+    let mid = im.mid();
+    im.send(
+        json!({"lwp": "/r/MessageManager/listUserMessages", "headers": {"mid": mid},
+                   "body": page(json!(9_007_199_254_740_991u64), 2)}),
+    )
+    .await;
+    assert!(
+        im.response(&mid, Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+    assert_eq!(fake.stats(SELLER).history_reads, 5);
 }

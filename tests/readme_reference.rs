@@ -97,6 +97,10 @@ fn parser_keys() -> Vec<(String, BTreeSet<String>)> {
             "products[].ship".into(),
             probe_products(&["products", "0", "ship"]),
         ),
+        (
+            "products[].readback".into(),
+            probe_products(&["products", "0", "readback"]),
+        ),
     ];
     for (i, stage) in StageKind::ALL.iter().map(|k| k.name()).enumerate() {
         out.push((

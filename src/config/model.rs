@@ -227,6 +227,9 @@ pub struct ShipParams {
     pub mode: ShipMode,
     pub max_retries: u32,
     pub retry_delay: Duration,
+    /// An uncertain send (no answer) is read back from the conversation this long after it
+    /// (and again, backing off, while the conversation cannot be read).
+    pub readback_after: Duration,
     pub logistics_company: String,
 }
 
@@ -320,6 +323,9 @@ pub struct Product {
     pub units: u32,
     pub active: bool,
     pub low_stock_alert: Option<u32>,
+    /// When the read-back finds the conversation without the delivery message: send again
+    /// (`true`) instead of leaving the order to the seller.
+    pub resend_if_absent: bool,
 }
 
 impl Product {

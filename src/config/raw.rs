@@ -145,6 +145,7 @@ pub struct ShipParams {
     pub mode: Option<ShipMode>,
     pub max_retries: Option<u32>,
     pub retry_delay: Option<String>,
+    pub readback_after: Option<String>,
     pub logistics_company: Option<String>,
 }
 
@@ -209,6 +210,15 @@ pub struct Product {
     pub status: Option<ProductStatus>,
     #[serde(default)]
     pub low_stock_alert: Option<u32>,
+    #[serde(default)]
+    pub readback: Option<ProductReadBack>,
+}
+
+/// `readback:` — what to do when the read-back of an uncertain send does not find it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProductReadBack {
+    pub resend_if_absent: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,14 +7,14 @@
 use serde_json::Value;
 
 use super::auth::cookie_header;
-use super::book::{Conversation, FakeOrderStatus, Item, Order};
+use super::book::{Conversation, FakeOrderStatus, HistoryEntry, Item, Order};
 use super::cards::{self, CardFacts, CardKind, Side};
 use super::hub::{Channel, Push};
 use super::ids::{alnum, hex};
 use super::pushes::{self, ChatFacts, OBJECT_MESSAGE, OBJECT_READ};
 use super::record::Consign;
 use super::state::State;
-use super::wire::now_ms;
+use super::wire::{now_ms, quote};
 
 /// `ret` of a consign on an order that is already shipped (bots look for
 /// `ORDER_ALREADY_DELIVERY`; the exact live text is unknown, §10.1).
@@ -109,6 +109,7 @@ impl State {
             item_id: item_id.clone(),
             created_ms: now,
             last_message: None,
+            history: Vec::new(),
         });
         if announce {
             self.announce_session(&cid, seller, buyer, item_id.as_deref().unwrap_or_default());
@@ -282,7 +283,8 @@ impl State {
             now_ms(),
         );
         self.push(&order.seller, pushes::sync(&[(&tip, OBJECT_MESSAGE)]));
-        self.book.note_message(&order.cid, &message_id);
+        let entry = system_entry(&message_id, &order.buyer, "你已发货");
+        self.book.note_message(&order.cid, entry);
     }
 
     /// Sends a card to the seller (and a buyer-role copy to the buyer if the buyer is an
@@ -300,7 +302,8 @@ impl State {
             let copy = cards::trade_card(kind, &facts);
             self.push_after_receipt(&order.buyer, &order.cid, &prior, &copy);
         }
-        self.book.note_message(&order.cid, &facts.message_id);
+        let entry = system_entry(&facts.message_id, &order.buyer, kind.summary());
+        self.book.note_message(&order.cid, entry);
         Some(facts.message_id)
     }
 
@@ -379,7 +382,14 @@ impl State {
             need_push: true,
         });
         self.push_after_receipt(seller, &cid, &prior, &message);
-        self.book.note_message(&cid, &message_id);
+        let entry = HistoryEntry {
+            message_id,
+            created_ms: now_ms(),
+            sender: buyer.to_owned(),
+            content,
+            summary: text.to_owned(),
+        };
+        self.book.note_message(&cid, entry);
     }
 
     /// The buyer is typing in the pair's conversation.
@@ -431,7 +441,25 @@ impl State {
             need_push: false,
         });
         self.push(account, pushes::sync(&[(&echo, OBJECT_MESSAGE)]));
-        self.book.note_message(conv_cid, &message_id);
+        let entry = HistoryEntry {
+            message_id: message_id.clone(),
+            created_ms: now_ms(),
+            sender: account.to_owned(),
+            content: content.to_string(),
+            summary: summary.to_owned(),
+        };
+        self.book.note_message(conv_cid, entry);
         message_id
+    }
+}
+
+/// A system message (trade card, tip) in a conversation's history.
+fn system_entry(message_id: &str, sender: &str, summary: &str) -> HistoryEntry {
+    HistoryEntry {
+        message_id: message_id.to_owned(),
+        created_ms: now_ms(),
+        sender: sender.to_owned(),
+        content: format!(r#"{{"contentType":26,"title":{}}}"#, quote(summary)),
+        summary: summary.to_owned(),
     }
 }

@@ -128,6 +128,20 @@ pub(crate) struct Conversation {
     pub created_ms: u64,
     /// The newest message in it; a buyer-side push starts with a read receipt for it.
     pub last_message: Option<String>,
+    /// Every message in it, oldest first (served by `listUserMessages`).
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One message of a conversation, as its history lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct HistoryEntry {
+    pub message_id: String,
+    pub created_ms: u64,
+    /// Who sent it (a trade card is sent in the buyer's name).
+    pub sender: String,
+    /// The content JSON (`{"contentType":1,"text":{…}}`, `{"contentType":26,…}`).
+    pub content: String,
+    pub summary: String,
 }
 
 /// Everything the fake marketplace knows.
@@ -227,10 +241,15 @@ impl Book {
         self.convs.push(conv);
     }
 
-    /// Remembers the newest message of a conversation.
-    pub(crate) fn note_message(&mut self, cid: &str, message_id: &str) {
+    /// Adds a message to a conversation's history and makes it the newest. Times are kept
+    /// strictly increasing within a conversation, so a time cursor pages exactly.
+    pub(crate) fn note_message(&mut self, cid: &str, mut entry: HistoryEntry) {
         if let Some(c) = self.convs.iter_mut().find(|c| c.cid == cid) {
-            c.last_message = Some(message_id.to_owned());
+            if let Some(last) = c.history.last() {
+                entry.created_ms = entry.created_ms.max(last.created_ms + 1);
+            }
+            c.last_message = Some(entry.message_id.clone());
+            c.history.push(entry);
         }
     }
 }

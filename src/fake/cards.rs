@@ -53,6 +53,13 @@ pub(crate) enum CardKind {
     Completed,
 }
 
+impl CardKind {
+    /// The card's summary text (`[我已付款，等待你发货]`), as a history lists it.
+    pub(crate) fn summary(self) -> &'static str {
+        wording(self, Side::Seller, "").summary
+    }
+}
+
 /// Everything one card copy needs, from the order book plus fresh ids.
 pub(crate) struct CardFacts {
     pub side: Side,

@@ -1,7 +1,8 @@
 //! Failure injection. A [`Fault`] either acts once, at once (expire tokens, drop or kick
 //! sockets, turn live connections into zombies), or stands until `clear_faults` (session
 //! expired, risk control, slowness, rejected sends, send answers without a code or none at
-//! all, refused `/reg`, unanswered `ackDiff`, redirects to the punish page) or until its count
+//! all, refused `/reg`, unanswered `ackDiff`, redirects to the punish page, a history that
+//! fails or never answers) or until its count
 //! is used up (HTTP 5xx, lost send responses). Standing faults apply to every account or to one (`fault_for`).
 
 use std::collections::HashMap;
@@ -58,6 +59,13 @@ pub enum Fault {
     /// Every mtop call is answered `302` with a `Location` on the captcha/punish page, until
     /// cleared.
     RedirectToPunish,
+    /// Sends vanish: neither delivered nor answered (the request left, nothing arrived),
+    /// until cleared.
+    DropSends,
+    /// `listUserMessages` is answered `code 500` with a reason, until cleared.
+    FailHistory,
+    /// `listUserMessages` is never answered, until cleared.
+    LoseHistoryAnswers,
 }
 
 /// Faults that persist until cleared or used up, for one scope.
@@ -75,6 +83,9 @@ struct Standing {
     refuse_reg: bool,
     ignore_ack_diff: bool,
     redirect: bool,
+    fail_history: bool,
+    lose_history: bool,
+    drop_sends: bool,
 }
 
 /// Standing faults: one set for everyone, one per account.
@@ -104,6 +115,9 @@ impl Faults {
             Fault::RefuseReg => s.refuse_reg = true,
             Fault::IgnoreAckDiff => s.ignore_ack_diff = true,
             Fault::RedirectToPunish => s.redirect = true,
+            Fault::FailHistory => s.fail_history = true,
+            Fault::DropSends => s.drop_sends = true,
+            Fault::LoseHistoryAnswers => s.lose_history = true,
             _ => return false,
         }
         true
@@ -167,6 +181,19 @@ impl Faults {
 
     pub(crate) fn redirect(&self, seller: Option<&str>) -> bool {
         self.any(seller, |s| s.redirect)
+    }
+
+    /// Sends are neither delivered nor answered.
+    pub(crate) fn drop_sends(&self, seller: Option<&str>) -> bool {
+        self.any(seller, |s| s.drop_sends)
+    }
+
+    pub(crate) fn fail_history(&self, seller: Option<&str>) -> bool {
+        self.any(seller, |s| s.fail_history)
+    }
+
+    pub(crate) fn lose_history(&self, seller: Option<&str>) -> bool {
+        self.any(seller, |s| s.lose_history)
     }
 
     pub(crate) fn reject(&self, seller: Option<&str>) -> Option<String> {

@@ -11,7 +11,7 @@
 //! Module map: `state` (the shared state), `book` (accounts, items, orders, conversations),
 //! `auth` (tokens and sessions), `actions` (scenarios: state change + pushes), `cards` and
 //! `pushes` (payload builders, shapes A–F), `hub` (connections, push frames, ACKs), `apis` +
-//! `http` (mtop), `ws` (IM socket), `faults`, `record`, `ids`, `wire` (small codecs).
+//! `http` (mtop), `ws` (IM socket), `history` (a conversation's messages), `faults`, `record`, `ids`, `wire` (small codecs).
 
 mod actions;
 mod apis;
@@ -19,6 +19,7 @@ mod auth;
 mod book;
 mod cards;
 mod faults;
+mod history;
 mod http;
 mod hub;
 mod ids;

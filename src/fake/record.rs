@@ -95,6 +95,8 @@ pub struct ConnStats {
     pub compressed_answers: u32,
     /// The `ua` header of the last `/reg`.
     pub reg_ua: String,
+    /// `listUserMessages` requests (read-backs).
+    pub history_reads: u32,
 }
 
 impl ConnStats {

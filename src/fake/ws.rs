@@ -1,7 +1,8 @@
 //! The IM side (reference §4, §6): a WebSocket server on loopback speaking LWP JSON frames.
 //! It answers `/reg` (token bound to the device id, 401 otherwise), heartbeats `/!`,
 //! `getState`/`ackDiff` (after which a connection receives pushes), `sendByReceiverScope`
-//! (recorded, echoed back, or rejected/withheld by faults) and conversation creation, and
+//! (recorded, echoed back, or rejected/withheld by faults), conversation creation and a
+//! conversation's history (`super::history`), and
 //! counts ACKs. Pushes are queued by [`super::hub`] on the same per-connection channel.
 
 use std::sync::Arc;
@@ -165,6 +166,9 @@ fn dispatch(st: &mut State, id: u64, frame: &Value) -> Option<Value> {
         "/r/MessageSend/sendByReceiverScope" => send_message(st, id, &mid, frame),
         "/r/SingleChatConversation/create" => Some(create_conversation(st, id, &mid, frame)),
         "/r/MessageStatus/read" => Some(ok(&mid, None)),
+        "/r/MessageManager/listUserMessages" => {
+            super::history::list_user_messages(st, account.as_deref()?, &mid, frame)
+        }
         _ => Some(refuse(404, &mid, "not supported by the fake server")),
     }
 }
@@ -363,6 +367,9 @@ fn send_message(st: &mut State, id: u64, mid: &str, frame: &Value) -> Option<Val
         (None, _, _) => refused(mid, 400, "conversation not exist"),
         (_, true, _) => refused(mid, 400, "session invalid"),
         (_, _, Some(reason)) => rejected(mid, reason),
+        (Some(_), false, None) if st.faults.drop_sends(Some(&account)) => {
+            (SendReply::Withheld, false, None)
+        }
         (Some(peer), false, None) => deliver(st, &account, &peer, mid, &req),
     };
     st.record.sent.push(SentChat {

@@ -5,7 +5,8 @@
 //! (`consign.dummy`). Outcomes are mapped so the ledger stays honest: a send that never left
 //! (no connection, no buyer id, conversation not created) or that the server rejected is
 //! `NotDelivered` and may be retried; a send whose answer never came is `Unknown` and never
-//! repeated automatically. Delivery texts carry card keys and are never logged.
+//! repeated automatically, but can be read back from the conversation history. Delivery texts
+//! carry card keys and are never logged.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,8 +14,11 @@ use std::sync::Arc;
 use super::mtop::{Consigned, MtopClient};
 use super::ws::ImHandle;
 use crate::marketplace::{
-    ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, SendOutcome,
+    ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, ReadBack, SendOutcome,
 };
+
+/// Clocks differ: a read-back also looks this far before the send attempt.
+const CLOCK_SKEW_MS: u64 = 60_000;
 
 /// What the marketplace needs of one account.
 #[derive(Clone)]
@@ -92,6 +96,52 @@ impl Marketplace for GoofishMarketplace {
         let outcome = link.im.send_text(&cid, &buyer, &msg.text).await;
         tracing::info!(account = %msg.account, order_id = %msg.order_id, cid = %cid, outcome = ?outcome_label(&outcome), "Delivery message sent.");
         outcome
+    }
+
+    fn reads_back(&self) -> bool {
+        true
+    }
+
+    /// The delivery message is found when a text message of the shop's own account in the
+    /// order's conversation, sent at or after `since_ms` (less clock skew), has exactly the
+    /// delivery text. Texts are compared in memory only (they carry card keys).
+    async fn read_back(&self, msg: &DeliveryMessage, since_ms: u64) -> ReadBack {
+        let unreadable = |reason: String| ReadBack::Unreadable { reason };
+        let Some(link) = self.accounts.get(&msg.account) else {
+            return unreadable(format!(
+                "account `{}` has no Goofish connection",
+                msg.account
+            ));
+        };
+        let Some(me) = link.mtop.user_id() else {
+            return unreadable("cookies not loaded".into());
+        };
+        let cid = match Self::buyer(link, msg).await {
+            Ok(buyer) => Self::conversation(link, msg, &buyer).await,
+            Err(e) => Err(e),
+        };
+        let cid = match cid {
+            Ok(cid) => cid,
+            Err(reason) => return unreadable(reason),
+        };
+        let since = since_ms.saturating_sub(CLOCK_SKEW_MS);
+        let history = match link.im.history_since(&cid, since).await {
+            Ok(h) => h,
+            Err(reason) => return unreadable(reason),
+        };
+        let wanted = msg.text.trim();
+        let found = history.into_iter().find(|m| {
+            m.sender.as_deref() == Some(me.as_str())
+                && m.text.as_deref().map(str::trim) == Some(wanted)
+        });
+        tracing::info!(account = %msg.account, order_id = %msg.order_id, cid = %cid, found = found.is_some(), "Conversation read back.");
+        match found {
+            Some(m) => ReadBack::Found {
+                message_id: m.message_id,
+                sent_at_ms: m.created_ms,
+            },
+            None => ReadBack::Absent,
+        }
     }
 
     async fn confirm_shipment(&self, req: &ConsignRequest) -> ConsignOutcome {

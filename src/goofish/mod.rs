@@ -24,4 +24,5 @@ pub mod mtop;
 pub mod paid;
 pub mod reconcile;
 pub mod sign;
+mod values;
 pub mod ws;

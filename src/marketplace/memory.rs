@@ -6,12 +6,14 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use super::{ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, SendOutcome};
+use super::{ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, ReadBack, SendOutcome};
 
 #[derive(Debug, Default)]
 pub struct MemoryMarketplace {
     state: Mutex<State>,
     print: bool,
+    /// Keeps conversations, so uncertain sends can be read back.
+    conversations: bool,
 }
 
 #[derive(Debug, Default)]
@@ -22,6 +24,10 @@ struct State {
     send_calls: u64,
     consign_script: VecDeque<ConsignOutcome>,
     next_message_id: u64,
+    /// Messages whose send was scripted `Unknown`: they left, the answer was lost.
+    uncertain: Vec<DeliveryMessage>,
+    read_back_script: VecDeque<ReadBack>,
+    read_back_calls: u64,
 }
 
 impl MemoryMarketplace {
@@ -35,6 +41,25 @@ impl MemoryMarketplace {
             print: true,
             ..Self::default()
         }
+    }
+
+    /// A marketplace that keeps its conversations: an uncertain send can be read back. A send
+    /// scripted `Unknown` counts as having reached the conversation, unless a read-back is
+    /// scripted otherwise.
+    pub fn with_conversations() -> Self {
+        Self {
+            conversations: true,
+            ..Self::default()
+        }
+    }
+
+    /// The next read-backs answer with these, in order; after that they look at what was sent.
+    pub fn script_read_backs(&self, answers: impl IntoIterator<Item = ReadBack>) {
+        self.lock().read_back_script.extend(answers);
+    }
+
+    pub fn read_back_calls(&self) -> u64 {
+        self.lock().read_back_calls
     }
 
     /// The next sends answer with these outcomes, in order; after that, sends are accepted.
@@ -71,6 +96,9 @@ impl Marketplace for MemoryMarketplace {
         let mut st = self.lock();
         st.send_calls += 1;
         if let Some(outcome) = st.send_script.pop_front() {
+            if matches!(outcome, SendOutcome::Unknown { .. }) {
+                st.uncertain.push(msg.clone());
+            }
             return outcome;
         }
         st.next_message_id += 1;
@@ -87,6 +115,32 @@ impl Marketplace for MemoryMarketplace {
         }
         SendOutcome::Accepted {
             message_id: Some(id),
+        }
+    }
+
+    fn reads_back(&self) -> bool {
+        self.conversations
+    }
+
+    async fn read_back(&self, msg: &DeliveryMessage, _since_ms: u64) -> ReadBack {
+        let mut st = self.lock();
+        st.read_back_calls += 1;
+        if !self.conversations {
+            return ReadBack::Unreadable {
+                reason: "no conversations kept".into(),
+            };
+        }
+        if let Some(answer) = st.read_back_script.pop_front() {
+            return answer;
+        }
+        let same = |m: &DeliveryMessage| m.order_id == msg.order_id && m.text == msg.text;
+        if st.sent.iter().chain(&st.uncertain).any(same) {
+            ReadBack::Found {
+                message_id: None,
+                sent_at_ms: 0,
+            }
+        } else {
+            ReadBack::Absent
         }
     }
 

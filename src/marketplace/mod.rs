@@ -3,7 +3,8 @@
 //! The Goofish client implements this against Xianyu; [`memory::MemoryMarketplace`] implements
 //! it in memory for replay, dry runs, tests and benchmarks. Outcomes are three-valued on
 //! purpose: a send either provably reached the platform, provably did not, or we cannot know;
-//! only the second may be retried automatically.
+//! only the second may be retried automatically. The third may be settled by reading the
+//! conversation back ([`ReadBack`]).
 
 pub mod memory;
 
@@ -47,8 +48,37 @@ pub enum ConsignOutcome {
     },
 }
 
+/// What the conversation itself says about a delivery whose send outcome was unknown (the
+/// read-back of an uncertain send).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadBack {
+    /// The delivery message is in the conversation, sent by the shop: evidence.
+    Found {
+        message_id: Option<String>,
+        sent_at_ms: u64,
+    },
+    /// The conversation was read and the message is not in it.
+    Absent,
+    /// The conversation could not be read (not connected, refused, no answer).
+    Unreadable { reason: String },
+}
+
 #[async_trait::async_trait]
 pub trait Marketplace: Send + Sync {
     async fn send_delivery(&self, msg: &DeliveryMessage) -> SendOutcome;
     async fn confirm_shipment(&self, req: &ConsignRequest) -> ConsignOutcome;
+
+    /// Whether [`Self::read_back`] can read conversations. Without it an uncertain send goes
+    /// to the seller at once, as before read-back existed.
+    fn reads_back(&self) -> bool {
+        false
+    }
+
+    /// Look for `msg` in its conversation among the shop's messages sent at or after
+    /// `since_ms`. Reading only: never sends anything.
+    async fn read_back(&self, _msg: &DeliveryMessage, _since_ms: u64) -> ReadBack {
+        ReadBack::Unreadable {
+            reason: "this marketplace cannot read conversations".into(),
+        }
+    }
 }

@@ -19,6 +19,7 @@ mod delay;
 mod ingest;
 mod notify;
 pub mod plan;
+mod readback;
 mod ship;
 pub mod stage;
 mod stock;

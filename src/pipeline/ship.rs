@@ -15,6 +15,7 @@ use crate::store::{BeginStep, OrderRecord, ShipStep, StepResult, StoreError, mas
 
 use super::alerts;
 use super::plan::Plan;
+use super::readback;
 use super::stage::{Outcome, Resume, StageCtx};
 
 pub(super) async fn run(ctx: &StageCtx<'_>, params: &ShipParams) -> Result<Outcome, StoreError> {
@@ -70,11 +71,25 @@ async fn run_step(
     last: bool,
 ) -> Result<Option<Outcome>, StoreError> {
     let oid = ctx.order.order_id.clone();
-    let on_unknown = ctx.router().drafts(&alerts::needs_human(
-        ctx.config,
-        ctx.order,
-        "进程在发送途中停止，无法确定买家是否收到",
-    ));
+    // With a marketplace that reads conversations back, an unknown outcome is checked there
+    // first; the seller hears of it only if the read-back cannot settle it.
+    let reads_back = step == ShipStep::Send && ctx.market.reads_back();
+    if reads_back {
+        if let Some((state, cards)) = ctx.store_op(|s| s.pending_read_back(&oid))? {
+            return readback::run(ctx, plan, params, state, &cards)
+                .await
+                .map(Some);
+        }
+    }
+    let on_unknown = if reads_back {
+        Vec::new()
+    } else {
+        ctx.router().drafts(&alerts::needs_human(
+            ctx.config,
+            ctx.order,
+            "进程在发送途中停止，无法确定买家是否收到",
+        ))
+    };
     let (order, cards, attempt) = match ctx.store_op(|s| s.begin_step(&oid, step, &on_unknown))? {
         BeginStep::Go {
             order,
@@ -82,6 +97,7 @@ async fn run_step(
             attempt,
         } => (order, cards, attempt),
         BeginStep::AlreadyDone => return Ok(None),
+        BeginStep::OutcomeUnknown if reads_back => return readback::arm(ctx, params).map(Some),
         BeginStep::OutcomeUnknown => {
             return Ok(Some(Outcome::Stop(
                 "send outcome unknown; needs_human".into(),
@@ -94,6 +110,7 @@ async fn run_step(
         ShipStep::Confirm => confirm(ctx, &order).await,
     };
     let alerts = match &attempted.result {
+        StepResult::Unknown { .. } if reads_back => Vec::new(),
         StepResult::Unknown { reason } => ctx
             .router()
             .drafts(&alerts::needs_human(ctx.config, &order, reason)),
@@ -102,6 +119,7 @@ async fn run_step(
     ctx.store_op(|s| s.finish_step(&oid, &attempted.result, last, &alerts))?;
     Ok(match attempted.result {
         StepResult::SendAccepted { .. } | StepResult::Confirmed => None,
+        StepResult::Unknown { .. } if reads_back => Some(readback::arm(ctx, params)?),
         StepResult::Unknown { reason } => Some(Outcome::Stop(format!("outcome unknown: {reason}"))),
         StepResult::FailedSafe { reason } => Some(after_safe_failure(
             ctx,
@@ -140,29 +158,43 @@ fn after_safe_failure(
     }
 }
 
-async fn send(ctx: &StageCtx<'_>, plan: &Plan, order: &OrderRecord, cards: &[String]) -> Attempted {
+/// The delivery message for `order` with its reserved `cards`, or why there is none (a safe
+/// failure for a human: nothing can have left). The read-back rebuilds the same message.
+pub(super) fn delivery_message(
+    ctx: &StageCtx<'_>,
+    plan: &Plan,
+    order: &OrderRecord,
+    cards: &[String],
+) -> Result<DeliveryMessage, String> {
     let Some(template) = plan.product.template.as_deref() else {
-        return not_retryable("商品没有配置发货模板 (template)");
+        return Err("商品没有配置发货模板 (template)".into());
     };
     if matches!(plan.product.stock, Stock::Cards { .. }) && cards.is_empty() {
         // Never send a card product's message without its keys (no stock-check ran, or the
         // SKU has no pool): nothing has left, so this is a safe failure for a human.
-        return not_retryable("卡密商品没有预留到卡密，未发送");
+        return Err("卡密商品没有预留到卡密，未发送".into());
     }
     let view = delivery_view(ctx.config, plan, order, cards);
     let text = match ctx.config.templates.render(template, &view) {
         Ok(t) if !t.trim().is_empty() => t,
-        Ok(_) => return not_retryable("发货模板渲染结果为空"),
-        Err(e) => return not_retryable(&format!("发货模板渲染失败: {e}")),
+        Ok(_) => return Err("发货模板渲染结果为空".into()),
+        Err(e) => return Err(format!("发货模板渲染失败: {e}")),
     };
-    let msg = DeliveryMessage {
+    Ok(DeliveryMessage {
         account: order.account.clone(),
         order_id: order.order_id.clone(),
         cid: order.chat_id.clone(),
         buyer_id: order.buyer_id.clone(),
         item_id: order.item_id.clone(),
-        text: text.clone(),
         masked_text: mask_all(&text, cards),
+        text,
+    })
+}
+
+async fn send(ctx: &StageCtx<'_>, plan: &Plan, order: &OrderRecord, cards: &[String]) -> Attempted {
+    let msg = match delivery_message(ctx, plan, order, cards) {
+        Ok(msg) => msg,
+        Err(why) => return not_retryable(&why),
     };
     match ctx.market.send_delivery(&msg).await {
         SendOutcome::Accepted { message_id } => Attempted {

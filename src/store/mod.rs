@@ -18,6 +18,7 @@ mod ledger;
 mod order_rows;
 mod orders;
 mod outbox;
+mod readback;
 pub mod records;
 mod stock;
 pub mod views;
@@ -39,6 +40,7 @@ pub use jobs::NextRun;
 pub use ledger::{BeginStep, ReserveOutcome, ReserveRequest, ShipStep, StepResult};
 pub use orders::{IngestOutcome, OrderDetail};
 pub use outbox::{OutboxAttempt, OutboxCounts, problem_quiet_key};
+pub use readback::ReadBackResult;
 pub use records::*;
 
 pub const DB_FILE: &str = "shop.redb";

@@ -171,6 +171,22 @@ pub struct DeliveryRecord {
     pub last_error: Option<String>,
     pub config_version: String,
     pub history: Vec<LedgerEvent>,
+    /// An uncertain send whose conversation is being read back (see `store/readback.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_back: Option<ReadBackState>,
+}
+
+/// The read-back of one uncertain send: which attempt, since when, how it went so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadBackState {
+    /// `attempts` of the send being read back; a later attempt makes this one stale.
+    pub attempt: u32,
+    /// When that send was claimed (unix ms): only messages from then on can be it.
+    pub since_ms: u64,
+    /// Reads that could not read the conversation.
+    pub unreadable: u32,
+    /// Reads that found the conversation without the message.
+    pub absent: u32,
 }
 
 impl DeliveryRecord {
@@ -194,6 +210,7 @@ impl DeliveryRecord {
                 state: DeliveryState::Planned,
                 note: String::new(),
             }],
+            read_back: None,
         }
     }
 

@@ -21,7 +21,7 @@ pub const BUYER: &str = "3149637063";
 pub const BUYER2: &str = "3149637064";
 pub const ITEM: &str = "900000000001";
 pub const ITEM2: &str = "900000000002";
-/// [`SELLER`]'s item with two SKUs.
+/// [`SELLER`]'s item with two SKUs; its product re-sends when a read-back proves a send absent.
 pub const ITEM3: &str = "900000000003";
 pub const WAIT: Duration = Duration::from_secs(15);
 
@@ -44,44 +44,7 @@ impl Env {
     pub async fn start_with(marketplace: &str, accounts: &[(&str, &str)]) -> Self {
         let fake = FakeGoofish::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut yaml = String::from("accounts:\n");
-        for (i, (id, user)) in accounts.iter().enumerate() {
-            let cookies = fake.add_seller(user, &format!("小店{i}"));
-            let (item, title) = if *user == SELLER {
-                (ITEM, "测试激活码")
-            } else {
-                (ITEM2, "测试会员")
-            };
-            fake.add_item(user, item, title, 990, &[]);
-            if *user == SELLER {
-                fake.add_item(user, ITEM3, "视频会员", 1500, &["月卡", "年卡"]);
-            }
-            write_cookies(dir.path(), id, &cookies);
-            yaml.push_str(&format!(
-                "  - id: {id}\n    cookies_file: state/cookies-{id}.txt\n"
-            ));
-        }
-        yaml.push_str(&format!(
-            "marketplace: {{ mtop_url: \"{}\", ws_url: \"{}\", {marketplace} }}\n",
-            fake.mtop_base(),
-            fake.ws_url()
-        ));
-        // Port 0: every test daemon gets its own status page port.
-        yaml.push_str("status: { listen: \"127.0.0.1:0\" }\n");
-        yaml.push_str(
-            "pipeline:\n  - ingest: {}\n  - classify: {}\n  - stock-check: {}\n  - delay: { virtual: { min: 0s, max: 0s } }\n  - ship: { mode: send_then_confirm, max_retries: 5, retry_delay: 300ms }\n  - notify: { channels: [log] }\n",
-        );
-        let products = format!(
-            "pools:\n  keys: {{}}\nproducts:\n  - item_id: \"{ITEM}\"\n    title: 测试激活码\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n  - item_id: \"{ITEM3}\"\n    title: 视频会员\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n  - item_id: \"{ITEM2}\"\n    title: 测试会员\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n"
-        );
-        std::fs::create_dir_all(dir.path().join("templates")).unwrap();
-        std::fs::write(dir.path().join("pipeline.yaml"), yaml).unwrap();
-        std::fs::write(dir.path().join("products.yaml"), products).unwrap();
-        std::fs::write(
-            dir.path().join("templates/card.txt.j2"),
-            "感谢购买{{ order.item_title }}\n{% for k in cards %}卡密：{{ k }}\n{% endfor %}",
-        )
-        .unwrap();
+        write_config(dir.path(), &fake, marketplace, accounts);
         let daemon = launch(dir.path()).await;
         let text: String = (0..20).map(|i| format!("KEY-{i:04}-SECRET\n")).collect();
         daemon
@@ -240,6 +203,50 @@ impl Env {
         let d = self.store().delivery(order).unwrap().unwrap();
         assert_eq!(d.state, DeliveryState::Delivered);
     }
+}
+
+/// Writes a config directory for `accounts` (id, user) of `fake`: the sellers and their items
+/// in the fake, cookie files under `state/`, `pipeline.yaml` with `marketplace` timings, card
+/// products (ITEM3 opts in to `resend_if_absent`) and the delivery template.
+pub fn write_config(dir: &Path, fake: &FakeGoofish, marketplace: &str, accounts: &[(&str, &str)]) {
+    let mut yaml = String::from("accounts:\n");
+    for (i, (id, user)) in accounts.iter().enumerate() {
+        let cookies = fake.add_seller(user, &format!("小店{i}"));
+        let (item, title) = if *user == SELLER {
+            (ITEM, "测试激活码")
+        } else {
+            (ITEM2, "测试会员")
+        };
+        fake.add_item(user, item, title, 990, &[]);
+        if *user == SELLER {
+            fake.add_item(user, ITEM3, "视频会员", 1500, &["月卡", "年卡"]);
+        }
+        write_cookies(dir, id, &cookies);
+        yaml.push_str(&format!(
+            "  - id: {id}\n    cookies_file: state/cookies-{id}.txt\n"
+        ));
+    }
+    yaml.push_str(&format!(
+        "marketplace: {{ mtop_url: \"{}\", ws_url: \"{}\", {marketplace} }}\n",
+        fake.mtop_base(),
+        fake.ws_url()
+    ));
+    // Port 0: every test daemon gets its own status page port.
+    yaml.push_str("status: { listen: \"127.0.0.1:0\" }\n");
+    yaml.push_str(
+        "pipeline:\n  - ingest: {}\n  - classify: {}\n  - stock-check: {}\n  - delay: { virtual: { min: 0s, max: 0s } }\n  - ship: { mode: send_then_confirm, max_retries: 5, retry_delay: 300ms, readback_after: 300ms }\n  - notify: { channels: [log] }\n",
+    );
+    let products = format!(
+        "pools:\n  keys: {{}}\nproducts:\n  - item_id: \"{ITEM}\"\n    title: 测试激活码\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n  - item_id: \"{ITEM3}\"\n    title: 视频会员\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n    readback: {{ resend_if_absent: true }}\n  - item_id: \"{ITEM2}\"\n    title: 测试会员\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n"
+    );
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(dir.join("pipeline.yaml"), yaml).unwrap();
+    std::fs::write(dir.join("products.yaml"), products).unwrap();
+    std::fs::write(
+        dir.join("templates/card.txt.j2"),
+        "感谢购买{{ order.item_title }}\n{% for k in cards %}卡密：{{ k }}\n{% endfor %}",
+    )
+    .unwrap();
 }
 
 async fn launch(dir: &Path) -> Daemon {

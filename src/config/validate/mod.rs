@@ -427,6 +427,12 @@ impl Validator<'_> {
                     p.retry_delay.as_deref(),
                     Duration::from_secs(300),
                 ),
+                readback_after: self.duration(
+                    doc,
+                    &format!("{path}.ship.readback_after"),
+                    p.readback_after.as_deref(),
+                    Duration::from_secs(10),
+                ),
                 logistics_company: p
                     .logistics_company
                     .clone()

@@ -140,6 +140,7 @@ impl Validator<'_> {
             units: units.clamp(1, MAX_UNITS),
             active: p.status.unwrap_or(ProductStatus::Active) == ProductStatus::Active,
             low_stock_alert: p.low_stock_alert,
+            resend_if_absent: p.readback.as_ref().is_some_and(|r| r.resend_if_absent),
         }
     }
 

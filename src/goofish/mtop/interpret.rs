@@ -11,6 +11,7 @@ use super::api::{ImToken, ItemDetail, OrderDetail, Sku, SoldOrder};
 use super::client::Answer;
 use crate::clock::now_ms;
 use crate::event::EventStatus;
+use crate::goofish::values::as_u64;
 
 /// A token is refreshed this long before the server says it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(10 * 60);
@@ -191,14 +192,6 @@ fn text_of(v: &Value) -> Option<String> {
     match v {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn as_u64(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
 }

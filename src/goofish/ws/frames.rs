@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::HANDLE;
 use crate::clock::now_ms;
 use crate::goofish::sign;
+use crate::goofish::values::id_text;
 use crate::marketplace::SendOutcome;
 
 pub(super) fn new_mid() -> String {
@@ -110,14 +111,6 @@ pub(super) fn reason_of(answer: &Value) -> Option<String> {
         Some(more) => format!("{reason} ({more})"),
         None => reason,
     })
-}
-
-fn id_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 /// The cid in a `SingleChatConversation/create` answer, wherever the variants put it (§4.8).

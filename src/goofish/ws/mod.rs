@@ -19,7 +19,7 @@
 //! Layout: this file holds the shared types; `session` runs the connection loop (dial,
 //! `/reg`, sync, serve pushes, heartbeat, reconnect); `conn` is one live socket (writes,
 //! requests waiting for their answer, the reader task); `send` is the sending side the
-//! marketplace uses; `frames` builds and reads the frames themselves (pure, unit-tested).
+//! marketplace uses; `history` reads a conversation's messages (the read-back); `frames` builds and reads the frames themselves (pure, unit-tested).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,9 +32,11 @@ use crate::config::MarketplaceConfig;
 
 mod conn;
 mod frames;
+mod history;
 mod send;
 mod session;
 
+pub use history::HistoryMessage;
 pub use send::ImHandle;
 pub use session::ImClient;
 

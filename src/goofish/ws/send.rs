@@ -32,8 +32,13 @@ impl ImHandle {
         self.shared.live.borrow().is_some()
     }
 
+    /// How long a request waits for a connection and then for its answer.
+    pub(super) fn send_timeout(&self) -> Duration {
+        self.send_timeout
+    }
+
     /// Wait (up to the send timeout) for a registered connection.
-    async fn connection(&self) -> Option<Arc<Conn>> {
+    pub(super) async fn connection(&self) -> Option<Arc<Conn>> {
         let mut rx = self.shared.live.subscribe();
         let wait = rx.wait_for(Option::is_some);
         match tokio::time::timeout(self.send_timeout, wait).await {

@@ -1,0 +1,114 @@
+//! The store side of reading an uncertain send back from the conversation (the pipeline's
+//! `readback` drives it): arm a read-back when a delivery becomes `needs_human` because its
+//! send's outcome is unknown, count the reads, and give up with a reason for the seller. A
+//! read that finds the message closes the delivery through
+//! [`Store::mark_uncertain_delivery_received`]; one that proves it absent either leaves the
+//! order to the seller or, when the product opts in, re-arms it through
+//! [`Store::resolve_not_received`].
+
+use super::records::*;
+use super::{Result, Store, StoreError, cards, ledger, outbox};
+
+/// What one read found, for the count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBackResult {
+    Absent,
+    Unreadable,
+}
+
+impl Store {
+    /// Arm the read-back of the send that just made `order_id` `needs_human` (no answer, or
+    /// in flight at a crash). Returns false when the delivery is not `needs_human`.
+    pub fn arm_read_back(&self, order_id: &str) -> Result<bool> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = ledger::load(tx, order_id)?;
+            if rec.state != DeliveryState::NeedsHuman {
+                return Ok(false);
+            }
+            let since_ms = rec
+                .history
+                .iter()
+                .rev()
+                .find(|e| e.state == DeliveryState::Sending)
+                .map_or(now, |e| e.at);
+            rec.read_back = Some(ReadBackState {
+                attempt: rec.attempts,
+                since_ms,
+                unreadable: 0,
+                absent: 0,
+            });
+            rec.history.push(LedgerEvent {
+                at: now,
+                state: rec.state,
+                note: "发送结果未知，正在核对聊天记录".into(),
+            });
+            ledger::save(tx, &rec)?;
+            Ok(true)
+        })
+    }
+
+    /// The read-back `order_id` waits for, with the keys it holds (to rebuild the message):
+    /// only for a `needs_human` delivery armed for its current attempt.
+    pub fn pending_read_back(
+        &self,
+        order_id: &str,
+    ) -> Result<Option<(ReadBackState, Vec<String>)>> {
+        self.write(|tx| {
+            let Some(rec) = ledger::find(tx, order_id)? else {
+                return Ok(None);
+            };
+            let Some(state) = rec.read_back.clone() else {
+                return Ok(None);
+            };
+            if rec.state != DeliveryState::NeedsHuman || state.attempt != rec.attempts {
+                return Ok(None);
+            }
+            let keys = match &rec.holding {
+                Holding::Cards { pool, ids } => cards::secrets(tx, pool, ids)?,
+                _ => Vec::new(),
+            };
+            Ok(Some((state, keys)))
+        })
+    }
+
+    /// Count one inconclusive read; returns the counts so far.
+    pub fn note_read_back(&self, order_id: &str, result: ReadBackResult) -> Result<ReadBackState> {
+        self.write(|tx| {
+            let mut rec = ledger::load(tx, order_id)?;
+            let state = rec.read_back.as_mut().ok_or_else(|| {
+                StoreError::Rejected(format!("order {order_id} has no read-back in progress"))
+            })?;
+            match result {
+                ReadBackResult::Absent => state.absent += 1,
+                ReadBackResult::Unreadable => state.unreadable += 1,
+            }
+            let state = state.clone();
+            ledger::save(tx, &rec)?;
+            Ok(state)
+        })
+    }
+
+    /// The read-back ends without settling the delivery: it stays `needs_human`, with `reason`
+    /// (Chinese: the status page and the alert show it) and `alerts` for the seller.
+    pub fn end_read_back(
+        &self,
+        order_id: &str,
+        reason: &str,
+        alerts: &[OutboxDraft],
+    ) -> Result<()> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = ledger::load(tx, order_id)?;
+            rec.read_back = None;
+            rec.last_error = Some(reason.to_string());
+            rec.history.push(LedgerEvent {
+                at: now,
+                state: rec.state,
+                note: reason.to_string(),
+            });
+            ledger::save(tx, &rec)?;
+            outbox::enqueue(tx, alerts, now)
+        })
+    }
+}
