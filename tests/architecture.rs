@@ -1,5 +1,5 @@
 //! The structure rules of ARCHITECTURE.md, checked on every `cargo test`: no cycle between the
-//! top-level modules of `src/` (`.ci/module-cycles`, with its allow-list of known edges) and a
+//! top-level modules of `src/` (`.ci/module-cycles`, no allow-list) and a
 //! code-map entry for every top-level module (`.ci/code-map`). The checks are Python scripts
 //! so `.ci/run` can run them before the build; this test runs the same scripts, so a change
 //! that breaks a rule fails here too. Without `python3` the test is skipped with a message on
