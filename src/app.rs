@@ -18,6 +18,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::chat::ChatRunner;
 use crate::clock::SharedClock;
 use crate::config::reload::{ReloadOutcome, Reloader};
 use crate::config::{self, Config, ConfigHandle, Stock};
@@ -105,6 +106,8 @@ pub struct Daemon {
     pub store: Store,
     pub runner: Arc<Runner>,
     pub market: Arc<GoofishMarketplace>,
+    /// The chat pipeline (answers buyers when `chat:` is configured).
+    pub chat: ChatRunner,
     /// Connection and login state per account, for the status page.
     pub health: Health,
     /// Where the status page listens (the configured address, with the port `:0` was given).
@@ -204,16 +207,29 @@ impl Daemon {
                 tracing::error!(error = %e, "The status page stopped.");
             }
         });
+        let watch = Arc::new(crate::chat::watch::HealthWatch {
+            health: health.clone(),
+        });
+        let chat = ChatRunner::new(
+            store.clone(),
+            shop.config.clone(),
+            market.clone(),
+            Some(watch),
+        );
+        // Before the sockets deliver anything new: close what a crash left, answer what waited.
+        chat.recover().await;
         tasks.spawn(shop.run(shutdown.clone()));
         for client in clients {
             let reloads = Some(reloader.subscribe());
-            tasks.spawn(client.supervise(runner.clone(), reloads, shutdown.clone()));
+            let chat = Some(chat.clone());
+            tasks.spawn(client.supervise(runner.clone(), chat, reloads, shutdown.clone()));
         }
         tasks.close();
         Ok(Self {
             store,
             runner,
             market,
+            chat,
             health,
             status_addr,
             reloader,
@@ -226,10 +242,12 @@ impl Daemon {
     /// Stop taking work, let running steps finish (bounded), release the state directory.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
-            .await
-            .is_err()
-        {
+        self.chat.tasks().close();
+        let all = async {
+            self.tasks.wait().await;
+            self.chat.tasks().wait().await;
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "Shutdown grace period over; unfinished work resumes on the next start.");
         }
     }

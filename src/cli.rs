@@ -91,6 +91,24 @@ pub enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
         url: String,
     },
+    /// Run the chat pipeline on one buyer message without sending anything: prints which stage
+    /// answered and the reply. Exit 2 when the model cannot be reached.
+    ChatTest {
+        /// The account whose shop answers (default: the first in pipeline.yaml).
+        #[arg(long)]
+        account: Option<String>,
+        /// The item the buyer asks about (its facts, price and bargaining apply).
+        #[arg(long)]
+        item: Option<String>,
+        /// Earlier turns of the conversation, one per line: `买家：…` or `卖家：…`.
+        #[arg(long)]
+        history: Option<PathBuf>,
+        /// Also print the exact request sent to the model.
+        #[arg(long)]
+        verbose: bool,
+        /// What the buyer says.
+        text: String,
+    },
     /// Decode a Goofish IM push: a base64 payload, a whole WebSocket frame as JSON, or `-` for
     /// stdin. Prints one JSON object per event found.
     Decode {

@@ -133,11 +133,34 @@ impl From<crate::config::reload::ReloadReport> for ReloadStatus {
     }
 }
 
+/// A chat problem worth showing on the 异常 page: a model error or a blocked model answer.
+/// Repeats of the same problem in a row are one entry with a count (no storm of lines).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatProblem {
+    pub first_at: u64,
+    pub last_at: u64,
+    pub account: String,
+    /// What the seller reads (Chinese).
+    pub label: String,
+    pub count: u64,
+}
+
+/// Chat problems kept for the 异常 page.
+const CHAT_PROBLEM_HISTORY: usize = 50;
+
+#[derive(Debug, Default)]
+struct ChatState {
+    problems: VecDeque<ChatProblem>,
+    /// Accounts whose model calls are failing, since when.
+    failing: BTreeMap<String, u64>,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     accounts: RwLock<BTreeMap<String, AccountHealth>>,
     events: RwLock<VecDeque<LoginEvent>>,
     reload: RwLock<Option<ReloadStatus>>,
+    chat: RwLock<ChatState>,
 }
 
 /// Handle on one health registry.
@@ -244,6 +267,46 @@ impl Health {
     pub fn reload(&self) -> Option<ReloadStatus> {
         read(&self.0.reload).clone()
     }
+
+    /// A chat problem. Returns true when it starts a failing streak for the account (the
+    /// moment to alert the seller once).
+    pub fn record_chat_problem(&self, account: &str, label: &str, at: u64) -> bool {
+        let mut chat = write(&self.0.chat);
+        match chat.problems.back_mut() {
+            Some(last) if last.account == account && last.label == label => {
+                last.count += 1;
+                last.last_at = at;
+            }
+            _ => {
+                if chat.problems.len() == CHAT_PROBLEM_HISTORY {
+                    chat.problems.pop_front();
+                }
+                chat.problems.push_back(ChatProblem {
+                    first_at: at,
+                    last_at: at,
+                    account: account.to_string(),
+                    label: label.to_string(),
+                    count: 1,
+                });
+            }
+        }
+        chat.failing.insert(account.to_string(), at).is_none()
+    }
+
+    /// A model answer was used. Returns true when that ends a failing streak.
+    pub fn record_chat_ok(&self, account: &str) -> bool {
+        write(&self.0.chat).failing.remove(account).is_some()
+    }
+
+    /// Chat problems, newest first.
+    pub fn chat_problems(&self) -> Vec<ChatProblem> {
+        read(&self.0.chat).problems.iter().rev().cloned().collect()
+    }
+
+    /// Accounts whose model is failing now, with the time it started.
+    pub fn chat_failing(&self) -> BTreeMap<String, u64> {
+        read(&self.0.chat).failing.clone()
+    }
 }
 
 // Writers hold these locks for a map insert; a panic there leaves consistent data, so a
@@ -282,6 +345,20 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].login, Login::Expired);
         assert_eq!(h.account("main").unwrap().login_since, Some(3));
+    }
+
+    #[test]
+    fn chat_problems_group_and_streaks_start_once() {
+        let h = Health::new();
+        assert!(h.record_chat_problem("main", "模型 20 秒内没有回答", 1));
+        assert!(!h.record_chat_problem("main", "模型 20 秒内没有回答", 2));
+        assert!(!h.record_chat_problem("main", "模型限流（429）", 3));
+        let p = h.chat_problems();
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[1].count, p[1].first_at, p[1].last_at), (2, 1, 2));
+        assert!(h.record_chat_ok("main"));
+        assert!(!h.record_chat_ok("main"));
+        assert!(h.record_chat_problem("main", "模型限流（429）", 4));
     }
 
     #[test]

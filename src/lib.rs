@@ -12,6 +12,7 @@
 pub mod alert;
 pub mod app;
 pub mod channels;
+pub mod chat;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -20,8 +21,10 @@ pub mod event;
 pub mod fake;
 pub mod goofish;
 pub mod health;
+pub mod llm;
 pub mod marketplace;
 pub mod metrics;
+pub mod money;
 pub mod notify;
 pub mod order;
 pub mod pipeline;

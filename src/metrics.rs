@@ -47,6 +47,20 @@ pub const ORDERS: &str = "orders";
 pub const DELIVERY_STATES: &str = "delivery_ledger_rows";
 /// Notifications in the outbox per `state`.
 pub const OUTBOX_ROWS: &str = "outbox_rows";
+/// Chat pushes seen, by `kind` (`buyer`, `own`, `typing`, `read_receipt`).
+pub const CHAT_MESSAGES: &str = "chat_messages_total";
+/// Chat replies committed and sent, by answering `stage` and `outcome` (reply state).
+pub const CHAT_REPLIES: &str = "chat_replies_total";
+/// Buyer messages deliberately left unanswered, by `reason`.
+pub const CHAT_SKIPPED: &str = "chat_skipped_total";
+/// Model calls, by `outcome` (`ok` or the error code).
+pub const LLM_REQUESTS: &str = "llm_requests_total";
+/// Total milliseconds spent waiting for successful model answers (divide by the `ok` count).
+pub const LLM_LATENCY_MS: &str = "llm_latency_milliseconds_total";
+/// Latency of the last successful model answer.
+pub const LLM_LAST_LATENCY_MS: &str = "llm_last_latency_milliseconds";
+/// Model answers the output guard blocked, by `reason`.
+pub const GUARD_REJECTIONS: &str = "chat_guard_rejections_total";
 /// Resident set size of this process (standard name, no namespace).
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 
@@ -151,6 +165,48 @@ pub const FAMILIES: &[Family] = &[
         name: OUTBOX_ROWS,
         help: "Notifications in the outbox, by state.",
         kind: Kind::Gauge,
+        seeds: &[],
+    },
+    Family {
+        name: CHAT_MESSAGES,
+        help: "Chat pushes seen, by kind.",
+        kind: Kind::Counter,
+        seeds: &[&[("kind", "buyer")], &[("kind", "own")]],
+    },
+    Family {
+        name: CHAT_REPLIES,
+        help: "Chat replies sent, by answering stage and outcome.",
+        kind: Kind::Counter,
+        seeds: &[],
+    },
+    Family {
+        name: CHAT_SKIPPED,
+        help: "Buyer messages left unanswered on purpose, by reason.",
+        kind: Kind::Counter,
+        seeds: &[],
+    },
+    Family {
+        name: LLM_REQUESTS,
+        help: "Model calls, by outcome (ok or the error).",
+        kind: Kind::Counter,
+        seeds: &[&[("outcome", "ok")]],
+    },
+    Family {
+        name: LLM_LATENCY_MS,
+        help: "Milliseconds spent on successful model answers (divide by llm_requests_total{outcome=\"ok\"}).",
+        kind: Kind::Counter,
+        seeds: &[&[]],
+    },
+    Family {
+        name: LLM_LAST_LATENCY_MS,
+        help: "Latency of the last successful model answer, in milliseconds.",
+        kind: Kind::Gauge,
+        seeds: &[&[]],
+    },
+    Family {
+        name: GUARD_REJECTIONS,
+        help: "Model answers blocked by the output guard, by reason.",
+        kind: Kind::Counter,
         seeds: &[],
     },
     Family {

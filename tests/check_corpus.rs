@@ -126,7 +126,7 @@ corpus! {
     // The flow mapping on the last line is never closed: error at end of file.
     yaml_unclosed_brace_products: "products.yaml",
         "stock: { quantity: 1 }" => "stock: { quantity: 1",
-        "products.yaml:41:1:", "did not find expected ',' or '}'";
+        "products.yaml:41:10:", "did not find expected ',' or '}'";
     yaml_tab_indent_pipeline: "pipeline.yaml",
         "      max_retries: 3" => "\tmax_retries: 3",
         "pipeline.yaml:27:1:", "found character that cannot start any token";
@@ -283,6 +283,32 @@ corpus! {
     duplicate_stage: "pipeline.yaml",
         "  - notify:" => "  - ship: {}\n  - notify:",
         "pipeline.yaml:30:5:", "pipeline[5]: stage `ship` appears twice (first at pipeline[4])";
+
+    // ---- chat ---------------------------------------------------------------------------------------
+    chat_unknown_llm_key: "pipeline.yaml",
+        "      max_chars: 120" => "      max_chars: 120\n      colour: red",
+        "pipeline.yaml:66:7:", "chat[6].llm.colour: unknown key `colour`, expected one of: base_url, model";
+    chat_bad_regex: "pipeline.yaml",
+        "        - any: [怎么用, 怎么激活, 教程]" => "        - regex: \"(怎么用\"",
+        "pipeline.yaml:56:18:", "chat[3].keywords.rules[1].regex: `(怎么用` is not a valid regular expression";
+    chat_missing_template: "pipeline.yaml",
+        "template: chat/usage.txt.j2" => "template: chat/nope.txt.j2",
+        "pipeline.yaml:57:21:", "template `chat/nope.txt.j2` does not exist in templates/";
+    chat_llm_key_variable_not_set: "pipeline.yaml",
+        "      max_chars: 120" => "      max_chars: 120\n      api_key_env: XIANYU_SHOPD_UNSET_TEST_KEY",
+        "pipeline.yaml:66:20:", "chat[6].llm.api_key_env: the environment variable XIANYU_SHOPD_UNSET_TEST_KEY is not set";
+    chat_stage_order: "pipeline.yaml",
+        "  - debounce:" => "  - send: {}\n  - debounce:",
+        "pipeline.yaml:50:5:", "chat[3]: `debounce` must come before `send`";
+    chat_replies_never_sent: "pipeline.yaml",
+        "  - send:\n      delay: { min: 1s, max: 3s }        # a human-looking pause before each reply\n" => "",
+        "pipeline.yaml:42:1:", "chat: replies are prepared but never sent";
+    chat_floor_above_list_price: "products.yaml",
+        "floor: 2399" => "floor: 2999",
+        "products.yaml:47:23:", "products[3].bargain.floor: 2999 is above the list price 2599";
+    chat_reply_template_undefined_variable: "pipeline.yaml",
+        "reply: 在的，亲～有什么可以帮您？" => "reply: 在的，{{ buyer.name }}",
+        "pipeline.yaml:54:18:", "chat[3].keywords.rules[0].reply: template fails to render";
 }
 
 #[test]
@@ -372,7 +398,7 @@ fn syntax_errors_in_every_file_are_all_reported() {
         ],
         &[
             ("pipeline.yaml:27:1:", "cannot start any token"),
-            ("products.yaml:41:1:", "did not find expected ',' or '}'"),
+            ("products.yaml:41:10:", "did not find expected ',' or '}'"),
             ("templates/link.txt.j2:1:1:", "unexpected `}`"),
         ],
     );

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_yaml::{Mapping, Value};
 use xianyu_shopd::config::StageKind;
+use xianyu_shopd::config::chat::CHAT_STAGE_NAMES;
 
 const PROBE: &str = "zzzzzzzzzzzzzzzz";
 
@@ -83,6 +84,28 @@ fn probe_products(path: &[&str]) -> BTreeSet<String> {
     expected_keys(&base_pipeline(), &r)
 }
 
+/// Probe a chat stage (`path` below its parameters) for the keys it accepts.
+fn probe_chat(stage: &str, path: &[&str]) -> BTreeSet<String> {
+    let mut p = base_pipeline();
+    let mut params = Mapping::new();
+    if path == ["rules", "0"] {
+        params.insert(
+            Value::from("rules"),
+            Value::Sequence(vec![Value::Mapping(Mapping::new())]),
+        );
+    }
+    let mut item = Mapping::new();
+    item.insert(Value::from(stage), Value::Mapping(params));
+    p.as_mapping_mut().unwrap().insert(
+        Value::from("chat"),
+        Value::Sequence(vec![Value::Mapping(item)]),
+    );
+    let mut full = vec!["chat", "0", stage];
+    full.extend_from_slice(path);
+    at(&mut p, &full).insert(Value::from(PROBE), Value::from(1));
+    expected_keys(&p, &base_products())
+}
+
 /// Every key the parser accepts, per section.
 fn parser_keys() -> Vec<(String, BTreeSet<String>)> {
     let mut out = vec![
@@ -106,6 +129,33 @@ fn parser_keys() -> Vec<(String, BTreeSet<String>)> {
         out.push((
             format!("pipeline {stage}"),
             probe_pipeline(&["pipeline", &i.to_string(), stage]),
+        ));
+    }
+    for stage in CHAT_STAGE_NAMES {
+        out.push((format!("chat {stage}"), probe_chat(stage, &[])));
+    }
+    out.push((
+        "chat filter.quiet_hours".into(),
+        probe_chat("filter", &["quiet_hours"]),
+    ));
+    out.push((
+        "chat keyword rule".into(),
+        probe_chat("keywords", &["rules", "0"]),
+    ));
+    out.push(("chat send.delay".into(), probe_chat("send", &["delay"])));
+    for sub in ["bargain", "replies"] {
+        let mut r = base_products();
+        let product = at(&mut r, &["products", "0"]);
+        let mut leaf = Mapping::new();
+        leaf.insert(Value::from(PROBE), Value::from(1));
+        let value = match sub {
+            "replies" => Value::Sequence(vec![Value::Mapping(leaf)]),
+            _ => Value::Mapping(leaf),
+        };
+        product.insert(Value::from(sub), value);
+        out.push((
+            format!("products[].{sub}"),
+            expected_keys(&base_pipeline(), &r),
         ));
     }
     // The channel types themselves, from the `type:` error.
@@ -148,6 +198,7 @@ fn every_key_in_the_reference_tables_exists() {
     let mut known: BTreeSet<String> = parser_keys().into_iter().flat_map(|(_, k)| k).collect();
     known.insert("type".into()); // the channel tag itself, consumed before the field lists
     known.extend(StageKind::ALL.iter().map(|k| k.name().to_string()));
+    known.extend(CHAT_STAGE_NAMES.iter().map(|k| k.to_string()));
     let readme = readme();
     let reference = readme
         .split("## 配置参考")

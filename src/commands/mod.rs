@@ -3,6 +3,7 @@
 
 mod backup;
 mod cards;
+mod chat_test;
 mod check;
 mod decode;
 mod demo;
@@ -54,6 +55,22 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             account_id,
             raw,
         } => decode::run(&input, account_id.as_deref(), raw),
+        Command::ChatTest {
+            account,
+            item,
+            history,
+            verbose,
+            text,
+        } => {
+            let args = chat_test::ChatTestArgs {
+                account,
+                item,
+                history,
+                verbose,
+                text,
+            };
+            chat_test::run(&dirs, args).await
+        }
     }
 }
 

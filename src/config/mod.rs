@@ -6,9 +6,12 @@
 //! result becomes a [`Config`]. The same loader serves `check`, start-up and hot reload, so
 //! "check passes" means "the daemon will accept it".
 
+pub mod chat;
+pub mod chat_view;
 pub mod model;
 pub mod notify_templates;
 pub mod raw;
+pub mod raw_chat;
 pub mod reload;
 mod stage_kind;
 pub mod templates;

@@ -33,6 +33,8 @@ pub struct Config {
     pub products: HashMap<String, Product>,
     pub templates: Arc<Templates>,
     pub marketplace: MarketplaceConfig,
+    /// The chat pipeline (`chat:`); empty when the seller has none.
+    pub chat: super::chat::ChatConfig,
 }
 
 impl Config {
@@ -326,6 +328,8 @@ pub struct Product {
     /// When the read-back finds the conversation without the delivery message: send again
     /// (`true`) instead of leaving the order to the seller.
     pub resend_if_absent: bool,
+    /// Chat settings: list price, per-item replies, facts, greeting, bargaining.
+    pub chat: super::chat::ProductChat,
 }
 
 impl Product {

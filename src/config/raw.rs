@@ -31,6 +31,9 @@ pub struct PipelineFile {
     /// Where and how the Goofish client connects; every key optional.
     #[serde(default)]
     pub marketplace: Marketplace,
+    /// The chat pipeline, `- kind: { params }` like `pipeline:`.
+    #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
+    pub chat: Vec<super::raw_chat::ChatStage>,
 }
 
 /// `marketplace:` — endpoints and timings of the Goofish client. The defaults are the real
@@ -210,6 +213,20 @@ pub struct Product {
     pub status: Option<ProductStatus>,
     #[serde(default)]
     pub low_stock_alert: Option<u32>,
+    /// List price in yuan (chat: bargaining, the guard, templates).
+    #[serde(default)]
+    pub price: Option<super::raw_chat::Amount>,
+    /// Per-item keyword rules for chat.
+    #[serde(default)]
+    pub replies: Vec<super::raw_chat::KeywordRule>,
+    /// What the chat model may tell buyers about this item.
+    #[serde(default)]
+    pub facts: Option<String>,
+    /// Sent before the answer to a buyer's first message about this item.
+    #[serde(default)]
+    pub greeting: Option<super::raw_chat::Greeting>,
+    #[serde(default)]
+    pub bargain: Option<super::raw_chat::Bargain>,
     #[serde(default)]
     pub readback: Option<ProductReadBack>,
 }

@@ -77,6 +77,7 @@ impl State {
             title: title.to_owned(),
             price_cents: price,
             skus: skus.iter().map(|s| (*s).to_owned()).collect(),
+            description: String::new(),
         });
     }
 
@@ -357,7 +358,19 @@ impl State {
 
     /// A buyer types `text` to the seller.
     pub(crate) fn push_chat(&mut self, seller: &str, buyer: &str, text: &str) {
-        let cid = self.conversation_for(seller, buyer, None, true);
+        self.push_chat_with(seller, buyer, None, text, now_ms());
+    }
+
+    /// A buyer message about `item` (its conversation), written at `created_ms`.
+    pub(crate) fn push_chat_with(
+        &mut self,
+        seller: &str,
+        buyer: &str,
+        item: Option<&str>,
+        text: &str,
+        created_ms: u64,
+    ) {
+        let cid = self.conversation_for(seller, buyer, item, true);
         let prior = self.prior_message(&cid);
         let item = self
             .book
@@ -374,7 +387,7 @@ impl State {
             item_id: item.as_deref(),
             message_id: &message_id,
             card_id: &card_id,
-            created_ms: now_ms(),
+            created_ms,
             summary: text,
             content_type: 1,
             content: &content,
@@ -390,6 +403,15 @@ impl State {
             summary: text.to_owned(),
         };
         self.book.note_message(&cid, entry);
+    }
+
+    /// The seller types `text` by hand in another client (the app, the web page): it reaches
+    /// the buyer and comes back to the account as its own message, like every own send.
+    pub(crate) fn seller_types(&mut self, seller: &str, buyer: &str, text: &str) -> String {
+        let cid = self.conversation_for(seller, buyer, None, false);
+        let content: Value =
+            serde_json::from_str(&pushes::text_content(text)).unwrap_or_else(|_| Value::Null);
+        self.echo_own_message(seller, &cid, text, &content)
     }
 
     /// The buyer is typing in the pair's conversation.

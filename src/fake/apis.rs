@@ -377,7 +377,7 @@ fn item_detail(state: &mut State, _: &str, data: &Value) -> Result<Value, &'stat
         .collect();
     Ok(json!({
         "itemDO": {
-            "itemId": item.id, "title": item.title, "desc": item.title,
+            "itemId": item.id, "title": item.title, "desc": if item.description.is_empty() { &item.title } else { &item.description },
             "soldPrice": price, "minPrice": price, "maxPrice": price,
             "quantity": STOCK * (skus.len().max(1) as u64),
             "skuList": skus, "itemStatus": 0, "userId": item.seller

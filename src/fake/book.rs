@@ -79,6 +79,8 @@ pub(crate) struct Item {
     pub price_cents: u64,
     /// SKU labels as given, `"红色"` or `"颜色:红色"`.
     pub skus: Vec<String>,
+    /// `itemDO.desc`; the title when empty.
+    pub description: String,
 }
 
 /// One order.
@@ -187,6 +189,10 @@ impl Book {
 
     pub(crate) fn item(&self, id: &str) -> Option<&Item> {
         self.items.get(id)
+    }
+
+    pub(crate) fn item_mut(&mut self, id: &str) -> Option<&mut Item> {
+        self.items.get_mut(id)
     }
 
     /// The seller's first listed item (conversations need one for `reminderUrl`).

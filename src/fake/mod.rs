@@ -23,6 +23,7 @@ mod history;
 mod http;
 mod hub;
 mod ids;
+pub mod model;
 mod pushes;
 mod record;
 pub mod shop_sim;
@@ -220,6 +221,44 @@ impl FakeGoofish {
     /// The buyer types `text` (shape A, `1.7 = 2`), after a read receipt in the same push.
     pub fn push_chat(&self, seller_id: &str, buyer_id: &str, text: &str) {
         self.shared.lock().push_chat(seller_id, buyer_id, text);
+    }
+
+    /// The buyer asks about `item_id` (the pair's conversation about that item).
+    pub fn push_chat_about(&self, seller_id: &str, buyer_id: &str, item_id: &str, text: &str) {
+        let now = crate::clock::now_ms();
+        self.shared
+            .lock()
+            .push_chat_with(seller_id, buyer_id, Some(item_id), text, now);
+    }
+
+    /// A buyer message written at `created_ms` (a backlog the server delivers late).
+    pub fn push_chat_sent_at(&self, seller_id: &str, buyer_id: &str, text: &str, created_ms: u64) {
+        self.shared
+            .lock()
+            .push_chat_with(seller_id, buyer_id, None, text, created_ms);
+    }
+
+    /// The seller types `text` by hand in the app or on the web, in the pair's latest
+    /// conversation: the account receives it as its own message (web echo, `needPush`
+    /// `"false"`), exactly like an echo of its own send. Returns the message id.
+    pub fn seller_types(&self, seller_id: &str, buyer_id: &str, text: &str) -> String {
+        self.shared.lock().seller_types(seller_id, buyer_id, text)
+    }
+
+    /// The listing's description (`itemDO.desc` of the item detail).
+    pub fn set_item_description(&self, item_id: &str, description: &str) {
+        if let Some(item) = self.shared.lock().book.item_mut(item_id) {
+            item.description = description.to_string();
+        }
+    }
+
+    /// The conversation id of the pair's latest conversation, if there is one.
+    pub fn conversation_cid(&self, seller_id: &str, buyer_id: &str) -> Option<String> {
+        self.shared
+            .lock()
+            .book
+            .latest_conversation(seller_id, buyer_id)
+            .map(|c| c.cid.clone())
     }
 
     /// The buyer is typing (`/s/para`, shape B).

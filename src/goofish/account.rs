@@ -2,8 +2,8 @@
 //! login watch, all independent of every other account.
 //!
 //! * Socket pushes become [`OrderEvent`]s for `runner.ingest` — only seller-side order
-//!   events; buyer-side copies, chat (own echoes included), typing, read receipts and session
-//!   cards never trigger anything. A paid event is completed from the order detail (quantity,
+//!   events; buyer-side copies and session cards never trigger anything. Chat messages (own
+//!   echoes included), typing and read receipts go to the chat pipeline, which decides. A paid event is completed from the order detail (quantity,
 //!   SKU, amount, title, buyer) before ingest, because those decide what is delivered.
 //! * Every (re)connect, fresh cookies and paid hints without an order id ask reconciliation
 //!   for a pass.
@@ -26,6 +26,7 @@ use super::paid::{complete_paid, is_known_paid};
 use super::reconcile::Reconciler;
 use super::ws::{IM_EVENTS_CAPACITY, ImClient, ImEvent, ImSettings};
 use crate::alert::{Alert, EventKind};
+use crate::chat::{ChatInput, ChatRunner, InputKind};
 use crate::clock::now_ms;
 use crate::config::reload::ConfigChange;
 use crate::config::{Account, MarketplaceConfig};
@@ -106,6 +107,7 @@ impl AccountClient {
     pub async fn supervise(
         self,
         runner: Arc<Runner>,
+        chat: Option<ChatRunner>,
         reloads: Option<broadcast::Receiver<ConfigChange>>,
         shutdown: CancellationToken,
     ) {
@@ -128,6 +130,7 @@ impl AccountClient {
             account: account.id.clone(),
             mtop: mtop.clone(),
             runner: runner.clone(),
+            chat,
             reconcile: reconciler.trigger(),
         };
         let login = LoginWatch {
@@ -420,6 +423,8 @@ struct Handler {
     account: String,
     mtop: Arc<MtopClient>,
     runner: Arc<Runner>,
+    /// The chat pipeline, when the seller has one.
+    chat: Option<ChatRunner>,
     reconcile: Arc<Notify>,
 }
 
@@ -473,6 +478,13 @@ impl Handler {
             } => {
                 tracing::debug!(account = %self.account, order_id = %order_id, "Buyer-side order card ignored (this account bought it).");
             }
+            chat @ (DecodedEvent::Chat { .. }
+            | DecodedEvent::Typing { .. }
+            | DecodedEvent::ReadReceipt { .. }) => {
+                if let (Some(runner), Some(input)) = (&self.chat, chat_input(&self.account, chat)) {
+                    runner.handle(input).await;
+                }
+            }
             DecodedEvent::PaidHint { cid } => {
                 // Only the sold-order list can say which order it is.
                 tracing::info!(account = %self.account, cid = cid.as_deref().unwrap_or("?"), "Paid hint without an order id; reconciling.");
@@ -511,4 +523,53 @@ impl Handler {
             .await
             .unwrap_or(false)
     }
+}
+
+/// A chat-related push as the chat pipeline sees it.
+fn chat_input(account: &str, event: DecodedEvent) -> Option<ChatInput> {
+    let input = |cid: String, sender: String, id: String, kind| ChatInput {
+        account: account.to_string(),
+        cid,
+        message_id: id,
+        sender_id: sender,
+        sender_nick: None,
+        item_id: None,
+        text: String::new(),
+        sent_at: None,
+        kind,
+    };
+    Some(match event {
+        DecodedEvent::Chat {
+            cid,
+            sender_id,
+            message_id,
+            text,
+            item_id,
+            own,
+            sender_nick,
+            sent_at_ms,
+        } => ChatInput {
+            item_id,
+            text,
+            sender_nick,
+            sent_at: sent_at_ms,
+            ..input(
+                cid,
+                sender_id,
+                message_id,
+                if own {
+                    InputKind::Own
+                } else {
+                    InputKind::Buyer
+                },
+            )
+        },
+        DecodedEvent::Typing { cid, user_id } => {
+            input(cid, user_id, String::new(), InputKind::Typing)
+        }
+        DecodedEvent::ReadReceipt {
+            cid, message_id, ..
+        } => input(cid, String::new(), message_id, InputKind::ReadReceipt),
+        _ => return None,
+    })
 }

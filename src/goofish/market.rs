@@ -13,9 +13,11 @@ use std::sync::Arc;
 
 use super::mtop::{Consigned, MtopClient};
 use super::ws::ImHandle;
+use crate::chat::{ChatPort, LiveItem};
 use crate::marketplace::{
     ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, ReadBack, SendOutcome,
 };
+use crate::money::Cents;
 
 /// Clocks differ: a read-back also looks this far before the send attempt.
 const CLOCK_SKEW_MS: u64 = 60_000;
@@ -168,5 +170,42 @@ fn outcome_label(o: &SendOutcome) -> String {
         SendOutcome::Accepted { .. } => "accepted".into(),
         SendOutcome::NotDelivered { reason } => format!("not delivered: {reason}"),
         SendOutcome::Unknown { reason } => format!("unknown: {reason}"),
+    }
+}
+
+/// The chat pipeline's view: text replies over the same IM connection (outcomes mapped the
+/// same way), and the item detail for the model's prompt.
+#[async_trait::async_trait]
+impl ChatPort for GoofishMarketplace {
+    async fn send_text(&self, account: &str, cid: &str, buyer_id: &str, text: &str) -> SendOutcome {
+        let Some(link) = self.accounts.get(account) else {
+            return SendOutcome::NotDelivered {
+                reason: format!("account `{account}` has no Goofish connection"),
+            };
+        };
+        if buyer_id.is_empty() {
+            // A wrong `actualReceivers` silently loses the message (§6.1).
+            return SendOutcome::NotDelivered {
+                reason: "buyer id unknown".into(),
+            };
+        }
+        let outcome = link.im.send_text(cid, buyer_id, text).await;
+        tracing::debug!(account, cid, outcome = %outcome_label(&outcome), chars = text.chars().count(), "Chat reply sent.");
+        outcome
+    }
+
+    async fn item_detail(&self, account: &str, item_id: &str) -> Option<LiveItem> {
+        let link = self.accounts.get(account)?;
+        match link.mtop.item_detail(item_id).await {
+            Ok(d) => Some(LiveItem {
+                title: d.title.unwrap_or_default(),
+                price: d.price_cents.map(Cents),
+                description: d.description.unwrap_or_default(),
+            }),
+            Err(e) => {
+                tracing::debug!(account, item_id, error = %e, "Item detail unavailable for chat.");
+                None
+            }
+        }
     }
 }

@@ -196,7 +196,17 @@ async fn send(ctx: &StageCtx<'_>, plan: &Plan, order: &OrderRecord, cards: &[Str
         Ok(msg) => msg,
         Err(why) => return not_retryable(&why),
     };
-    match ctx.market.send_delivery(&msg).await {
+    // Register the text before it leaves, so its echo is never taken for the seller typing
+    // (which would pause the chat bot in this conversation).
+    let (account, cid) = (msg.account.clone(), msg.cid.clone().unwrap_or_default());
+    if let Err(e) = ctx.store_op(|s| s.register_outgoing(&account, &cid, &msg.text)) {
+        tracing::warn!(order_id = %msg.order_id, error = %e, "Could not register the delivery message as our own.");
+    }
+    let outcome = ctx.market.send_delivery(&msg).await;
+    if matches!(outcome, SendOutcome::NotDelivered { .. }) {
+        let _ = ctx.store_op(|s| s.forget_outgoing(&account, &cid, &msg.text));
+    }
+    match outcome {
         SendOutcome::Accepted { message_id } => Attempted {
             result: StepResult::SendAccepted {
                 message_id,

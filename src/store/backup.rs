@@ -44,6 +44,15 @@ fn copy_all(src: &ReadTransaction, dst: &WriteTransaction) -> Result<()> {
     copy(src, dst, OUTBOX_DUE)?;
     copy(src, dst, AUDIT)?;
     copy(src, dst, ACCOUNT_STATE)?;
+    copy(src, dst, chat::INBOUND)?;
+    copy(src, dst, chat::PENDING)?;
+    copy(src, dst, chat::CONVERSATIONS)?;
+    copy(src, dst, chat::HISTORY)?;
+    copy(src, dst, chat::ONCE)?;
+    copy(src, dst, chat::BARGAIN)?;
+    copy(src, dst, chat_send::REPLIES)?;
+    copy(src, dst, chat_send::REPLIES_OPEN)?;
+    copy(src, dst, chat_send::OUTGOING)?;
     Ok(())
 }
 

@@ -12,6 +12,10 @@
 mod audit;
 mod backup;
 mod cards;
+mod chat;
+mod chat_orders;
+pub mod chat_records;
+mod chat_send;
 mod closeout;
 mod jobs;
 mod ledger;
@@ -35,6 +39,12 @@ use serde::de::DeserializeOwned;
 use crate::clock::SharedClock;
 
 pub use cards::{ImportReport, PoolCounts};
+pub use chat::{
+    ChatSnapshot, HISTORY_KEEP, InboundOutcome, OwnMessage, TakeoverRule, next_takeover,
+};
+pub use chat_orders::BuyerOrder;
+pub use chat_records::*;
+pub use chat_send::{BeginSend, PlanOutcome, SendResult};
 pub use closeout::{INTERNAL_ERROR_REASON, NotReceived, ReceiptEvidence};
 pub use jobs::NextRun;
 pub use ledger::{BeginStep, ReserveOutcome, ReserveRequest, ShipStep, StepResult};
@@ -155,6 +165,10 @@ impl Store {
             Err(e) => Err(e.into()),
         })?;
         if current == Some(SCHEMA_VERSION) {
+            // Tables added without a format change (chat) are created on first open.
+            if !self.read(chat::tables_exist)? {
+                self.write(chat::create_tables)?;
+            }
             return Ok(());
         }
         let path = self.path.clone();
@@ -185,6 +199,7 @@ impl Store {
             tx.open_table(OUTBOX_DUE)?;
             tx.open_table(AUDIT)?;
             tx.open_table(ACCOUNT_STATE)?;
+            chat::create_tables(tx)?;
             Ok(())
         })
     }

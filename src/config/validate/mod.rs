@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::NotifyTemplates;
+use super::chat::ChatConfig;
 use super::model::*;
 use super::raw;
 use super::templates::{DeliveryView, TemplateError, Templates};
@@ -49,7 +50,21 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
     let channels = v.channels(&pdoc, &praw.channels);
     let stages = v.stages(&pdoc, &praw.pipeline, &channels);
     let pools = v.pools(&rraw.pools);
-    let products = v.products(&rdoc, rraw.products, &accounts, &pools, &stages);
+    let mut chat_texts = chat::chat_texts(dir);
+    let chat_stages = v.chat(&pdoc, &praw.chat, &mut chat_texts);
+    let mut raw_products = rraw.products;
+    let product_chats: Vec<chat::RawProductChat> = raw_products
+        .iter_mut()
+        .enumerate()
+        .map(|(i, p)| chat::RawProductChat::take(i, p))
+        .collect();
+    let mut products = v.products(&rdoc, raw_products, &accounts, &pools, &stages);
+    for raw in &product_chats {
+        let parts = v.product_chat(&rdoc, raw, &mut chat_texts);
+        if let Some(p) = products.get_mut(&raw.item_id) {
+            p.chat = parts;
+        }
+    }
     let marketplace = v.marketplace(&pdoc, &praw.marketplace);
     if !v.errors.is_empty() {
         return Err(ConfigErrors(v.errors));
@@ -66,6 +81,10 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
         products,
         templates: Arc::new(templates),
         marketplace,
+        chat: ChatConfig {
+            stages: chat_stages,
+            texts: chat_texts,
+        },
     })
 }
 
@@ -104,12 +123,14 @@ fn parse<T: serde::de::DeserializeOwned>(
 
 /// `- ingest:` with nothing after it means "defaults", like `- ingest: {}`.
 fn normalize_empty_stages(mut doc: YamlDoc) -> YamlDoc {
-    if let Some(serde_yaml::Value::Sequence(items)) = doc.value.get_mut("pipeline") {
-        for item in items {
-            if let serde_yaml::Value::Mapping(m) = item {
-                for (_, v) in m.iter_mut() {
-                    if v.is_null() {
-                        *v = serde_yaml::Value::Mapping(Default::default());
+    for list in ["pipeline", "chat"] {
+        if let Some(serde_yaml::Value::Sequence(items)) = doc.value.get_mut(list) {
+            for item in items {
+                if let serde_yaml::Value::Mapping(m) = item {
+                    for (_, v) in m.iter_mut() {
+                        if v.is_null() {
+                            *v = serde_yaml::Value::Mapping(Default::default());
+                        }
                     }
                 }
             }
@@ -578,5 +599,6 @@ fn keywords(given: &[String], seed: &[&str]) -> Vec<String> {
 }
 
 mod channels;
+mod chat;
 mod marketplace;
 mod products;

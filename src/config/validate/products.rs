@@ -141,6 +141,7 @@ impl Validator<'_> {
             active: p.status.unwrap_or(ProductStatus::Active) == ProductStatus::Active,
             low_stock_alert: p.low_stock_alert,
             resend_if_absent: p.readback.as_ref().is_some_and(|r| r.resend_if_absent),
+            chat: Default::default(),
         }
     }
 

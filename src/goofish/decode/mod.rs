@@ -102,6 +102,10 @@ pub enum DecodedEvent {
         /// The account's own message echoed back (sent by us or typed by the
         /// seller in another client).
         own: bool,
+        /// `senderNick`, else `reminderTitle` (a typed message's title is the nick).
+        sender_nick: Option<String>,
+        /// Server create time of the message, epoch ms (`1.5`).
+        sent_at_ms: Option<u64>,
     },
     /// Typing indicator (shape B). The reference does not say whether `user_id`
     /// is the typist or the addressee.

@@ -347,6 +347,10 @@ fn chat(env: &Envelope<'_>, account_id: Option<&str>) -> DecodedEvent {
         .and_then(|c| c.pointer("/text/text"))
         .and_then(Value::as_str);
     let text = typed.or(env.text()).unwrap_or_default().to_owned();
+    let sender_nick = ["senderNick", "reminderTitle"]
+        .iter()
+        .find_map(|k| env.ext_str(k).filter(|n| !n.trim().is_empty()))
+        .map(str::to_owned);
     DecodedEvent::Chat {
         own: account_id == Some(sender_id.as_str()),
         cid,
@@ -354,6 +358,8 @@ fn chat(env: &Envelope<'_>, account_id: Option<&str>) -> DecodedEvent {
         message_id,
         text,
         item_id: env.item_id(),
+        sender_nick,
+        sent_at_ms: env.created_at_ms,
     }
 }
 

@@ -38,6 +38,8 @@ impl fmt::Debug for ImToken {
 pub struct ItemDetail {
     pub item_id: String,
     pub title: Option<String>,
+    /// The listing's description (`itemDO.desc`), for the chat model's prompt.
+    pub description: Option<String>,
     pub price_cents: Option<u64>,
     pub quantity: Option<u32>,
     pub skus: Vec<Sku>,

@@ -224,6 +224,7 @@ pub(super) fn parse_item_detail(item_id: &str, answer: &Answer) -> ItemDetail {
     ItemDetail {
         item_id: field(&item, "/itemId").unwrap_or_else(|| item_id.to_string()),
         title: field(&item, "/title"),
+        description: field(&item, "/desc"),
         price_cents,
         quantity: item
             .get("quantity")

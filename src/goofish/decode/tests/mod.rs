@@ -228,6 +228,8 @@ fn a2_own_echo() {
             text: "cc".into(),
             item_id: Some("788175479471".into()),
             own: true,
+            sender_nick: Some("Joki2020".into()),
+            sent_at_ms: Some(1751431117553),
         }
     );
     let DecodedEvent::Chat { own, .. } = event_of(&a2(), Some("999")) else {
@@ -278,6 +280,8 @@ fn a5_buyer_text() {
         text: "111".into(),
         item_id: Some("897742748011".into()),
         own: false,
+        sender_nick: Some("sha修".into()),
+        sent_at_ms: Some(1741704978866),
     };
     assert_eq!(event_of(&a5(), Some("3888777108")), expected);
     assert_eq!(event_of(&a5(), None), expected);
