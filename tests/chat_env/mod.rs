@@ -111,6 +111,8 @@ impl ChatEnv {
     }
 
     async fn boot(&mut self) {
+        // Counted before the start: the daemon may register before this function looks.
+        let regs = self.fake.stats(SELLER).regs + 1;
         let daemon = Daemon::start_with(
             self.dir.path(),
             &self.dir.path().join("state"),
@@ -120,7 +122,6 @@ impl ChatEnv {
         .await
         .unwrap_or_else(|e| panic!("daemon did not start: {e:#}"));
         self.daemon = Some(daemon);
-        let regs = self.fake.stats(SELLER).regs + 1;
         let ok = self
             .fake
             .wait_until(WAIT, |f| {
