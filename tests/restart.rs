@@ -150,3 +150,88 @@ fn a_second_daemon_on_the_same_state_dir_is_refused() {
     let err = xianyu_shopd::store::DaemonLock::acquire(dir.path()).unwrap_err();
     assert!(err.to_string().contains("already running"), "{err}");
 }
+
+/// Issue 9 D9: deleting `state/daemon.lock` (the "stale lock" reflex) must not let a second
+/// writer in while the first still runs; the CLI commands keep working next to it.
+#[test]
+fn deleting_the_lock_file_does_not_let_a_second_daemon_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path();
+    write_config(
+        cfg,
+        &pipeline_yaml("{ min: 1h, max: 1h }", "{}"),
+        &products_yaml("send_then_confirm"),
+    );
+    std::fs::write(cfg.join("keys.txt"), "KEY-0001-SECRET\n").unwrap();
+    let event = format!(
+        "{{\"account\":\"main\",\"order_id\":\"L1\",\"status\":\"paid\",\"item_id\":\"{CARD_ITEM}\",\"cid\":\"c1\",\"buyer_id\":\"b1\"}}\n"
+    );
+    std::fs::write(cfg.join("events.jsonl"), event).unwrap();
+    let run = |args: &[&str]| {
+        bin()
+            .arg("--config-dir")
+            .arg(cfg)
+            .args(args)
+            .current_dir(cfg)
+            .output()
+            .unwrap()
+    };
+    assert!(
+        run(&["cards", "import", "keys", "keys.txt"])
+            .status
+            .success()
+    );
+    // The first writer waits an hour for its delayed delivery, holding the state directory.
+    let mut first = bin()
+        .arg("--config-dir")
+        .arg(cfg)
+        .args(["replay", "events.jsonl"])
+        .current_dir(cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = cfg.join("state");
+    let started = Instant::now();
+    while !matches!(Store::open(&state, clock::system()).map(|s| s.delivery("L1")), Ok(Ok(Some(d))) if d.state == DeliveryState::Scheduled)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "L1 never scheduled"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::remove_file(state.join("daemon.lock")).unwrap();
+
+    let second = run(&["replay", "--no-wait", "/dev/null"]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second writer got in: {stderr}");
+    assert!(
+        stderr.contains("already running") && stderr.contains("守护进程"),
+        "{stderr}"
+    );
+    // The seller's commands still work next to the running daemon.
+    let list = run(&["cards", "list"]);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let show = run(&["orders", "show", "L1"]);
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    assert!(run(&["backup", "copy.redb"]).status.success());
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The lock died with the process.
+    let third = run(&["replay", "--no-wait", "/dev/null"]);
+    assert!(
+        third.status.success(),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+}

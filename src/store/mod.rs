@@ -5,9 +5,10 @@
 //! durable job and the notification outbox rows it causes commit together or not at all.
 //! Stages never open redb themselves; they call the domain methods of [`Store`].
 //!
-//! The database is opened in redb's multi-writer mode so that `cards import`, `orders ship` and
-//! `backup` work while the daemon runs; the "one daemon per state dir" rule is a separate lock
-//! file ([`DaemonLock`]). All methods are blocking; async callers use [`Store::call`].
+//! The database is opened in redb's multi-writer mode so that `cards import`, `orders` and
+//! `backup` work while the daemon runs (they do not take the daemon lock); the "one daemon per
+//! state dir" rule is a separate OS lock on the state directory ([`DaemonLock`]). All methods
+//! are blocking; async callers use [`Store::call`].
 
 mod audit;
 mod backup;
@@ -19,6 +20,7 @@ mod chat_send;
 mod closeout;
 mod jobs;
 mod ledger;
+mod lock;
 mod order_rows;
 mod orders;
 mod outbox;
@@ -27,8 +29,6 @@ pub mod records;
 mod stock;
 pub mod views;
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,6 +48,7 @@ pub use chat_send::{BeginSend, PlanOutcome, SendResult};
 pub use closeout::{INTERNAL_ERROR_REASON, NotReceived, ReceiptEvidence};
 pub use jobs::NextRun;
 pub use ledger::{BeginStep, ReserveOutcome, ReserveRequest, ShipStep, StepResult};
+pub use lock::DaemonLock;
 pub use orders::{IngestOutcome, OrderDetail};
 pub use outbox::{OutboxAttempt, OutboxCounts, problem_quiet_key};
 pub use readback::ReadBackResult;
@@ -85,7 +86,7 @@ pub enum StoreError {
     #[error("the store {0} is locked by another process that opened it exclusively")]
     InUse(PathBuf),
     #[error(
-        "another xianyu-shopd daemon is already running on state directory {dir} ({holder}); stop it first or use another --state-dir"
+        "另一个 xianyu-shopd 守护进程正在使用状态目录 {dir}（{holder}）；请先停掉它，或换一个 --state-dir (another xianyu-shopd daemon is already running on state directory {dir}; stop it first or use another --state-dir)"
     )]
     DaemonRunning { dir: PathBuf, holder: String },
     #[error(
@@ -286,43 +287,6 @@ fn get_json<T: DeserializeOwned>(
     match table.get(key)? {
         Some(v) => decode(name, v.value()).map(Some),
         None => Ok(None),
-    }
-}
-
-/// Guards a state directory against a second daemon. Released when dropped or when the process
-/// dies (the OS drops the lock), so a crash never leaves a stale lock behind.
-#[derive(Debug)]
-pub struct DaemonLock {
-    _file: File,
-}
-
-impl DaemonLock {
-    pub fn acquire(state_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|e| StoreError::StateDir(state_dir.to_path_buf(), e))?;
-        let path = state_dir.join(LOCK_FILE);
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| StoreError::StateDir(path.clone(), e))?;
-        if file.try_lock().is_err() {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            let holder = if holder.trim().is_empty() {
-                "pid unknown".to_string()
-            } else {
-                format!("pid {}", holder.trim())
-            };
-            return Err(StoreError::DaemonRunning {
-                dir: state_dir.to_path_buf(),
-                holder,
-            });
-        }
-        let _ = file.set_len(0);
-        let _ = write!(file, "{}", std::process::id());
-        Ok(Self { _file: file })
     }
 }
 
