@@ -209,6 +209,9 @@ impl Daemon {
         });
         let watch = Arc::new(crate::chat::watch::HealthWatch {
             health: health.clone(),
+            store: store.clone(),
+            config: shop.config.clone(),
+            wake_outbox: runner.wake_outbox.clone(),
         });
         let chat = ChatRunner::new(
             store.clone(),

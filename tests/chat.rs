@@ -6,6 +6,7 @@ mod chat_env;
 use std::time::Duration;
 
 use chat_env::*;
+use xianyu_shopd::alert::EventKind;
 use xianyu_shopd::fake::model::Behavior;
 use xianyu_shopd::store::Takeover;
 
@@ -194,6 +195,14 @@ async fn a_model_answer_with_a_delivered_card_key_is_blocked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_failures_fall_back_and_raise_one_alert_not_a_storm() {
     let env = ChatEnv::start().await;
+    let alerts = |kind: EventKind| {
+        env.store()
+            .notifications(1000)
+            .unwrap()
+            .iter()
+            .filter(|n| n.event == kind)
+            .count()
+    };
     let failures = [
         Behavior::Status(503),
         Behavior::Delay(
@@ -202,9 +211,7 @@ async fn model_failures_fall_back_and_raise_one_alert_not_a_storm() {
         ),
         Behavior::NotJson,
         Behavior::EmptyChoices,
-        Behavior::RateLimited {
-            retry_after_secs: Some(60),
-        },
+        Behavior::Answer("加我微信 abc_12345 细聊".into()),
     ];
     for (i, failure) in failures.into_iter().enumerate() {
         env.model.set_default(failure);
@@ -217,18 +224,44 @@ async fn model_failures_fall_back_and_raise_one_alert_not_a_storm() {
             "failure {i} fell back"
         );
     }
-    let failing = env.health.chat_failing();
-    assert_eq!(failing.len(), 1, "one failing streak for the account");
-    // the daemon is still answering, and the model coming back ends the streak
+    assert_eq!(
+        alerts(EventKind::ChatFailed),
+        1,
+        "one alert for the whole outage"
+    );
+    let problems = env.health.chat_problems();
+    assert_eq!(
+        problems.len(),
+        5,
+        "each kind of problem listed once: {problems:?}"
+    );
+    // the model works again: answers reach buyers, and one recovery notice follows
     env.model
         .set_default(Behavior::Answer("有的，可以开".into()));
-    // the 429 asked for 60 s of quiet; a restart of the model's client is not needed to obey it
-    env.fake.push_chat(SELLER, "3149637099", "这个有发票吗");
-    let r = env.wait_replies("3149637099", 1).await;
+    env.fake.push_chat(SELLER, "3149637090", "这个有发票吗");
     assert_eq!(
-        r,
-        vec!["亲，稍等，卖家马上回复您"],
-        "still cooling after the 429"
+        env.wait_replies("3149637090", 1).await,
+        vec!["有的，可以开"]
+    );
+    assert!(wait_for(|| alerts(EventKind::Recovered) == 1).await);
+    assert_eq!(alerts(EventKind::ChatFailed), 1);
+    // a 429 asking for a minute of quiet is obeyed: later buyers get the fallback at once
+    env.model.set_default(Behavior::RateLimited {
+        retry_after_secs: Some(60),
+    });
+    env.fake.push_chat(SELLER, "3149637091", "这个有发票吗");
+    env.wait_replies("3149637091", 1).await;
+    env.model.set_default(Behavior::Answer("有的".into()));
+    let before = env.model.request_count();
+    env.fake.push_chat(SELLER, "3149637092", "这个有发票吗");
+    assert_eq!(
+        env.wait_replies("3149637092", 1).await,
+        vec!["亲，稍等，卖家马上回复您"]
+    );
+    assert_eq!(
+        env.model.request_count(),
+        before,
+        "no request while cooling down"
     );
     env.stop().await;
 }

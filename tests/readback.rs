@@ -11,9 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use goofish_env::*;
+use xianyu_shopd::alert::EventKind;
 use xianyu_shopd::clock;
 use xianyu_shopd::fake::{FakeGoofish, Fault, SendReply};
-use xianyu_shopd::alert::EventKind;
 use xianyu_shopd::store::{CardState, DeliveryState, Store};
 
 /// The reason the seller reads when the message is not in the conversation.

@@ -29,10 +29,13 @@ pub enum EventKind {
     Delivered,
     /// A problem announced earlier (login expired, risk control) has cleared.
     Recovered,
+    /// AI chat replies are failing (the model is down, limited, slow, or its answers are
+    /// blocked); buyers get the fallback reply meanwhile.
+    ChatFailed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         Self::ManualShip,
         Self::ShipFailed,
         Self::NeedsHuman,
@@ -42,10 +45,11 @@ impl EventKind {
         Self::RiskControl,
         Self::Delivered,
         Self::Recovered,
+        Self::ChatFailed,
     ];
 
     /// What a seller hears about when `events:` is not given: everything that needs a human.
-    pub const DEFAULT_ALERTS: [EventKind; 7] = [
+    pub const DEFAULT_ALERTS: [EventKind; 8] = [
         Self::ManualShip,
         Self::ShipFailed,
         Self::NeedsHuman,
@@ -53,6 +57,7 @@ impl EventKind {
         Self::LowStock,
         Self::LoginExpired,
         Self::RiskControl,
+        Self::ChatFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +71,7 @@ impl EventKind {
             Self::RiskControl => "risk_control",
             Self::Delivered => "delivered",
             Self::Recovered => "recovered",
+            Self::ChatFailed => "chat_failed",
         }
     }
 
@@ -85,6 +91,7 @@ impl EventKind {
             Self::RiskControl => "触发风控",
             Self::Delivered => "已自动发货",
             Self::Recovered => "已恢复",
+            Self::ChatFailed => "AI 客服出错",
         }
     }
 
@@ -100,6 +107,7 @@ impl EventKind {
             Self::RiskControl => "【触发风控】",
             Self::Delivered => "【已自动发货】",
             Self::Recovered => "【已恢复】",
+            Self::ChatFailed => "【AI 客服出错】",
         }
     }
 
@@ -131,6 +139,7 @@ pub fn default_cooldowns() -> std::collections::BTreeMap<EventKind, Duration> {
     [
         (EventKind::LoginExpired, Duration::from_secs(3 * 3600)),
         (EventKind::RiskControl, Duration::from_secs(3 * 3600)),
+        (EventKind::ChatFailed, Duration::from_secs(3 * 3600)),
     ]
     .into_iter()
     .collect()
@@ -205,6 +214,16 @@ impl Alert {
             .fact("原因", detail)
             .action("请在闲鱼App或网页完成验证；期间自动处理暂停，验证通过后会自动恢复")
             .problem(problem_key(EventKind::RiskControl, account_id))
+    }
+
+    /// AI chat replies on this account are failing; repeats cool down until
+    /// [`Alert::recovered`] (one alert per outage, not one per buyer).
+    pub fn chat_failed(account_id: &str, account_name: &str, detail: &str) -> Self {
+        Alert::new(EventKind::ChatFailed)
+            .fact("账号", account_label(account_id, account_name))
+            .fact("原因", detail)
+            .action("买家暂时收到兜底回复。请检查 chat: 里 llm 的 base_url、model 和密钥，或模型服务的额度；状态页“异常”里有每次出错的原因和次数。恢复后会自动通知")
+            .problem(problem_key(EventKind::ChatFailed, account_id))
     }
 
     /// The problem of `kind` on this account cleared. Goes out once, and only to channels that

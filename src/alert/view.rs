@@ -220,6 +220,9 @@ impl Alert {
                 .fact("商品", "示例商品 Office 激活码")
                 .fact("数量", "2"),
             EventKind::Recovered => Alert::recovered(EventKind::LoginExpired, "main", "主店"),
+            EventKind::ChatFailed => {
+                Alert::chat_failed("main", "主店", "模型 20 秒内没有回答")
+            }
         }
     }
 }

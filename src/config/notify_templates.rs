@@ -20,7 +20,7 @@ use crate::alert::{Alert, AlertView, EventKind};
 /// The directory under the config's `templates/` that holds notification templates.
 pub const DIR: &str = "notify";
 
-const BUILTIN: [(EventKind, &str); 9] = [
+const BUILTIN: [(EventKind, &str); 10] = [
     (
         EventKind::ManualShip,
         include_str!("../../templates/notify/manual_ship.txt.j2"),
@@ -56,6 +56,10 @@ const BUILTIN: [(EventKind, &str); 9] = [
     (
         EventKind::Recovered,
         include_str!("../../templates/notify/recovered.txt.j2"),
+    ),
+    (
+        EventKind::ChatFailed,
+        include_str!("../../templates/notify/chat_failed.txt.j2"),
     ),
 ];
 

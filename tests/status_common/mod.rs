@@ -258,6 +258,7 @@ pub const PAGES: &[&str] = &[
     "/orders/U1",
     "/products",
     "/problems",
+    "/chats",
     "/logs",
     "/api/status",
     "/api/manual",
@@ -266,6 +267,7 @@ pub const PAGES: &[&str] = &[
     "/api/orders/F1",
     "/api/products",
     "/api/problems",
+    "/api/chats",
     "/api/logs",
     "/metrics",
 ];

@@ -1,11 +1,11 @@
 //! 异常 (`/problems`): deliveries that need a human, failed deliveries, failing
-//! notifications, and accounts whose login is in trouble.
+//! notifications, accounts whose login is in trouble, and AI reply problems.
 
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::health::{Health, Login, LoginEvent};
+use crate::health::{ChatProblem, Health, Login, LoginEvent};
 use crate::store::DeliveryState;
 use crate::store::views::ShopView;
 
@@ -49,6 +49,10 @@ pub struct ProblemsPage {
     pub failing_notifications: Vec<NotificationView>,
     pub accounts: Vec<AccountView>,
     pub login_events: Vec<LoginEventView>,
+    /// AI reply problems (model errors, blocked answers), repeats counted, newest first.
+    pub chat_problems: Vec<ChatProblem>,
+    /// Accounts whose model calls are failing now.
+    pub chat_failing: Vec<String>,
 }
 
 pub fn problems(view: &ShopView, config: &Config, health: &Health, now: u64) -> ProblemsPage {
@@ -77,5 +81,7 @@ pub fn problems(view: &ShopView, config: &Config, health: &Health, now: u64) -> 
             .filter(|e| e.login.is_problem())
             .map(LoginEventView::from)
             .collect(),
+        chat_problems: health.chat_problems(),
+        chat_failing: health.chat_failing().into_keys().collect(),
     }
 }
