@@ -434,8 +434,16 @@ async fn the_page_is_read_only_and_unknown_paths_are_404() {
         for path in ["/", "/api/status", "/orders/C1", "/metrics"] {
             let r = status_common::request(s.addr, method, path, &[]).await;
             assert_eq!(r.status, 405, "{method} {path}");
-            assert_eq!(r.header("allow"), Some("GET"));
+            assert_eq!(r.header("allow"), Some("GET, HEAD"));
         }
+    }
+    // Issue 10 nit: HEAD used to get 405. It answers like GET, without the body.
+    for path in ["/", "/api/status", "/orders/C1", "/metrics", "/healthz"] {
+        let get = s.get(path).await;
+        let head = status_common::request(s.addr, "HEAD", path, &[]).await;
+        assert_eq!(head.status, 200, "HEAD {path}");
+        assert_eq!(head.body, "", "HEAD {path} has no body");
+        assert_eq!(head.header("content-type"), get.header("content-type"));
     }
     assert_eq!(s.get("/nope").await.status, 404);
     let api = s.get("/api/nope").await;

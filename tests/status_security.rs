@@ -137,3 +137,50 @@ async fn shutdown_closes_the_listener_and_returns() {
         "listener closed"
     );
 }
+
+/// Issue 10 nit: a 1-character token used to be accepted on 0.0.0.0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_token_is_refused_off_loopback() {
+    let h = shop(true).await;
+    std::fs::write(h.dir.path().join("state/status-token.txt"), "abc123").unwrap();
+    let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let ctx = StatusContext::new(h.store.clone(), h.shop.config.clone());
+    let err = status::serve(listener, ctx, CancellationToken::new())
+        .await
+        .expect_err("a six-character token must not guard a reachable page");
+    assert!(
+        matches!(err, StatusError::WeakToken { chars: 6, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("至少要 16 个字符"), "{err}");
+    // On loopback the same token is only a convenience and is accepted.
+    let s = serve(h, Health::new(), LogBuffer::new(10), "127.0.0.1:0").await;
+    let ok = s
+        .get_with("/api/status", &[("Authorization", "Bearer abc123")])
+        .await;
+    assert_eq!(ok.status, 200);
+    s.stop().await;
+}
+
+/// Issue 10 nit: `Authorization: bearer …` in lower case was rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let s = start(true).await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let r = s
+            .get_with(
+                "/api/status",
+                &[("Authorization", &format!("{scheme} {TOKEN}"))],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{scheme}");
+    }
+    let wrong = s
+        .get_with(
+            "/api/status",
+            &[("Authorization", &format!("Basic {TOKEN}"))],
+        )
+        .await;
+    assert_eq!(wrong.status, 401, "another scheme is not a bearer token");
+    s.stop().await;
+}

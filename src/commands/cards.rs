@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use crate::cli::{CardsCommand, Dirs};
+use crate::event::shown;
 use crate::store::CardState;
 
 pub fn run(dirs: &Dirs, cmd: CardsCommand) -> anyhow::Result<ExitCode> {
@@ -28,8 +29,10 @@ pub fn run(dirs: &Dirs, cmd: CardsCommand) -> anyhow::Result<ExitCode> {
             let report = store.import_cards(&pool, &text, pool_cfg.reusable, &super::operator())?;
             let available = store.available_cards(&pool)?;
             println!(
-                "pool {pool}: {} added, {} skipped (duplicates); {available} available",
-                report.added, report.skipped_duplicates
+                "pool {}: {} added, {} skipped (duplicates); {available} available",
+                shown(&pool),
+                report.added,
+                report.skipped_duplicates
             );
         }
         CardsCommand::List => {
@@ -42,7 +45,7 @@ pub fn run(dirs: &Dirs, cmd: CardsCommand) -> anyhow::Result<ExitCode> {
             for (pool, c) in &counts {
                 println!(
                     "{:<24} {:>9} {:>9} {:>9} {:>9}{}",
-                    pool,
+                    shown(pool),
                     c.get(CardState::Available),
                     c.get(CardState::Reserved),
                     c.get(CardState::Delivered),

@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail};
 use crate::cli::{Dirs, OrdersCommand};
 use crate::clock::format_beijing;
 use crate::config::{Category, StageKind};
+use crate::event::shown;
 use crate::order::OrderStatus;
 use crate::store::{NotReceived, OrderDetail, OrderRecord, ReceiptEvidence};
 
@@ -32,7 +33,8 @@ pub fn run(dirs: &Dirs, cmd: OrdersCommand) -> anyhow::Result<ExitCode> {
             let store = super::open_store(dirs)?;
             let rec = store.rearm(&id, force, &from_start, &ship, &super::operator())?;
             println!(
-                "order {id}: delivery re-armed ({}); the running daemon picks it up within a second",
+                "order {}: delivery re-armed ({}); the running daemon picks it up within a second",
+                shown(&id),
                 rec.state.as_str()
             );
             Ok(ExitCode::SUCCESS)
@@ -66,7 +68,7 @@ fn resolve(dirs: &Dirs, id: &str, choice: Option<NotReceived>) -> anyhow::Result
     let store = super::open_store(dirs)?;
     let order = store
         .order(id)?
-        .ok_or_else(|| anyhow!("没有订单 {id} (no order {id})"))?;
+        .ok_or_else(|| anyhow!("没有订单 {0} (no order {0})", shown(id)))?;
     let operator = super::operator();
     let rec = match choice {
         None => {
@@ -84,6 +86,7 @@ fn resolve(dirs: &Dirs, id: &str, choice: Option<NotReceived>) -> anyhow::Result
             store.resolve_not_received(id, c, &operator, &from_start)?
         }
     };
+    let sid = shown(id);
     let keys = match &rec.holding {
         crate::store::Holding::Cards { ids, .. } => {
             format!("（卡密 {} 个记为已发给此订单）", ids.len())
@@ -92,20 +95,20 @@ fn resolve(dirs: &Dirs, id: &str, choice: Option<NotReceived>) -> anyhow::Result
     };
     let msg = match (choice, rec.state) {
         (None, crate::store::DeliveryState::Sent) => format!(
-            "订单 {id}：已记为买家已收到{keys}；守护进程会在一秒内到闲鱼上确认发货（没有守护进程时由下一次 replay 执行）"
+            "订单 {sid}：已记为买家已收到{keys}；守护进程会在一秒内到闲鱼上确认发货（没有守护进程时由下一次 replay 执行）"
         ),
-        (None, _) => format!("订单 {id}：已记为买家已收到{keys}，发货完成"),
+        (None, _) => format!("订单 {sid}：已记为买家已收到{keys}，发货完成"),
         (Some(NotReceived::Retry), _) => format!(
-            "订单 {id}：卡密已退回卡池，重新自动发货；守护进程会在一秒内接手（没有守护进程时由下一次 replay 执行）"
+            "订单 {sid}：卡密已退回卡池，重新自动发货；守护进程会在一秒内接手（没有守护进程时由下一次 replay 执行）"
         ),
         (Some(NotReceived::Manual), crate::store::DeliveryState::Cancelled) => {
             format!(
-                "订单 {id}：卡密已退回卡池；订单已「{}」，不再发货",
+                "订单 {sid}：卡密已退回卡池；订单已「{}」，不再发货",
                 order.status.label()
             )
         }
         (Some(NotReceived::Manual), _) => format!(
-            "订单 {id}：卡密已退回卡池，订单交给你处理；处理后用 `xianyu-shopd orders ship {id}` 记录"
+            "订单 {sid}：卡密已退回卡池，订单交给你处理；处理后用 `xianyu-shopd orders ship {sid}` 记录"
         ),
     };
     println!("{msg} (delivery: {})", rec.state.as_str());
@@ -121,7 +124,9 @@ fn ship(
 ) -> anyhow::Result<ExitCode> {
     let config = super::load_config(dirs)?;
     let store = super::open_store(dirs)?;
-    let order = store.order(id)?.ok_or_else(|| anyhow!("no order {id}"))?;
+    let order = store
+        .order(id)?
+        .ok_or_else(|| anyhow!("no order {}", shown(id)))?;
     let physical = order
         .item_id
         .as_deref()
@@ -129,15 +134,18 @@ fn ship(
         .is_none_or(|p| p.category == Category::Physical);
     if physical && (company.is_none() || tracking.is_none()) {
         bail!(
-            "order {id} is a physical (or unconfigured) item: give --company and --tracking so the buyer can follow the parcel"
+            "order {} is a physical (or unconfigured) item: give --company and --tracking so the buyer can follow the parcel",
+            shown(id)
         );
     }
     let (company, tracking) = (company.unwrap_or_default(), tracking.unwrap_or_default());
     let order = store.ship_manually(id, &company, &tracking, &super::operator())?;
     println!(
-        "order {} marked {} {company} {tracking}",
-        order.order_id,
-        order.status.label()
+        "order {} marked {} {} {}",
+        shown(&order.order_id),
+        order.status.label(),
+        shown(&company),
+        shown(&tracking)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -162,9 +170,9 @@ fn list(dirs: &Dirs, status: Option<&str>) -> anyhow::Result<ExitCode> {
     for o in &orders {
         println!(
             "{:<22} {:<8} {:<14} {:<16} {:>3} {:<20}",
-            o.order_id,
-            o.account,
-            o.item_id.as_deref().unwrap_or("-"),
+            shown(&o.order_id),
+            shown(&o.account),
+            shown(o.item_id.as_deref().unwrap_or("-")),
             o.status.label(),
             o.quantity,
             format_beijing(o.updated_time)
@@ -177,7 +185,7 @@ fn list(dirs: &Dirs, status: Option<&str>) -> anyhow::Result<ExitCode> {
 fn show(dirs: &Dirs, id: &str) -> anyhow::Result<ExitCode> {
     let store = super::open_store(dirs)?;
     let Some(detail) = store.order_detail(id)? else {
-        bail!("no order {id}")
+        bail!("no order {}", shown(id))
     };
     print_order(&detail.order);
     print_detail(&detail);
@@ -185,11 +193,11 @@ fn show(dirs: &Dirs, id: &str) -> anyhow::Result<ExitCode> {
 }
 
 fn print_order(o: &OrderRecord) {
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    println!("订单 {}  [{}]", o.order_id, o.status.label());
+    let opt = |v: &Option<String>| shown(v.as_deref().unwrap_or("-")).into_owned();
+    println!("订单 {}  [{}]", shown(&o.order_id), o.status.label());
     println!(
         "  账号 {}  买家 {} {}  会话 {}",
-        o.account,
+        shown(&o.account),
         opt(&o.buyer_id),
         opt(&o.buyer_nick),
         opt(&o.chat_id)
@@ -215,7 +223,7 @@ fn print_order(o: &OrderRecord) {
         );
     }
     if let Some(c) = &o.ship_content {
-        println!("  发货内容 (已打码): {}", c.replace('\n', " / "));
+        println!("  发货内容 (已打码): {}", shown(&c.replace('\n', " / ")));
     }
 }
 
@@ -229,8 +237,8 @@ fn print_detail(d: &OrderDetail) {
             from,
             e.to.label(),
             e.action,
-            e.operator,
-            e.remark
+            shown(&e.operator),
+            shown(&e.remark)
         );
     }
     if let Some(l) = &d.ledger {
@@ -238,28 +246,28 @@ fn print_detail(d: &OrderDetail) {
             "delivery ledger: {}  attempts {}  {}",
             l.state.as_str(),
             l.attempts,
-            l.last_error.clone().unwrap_or_default()
+            shown(l.last_error.as_deref().unwrap_or_default())
         );
         for h in &l.history {
             println!(
                 "  {}  {}  {}",
                 format_beijing(h.at),
                 h.state.as_str(),
-                h.note
+                shown(&h.note)
             );
         }
     }
     for (id, masked, state) in &d.cards {
-        println!("card #{id}: {masked} ({})", state.as_str());
+        println!("card #{id}: {} ({})", shown(masked), state.as_str());
     }
     for n in &d.notifications {
         println!(
             "notification #{} {} via {}: {:?} {}",
             n.id,
             n.event,
-            n.channel,
+            shown(&n.channel),
             n.state,
-            n.last_error.clone().unwrap_or_default()
+            shown(n.last_error.as_deref().unwrap_or_default())
         );
     }
 }

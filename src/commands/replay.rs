@@ -13,6 +13,7 @@ use anyhow::Context;
 use crate::app::Shop;
 use crate::cli::Dirs;
 use crate::clock::{Clock, ManualClock, SharedClock};
+use crate::event::shown;
 use crate::marketplace::memory::MemoryMarketplace;
 use crate::order::Decision;
 use crate::replay;
@@ -93,8 +94,9 @@ async fn ingest_all(shop: &Shop, lines: Vec<replay::ReplayLine>) -> (BTreeSet<St
             Ok(outcome) => {
                 orders.insert(order_id.clone());
                 println!(
-                    "event   line {} order={order_id} {}: {}",
+                    "event   line {} order={} {}: {}",
                     line.line,
+                    shown(&order_id),
                     status.as_str(),
                     describe(&outcome.decision)
                 );
@@ -130,9 +132,9 @@ fn print_pending_notifications(store: &Store) -> anyhow::Result<()> {
         println!(
             "notify  {} via {}: {} {}",
             n.event,
-            n.channel,
-            n.title,
-            n.text.replace('\n', " | ")
+            shown(&n.channel),
+            shown(&n.title),
+            shown(&n.text.replace('\n', " | "))
         );
     }
     Ok(())

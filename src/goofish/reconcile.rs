@@ -129,10 +129,14 @@ impl Reconciler {
                 continue;
             }
             match self.event_for(row).await {
-                Ok(ev) => {
-                    self.runner.ingest(ev).await?;
-                    report.ingested += 1;
-                }
+                Ok(ev) => match self.runner.ingest(ev).await {
+                    Ok(_) => report.ingested += 1,
+                    // One malformed row must not stop the pass for every other order.
+                    Err(e) if e.is_refused_event() => {
+                        tracing::warn!(account = %self.account, error = %e, "Sold-order row refused.");
+                    }
+                    Err(e) => return Err(e.into()),
+                },
                 Err(e) if e.is_blocking() => return Err(e.into()),
                 Err(e) => {
                     tracing::warn!(account = %self.account, order_id = %row.order_id, error = %e, "Order detail unavailable; the order waits for the next pass.");

@@ -6,6 +6,8 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use crate::event::shown;
+
 use super::{ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, ReadBack, SendOutcome};
 
 #[derive(Debug, Default)]
@@ -107,9 +109,9 @@ impl Marketplace for MemoryMarketplace {
         if self.print {
             println!(
                 "send    order={} account={} cid={} text={:?}",
-                msg.order_id,
-                msg.account,
-                msg.cid.as_deref().unwrap_or("-"),
+                shown(&msg.order_id),
+                shown(&msg.account),
+                shown(msg.cid.as_deref().unwrap_or("-")),
                 msg.masked_text
             );
         }
@@ -152,7 +154,11 @@ impl Marketplace for MemoryMarketplace {
         let already = st.consigned.iter().any(|c| c.order_id == req.order_id);
         st.consigned.push(req.clone());
         if self.print {
-            println!("confirm order={} account={}", req.order_id, req.account);
+            println!(
+                "confirm order={} account={}",
+                shown(&req.order_id),
+                shown(&req.account)
+            );
         }
         if already {
             ConsignOutcome::AlreadyShipped

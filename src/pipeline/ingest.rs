@@ -1,5 +1,7 @@
 //! ingest: de-duplicate the event and apply the order state machine, in one transaction.
 //! Only a real transition to "paid" schedules pipeline work (the stage after this one).
+//! An event with an empty id or a control character in one is refused here, whatever its
+//! source (`OrderEvent::sanitize`).
 
 use crate::config::Config;
 use crate::event::{MAX_QUANTITY, OrderEvent};
@@ -10,8 +12,9 @@ use super::{PipelineError, first_run};
 pub(super) async fn ingest(
     store: &Store,
     config: &Config,
-    ev: OrderEvent,
+    mut ev: OrderEvent,
 ) -> Result<IngestOutcome, PipelineError> {
+    ev.sanitize()?;
     if config.account(&ev.account).is_none() {
         return Err(PipelineError::UnknownAccount(ev.account));
     }

@@ -62,6 +62,19 @@ pub enum PipelineError {
         max = crate::event::MAX_QUANTITY
     )]
     AbsurdQuantity { order_id: String, quantity: u32 },
+    #[error(transparent)]
+    BadEvent(#[from] crate::event::EventError),
+}
+
+impl PipelineError {
+    /// The event itself was refused (its data, not the shop, is at fault): other events are
+    /// unaffected and a source goes on with the next one.
+    pub fn is_refused_event(&self) -> bool {
+        matches!(
+            self,
+            Self::UnknownAccount(_) | Self::AbsurdQuantity { .. } | Self::BadEvent(_)
+        )
+    }
 }
 
 /// Runs orders through the configured stages.

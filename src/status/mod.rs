@@ -1,13 +1,14 @@
 //! The read-only status page: a small hyper 1.x HTTP/1 server with Chinese HTML pages, a JSON
 //! twin of each page under `/api/…`, `/healthz` and Prometheus `/metrics`.
 //!
-//! Routes (GET only; anything else is 405): every page in the table of [`pages`] (one file
+//! Routes (GET and HEAD only; anything else is 405): every page in the table of [`pages`] (one file
 //! each: 首页, 待人工发货, 订单, 订单详情, 商品, 异常, 日志) at its own path and at its JSON
 //! twin under `/api/…` (`/api/status` for 首页), plus `/healthz` (always open; `ok` while the
 //! store can be read, else 503) and `/metrics`.
 //!
 //! Security: the caller binds the listener (127.0.0.1 by default in the config). [`serve`]
-//! refuses a non-loopback listener without a token. With a token configured, every route but
+//! refuses a non-loopback listener without a token of at least [`MIN_TOKEN_CHARS`] characters.
+//! Connection caps, timeouts and request budgets are in `conn.rs`. With a token configured, every route but
 //! `/healthz` needs it, as `Authorization: Bearer …`, `?token=…` (which also sets an HttpOnly
 //! cookie so links keep working without putting the token in the page) or that cookie.
 //! Pages show no secrets: card keys arrive masked from the store, accounts by id and name.
@@ -15,6 +16,7 @@
 pub mod logs;
 pub mod snapshot;
 
+mod conn;
 mod http;
 mod page;
 mod pages;
@@ -26,6 +28,7 @@ mod route;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -36,7 +39,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use minijinja::Environment;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ConfigHandle;
@@ -44,16 +46,22 @@ use crate::health::{self, Health};
 use crate::secret::SecretError;
 use crate::store::Store;
 
+use self::conn::{Admission, Lane, MAX_REQUESTS, WRITE_TIMEOUT, WriteDeadline};
 use self::http::Body;
 use self::logs::LogBuffer;
 use self::page::Form;
 use self::route::{Route, route};
 use self::snapshot::Snapshots;
 
-/// Connections served at once; more wait in the kernel's accept queue.
-const MAX_CONNECTIONS: usize = 256;
-/// A client that has not sent its request headers by then is dropped (slow-loris).
+/// A client that has not sent its request headers by then is dropped (slow-loris); also the
+/// idle timeout of a keep-alive connection.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The same for the reserved `/healthz` lane, which expects one short request.
+const HEALTH_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+/// hyper's read buffer per connection (its minimum is 8 KiB).
+const MAX_READ_BUFFER: usize = 16 * 1024;
+/// Off loopback the token is all that stands between the internet and the shop's orders.
+pub const MIN_TOKEN_CHARS: usize = 16;
 /// How long shutdown waits for open connections to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const TOKEN_COOKIE: &str = "shopd_token";
@@ -68,6 +76,10 @@ pub enum StatusError {
     Token(#[from] SecretError),
     #[error("the status page token is empty")]
     EmptyToken,
+    #[error(
+        "状态页监听在 {addr}，其他机器可以访问，访问令牌至少要 {MIN_TOKEN_CHARS} 个字符（现在只有 {chars} 个）；请换一个更长的随机令牌，例如 `openssl rand -hex 16` 的输出 (the status page listens on {addr}, reachable from other machines: its token must have at least {MIN_TOKEN_CHARS} characters, it has {chars})"
+    )]
+    WeakToken { addr: SocketAddr, chars: usize },
     #[error("status page listener: {0}")]
     Io(#[from] std::io::Error),
     #[error("status page templates: {0}")]
@@ -144,26 +156,30 @@ pub fn resolve_token(ctx: &StatusContext, addr: SocketAddr) -> Result<Option<Str
     if token.as_deref().is_some_and(str::is_empty) {
         return Err(StatusError::EmptyToken);
     }
-    if token.is_none() && !addr.ip().is_loopback() {
-        return Err(StatusError::TokenRequired(addr));
+    if !addr.ip().is_loopback() {
+        match &token {
+            None => return Err(StatusError::TokenRequired(addr)),
+            Some(t) if t.chars().count() < MIN_TOKEN_CHARS => {
+                return Err(StatusError::WeakToken {
+                    addr,
+                    chars: t.chars().count(),
+                });
+            }
+            Some(_) => {}
+        }
     }
     Ok(token)
 }
 
 async fn accept_loop(listener: TcpListener, server: Arc<Server>, shutdown: CancellationToken) {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+    let admission = Admission::new();
+    let ordinary = http1_builder(HEADER_TIMEOUT);
+    let health_only = http1_builder(HEALTH_HEADER_TIMEOUT);
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
-            _ = shutdown.cancelled() => break,
-        };
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning; the listener stays.
                     tracing::warn!(error = %e, "Status page accept failed.");
@@ -173,15 +189,28 @@ async fn accept_loop(listener: TcpListener, server: Arc<Server>, shutdown: Cance
             },
             _ = shutdown.cancelled() => break,
         };
+        // Over every cap: closed now, so it never waits in a queue in front of anyone else.
+        let Some(slot) = admission.admit(peer.ip()) else {
+            continue;
+        };
+        let http = match slot.lane {
+            Lane::Ordinary => &ordinary,
+            Lane::HealthOnly => &health_only,
+        };
+        let conn = Arc::new(ConnBudget {
+            lane: slot.lane,
+            served: AtomicU32::new(0),
+        });
         let server = server.clone();
         let service = service_fn(move |req| {
-            let server = server.clone();
-            async move { Ok::<_, Infallible>(handle(&server, req).await) }
+            let (server, conn) = (server.clone(), conn.clone());
+            async move { Ok::<_, Infallible>(handle(&server, &conn, req).await) }
         });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        let io = TokioIo::new(WriteDeadline::new(tcp, WRITE_TIMEOUT));
+        let conn = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             let _ = conn.await;
-            drop(permit);
+            drop(slot);
         });
     }
     drop(listener);
@@ -193,19 +222,58 @@ async fn accept_loop(listener: TcpListener, server: Arc<Server>, shutdown: Cance
     }
 }
 
-async fn handle(server: &Server, req: Request<Incoming>) -> Response<Body> {
-    if req.method() != Method::GET {
+fn http1_builder(header_timeout: Duration) -> hyper::server::conn::http1::Builder {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // The header timeout is also the idle timeout between keep-alive requests (hyper starts it
+    // whenever it waits for a request head). Requests are GETs without bodies, so a small read
+    // buffer bounds what pipelined requests can queue in memory.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_READ_BUFFER);
+    http
+}
+
+/// What one connection may still ask.
+struct ConnBudget {
+    lane: Lane,
+    served: AtomicU32,
+}
+
+async fn handle(server: &Server, conn: &ConnBudget, req: Request<Incoming>) -> Response<Body> {
+    let served = conn.served.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut resp = answer(server, conn.lane, req).await;
+    let last = match conn.lane {
+        Lane::HealthOnly => true,
+        // An unauthenticated client gets the smallest budget: one answer, then the door.
+        Lane::Ordinary => served >= MAX_REQUESTS || resp.status() == StatusCode::UNAUTHORIZED,
+    };
+    if last {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+async fn answer(server: &Server, lane: Lane, req: Request<Incoming>) -> Response<Body> {
+    // HEAD is a GET without the body; hyper leaves the body out.
+    if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = http::text(
             StatusCode::METHOD_NOT_ALLOWED,
             "只读页面：只接受 GET 请求\n",
         );
         r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     let route = route(req.uri().path());
     if route == Route::Healthz {
         return healthz(server);
+    }
+    if lane == Lane::HealthOnly {
+        return http::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "状态页连接已满，请稍后再试\n",
+        );
     }
     let auth = authorize(server.token.as_deref(), &req);
     if auth == Auth::Denied {
@@ -257,8 +325,8 @@ fn authorize<B>(token: Option<&str>, req: &Request<B>) -> Auth {
     let bearer = h
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if bearer.is_some_and(|b| same(b.trim(), token)) {
+        .and_then(bearer_credentials);
+    if bearer.is_some_and(|b| same(b, token)) {
         return Auth::Ok;
     }
     let cookie = h
@@ -276,6 +344,16 @@ fn authorize<B>(token: Option<&str>, req: &Request<B>) -> Auth {
         Some(q) if same(q, token) => Auth::SetCookie,
         _ => Auth::Denied,
     }
+}
+
+/// The credentials of an `Authorization: Bearer …` header; the scheme is case-insensitive
+/// (RFC 9110 §11.1), so `bearer` and `BEARER` work too.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim().split_once(char::is_whitespace)?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim())
+        .filter(|c| !c.is_empty())
 }
 
 /// Constant-time comparison, so response timing says nothing about how much of a guess matched.
@@ -326,5 +404,15 @@ mod tests {
         assert!(!same("abc", "abd"));
         assert!(!same("ab", "abc"));
         assert!(!same("", "abc"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer abc", "bearer abc", "BEARER  abc ", "BeArEr\tabc"] {
+            assert_eq!(bearer_credentials(v), Some("abc"), "{v:?}");
+        }
+        for v in ["Basic abc", "Bearer", "Bearer   ", "Bearerabc", ""] {
+            assert_eq!(bearer_credentials(v), None, "{v:?}");
+        }
     }
 }
