@@ -49,8 +49,11 @@ impl Scheduler {
 
     pub async fn run(&self, shutdown: CancellationToken) {
         loop {
-            if let Err(e) = self.dispatch_due().await {
-                tracing::error!(error = %e, "Scheduler could not read due jobs.");
+            match self.dispatch_due().await {
+                // The store said it once; the jobs stay and fire once it is writable again.
+                Err(e) if e.is_unavailable() => {}
+                Err(e) => tracing::error!(error = %e, "Scheduler could not read due jobs."),
+                Ok(_) => {}
             }
             let sleep = self.sleep_for().await;
             tokio::select! {
@@ -169,6 +172,8 @@ async fn run_guarded(runner: &Runner, job: Job) -> bool {
         .await
     {
         Ok(Ok(_)) => return true,
+        // Not this order's fault: the job stays in the store and runs once it is writable.
+        Ok(Err(e)) if e.is_unavailable() => return true,
         Ok(Err(e)) => e.to_string(),
         Err(panic) => format!("panicked: {}", panic_message(panic.as_ref())),
     };

@@ -45,7 +45,7 @@ pub async fn run(
     if dry_run {
         println!("dry run: nothing is written; delays are simulated");
     }
-    let (orders, bad_lines) = ingest_all(&shop, lines).await;
+    let (orders, bad_lines) = ingest_all(&shop, lines).await?;
     if dry_run || !no_wait {
         let jump = |to: u64| manual_clock.set_ms(to.max(manual_clock.now_ms()));
         let advance: Option<&dyn Fn(u64)> = if dry_run { Some(&jump) } else { None };
@@ -77,7 +77,13 @@ fn dry_run_store(dirs: &Dirs, clock: Arc<ManualClock>) -> anyhow::Result<Store> 
     Ok(real.snapshot_in_memory()?)
 }
 
-async fn ingest_all(shop: &Shop, lines: Vec<replay::ReplayLine>) -> (BTreeSet<String>, usize) {
+/// Every line is ingested; a bad line is reported and skipped. A store that cannot be written (a
+/// full disk) stops the replay at once with one message: the rest would fail the same way, and
+/// running the same file again later resumes where it stopped (ingest deduplicates).
+async fn ingest_all(
+    shop: &Shop,
+    lines: Vec<replay::ReplayLine>,
+) -> Result<(BTreeSet<String>, usize), crate::store::StoreError> {
     let mut orders = BTreeSet::new();
     let mut bad = 0;
     for line in lines {
@@ -101,13 +107,14 @@ async fn ingest_all(shop: &Shop, lines: Vec<replay::ReplayLine>) -> (BTreeSet<St
                     describe(&outcome.decision)
                 );
             }
+            Err(crate::pipeline::PipelineError::Store(e)) if e.is_unavailable() => return Err(e),
             Err(e) => {
                 eprintln!("line {}: {e}", line.line);
                 bad += 1;
             }
         }
     }
-    (orders, bad)
+    Ok((orders, bad))
 }
 
 fn describe(d: &Decision) -> String {

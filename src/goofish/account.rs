@@ -510,6 +510,8 @@ impl Handler {
             Ok(outcome) => {
                 tracing::debug!(account = %self.account, order_id = %order_id, status = status.as_str(), decision = ?outcome.decision, "Order event ingested.");
             }
+            // A full disk was reported once by the store; reconciliation brings the event back.
+            Err(e) if e.is_unavailable() => {}
             Err(e) => {
                 tracing::error!(account = %self.account, order_id = %order_id, error = %e, "Order event could not be ingested.");
             }

@@ -69,11 +69,16 @@ impl Dispatcher {
             if self.store.now().saturating_sub(last_prune) >= PRUNE_EVERY_MS {
                 last_prune = self.store.now();
                 if let Err(e) = self.store.call(|s| s.prune_notify_keys()).await {
-                    tracing::warn!(error = %e, "Pruning notification keys failed.");
+                    if !e.is_unavailable() {
+                        tracing::warn!(error = %e, "Pruning notification keys failed.");
+                    }
                 }
             }
-            if let Err(e) = self.drain_due().await {
-                tracing::error!(error = %e, "Outbox dispatch failed.");
+            match self.drain_due().await {
+                // The store said it once (a full disk); the rows wait in the outbox.
+                Err(e) if e.is_unavailable() => {}
+                Err(e) => tracing::error!(error = %e, "Outbox dispatch failed."),
+                Ok(_) => {}
             }
             let sleep = self.sleep_for().await;
             tokio::select! {

@@ -77,6 +77,13 @@ impl PipelineError {
     }
 }
 
+impl PipelineError {
+    /// The store cannot be written right now (a full disk): the store has said so once; wait.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_unavailable())
+    }
+}
+
 /// Runs orders through the configured stages.
 pub struct Runner {
     store: Store,

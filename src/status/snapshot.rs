@@ -104,8 +104,11 @@ impl Snapshots {
         let this = self.clone();
         tokio::spawn(async move {
             let _guard = this.build_lock.lock().await;
-            if let Err(e) = this.build().await {
-                tracing::warn!(error = %e, "Status view rebuild failed; serving the previous one.");
+            match this.build().await {
+                Err(e) if !e.is_unavailable() => {
+                    tracing::warn!(error = %e, "Status view rebuild failed; serving the previous one.");
+                }
+                _ => {}
             }
             this.background.store(false, Ordering::Release);
         });

@@ -6,8 +6,7 @@
 use std::path::Path;
 
 use redb::{
-    Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, Value,
-    WriteTransaction,
+    Database, Key, ReadTransaction, ReadableTable, TableDefinition, Value, WriteTransaction,
 };
 
 use super::*;
@@ -65,20 +64,23 @@ impl Store {
                 dest.display()
             )));
         }
-        let src = self.db.begin_read()?;
-        let out = Database::create(dest)?;
-        let tx = out.begin_write()?;
-        copy_all(&src, &tx)?;
-        tx.commit()?;
-        drop(out);
+        self.read(|src| {
+            let out = Database::create(dest)?;
+            let tx = out.begin_write()?;
+            copy_all(src, &tx)?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        // The copy is only a backup if it opens and verifies like a live store would.
+        let copy = super::handle::open_verified(dest)?;
+        drop(copy);
         Ok(std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0))
     }
 
     /// An in-memory copy of this store, for a dry run that must not write anything here.
     pub fn snapshot_in_memory(&self) -> Result<Store> {
         let copy = Store::in_memory(self.clock.clone())?;
-        let src = self.db.begin_read()?;
-        copy.write(|tx| copy_all(&src, tx))?;
+        self.read(|src| copy.write(|tx| copy_all(src, tx)))?;
         Ok(copy)
     }
 }

@@ -18,6 +18,7 @@ mod chat_orders;
 pub mod chat_records;
 mod chat_send;
 mod closeout;
+mod handle;
 mod jobs;
 mod ledger;
 mod lock;
@@ -32,11 +33,12 @@ pub mod views;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::clock::SharedClock;
+use handle::Handle;
 
 pub use cards::{ImportReport, PoolCounts};
 pub use chat::{
@@ -46,6 +48,7 @@ pub use chat_orders::BuyerOrder;
 pub use chat_records::*;
 pub use chat_send::{BeginSend, PlanOutcome, SendResult};
 pub use closeout::{INTERNAL_ERROR_REASON, NotReceived, ReceiptEvidence};
+pub use handle::RETRY_EVERY as REOPEN_EVERY;
 pub use jobs::NextRun;
 pub use ledger::{BeginStep, ReserveOutcome, ReserveRequest, ShipStep, StepResult};
 pub use lock::DaemonLock;
@@ -101,6 +104,28 @@ pub enum StoreError {
     Rejected(String),
     #[error("background task failed: {0}")]
     Join(String),
+    /// The state directory cannot be written (a full disk, an I/O error). Work pauses and
+    /// resumes by itself once the store can be reopened; see `handle.rs`.
+    #[error(
+        "状态目录 {dir} 无法写入（{detail}）：磁盘满了吗？腾出空间后重新运行即可继续，已经处理的不会重复；守护进程会自己恢复 (the state directory {dir} cannot be written: {detail})"
+    )]
+    Unavailable { dir: PathBuf, detail: String },
+    /// The store failed verification: nothing more is written to it.
+    #[error(
+        "数据库 {path} 已损坏（{detail}），xianyu-shopd 不会再写入它。请从备份恢复：停止 xianyu-shopd，把 {path} 改名留存（例如加上 .damaged），再把最近一次 `xianyu-shopd backup` 生成的文件复制为 {path}，然后启动 (the store is damaged ({detail}); restore a backup: stop xianyu-shopd, move {path} aside, copy your latest backup to {path})"
+    )]
+    Damaged { path: PathBuf, detail: String },
+    /// A store access panicked; the store was verified again right after.
+    #[error("a store operation panicked: {0}")]
+    Panicked(String),
+}
+
+impl StoreError {
+    /// The state directory cannot be written right now (a full disk): wait, do not retry per
+    /// item, do not quarantine anything.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
 }
 
 impl<E: Into<redb::Error>> From<E> for StoreError {
@@ -114,7 +139,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// A cheap, cloneable handle on the shop's database.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    handle: Arc<Handle>,
     clock: SharedClock,
     path: PathBuf,
 }
@@ -126,30 +151,25 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Open (creating if needed) the store in `state_dir`.
+    /// Open (creating if needed) the store in `state_dir`, verifying every page first: a
+    /// damaged file is [`StoreError::Damaged`], never a panic, and is not written to.
     pub fn open(state_dir: &Path, clock: SharedClock) -> Result<Self> {
         std::fs::create_dir_all(state_dir)
             .map_err(|e| StoreError::StateDir(state_dir.to_path_buf(), e))?;
         let path = state_dir.join(DB_FILE);
-        let db = redb::Builder::new()
-            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.clone()),
-                other => other.into(),
-            })?;
-        Self::init(db, clock, path)
+        let handle = Handle::open_file(&path)?;
+        Self::init(handle, clock, path)
     }
 
     /// A store that lives in memory only: dry runs and benchmarks.
     pub fn in_memory(clock: SharedClock) -> Result<Self> {
         let db = redb::Builder::new().create_with_backend(redb::backends::InMemoryBackend::new())?;
-        Self::init(db, clock, PathBuf::from(":memory:"))
+        Self::init(Handle::in_memory(db), clock, PathBuf::from(":memory:"))
     }
 
-    fn init(db: Database, clock: SharedClock, path: PathBuf) -> Result<Self> {
+    fn init(handle: Handle, clock: SharedClock, path: PathBuf) -> Result<Self> {
         let store = Self {
-            db: Arc::new(db),
+            handle: Arc::new(handle),
             clock,
             path,
         };
@@ -230,16 +250,21 @@ impl Store {
     }
 
     /// One write transaction: `f` runs, then the commit; an error from `f` aborts everything.
+    /// Guarded like every access (see `handle.rs`).
     fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
-        let tx = self.db.begin_write()?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        self.handle.run(|db| {
+            let tx = db.begin_write()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
     }
 
     fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
-        let tx = self.db.begin_read()?;
-        f(&tx)
+        self.handle.run(|db| {
+            let tx = db.begin_read()?;
+            f(&tx)
+        })
     }
 
     /// Size of the database file in bytes (0 for an in-memory store).

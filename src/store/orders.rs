@@ -1,6 +1,8 @@
 //! Orders and their status log: ingest's transaction, the seller's manual shipment, queries.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{
+    ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction,
+};
 
 use super::jobs::NextRun;
 use super::order_rows::append_log;
@@ -108,29 +110,46 @@ impl Store {
     }
 
     pub fn order_detail(&self, order_id: &str) -> Result<Option<OrderDetail>> {
-        let tx = self.db.begin_read()?;
+        self.read(|tx| {
+            self.order_detail_in(tx, order_id, |outbox| {
+                let mut notifications = Vec::new();
+                for row in outbox.iter()? {
+                    let n: OutboxRow = decode("outbox", row?.1.value())?;
+                    if n.order_id.as_deref() == Some(order_id) {
+                        notifications.push(n);
+                    }
+                }
+                Ok(notifications)
+            })
+        })
+    }
+
+    /// One order with its log, ledger and masked keys, read in `tx`; `notifications` picks its
+    /// outbox rows (a scan here, known ids for the status page).
+    pub(super) fn order_detail_in(
+        &self,
+        tx: &ReadTransaction,
+        order_id: &str,
+        notifications: impl FnOnce(&ReadOnlyTable<u64, &'static [u8]>) -> Result<Vec<OutboxRow>>,
+    ) -> Result<Option<OrderDetail>> {
         let Some(order) = get_json::<OrderRecord>(&tx.open_table(ORDERS)?, "orders", order_id)?
         else {
             return Ok(None);
         };
-        let log_table = tx.open_table(ORDER_LOG)?;
         let mut log = Vec::new();
-        for row in log_table.range((order_id, 0)..=(order_id, u64::MAX))? {
+        for row in tx
+            .open_table(ORDER_LOG)?
+            .range((order_id, 0)..=(order_id, u64::MAX))?
+        {
             log.push(decode("order_status_log", row?.1.value())?);
         }
         let ledger: Option<DeliveryRecord> =
             get_json(&tx.open_table(LEDGER)?, "delivery_ledger", order_id)?;
         let cards = match ledger.as_ref().map(|l| &l.holding) {
-            Some(Holding::Cards { pool, ids }) => self.cards_masked(&tx, pool, ids)?,
+            Some(Holding::Cards { pool, ids }) => self.cards_masked(tx, pool, ids)?,
             _ => Vec::new(),
         };
-        let mut notifications = Vec::new();
-        for row in tx.open_table(OUTBOX)?.iter()? {
-            let n: OutboxRow = decode("outbox", row?.1.value())?;
-            if n.order_id.as_deref() == Some(order_id) {
-                notifications.push(n);
-            }
-        }
+        let notifications = notifications(&tx.open_table(OUTBOX)?)?;
         Ok(Some(OrderDetail {
             order,
             log,

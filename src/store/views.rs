@@ -10,13 +10,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
 use super::records::*;
 use super::{
-    CARDS, JOBS, LEDGER, META, ORDER_JOBS, ORDER_LOG, ORDERS, OUTBOX, OrderDetail, PoolCounts,
-    Result, STOCK, Store, decode, get_json,
+    CARDS, JOBS, LEDGER, META, ORDER_JOBS, ORDERS, OUTBOX, OrderDetail, PoolCounts, Result, STOCK,
+    Store, decode,
 };
 use crate::order::OrderStatus;
 
@@ -351,16 +351,17 @@ const MARK_COUNTERS: [&str; 6] = [
 impl Store {
     /// The whole shop for the status page, in one read transaction.
     pub fn shop_view(&self) -> Result<ShopView> {
-        let tx = self.db.begin_read()?;
-        let mut v = ShopView {
-            orders: scan_orders(&tx)?,
-            pools: scan_pools(&tx)?,
-            stock: scan_stock(&tx)?,
-            pending_jobs: tx.open_table(JOBS)?.len()?,
-            ..ShopView::default()
-        };
-        scan_outbox(&tx, &mut v)?;
-        Ok(v)
+        self.read(|tx| {
+            let mut v = ShopView {
+                orders: scan_orders(&tx)?,
+                pools: scan_pools(&tx)?,
+                stock: scan_stock(&tx)?,
+                pending_jobs: tx.open_table(JOBS)?.len()?,
+                ..ShopView::default()
+            };
+            scan_outbox(&tx, &mut v)?;
+            Ok(v)
+        })
     }
 
     /// See [`ChangeMark`].
@@ -378,38 +379,17 @@ impl Store {
     /// One order with its status log, ledger, masked keys and the notifications with the given
     /// outbox ids (from [`ShopView::outbox_by_order`]), without scanning the outbox.
     pub fn order_view(&self, order_id: &str, outbox_ids: &[u64]) -> Result<Option<OrderDetail>> {
-        let tx = self.db.begin_read()?;
-        let Some(order) = get_json::<OrderRecord>(&tx.open_table(ORDERS)?, "orders", order_id)?
-        else {
-            return Ok(None);
-        };
-        let mut log = Vec::new();
-        for row in tx
-            .open_table(ORDER_LOG)?
-            .range((order_id, 0)..=(order_id, u64::MAX))?
-        {
-            log.push(decode("order_status_log", row?.1.value())?);
-        }
-        let ledger: Option<DeliveryRecord> =
-            get_json(&tx.open_table(LEDGER)?, "delivery_ledger", order_id)?;
-        let cards = match ledger.as_ref().map(|l| &l.holding) {
-            Some(Holding::Cards { pool, ids }) => self.cards_masked(&tx, pool, ids)?,
-            _ => Vec::new(),
-        };
-        let outbox = tx.open_table(OUTBOX)?;
-        let mut notifications = Vec::with_capacity(outbox_ids.len());
-        for id in outbox_ids {
-            if let Some(v) = outbox.get(*id)? {
-                notifications.push(decode("outbox", v.value())?);
-            }
-        }
-        Ok(Some(OrderDetail {
-            order,
-            log,
-            ledger,
-            cards,
-            notifications,
-        }))
+        self.read(|tx| {
+            self.order_detail_in(tx, order_id, |outbox| {
+                let mut notifications = Vec::with_capacity(outbox_ids.len());
+                for id in outbox_ids {
+                    if let Some(v) = outbox.get(*id)? {
+                        notifications.push(decode("outbox", v.value())?);
+                    }
+                }
+                Ok(notifications)
+            })
+        })
     }
 }
 

@@ -1,0 +1,295 @@
+//! The database handle behind every [`Store`](super::Store) access: opened with verification,
+//! every access guarded, reopened after a failure, and never written once found damaged.
+//!
+//! - **Open = verify.** A file store is always opened with redb's integrity check
+//!   (`set_check_integrity_on_open`): every page checksum of the committed trees is verified
+//!   before anything is decoded, so damage is reported as [`StoreError::Damaged`] instead of a
+//!   panic deep inside redb (a flipped byte in a table name used to abort every command).
+//! - **Guarded access.** Each transaction runs under `catch_unwind`; a panic or a redb
+//!   "corrupted" answer makes the handle reopen with verification at once. If that fails the
+//!   store is `Damaged` for the rest of the process: every later access is refused, so nothing is
+//!   ever written to a store that failed verification.
+//! - **I/O failures pause, they do not spin.** After an I/O error (a full disk) redb refuses
+//!   every later call on that handle, so the handle is dropped and the store is `Down`: accesses
+//!   fail at once with [`StoreError::Unavailable`], naming the state directory, without touching
+//!   the disk; one access every [`RETRY_EVERY`] reopens (with verification), and the first one
+//!   that succeeds resumes the work. The transition is logged once each way, never per access.
+//!
+//! In-memory stores (dry runs, benchmarks) have nothing to reopen: their errors pass through.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use redb::{Database, DatabaseError, StorageError};
+
+use super::{Result, StoreError};
+
+/// How often a store that failed with an I/O error tries to reopen.
+pub const RETRY_EVERY: Duration = Duration::from_secs(2);
+
+/// How long a reopen waits for in-flight operations to let go of the old handle.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+pub(super) struct Handle {
+    /// The database file, or `None` for an in-memory store.
+    file: Option<PathBuf>,
+    state: RwLock<State>,
+}
+
+enum State {
+    Open(Arc<Database>),
+    /// The last access failed with an I/O error; `old` is closed before the next open.
+    Down {
+        old: Option<Arc<Database>>,
+        detail: String,
+        retry_at: Instant,
+    },
+    /// Verification failed: this process never touches the file again.
+    Damaged(String),
+}
+
+/// What a failed access says about the handle.
+enum Failure {
+    Io(String),
+    Suspect(String),
+}
+
+impl Handle {
+    /// Open `path` (creating it if needed) with verification.
+    pub(super) fn open_file(path: &Path) -> Result<Self> {
+        let db = open_verified(path)?;
+        Ok(Self {
+            file: Some(path.to_path_buf()),
+            state: RwLock::new(State::Open(Arc::new(db))),
+        })
+    }
+
+    pub(super) fn in_memory(db: Database) -> Self {
+        Self {
+            file: None,
+            state: RwLock::new(State::Open(Arc::new(db))),
+        }
+    }
+
+    /// Run one access against the current database, guarded as the module doc says.
+    pub(super) fn run<T>(&self, op: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        let db = self.current()?;
+        let result = match catch_unwind(AssertUnwindSafe(|| op(&db))) {
+            Ok(result) => result,
+            Err(panic) => Err(StoreError::Panicked(panic_message(panic.as_ref()))),
+        };
+        // Let go of the handle before a failover closes it.
+        drop(db);
+        let Err(e) = result else { return result };
+        match (classify(&e), &self.file) {
+            (Some(failure), Some(path)) => Err(self.fail(path, failure, e)),
+            _ => Err(e),
+        }
+    }
+
+    fn current(&self) -> Result<Arc<Database>> {
+        {
+            let state = self.read_state();
+            match &*state {
+                State::Open(db) => return Ok(db.clone()),
+                State::Damaged(detail) => return Err(self.damaged(detail)),
+                State::Down {
+                    detail, retry_at, ..
+                } if Instant::now() < *retry_at => return Err(self.unavailable(detail)),
+                State::Down { .. } => {}
+            }
+        }
+        self.reopen()
+    }
+
+    /// Close the failed handle and open again with verification.
+    fn reopen(&self) -> Result<Arc<Database>> {
+        let Some(path) = &self.file else {
+            return Err(self.unavailable("in-memory store"));
+        };
+        let mut state = self.write_state();
+        let detail = match &mut *state {
+            State::Open(db) => return Ok(db.clone()),
+            State::Damaged(detail) => return Err(self.damaged(detail)),
+            State::Down {
+                old,
+                detail,
+                retry_at,
+            } => {
+                if let Some(db) = old.take() {
+                    if let Err(db) = close_when_free(db) {
+                        *old = Some(db);
+                        *retry_at = Instant::now() + RETRY_EVERY;
+                        return Err(self.unavailable(detail));
+                    }
+                }
+                detail.clone()
+            }
+        };
+        match open_verified(path) {
+            Ok(db) => {
+                let db = Arc::new(db);
+                *state = State::Open(db.clone());
+                tracing::warn!(store = %path.display(), "The store opened and verified again; work resumes.");
+                Ok(db)
+            }
+            Err(StoreError::Damaged { detail, .. }) => {
+                tracing::error!(store = %path.display(), detail = %detail, "The store failed verification; nothing more is written to it. Restore a backup.");
+                *state = State::Damaged(detail.clone());
+                Err(self.damaged(&detail))
+            }
+            Err(e) => {
+                *state = State::Down {
+                    old: None,
+                    detail,
+                    retry_at: Instant::now() + RETRY_EVERY,
+                };
+                Err(e)
+            }
+        }
+    }
+
+    /// An access failed in a way that concerns the handle: I/O pauses the store, a panic or a
+    /// corruption report re-verifies it at once.
+    fn fail(&self, path: &Path, failure: Failure, original: StoreError) -> StoreError {
+        let mut state = self.write_state();
+        let State::Open(db) = &*state else {
+            // Another access already failed over; report what this one saw.
+            return match failure {
+                Failure::Io(detail) => self.unavailable(&detail),
+                Failure::Suspect(_) => original,
+            };
+        };
+        let old = Some(db.clone());
+        match failure {
+            Failure::Io(detail) => {
+                tracing::error!(state_dir = %dir_of(path).display(), error = %detail, "The state directory cannot be written (disk full?). Processing pauses and resumes by itself once there is space.");
+                *state = State::Down {
+                    old,
+                    detail: detail.clone(),
+                    retry_at: Instant::now() + RETRY_EVERY,
+                };
+                self.unavailable(&detail)
+            }
+            Failure::Suspect(detail) => {
+                tracing::error!(store = %path.display(), error = %detail, "A store access failed unexpectedly; verifying the store.");
+                *state = State::Down {
+                    old,
+                    detail,
+                    retry_at: Instant::now(),
+                };
+                drop(state);
+                match self.reopen() {
+                    Err(e @ StoreError::Damaged { .. }) => e,
+                    _ => original,
+                }
+            }
+        }
+    }
+
+    fn unavailable(&self, detail: &str) -> StoreError {
+        StoreError::Unavailable {
+            dir: self.file.as_deref().map(dir_of).unwrap_or_default(),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn damaged(&self, detail: &str) -> StoreError {
+        StoreError::Damaged {
+            path: self.file.clone().unwrap_or_default(),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Open with redb's integrity check, turning every way a damaged file can fail (an error or a
+/// panic inside redb) into [`StoreError::Damaged`].
+pub(super) fn open_verified(path: &Path) -> Result<Database> {
+    let opened = catch_unwind(|| {
+        redb::Builder::new()
+            .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+            .set_check_integrity_on_open(true)
+            .create(path)
+    });
+    let damaged = |detail: String| StoreError::Damaged {
+        path: path.to_path_buf(),
+        detail,
+    };
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Err(panic) => Err(damaged(panic_message(panic.as_ref()))),
+        Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => Err(StoreError::InUse(path.to_path_buf())),
+        Ok(Err(DatabaseError::Storage(StorageError::Corrupted(detail)))) => Err(damaged(detail)),
+        // redb reports a file that is not a redb database as InvalidData.
+        Ok(Err(DatabaseError::Storage(StorageError::Io(e))))
+            if e.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            Err(damaged(e.to_string()))
+        }
+        Ok(Err(DatabaseError::Storage(StorageError::Io(e)))) => Err(StoreError::Unavailable {
+            dir: dir_of(path),
+            detail: e.to_string(),
+        }),
+        Ok(Err(e)) => Err(e.into()),
+    }
+}
+
+fn classify(e: &StoreError) -> Option<Failure> {
+    match e {
+        StoreError::Panicked(msg) => Some(Failure::Suspect(format!("panicked: {msg}"))),
+        StoreError::Db(db) => match db.as_ref() {
+            redb::Error::Corrupted(msg) => Some(Failure::Suspect(msg.clone())),
+            redb::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                Some(Failure::Suspect(io.to_string()))
+            }
+            redb::Error::Io(io) => Some(Failure::Io(io.to_string())),
+            redb::Error::PreviousIo | redb::Error::DatabaseClosed => {
+                Some(Failure::Io(db.to_string()))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Drop the last reference and close the database; give the handle back if in-flight accesses
+/// still hold it after [`RELEASE_WAIT`].
+fn close_when_free(mut db: Arc<Database>) -> std::result::Result<(), Arc<Database>> {
+    let deadline = Instant::now() + RELEASE_WAIT;
+    loop {
+        match Arc::try_unwrap(db) {
+            Ok(db) => {
+                // A handle that failed may refuse a clean close; dropping it releases the file.
+                let _ = db.close();
+                return Ok(());
+            }
+            Err(shared) if Instant::now() >= deadline => return Err(shared),
+            Err(shared) => {
+                db = shared;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+fn dir_of(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
