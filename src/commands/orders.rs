@@ -73,13 +73,16 @@ fn resolve(dirs: &Dirs, id: &str, choice: Option<NotReceived>) -> anyhow::Result
     let rec = match choice {
         None => {
             // Confirm on the platform afterwards if the ship mode does and it has not happened.
-            let confirm = crate::pipeline::plan::plan_for(&config, &order)
-                .ok()
-                .filter(|p| p.mode.confirms())
-                .and(config.stage_index(StageKind::Ship))
-                .map(|_| crate::pipeline::run_from(&config, StageKind::Ship));
+            let confirms =
+                crate::pipeline::plan::plan_for(&config, &order).is_ok_and(|p| p.mode.confirms());
+            let ship = config
+                .stage_index(StageKind::Ship)
+                .map(|_| crate::store::ShipResume {
+                    at: crate::pipeline::run_from(&config, StageKind::Ship),
+                    confirms,
+                });
             let evidence = ReceiptEvidence::Seller { operator };
-            store.mark_uncertain_delivery_received(id, &evidence, confirm.as_ref())?
+            store.mark_uncertain_delivery_received(id, &evidence, ship.as_ref())?
         }
         Some(c) => {
             let from_start = crate::pipeline::first_run(&config);

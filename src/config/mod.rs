@@ -8,6 +8,7 @@
 
 pub mod chat;
 pub mod chat_view;
+pub mod delivery;
 pub mod model;
 pub mod notify_templates;
 pub mod raw;
@@ -23,6 +24,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use delivery::{Blacklist, DeliveryOptions, MessageShape};
 pub use model::*;
 pub use notify_templates::NotifyTemplates;
 pub use stage_kind::StageKind;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::NotifyTemplates;
 use super::StageKind;
+use super::delivery::{Blacklist, DeliveryOptions};
 use super::templates::Templates;
 use crate::alert::EventKind;
 use crate::channels::ChannelConfig;
@@ -35,9 +36,17 @@ pub struct Config {
     pub marketplace: MarketplaceConfig,
     /// The chat pipeline (`chat:`); empty when the seller has none.
     pub chat: super::chat::ChatConfig,
+    /// Buyers whose orders are never delivered automatically (`blacklist.buyers`).
+    pub blacklist: Blacklist,
 }
 
 impl Config {
+    /// Whether `buyer` is on the seller's blacklist: their paid orders go to the seller, and
+    /// the chat side does not answer them. The one place both ask.
+    pub fn is_blacklisted(&self, buyer: &str) -> bool {
+        self.blacklist.contains(buyer)
+    }
+
     pub fn product(&self, item_id: &str) -> Option<&Product> {
         self.products.get(item_id)
     }
@@ -330,6 +339,8 @@ pub struct Product {
     pub resend_if_absent: bool,
     /// Chat settings: list price, per-item replies, facts, greeting, bargaining.
     pub chat: super::chat::ProductChat,
+    /// Message shape and follow-up (`delivery:`).
+    pub delivery: DeliveryOptions,
 }
 
 impl Product {

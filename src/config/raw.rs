@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::delivery::MessageShape;
 use super::model::{Category, ProductStatus};
 use crate::channels::RawChannel;
 use crate::order::ShipMode;
@@ -34,6 +35,16 @@ pub struct PipelineFile {
     /// The chat pipeline, `- kind: { params }` like `pipeline:`.
     #[serde(default, with = "serde_yaml::with::singleton_map_recursive")]
     pub chat: Vec<super::raw_chat::ChatStage>,
+    /// Buyers whose orders always go to the seller.
+    #[serde(default)]
+    pub blacklist: Blacklist,
+}
+
+/// `blacklist:` — buyer ids (numbers, quoted or not).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Blacklist {
+    pub buyers: Vec<ItemId>,
 }
 
 /// `marketplace:` — endpoints and timings of the Goofish client. The defaults are the real
@@ -229,6 +240,16 @@ pub struct Product {
     pub bargain: Option<super::raw_chat::Bargain>,
     #[serde(default)]
     pub readback: Option<ProductReadBack>,
+    #[serde(default)]
+    pub delivery: Option<ProductDelivery>,
+}
+
+/// `delivery:` — how the delivered content is shaped and what follows it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProductDelivery {
+    pub shape: Option<MessageShape>,
+    pub follow_up: Option<String>,
 }
 
 /// `readback:` — what to do when the read-back of an uncertain send does not find it.

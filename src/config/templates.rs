@@ -21,8 +21,13 @@ pub struct Templates {
 pub struct DeliveryView {
     pub order: OrderView,
     pub product: ProductView,
-    /// The reserved card keys, one per unit.
+    /// The reserved card keys, one per unit (with `delivery.shape: per_key`, the one key of
+    /// this message).
     pub cards: Vec<String>,
+    /// With `per_key`: which key this message carries, from 1; 0 in a merged message.
+    pub unit: u32,
+    /// How many keys the order has in all.
+    pub units: u32,
     pub account: AccountView,
 }
 
@@ -73,6 +78,8 @@ impl DeliveryView {
                 category: "virtual".into(),
             },
             cards: vec!["SAMPLE-KEY-1".into(), "SAMPLE-KEY-2".into()],
+            unit: 0,
+            units: 2,
             account: AccountView {
                 id: "main".into(),
                 name: "主账号".into(),

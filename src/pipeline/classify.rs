@@ -1,4 +1,5 @@
-//! classify: stop here, with the seller told, when no product rule applies to the order.
+//! classify: stop here, with the seller told, when no product rule applies to the order or
+//! its buyer is on the seller's blacklist.
 //!
 //! The rule itself is found by [`super::plan::plan_for`], which every later stage recomputes
 //! from its snapshot; this stage only makes an unclassifiable order a hand-over early, with a
@@ -9,6 +10,9 @@ use super::plan::guess_category;
 use super::stage::{Outcome, StageCtx};
 
 pub(super) fn run(ctx: &StageCtx<'_>) -> Outcome {
+    if let Some(reason) = super::plan::blacklisted(ctx.config, ctx.order) {
+        return ctx.manual(reason);
+    }
     match ctx.plan() {
         Ok(_) => Outcome::Continue,
         Err(reason) => {

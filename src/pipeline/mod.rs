@@ -15,11 +15,13 @@
 
 pub mod alerts;
 mod classify;
+mod content;
 mod delay;
 mod ingest;
 mod notify;
 pub mod plan;
 mod readback;
+mod send;
 mod ship;
 pub mod stage;
 mod stock;

@@ -17,8 +17,21 @@ pub struct Plan {
     pub mode: ShipMode,
 }
 
+/// Why a blacklisted buyer's order goes to the seller, if its buyer is on `blacklist.buyers`.
+pub fn blacklisted(config: &Config, order: &OrderRecord) -> Option<String> {
+    let buyer = order.buyer_id.as_deref()?;
+    config.is_blacklisted(buyer).then(|| {
+        format!(
+            "买家 {buyer} 在黑名单中（pipeline.yaml 的 blacklist.buyers），不自动发货，请人工处理"
+        )
+    })
+}
+
 /// The rule for this order, or why there is none usable (a Chinese reason for the seller).
 pub fn plan_for(config: &Config, order: &OrderRecord) -> Result<Plan, String> {
+    if let Some(reason) = blacklisted(config, order) {
+        return Err(reason);
+    }
     let item_id = order
         .item_id
         .as_deref()

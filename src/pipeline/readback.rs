@@ -19,11 +19,13 @@
 //! [`crate::marketplace::Marketplace`] and redb through the store.
 
 use crate::config::ShipParams;
-use crate::store::{NotReceived, ReadBackResult, ReadBackState, ReceiptEvidence, StoreError};
+use crate::store::{
+    NotReceived, ReadBackResult, ReadBackState, ReceiptEvidence, ShipResume, StoreError,
+};
 
 use super::alerts;
+use super::content;
 use super::plan::Plan;
-use super::ship::delivery_message;
 use super::stage::{Outcome, Resume, StageCtx};
 use crate::marketplace::ReadBack;
 
@@ -33,6 +35,8 @@ const ABSENT_READS: u32 = 2;
 pub const MAX_UNREADABLE: u32 = 5;
 /// What the seller reads when the conversation does not have the delivery message.
 pub const NOT_FOUND: &str = "会话中未找到发货消息（已读取聊天记录，没有这条发货消息）";
+/// What the seller reads when the uncertain part is not a text message.
+const NOT_TEXT: &str = "结果未知的是一条图片消息，无法从聊天记录核对，请在闲鱼聊天中人工核对";
 /// What the seller reads when the conversation could not be read.
 const UNREADABLE: &str = "无法读取聊天记录核对发货结果，请在闲鱼聊天中人工核对";
 
@@ -54,10 +58,14 @@ pub(super) async fn run(
     cards: &[String],
 ) -> Result<Outcome, StoreError> {
     let oid = ctx.order.order_id.clone();
-    let msg = match delivery_message(ctx, plan, ctx.order, cards) {
-        Ok(msg) => msg,
+    let msg = match content::build(ctx.config, plan, ctx.order, cards) {
+        Ok(c) => c.message(ctx.order, state.part.unwrap_or(0)),
         // The message cannot be rebuilt (the template changed or broke): a human must look.
         Err(why) => return give_up(ctx, &format!("{UNREADABLE}（{why}）")),
+    };
+    let Some(msg) = msg else {
+        // Only text messages can be recognised in the history.
+        return give_up(ctx, NOT_TEXT);
     };
     match ctx.market.read_back(&msg, state.since_ms).await {
         ReadBack::Found {
@@ -96,11 +104,11 @@ fn found(
         (None, _) => "按发货内容匹配".to_string(),
     };
     let evidence = ReceiptEvidence::ConversationHistory { message_id, detail };
-    let confirm = plan
-        .mode
-        .confirms()
-        .then(|| super::run_from(ctx.config, crate::config::StageKind::Ship));
-    ctx.store_op(|s| s.mark_uncertain_delivery_received(&oid, &evidence, confirm.as_ref()))?;
+    let ship = ShipResume {
+        at: super::run_from(ctx.config, crate::config::StageKind::Ship),
+        confirms: plan.mode.confirms(),
+    };
+    ctx.store_op(|s| s.mark_uncertain_delivery_received(&oid, &evidence, Some(&ship)))?;
     tracing::info!(order_id = %oid, "Delivery message found in the conversation; delivered.");
     Ok(Outcome::Stop(
         "read back: the delivery message is in the conversation".into(),

@@ -7,15 +7,14 @@
 //! provably did not reach the buyer is retried with exponential backoff up to `max_retries`,
 //! then handed over as `ship_failed`.
 
-use crate::config::templates::{AccountView, DeliveryView, OrderView, ProductView};
-use crate::config::{Category, Config, ShipParams, Stock};
-use crate::marketplace::{ConsignOutcome, ConsignRequest, DeliveryMessage, SendOutcome};
+use crate::config::{Category, ShipParams};
+use crate::marketplace::{ConsignOutcome, ConsignRequest};
 use crate::order::ShipMode;
-use crate::store::{BeginStep, OrderRecord, ShipStep, StepResult, StoreError, mask_secret};
+use crate::store::{BeginStep, OrderRecord, ShipStep, StepResult, StoreError};
 
 use super::alerts;
 use super::plan::Plan;
-use super::readback;
+use super::send;
 use super::stage::{Outcome, Resume, StageCtx};
 
 pub(super) async fn run(ctx: &StageCtx<'_>, params: &ShipParams) -> Result<Outcome, StoreError> {
@@ -28,11 +27,18 @@ pub(super) async fn run(ctx: &StageCtx<'_>, params: &ShipParams) -> Result<Outco
     }
     let steps = steps(plan.mode);
     for (i, step) in steps.iter().enumerate() {
-        if let Some(outcome) = run_step(ctx, &plan, params, *step, i + 1 == steps.len()).await? {
+        let last = i + 1 == steps.len();
+        let outcome = match step {
+            ShipStep::Send => send::step(ctx, &plan, params, last).await?,
+            ShipStep::Confirm => confirm_step(ctx, &plan, params, last).await?,
+        };
+        if let Some(outcome) = outcome {
             return Ok(outcome);
         }
     }
-    Ok(Outcome::Continue)
+    Ok(send::follow_up(ctx, &plan, params)
+        .await?
+        .unwrap_or(Outcome::Continue))
 }
 
 fn steps(mode: ShipMode) -> &'static [ShipStep] {
@@ -62,42 +68,18 @@ struct Attempted {
     retryable: bool,
 }
 
-/// `None` means "go on with the next step".
-async fn run_step(
+/// The confirm step. `None` means "go on with the next step".
+async fn confirm_step(
     ctx: &StageCtx<'_>,
     plan: &Plan,
     params: &ShipParams,
-    step: ShipStep,
     last: bool,
 ) -> Result<Option<Outcome>, StoreError> {
     let oid = ctx.order.order_id.clone();
-    // With a marketplace that reads conversations back, an unknown outcome is checked there
-    // first; the seller hears of it only if the read-back cannot settle it.
-    let reads_back = step == ShipStep::Send && ctx.market.reads_back();
-    if reads_back {
-        if let Some((state, cards)) = ctx.store_op(|s| s.pending_read_back(&oid))? {
-            return readback::run(ctx, plan, params, state, &cards)
-                .await
-                .map(Some);
-        }
-    }
-    let on_unknown = if reads_back {
-        Vec::new()
-    } else {
-        ctx.router().drafts(&alerts::needs_human(
-            ctx.config,
-            ctx.order,
-            "进程在发送途中停止，无法确定买家是否收到",
-        ))
-    };
-    let (order, cards, attempt) = match ctx.store_op(|s| s.begin_step(&oid, step, &on_unknown))? {
-        BeginStep::Go {
-            order,
-            cards,
-            attempt,
-        } => (order, cards, attempt),
+    let (order, attempt) = match ctx.store_op(|s| s.begin_step(&oid, ShipStep::Confirm, &[]))? {
+        BeginStep::Go { order, attempt, .. } => (order, attempt),
         BeginStep::AlreadyDone => return Ok(None),
-        BeginStep::OutcomeUnknown if reads_back => return readback::arm(ctx, params).map(Some),
+        // A send was in flight at a crash (recorded as needs_human by begin_step).
         BeginStep::OutcomeUnknown => {
             return Ok(Some(Outcome::Stop(
                 "send outcome unknown; needs_human".into(),
@@ -105,22 +87,9 @@ async fn run_step(
         }
         BeginStep::NotShippable(why) => return Ok(Some(Outcome::Stop(why))),
     };
-    let attempted = match step {
-        ShipStep::Send => send(ctx, plan, &order, &cards).await,
-        ShipStep::Confirm => confirm(ctx, &order).await,
-    };
-    let alerts = match &attempted.result {
-        StepResult::Unknown { .. } if reads_back => Vec::new(),
-        StepResult::Unknown { reason } => ctx
-            .router()
-            .drafts(&alerts::needs_human(ctx.config, &order, reason)),
-        _ => Vec::new(),
-    };
-    ctx.store_op(|s| s.finish_step(&oid, &attempted.result, last, &alerts))?;
+    let attempted = confirm(ctx, &order).await;
+    ctx.store_op(|s| s.finish_step(&oid, &attempted.result, last, &[]))?;
     Ok(match attempted.result {
-        StepResult::SendAccepted { .. } | StepResult::Confirmed => None,
-        StepResult::Unknown { .. } if reads_back => Some(readback::arm(ctx, params)?),
-        StepResult::Unknown { reason } => Some(Outcome::Stop(format!("outcome unknown: {reason}"))),
         StepResult::FailedSafe { reason } => Some(after_safe_failure(
             ctx,
             plan,
@@ -129,10 +98,11 @@ async fn run_step(
             attempted.retryable,
             reason,
         )),
+        _ => None,
     })
 }
 
-fn after_safe_failure(
+pub(super) fn after_safe_failure(
     ctx: &StageCtx<'_>,
     plan: &Plan,
     params: &ShipParams,
@@ -158,73 +128,6 @@ fn after_safe_failure(
     }
 }
 
-/// The delivery message for `order` with its reserved `cards`, or why there is none (a safe
-/// failure for a human: nothing can have left). The read-back rebuilds the same message.
-pub(super) fn delivery_message(
-    ctx: &StageCtx<'_>,
-    plan: &Plan,
-    order: &OrderRecord,
-    cards: &[String],
-) -> Result<DeliveryMessage, String> {
-    let Some(template) = plan.product.template.as_deref() else {
-        return Err("商品没有配置发货模板 (template)".into());
-    };
-    if matches!(plan.product.stock, Stock::Cards { .. }) && cards.is_empty() {
-        // Never send a card product's message without its keys (no stock-check ran, or the
-        // SKU has no pool): nothing has left, so this is a safe failure for a human.
-        return Err("卡密商品没有预留到卡密，未发送".into());
-    }
-    let view = delivery_view(ctx.config, plan, order, cards);
-    let text = match ctx.config.templates.render(template, &view) {
-        Ok(t) if !t.trim().is_empty() => t,
-        Ok(_) => return Err("发货模板渲染结果为空".into()),
-        Err(e) => return Err(format!("发货模板渲染失败: {e}")),
-    };
-    Ok(DeliveryMessage {
-        account: order.account.clone(),
-        order_id: order.order_id.clone(),
-        cid: order.chat_id.clone(),
-        buyer_id: order.buyer_id.clone(),
-        item_id: order.item_id.clone(),
-        masked_text: mask_all(&text, cards),
-        text,
-    })
-}
-
-async fn send(ctx: &StageCtx<'_>, plan: &Plan, order: &OrderRecord, cards: &[String]) -> Attempted {
-    let msg = match delivery_message(ctx, plan, order, cards) {
-        Ok(msg) => msg,
-        Err(why) => return not_retryable(&why),
-    };
-    // Register the text before it leaves, so its echo is never taken for the seller typing
-    // (which would pause the chat bot in this conversation).
-    let (account, cid) = (msg.account.clone(), msg.cid.clone().unwrap_or_default());
-    if let Err(e) = ctx.store_op(|s| s.register_outgoing(&account, &cid, &msg.text)) {
-        tracing::warn!(order_id = %msg.order_id, error = %e, "Could not register the delivery message as our own.");
-    }
-    let outcome = ctx.market.send_delivery(&msg).await;
-    if matches!(outcome, SendOutcome::NotDelivered { .. }) {
-        let _ = ctx.store_op(|s| s.forget_outgoing(&account, &cid, &msg.text));
-    }
-    match outcome {
-        SendOutcome::Accepted { message_id } => Attempted {
-            result: StepResult::SendAccepted {
-                message_id,
-                masked_content: msg.masked_text.clone(),
-            },
-            retryable: false,
-        },
-        SendOutcome::NotDelivered { reason } => Attempted {
-            result: StepResult::FailedSafe { reason },
-            retryable: true,
-        },
-        SendOutcome::Unknown { reason } => Attempted {
-            result: StepResult::Unknown { reason },
-            retryable: false,
-        },
-    }
-}
-
 async fn confirm(ctx: &StageCtx<'_>, order: &OrderRecord) -> Attempted {
     let req = ConsignRequest {
         account: order.account.clone(),
@@ -241,59 +144,6 @@ async fn confirm(ctx: &StageCtx<'_>, order: &OrderRecord) -> Attempted {
                 reason: format!("确认发货失败: {reason}"),
             },
             retryable,
-        },
-    }
-}
-
-fn not_retryable(reason: &str) -> Attempted {
-    Attempted {
-        result: StepResult::FailedSafe {
-            reason: reason.to_string(),
-        },
-        retryable: false,
-    }
-}
-
-fn mask_all(text: &str, cards: &[String]) -> String {
-    cards.iter().fold(text.to_string(), |t, c| {
-        t.replace(c.as_str(), &mask_secret(c))
-    })
-}
-
-fn delivery_view(
-    config: &Config,
-    plan: &Plan,
-    order: &OrderRecord,
-    cards: &[String],
-) -> DeliveryView {
-    let account = config.account(&order.account);
-    DeliveryView {
-        order: OrderView {
-            order_id: order.order_id.clone(),
-            item_id: order.item_id.clone().unwrap_or_default(),
-            item_title: order
-                .item_title
-                .clone()
-                .unwrap_or_else(|| plan.product.title.clone()),
-            buyer_id: order.buyer_id.clone().unwrap_or_default(),
-            buyer_nick: order.buyer_nick.clone().unwrap_or_default(),
-            sku: order.sku.clone().unwrap_or_default(),
-            quantity: order.quantity,
-            amount: order.amount.clone().unwrap_or_default(),
-            paid_at: order
-                .payment_time
-                .map(crate::clock::format_beijing)
-                .unwrap_or_default(),
-        },
-        product: ProductView {
-            item_id: plan.product.item_id.clone(),
-            title: plan.product.title.clone(),
-            category: plan.product.category.as_str().to_string(),
-        },
-        cards: cards.to_vec(),
-        account: AccountView {
-            id: order.account.clone(),
-            name: account.map(|a| a.name.clone()).unwrap_or_default(),
         },
     }
 }

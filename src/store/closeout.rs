@@ -65,6 +65,14 @@ pub enum NotReceived {
     Manual,
 }
 
+/// Where the ship stage resumes after a close-out, and whether its mode still confirms on the
+/// platform.
+#[derive(Debug, Clone)]
+pub struct ShipResume {
+    pub at: NextRun,
+    pub confirms: bool,
+}
+
 impl Store {
     /// **Mark an uncertain delivery as received, with evidence.** The one entry point for
     /// closing a `needs_human` delivery whose content did reach the buyer: the seller's
@@ -73,23 +81,24 @@ impl Store {
     ///
     /// In one transaction: the keys the order holds become `delivered` to it (counted stock is
     /// sold), `sent_at` is set, the evidence is written to the ledger history and the audit log.
-    /// If the ship mode still has to confirm the shipment on the platform (`confirm` is the ship
-    /// stage's resume point, given only when the mode has a confirm step) and the order is still
-    /// 等待卖家发货, the delivery becomes `sent` and the ship stage runs again, which skips the
-    /// send and only confirms; otherwise it is `delivered`. Refused unless the delivery is
-    /// `needs_human`.
+    /// If the ship mode still has to confirm the shipment on the platform (`ship` is the ship
+    /// stage's resume point and whether its mode confirms) and the order is still 等待卖家发货,
+    /// the delivery becomes `sent` and the ship stage runs again, which skips the send and only
+    /// confirms; otherwise it is `delivered`. A delivery of several messages whose later ones
+    /// were never sent goes back to the ship stage, which sends only those. Refused unless the
+    /// delivery is `needs_human`.
     pub fn mark_uncertain_delivery_received(
         &self,
         order_id: &str,
         evidence: &ReceiptEvidence,
-        confirm: Option<&NextRun>,
+        ship: Option<&ShipResume>,
     ) -> Result<DeliveryRecord> {
         let now = self.now();
         self.write(|tx| {
             let mut rec = ledger::load(tx, order_id)?;
             require_uncertain(&rec)?;
             let status = order_status(tx, order_id)?;
-            received(tx, &mut rec, status, evidence, confirm, now)?;
+            received(tx, &mut rec, status, evidence, ship, now)?;
             order_rows::update_order(tx, order_id, |o| {
                 o.ship_method.get_or_insert(ShipMethod::Auto);
             })?;
@@ -130,7 +139,16 @@ impl Store {
                     status.as_str()
                 )));
             }
+            if rec.parts.iter().any(|p| p.state == PartState::Sent) {
+                // Part of the delivery provably arrived: its keys stay with the order, and only
+                // the part the seller says is missing is sent again.
+                partly_received(tx, &mut rec, choice, payable, operator, from_start, now)?;
+                ledger::save(tx, &rec)?;
+                audit::append(tx, now, operator, "orders.resolve", &format!("{order_id}: not received ({choice:?}); partial delivery kept"))?;
+                return Ok(rec);
+            }
             let given_back = give_back(tx, &mut rec, now)?;
+            rec.parts.clear();
             rec.attempts = 0;
             rec.last_error = None;
             rec.due_ms = None;
@@ -267,7 +285,11 @@ pub(super) fn settle_shipped(
                 &format!("{order_id}: received; {}", evidence.note()),
             )
         }
-        _ if rec.sent_at.is_some() => {
+        _ if rec.anything_sent() => {
+            if rec.sent_at.is_none() {
+                ledger::mark_delivered(tx, &rec, now)?;
+                rec.sent_at = Some(now);
+            }
             jobs::cancel_for_order(tx, order_id)?;
             rec.set_state(
                 DeliveryState::Delivered,
@@ -308,19 +330,22 @@ fn order_status(tx: &WriteTransaction, order_id: &str) -> Result<OrderStatus> {
 }
 
 /// The buyer has the content: keys `delivered` (unless a refund already revoked them), stock
-/// sold, then `delivered`, or `sent` with the ship stage re-armed to confirm on the platform.
+/// sold, then `delivered`, or `sent` with the ship stage re-armed to confirm on the platform,
+/// or (parts never sent remain) `scheduled` with the ship stage re-armed to send them.
 fn received(
     tx: &WriteTransaction,
     rec: &mut DeliveryRecord,
     status: OrderStatus,
     evidence: &ReceiptEvidence,
-    confirm: Option<&NextRun>,
+    ship: Option<&ShipResume>,
     now: u64,
 ) -> Result<()> {
-    if !matches!(status, OrderStatus::Closed | OrderStatus::Refunded) {
-        ledger::mark_delivered(tx, rec, now)?;
+    for p in rec.parts.iter_mut() {
+        if matches!(p.state, PartState::Unknown | PartState::Sending) {
+            p.state = PartState::Sent;
+            p.at = now;
+        }
     }
-    rec.sent_at.get_or_insert(now);
     if let ReceiptEvidence::ConversationHistory {
         message_id: Some(id),
         ..
@@ -330,27 +355,99 @@ fn received(
     }
     rec.last_error = None;
     jobs::cancel_for_order(tx, &rec.order_id)?;
-    match confirm {
-        Some(next) if status == OrderStatus::PendingShip && rec.confirmed_at.is_none() => {
+    let unsent = rec
+        .parts
+        .iter()
+        .filter(|p| p.state == PartState::Pending)
+        .count();
+    let platform = matches!(evidence, ReceiptEvidence::Platform { .. });
+    match ship {
+        Some(r) if unsent > 0 && !platform && status == OrderStatus::PendingShip => {
+            rec.attempts = 0;
+            rec.set_state(
+                DeliveryState::Scheduled,
+                now,
+                format!("{}；继续发送其余 {unsent} 条消息", evidence.note()),
+            );
+            schedule(tx, &rec.order_id, &r.at, now)?;
+            return ledger::save(tx, rec);
+        }
+        _ => {}
+    }
+    if !matches!(status, OrderStatus::Closed | OrderStatus::Refunded) {
+        ledger::mark_delivered(tx, rec, now)?;
+    }
+    rec.sent_at.get_or_insert(now);
+    match ship {
+        Some(r)
+            if r.confirms && status == OrderStatus::PendingShip && rec.confirmed_at.is_none() =>
+        {
             rec.attempts = 0;
             rec.set_state(
                 DeliveryState::Sent,
                 now,
                 format!("{}；接下来在闲鱼上确认发货", evidence.note()),
             );
-            jobs::schedule(
-                tx,
-                &rec.order_id,
-                next.stage,
-                &next.stage_name,
-                now,
-                &next.config_version,
-                now,
-            )?;
+            schedule(tx, &rec.order_id, &r.at, now)?;
         }
         _ => rec.set_state(DeliveryState::Delivered, now, evidence.note()),
     }
     ledger::save(tx, rec)
+}
+
+fn schedule(tx: &WriteTransaction, order_id: &str, next: &NextRun, now: u64) -> Result<()> {
+    jobs::schedule(
+        tx,
+        order_id,
+        next.stage,
+        &next.stage_name,
+        now,
+        &next.config_version,
+        now,
+    )
+    .map(drop)
+}
+
+/// `--not-received` for a delivery of several messages some of which provably arrived: the
+/// uncertain part counts as not sent, the keys stay with the order; `Retry` sends what is
+/// missing, `Manual` leaves it to the seller.
+fn partly_received(
+    tx: &WriteTransaction,
+    rec: &mut DeliveryRecord,
+    choice: NotReceived,
+    payable: bool,
+    operator: &str,
+    resume: &NextRun,
+    now: u64,
+) -> Result<()> {
+    for p in rec.parts.iter_mut() {
+        if matches!(p.state, PartState::Unknown | PartState::Sending) {
+            p.state = PartState::Pending;
+            p.at = now;
+        }
+    }
+    rec.attempts = 0;
+    rec.last_error = None;
+    let note =
+        format!("卖家确认买家未收到其中一部分（{operator}）；已送达的部分不重发，卡密仍归此订单");
+    match (choice, payable) {
+        (NotReceived::Retry, _) => {
+            rec.set_state(
+                DeliveryState::Scheduled,
+                now,
+                format!("{note}；补发未送达的部分"),
+            );
+            schedule(tx, &rec.order_id, resume, now)
+        }
+        (NotReceived::Manual, _) => ledger::hand_over_state(
+            tx,
+            rec,
+            DeliveryState::Manual,
+            &format!("{note}；交给卖家处理"),
+            &[],
+            now,
+        ),
+    }
 }
 
 /// The order left without our send: counted stock is sold, keys we never sent go back.
@@ -365,9 +462,11 @@ fn shipped_without_us(
         Holding::Stock { item_id, units } => {
             stock::sold(tx, item_id, *units, &rec.order_id, now)?;
         }
-        Holding::Cards { .. } if rec.sent_at.is_none() => {
+        Holding::Cards { .. } if !rec.anything_sent() => {
             note = format!("{note}；{}", give_back(tx, rec, now)?);
         }
+        // Part of the content reached the buyer: the keys are theirs.
+        Holding::Cards { .. } if rec.sent_at.is_none() => ledger::mark_delivered(tx, rec, now)?,
         _ => {}
     }
     rec.set_state(DeliveryState::ShippedManually, now, note);

@@ -201,7 +201,7 @@ impl Store {
             let mut rec = load(tx, order_id)?;
             let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
                 .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
-            if rec.state == DeliveryState::Sending {
+            if rec.send_in_flight() {
                 rec.last_error = Some("the process stopped while a send was in flight".into());
                 hand_over_state(
                     tx,
@@ -272,21 +272,10 @@ impl Store {
                     message_id,
                     masked_content,
                 } => {
-                    rec.sent_at = Some(now);
-                    rec.message_id.clone_from(message_id);
-                    rec.last_error = None;
-                    mark_delivered(tx, &rec, now)?;
-                    let content = masked_content.clone();
-                    order_rows::update_order(tx, order_id, |o| {
-                        o.ship_content = Some(content);
-                        o.ship_method.get_or_insert(ShipMethod::Auto);
-                    })?;
-                    let state = if last {
-                        DeliveryState::Delivered
-                    } else {
-                        DeliveryState::Sent
-                    };
-                    rec.set_state(state, now, "message accepted");
+                    super::sending::send_done(tx, &mut rec, masked_content, last, now)?;
+                    if rec.message_id.is_none() {
+                        rec.message_id.clone_from(message_id);
+                    }
                 }
                 StepResult::Confirmed => {
                     rec.confirmed_at = Some(now);
@@ -370,7 +359,7 @@ impl Store {
                         "订单 {order_id} 的发货结果未知（needs_human）：上次发送可能已送达买家。请先在闲鱼聊天中核实，然后用 `orders resolve {order_id} --received` 或 `--not-received --retry|--manual` 收尾；确认没收到且要用同一批卡密重发时才用 `orders retry {order_id} --force` (needs_human: check the chat first)"
                     )));
                 }
-                DeliveryState::Manual if rec.sent_at.is_none() && rec.confirmed_at.is_none() => {
+                DeliveryState::Manual if !rec.anything_sent() && rec.confirmed_at.is_none() => {
                     release(tx, &rec, now)?;
                     rec.holding = Holding::Nothing;
                     rec.due_ms = None;
@@ -383,6 +372,12 @@ impl Store {
                     )));
                 }
             };
+            if force {
+                // The seller checked: an uncertain part is to be sent again.
+                for p in rec.parts.iter_mut().filter(|p| p.state == PartState::Unknown) {
+                    p.state = PartState::Pending;
+                }
+            }
             rec.attempts = 0;
             rec.last_error = None;
             rec.set_state(state, now, format!("re-armed by {operator}"));
@@ -457,10 +452,12 @@ pub(super) fn plan(
     let existing = find(tx, &order.order_id)?;
     let rec = match existing {
         None => DeliveryRecord::new(&order.order_id, &order.account, version, now),
-        Some(mut r) if r.state == DeliveryState::Cancelled && r.sent_at.is_none() => {
+        Some(mut r) if r.state == DeliveryState::Cancelled && !r.anything_sent() => {
             r.holding = Holding::Nothing;
             r.due_ms = None;
             r.attempts = 0;
+            r.parts.clear();
+            r.follow_up = None;
             r.config_version = version.to_string();
             r.set_state(
                 DeliveryState::Planned,
@@ -492,7 +489,7 @@ pub(super) fn stop(
         DeliveryState::Cancelled | DeliveryState::ShippedManually => return Ok(()),
         _ => {}
     }
-    let reached_buyer = rec.sent_at.is_some() || rec.state == DeliveryState::NeedsHuman;
+    let reached_buyer = rec.anything_sent();
     if !reached_buyer {
         release(tx, &rec, now)?;
         rec.holding = Holding::Nothing;

@@ -27,6 +27,7 @@ mod orders;
 mod outbox;
 mod readback;
 pub mod records;
+mod sending;
 mod stock;
 pub mod views;
 
@@ -47,7 +48,7 @@ pub use chat::{
 pub use chat_orders::BuyerOrder;
 pub use chat_records::*;
 pub use chat_send::{BeginSend, PlanOutcome, SendResult};
-pub use closeout::{INTERNAL_ERROR_REASON, NotReceived, ReceiptEvidence};
+pub use closeout::{INTERNAL_ERROR_REASON, NotReceived, ReceiptEvidence, ShipResume};
 pub use handle::RETRY_EVERY as REOPEN_EVERY;
 pub use jobs::NextRun;
 pub use ledger::{BeginStep, ReserveOutcome, ReserveRequest, ShipStep, StepResult};
@@ -56,6 +57,7 @@ pub use orders::{IngestOutcome, OrderDetail};
 pub use outbox::{OutboxAttempt, OutboxCounts, problem_quiet_key};
 pub use readback::ReadBackResult;
 pub use records::*;
+pub use sending::{BeginDelivery, BeginFollowUp, PartNext, PartPlan, PartResult};
 
 pub const DB_FILE: &str = "shop.redb";
 pub const LOCK_FILE: &str = "daemon.lock";

@@ -7,7 +7,7 @@
 //! [`Store::resolve_not_received`].
 
 use super::records::*;
-use super::{Result, Store, StoreError, cards, ledger, outbox};
+use super::{Result, Store, StoreError, ledger, outbox};
 
 /// What one read found, for the count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +32,16 @@ impl Store {
                 .rev()
                 .find(|e| e.state == DeliveryState::Sending)
                 .map_or(now, |e| e.at);
+            let part = rec
+                .parts
+                .iter()
+                .position(|p| matches!(p.state, PartState::Unknown | PartState::Sending));
             rec.read_back = Some(ReadBackState {
                 attempt: rec.attempts,
                 since_ms,
                 unreadable: 0,
                 absent: 0,
+                part,
             });
             rec.history.push(LedgerEvent {
                 at: now,
@@ -64,10 +69,7 @@ impl Store {
             if rec.state != DeliveryState::NeedsHuman || state.attempt != rec.attempts {
                 return Ok(None);
             }
-            let keys = match &rec.holding {
-                Holding::Cards { pool, ids } => cards::secrets(tx, pool, ids)?,
-                _ => Vec::new(),
-            };
+            let keys = super::sending::keys_of(tx, &rec)?;
             Ok(Some((state, keys)))
         })
     }

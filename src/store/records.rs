@@ -174,6 +174,72 @@ pub struct DeliveryRecord {
     /// An uncertain send whose conversation is being read back (see `store/readback.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_back: Option<ReadBackState>,
+    /// The chat messages of the delivery, each with its own sent marker (see
+    /// `store/sending.rs`): a retry sends only the parts that did not go out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartMark>,
+    /// The optional message after a successful delivery; sent at most once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<PartMark>,
+}
+
+/// What a part of a delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartKind {
+    Text,
+    Image,
+}
+
+/// Where one part of a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartState {
+    /// Not sent yet (or provably not delivered: a retry sends it).
+    Pending,
+    /// Claimed and handed to the marketplace; finding this after a crash means unknown.
+    Sending,
+    Sent,
+    /// No answer came: the buyer may have it; never sent again automatically.
+    Unknown,
+}
+
+impl PartState {
+    /// The buyer has (or may have) this part.
+    pub fn may_have_reached(self) -> bool {
+        !matches!(self, Self::Pending)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// One chat message of a delivery, with its sent marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartMark {
+    pub kind: PartKind,
+    pub state: PartState,
+    /// What the status page may show: the text with keys masked (shortened), or an image's
+    /// file name. Never a key.
+    pub summary: String,
+    /// Short content hash, to tell whether a retry would send the same content.
+    pub fingerprint: String,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// When it was last claimed or settled.
+    #[serde(default)]
+    pub at: u64,
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the last attempt did not deliver it, if it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// The read-back of one uncertain send: which attempt, since when, how it went so far.
@@ -187,6 +253,10 @@ pub struct ReadBackState {
     pub unreadable: u32,
     /// Reads that found the conversation without the message.
     pub absent: u32,
+    /// The part whose outcome is unknown (a delivery of several messages); `None` in rows
+    /// written before parts existed (a single message).
+    #[serde(default)]
+    pub part: Option<usize>,
 }
 
 impl DeliveryRecord {
@@ -211,7 +281,25 @@ impl DeliveryRecord {
                 note: String::new(),
             }],
             read_back: None,
+            parts: Vec::new(),
+            follow_up: None,
         }
+    }
+
+    /// A send is in flight (a crash now leaves its outcome unknown): the step is `sending`
+    /// and one of its parts is (rows from before parts: the step alone says so).
+    pub fn send_in_flight(&self) -> bool {
+        self.state == DeliveryState::Sending
+            && (self.parts.is_empty() || self.parts.iter().any(|p| p.state == PartState::Sending))
+    }
+
+    /// Whether any content of this delivery reached (or may have reached) the buyer: the
+    /// whole message was accepted, a part was or may have been, or the outcome is unknown.
+    /// Keys of such a delivery are never given back by a refund, a re-plan or `orders ship`.
+    pub fn anything_sent(&self) -> bool {
+        self.sent_at.is_some()
+            || self.state == DeliveryState::NeedsHuman
+            || self.parts.iter().any(|p| p.state.may_have_reached())
     }
 
     pub fn set_state(&mut self, state: DeliveryState, at: u64, note: impl Into<String>) {

@@ -66,6 +66,7 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
         }
     }
     let marketplace = v.marketplace(&pdoc, &praw.marketplace);
+    let blacklist = v.blacklist(&pdoc, &praw.blacklist);
     if !v.errors.is_empty() {
         return Err(ConfigErrors(v.errors));
     }
@@ -85,6 +86,7 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
             stages: chat_stages,
             texts: chat_texts,
         },
+        blacklist,
     })
 }
 
@@ -600,5 +602,6 @@ fn keywords(given: &[String], seed: &[&str]) -> Vec<String> {
 
 mod channels;
 mod chat;
+mod delivery;
 mod marketplace;
 mod products;

@@ -125,6 +125,7 @@ impl Validator<'_> {
                 format!("{path}.units: must be between 1 and {MAX_UNITS} (got {units})"),
             );
         }
+        let delivery = self.delivery_options(doc, path, p.delivery.as_ref());
         Product {
             item_id,
             title: p.title,
@@ -142,6 +143,7 @@ impl Validator<'_> {
             low_stock_alert: p.low_stock_alert,
             resend_if_absent: p.readback.as_ref().is_some_and(|r| r.resend_if_absent),
             chat: Default::default(),
+            delivery,
         }
     }
 
@@ -159,24 +161,7 @@ impl Validator<'_> {
             }
             return;
         };
-        if self.templates.is_broken(name) {
-            return; // reported at templates/NAME:LINE
-        }
-        if !self.templates.exists(name) {
-            self.err(
-                doc,
-                &tpath,
-                format!("{tpath}: template `{name}` not found in {TEMPLATES_DIR}/"),
-            );
-            return;
-        }
-        if let Err(e) = self.templates.render(name, &DeliveryView::sample()) {
-            self.err(
-                doc,
-                &tpath,
-                format!("{tpath}: template `{name}` does not render: {e}"),
-            );
-        }
+        self.template_ref(doc, &tpath, name);
     }
 
     pub(super) fn product_stock(

@@ -1,0 +1,50 @@
+//! What a product's delivery looks like beyond its template: the message shape, the follow-up
+//! message, and the buyers no order is delivered to automatically.
+//!
+//! Validated in `validate/products.rs` (per product) and `validate/mod.rs` (the blacklist);
+//! the ship stage reads these through the [`super::Product`] and [`super::Config`] it holds.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+
+/// How the keys of one order are put into chat messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageShape {
+    /// One message with every key (the template sees all of them in `cards`).
+    #[default]
+    Merged,
+    /// One message per key (the template sees one key in `cards`, and `unit`/`units`).
+    PerKey,
+}
+
+impl MessageShape {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Merged => "merged",
+            Self::PerKey => "per_key",
+        }
+    }
+}
+
+/// `products[].delivery`: shape and extras of one product's delivery.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryOptions {
+    pub shape: MessageShape,
+    /// A template sent once after the delivery succeeded (usage instructions, …).
+    pub follow_up: Option<String>,
+}
+
+/// `blacklist:` in pipeline.yaml: buyers whose paid orders always go to the seller. The chat
+/// side reads the same list (through [`super::Config::is_blacklisted`]) to leave them alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Blacklist {
+    pub buyers: BTreeSet<String>,
+}
+
+impl Blacklist {
+    pub fn contains(&self, buyer: &str) -> bool {
+        self.buyers.contains(buyer.trim())
+    }
+}

@@ -1,0 +1,214 @@
+//! What a delivery says, built from the product, the order and its keys (pure): the chat
+//! parts in the shape the product asks for (`delivery.shape`), the follow-up message, and the
+//! masked versions that may be stored, logged or shown.
+//!
+//! The ship stage builds this inside [`crate::store::Store::begin_send`] on every attempt, so
+//! a retry sends exactly what the first attempt planned (same template, same keys), and the
+//! read-back rebuilds the very message whose outcome it checks.
+
+use sha2::{Digest, Sha256};
+
+use crate::config::templates::{AccountView, DeliveryView, OrderView, ProductView};
+use crate::config::{Config, MessageShape, Stock};
+use crate::marketplace::DeliveryMessage;
+use crate::store::{OrderRecord, PartKind, PartPlan, mask_secret};
+
+use super::plan::Plan;
+
+/// Longest masked text a part keeps on the ledger row for the status page.
+const SUMMARY_CHARS: usize = 200;
+
+/// One chat message of a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Part {
+    Text { text: String, masked: String },
+}
+
+impl Part {
+    fn plan(&self) -> PartPlan {
+        match self {
+            Part::Text { text, masked } => PartPlan {
+                kind: PartKind::Text,
+                summary: masked.chars().take(SUMMARY_CHARS).collect(),
+                fingerprint: fingerprint(text.as_bytes()),
+            },
+        }
+    }
+}
+
+/// The chat content of one delivery, in send order.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Content {
+    pub parts: Vec<Part>,
+}
+
+impl Content {
+    pub fn plans(&self) -> Vec<PartPlan> {
+        self.parts.iter().map(Part::plan).collect()
+    }
+
+    /// Every text with its keys masked, for the order's `ship_content`.
+    pub fn masked(&self) -> String {
+        let texts: Vec<&str> = self
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::Text { masked, .. } => masked.as_str(),
+            })
+            .collect();
+        texts.join("\n———\n")
+    }
+
+    /// The chat message of text part `index`, if it is one.
+    pub fn message(&self, order: &OrderRecord, index: usize) -> Option<DeliveryMessage> {
+        match self.parts.get(index)? {
+            Part::Text { text, masked } => Some(message(order, text, masked)),
+        }
+    }
+}
+
+/// The content for `order` with its reserved `cards`, or why there is none (a safe failure for
+/// a human: nothing can have left).
+pub(super) fn build(
+    config: &Config,
+    plan: &Plan,
+    order: &OrderRecord,
+    cards: &[String],
+) -> Result<Content, String> {
+    let Some(template) = plan.product.template.as_deref() else {
+        return Err("商品没有配置发货模板 (template)".into());
+    };
+    if matches!(plan.product.stock, Stock::Cards { .. }) && cards.is_empty() {
+        // Never send a card product's message without its keys (no stock-check ran, or the
+        // SKU has no pool): nothing has left, so this is a safe failure for a human.
+        return Err("卡密商品没有预留到卡密，未发送".into());
+    }
+    let units = u32::try_from(cards.len()).unwrap_or(u32::MAX);
+    let groups: Vec<(u32, &[String])> = match plan.product.delivery.shape {
+        MessageShape::PerKey if !cards.is_empty() => cards
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    u32::try_from(i + 1).unwrap_or(u32::MAX),
+                    std::slice::from_ref(c),
+                )
+            })
+            .collect(),
+        _ => vec![(0, cards)],
+    };
+    let mut parts = Vec::with_capacity(groups.len());
+    for (unit, keys) in groups {
+        let view = view(config, plan, order, keys, unit, units);
+        let text = render(config, template, &view, "发货模板")?;
+        parts.push(Part::Text {
+            masked: mask_all(&text, cards),
+            text,
+        });
+    }
+    Ok(Content { parts })
+}
+
+/// The follow-up message (`delivery.follow_up`), if the product has one: its text and masked
+/// text, or why it cannot be rendered.
+pub(super) fn follow_up(
+    config: &Config,
+    plan: &Plan,
+    order: &OrderRecord,
+    cards: &[String],
+) -> Option<Result<(String, String), String>> {
+    let template = plan.product.delivery.follow_up.as_deref()?;
+    let units = u32::try_from(cards.len()).unwrap_or(u32::MAX);
+    let view = view(config, plan, order, cards, 0, units);
+    Some(
+        render(config, template, &view, "附加消息模板")
+            .map(|text| (text.clone(), mask_all(&text, cards))),
+    )
+}
+
+/// The plan entry of a follow-up text (for its ledger marker).
+pub(super) fn follow_up_plan(masked: &str, text: &str) -> PartPlan {
+    Part::Text {
+        text: text.to_string(),
+        masked: masked.to_string(),
+    }
+    .plan()
+}
+
+pub(super) fn message(order: &OrderRecord, text: &str, masked: &str) -> DeliveryMessage {
+    DeliveryMessage {
+        account: order.account.clone(),
+        order_id: order.order_id.clone(),
+        cid: order.chat_id.clone(),
+        buyer_id: order.buyer_id.clone(),
+        item_id: order.item_id.clone(),
+        text: text.to_string(),
+        masked_text: masked.to_string(),
+    }
+}
+
+fn render(
+    config: &Config,
+    template: &str,
+    view: &DeliveryView,
+    what: &str,
+) -> Result<String, String> {
+    match config.templates.render(template, view) {
+        Ok(t) if !t.trim().is_empty() => Ok(t),
+        Ok(_) => Err(format!("{what}渲染结果为空")),
+        Err(e) => Err(format!("{what}渲染失败: {e}")),
+    }
+}
+
+pub(super) fn mask_all(text: &str, cards: &[String]) -> String {
+    cards.iter().fold(text.to_string(), |t, c| {
+        t.replace(c.as_str(), &mask_secret(c))
+    })
+}
+
+/// First 16 hex digits of the SHA-256: enough to tell contents apart, says nothing of them.
+pub(super) fn fingerprint(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
+}
+
+fn view(
+    config: &Config,
+    plan: &Plan,
+    order: &OrderRecord,
+    cards: &[String],
+    unit: u32,
+    units: u32,
+) -> DeliveryView {
+    let account = config.account(&order.account);
+    DeliveryView {
+        order: OrderView {
+            order_id: order.order_id.clone(),
+            item_id: order.item_id.clone().unwrap_or_default(),
+            item_title: order
+                .item_title
+                .clone()
+                .unwrap_or_else(|| plan.product.title.clone()),
+            buyer_id: order.buyer_id.clone().unwrap_or_default(),
+            buyer_nick: order.buyer_nick.clone().unwrap_or_default(),
+            sku: order.sku.clone().unwrap_or_default(),
+            quantity: order.quantity,
+            amount: order.amount.clone().unwrap_or_default(),
+            paid_at: order
+                .payment_time
+                .map(crate::clock::format_beijing)
+                .unwrap_or_default(),
+        },
+        product: ProductView {
+            item_id: plan.product.item_id.clone(),
+            title: plan.product.title.clone(),
+            category: plan.product.category.as_str().to_string(),
+        },
+        cards: cards.to_vec(),
+        unit,
+        units,
+        account: AccountView {
+            id: order.account.clone(),
+            name: account.map(|a| a.name.clone()).unwrap_or_default(),
+        },
+    }
+}

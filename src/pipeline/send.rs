@@ -1,0 +1,213 @@
+//! The send step of the ship stage, and the follow-up message after a delivery.
+//!
+//! The content ([`super::content`]) is built inside the ledger's claim, so the parts are
+//! planned once and a retry sends exactly what was planned. Parts go out in order, each
+//! recorded before the next is claimed: one that provably did not arrive makes the step
+//! `failed_safe` (the retry starts at that part), one without an answer makes the delivery
+//! `needs_human` (or is read back from the conversation when the marketplace can).
+
+use crate::config::ShipParams;
+use crate::marketplace::{DeliveryMessage, SendOutcome};
+use crate::store::{BeginDelivery, BeginFollowUp, OrderRecord, PartNext, PartResult, StoreError};
+
+use super::alerts;
+use super::content::{self, Content};
+use super::plan::Plan;
+use super::readback;
+use super::ship::after_safe_failure;
+use super::stage::{Outcome, Resume, StageCtx};
+
+/// Run the send step. `None` means "go on with the next step".
+pub(super) async fn step(
+    ctx: &StageCtx<'_>,
+    plan: &Plan,
+    params: &ShipParams,
+    last: bool,
+) -> Result<Option<Outcome>, StoreError> {
+    let oid = ctx.order.order_id.clone();
+    // With a marketplace that reads conversations back, an unknown outcome is checked there
+    // first; the seller hears of it only if the read-back cannot settle it.
+    let reads_back = ctx.market.reads_back();
+    if reads_back {
+        if let Some((state, cards)) = ctx.store_op(|s| s.pending_read_back(&oid))? {
+            return readback::run(ctx, plan, params, state, &cards)
+                .await
+                .map(Some);
+        }
+    }
+    let on_unknown = if reads_back {
+        Vec::new()
+    } else {
+        ctx.router().drafts(&alerts::needs_human(
+            ctx.config,
+            ctx.order,
+            "进程在发送途中停止，无法确定买家是否收到",
+        ))
+    };
+    let mut built: Option<Content> = None;
+    let mut build = |order: &OrderRecord, cards: &[String]| {
+        let c = content::build(ctx.config, plan, order, cards)?;
+        let plans = c.plans();
+        built = Some(c);
+        Ok(plans)
+    };
+    let begin = ctx.store_op(|s| s.begin_send(&oid, &on_unknown, &mut build))?;
+    let (order, attempt, part) = match begin {
+        BeginDelivery::Go {
+            order,
+            attempt,
+            part,
+            ..
+        } => (order, attempt, part),
+        BeginDelivery::AlreadyDone => return Ok(None),
+        BeginDelivery::OutcomeUnknown if reads_back => return readback::arm(ctx, params).map(Some),
+        BeginDelivery::OutcomeUnknown => {
+            return Ok(Some(Outcome::Stop(
+                "send outcome unknown; needs_human".into(),
+            )));
+        }
+        BeginDelivery::NotShippable(why) => return Ok(Some(Outcome::Stop(why))),
+        BeginDelivery::Unbuildable { reason, attempt } => {
+            return Ok(Some(after_safe_failure(
+                ctx, plan, params, attempt, false, reason,
+            )));
+        }
+    };
+    let Some(content) = built else {
+        return Err(StoreError::Rejected(format!(
+            "order {oid}: the delivery content was not built"
+        )));
+    };
+    send_parts(
+        ctx, plan, params, &content, &order, part, attempt, last, reads_back,
+    )
+    .await
+}
+
+/// Send `first` and every unsent part after it, each settled in the ledger before the next.
+#[allow(clippy::too_many_arguments)]
+async fn send_parts(
+    ctx: &StageCtx<'_>,
+    plan: &Plan,
+    params: &ShipParams,
+    content: &Content,
+    order: &OrderRecord,
+    first: usize,
+    attempt: u32,
+    last: bool,
+    reads_back: bool,
+) -> Result<Option<Outcome>, StoreError> {
+    let oid = order.order_id.clone();
+    let masked = content.masked();
+    let mut part = first;
+    loop {
+        let result = send_one(ctx, content, order, part).await;
+        let alerts = match &result {
+            PartResult::Unknown { reason } if !reads_back => ctx
+                .router()
+                .drafts(&alerts::needs_human(ctx.config, order, reason)),
+            _ => Vec::new(),
+        };
+        let next = ctx.store_op(|s| s.finish_part(&oid, part, &result, last, &masked, &alerts))?;
+        if let PartNext::Next(j) = next {
+            part = j;
+            continue;
+        }
+        return Ok(match result {
+            PartResult::Accepted { .. } => None,
+            PartResult::Unknown { .. } if reads_back => Some(readback::arm(ctx, params)?),
+            PartResult::Unknown { reason } => {
+                Some(Outcome::Stop(format!("outcome unknown: {reason}")))
+            }
+            PartResult::NotDelivered { reason } => {
+                Some(after_safe_failure(ctx, plan, params, attempt, true, reason))
+            }
+        });
+    }
+}
+
+async fn send_one(
+    ctx: &StageCtx<'_>,
+    content: &Content,
+    order: &OrderRecord,
+    index: usize,
+) -> PartResult {
+    let Some(msg) = content.message(order, index) else {
+        return PartResult::NotDelivered {
+            reason: format!("第 {} 条消息不存在", index + 1),
+        };
+    };
+    part_result(send_registered(ctx, &msg).await)
+}
+
+/// Send one chat message. Its text is registered as the shop's own before it leaves, so its
+/// echo is never taken for the seller typing (which would pause the chat bot in this
+/// conversation); a message that provably did not leave is forgotten again.
+async fn send_registered(ctx: &StageCtx<'_>, msg: &DeliveryMessage) -> SendOutcome {
+    let (account, cid) = (msg.account.clone(), msg.cid.clone().unwrap_or_default());
+    if let Err(e) = ctx.store_op(|s| s.register_outgoing(&account, &cid, &msg.text)) {
+        tracing::warn!(order_id = %msg.order_id, error = %e, "Could not register the delivery message as our own.");
+    }
+    let outcome = ctx.market.send_delivery(msg).await;
+    if matches!(outcome, SendOutcome::NotDelivered { .. }) {
+        let _ = ctx.store_op(|s| s.forget_outgoing(&account, &cid, &msg.text));
+    }
+    outcome
+}
+
+pub(super) fn part_result(outcome: SendOutcome) -> PartResult {
+    match outcome {
+        SendOutcome::Accepted { message_id } => PartResult::Accepted { message_id },
+        SendOutcome::NotDelivered { reason } => PartResult::NotDelivered { reason },
+        SendOutcome::Unknown { reason } => PartResult::Unknown { reason },
+    }
+}
+
+/// After a successful delivery, the product's follow-up message, at most once: a provable
+/// failure is retried like a delivery (`max_retries`, backing off), an unknown outcome is never
+/// repeated, and neither changes the delivery itself. `None` means "go on".
+pub(super) async fn follow_up(
+    ctx: &StageCtx<'_>,
+    plan: &Plan,
+    params: &ShipParams,
+) -> Result<Option<Outcome>, StoreError> {
+    if plan.product.delivery.follow_up.is_none() {
+        return Ok(None);
+    }
+    let oid = ctx.order.order_id.clone();
+    let mut text: Option<(String, String)> = None;
+    let mut build = |order: &OrderRecord, cards: &[String]| {
+        let rendered = content::follow_up(ctx.config, plan, order, cards)
+            .unwrap_or_else(|| Err("商品没有附加消息".into()))?;
+        let part = content::follow_up_plan(&rendered.1, &rendered.0);
+        text = Some(rendered);
+        Ok(part)
+    };
+    let begin = ctx.store_op(|s| s.begin_follow_up(&oid, &mut build))?;
+    let (order, attempt) = match begin {
+        BeginFollowUp::Go { order, attempt, .. } => (order, attempt),
+        BeginFollowUp::Failed(reason) => {
+            tracing::warn!(order_id = %oid, reason = %reason, "Follow-up message not sent.");
+            return Ok(None);
+        }
+        BeginFollowUp::Settled | BeginFollowUp::NotReady => return Ok(None),
+    };
+    let Some((text, masked)) = text else {
+        return Ok(None);
+    };
+    let msg = content::message(&order, &text, &masked);
+    let result = part_result(send_registered(ctx, &msg).await);
+    let max_retries = plan.product.max_retries.unwrap_or(params.max_retries);
+    let give_up = attempt > max_retries;
+    ctx.store_op(|s| s.finish_follow_up(&oid, &result, give_up))?;
+    if matches!(result, PartResult::NotDelivered { .. }) && !give_up {
+        let backoff = params
+            .retry_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(10));
+        return Ok(Some(Outcome::Defer {
+            until: ctx.now() + u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+            resume: Resume::Same,
+        }));
+    }
+    Ok(None)
+}

@@ -1,0 +1,472 @@
+//! The send step of the ledger, part by part.
+//!
+//! A delivery's chat content is one or more parts (one message per key with
+//! `delivery.shape: per_key`, the merged message, and later images), planned once on the first
+//! attempt and kept on the ledger row with a sent marker each. [`Store::begin_send`] claims the
+//! step and the first unsent part in one transaction; [`Store::finish_part`] records a part's
+//! outcome and claims the next one in the same transaction, or finishes the step. So a
+//! single-message delivery costs the same two commits as before parts existed, a retry sends
+//! only the parts that did not go out, and a crash finds at most one part `sending`: that part's
+//! outcome is unknown (never repeated), the others are known.
+//!
+//! The optional follow-up message is claimed the same way ([`Store::begin_follow_up`]) and is
+//! sent at most once.
+
+use redb::WriteTransaction;
+
+use super::records::*;
+use super::{ORDERS, Result, Store, StoreError, cards, get_json, ledger, order_rows, outbox};
+use crate::order::OrderStatus;
+
+/// A part the ship stage wants to send, as planned on the first attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartPlan {
+    pub kind: PartKind,
+    /// What the status page may show (keys masked).
+    pub summary: String,
+    pub fingerprint: String,
+}
+
+/// May the send step run now, and with which part first?
+#[derive(Debug, Clone)]
+pub enum BeginDelivery {
+    /// Go ahead with `part` (already claimed); `cards` are the keys to build the content from.
+    Go {
+        order: Box<OrderRecord>,
+        cards: Vec<String>,
+        attempt: u32,
+        part: usize,
+    },
+    /// Every part went out (a resumed job).
+    AlreadyDone,
+    /// A part was in flight when the process stopped: the delivery is now `needs_human`.
+    OutcomeUnknown,
+    NotShippable(String),
+    /// The content cannot be built; recorded as `failed_safe` with this reason.
+    Unbuildable {
+        reason: String,
+        attempt: u32,
+    },
+}
+
+/// How sending one part ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartResult {
+    Accepted { message_id: Option<String> },
+    NotDelivered { reason: String },
+    Unknown { reason: String },
+}
+
+/// What comes after a part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartNext {
+    /// This part is claimed; send it.
+    Next(usize),
+    /// The step ended in this state.
+    Done(DeliveryState),
+}
+
+/// The follow-up message: may it go out?
+#[derive(Debug, Clone)]
+pub enum BeginFollowUp {
+    Go {
+        order: Box<OrderRecord>,
+        cards: Vec<String>,
+        attempt: u32,
+    },
+    /// Sent, unknown, or given up: nothing more to do.
+    Settled,
+    /// It cannot be rendered (recorded; not sent).
+    Failed(String),
+    /// The delivery is not (yet) delivered.
+    NotReady,
+}
+
+impl Store {
+    /// Claim the send step: plan the parts on the first attempt (`build` renders them from the
+    /// order and its keys, inside this transaction) and claim the first unsent one.
+    pub fn begin_send(
+        &self,
+        order_id: &str,
+        on_unknown: &[OutboxDraft],
+        build: &mut dyn FnMut(&OrderRecord, &[String]) -> Result<Vec<PartPlan>, String>,
+    ) -> Result<BeginDelivery> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = ledger::load(tx, order_id)?;
+            let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
+                .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
+            let in_flight = rec.parts.iter().position(|p| p.state == PartState::Sending);
+            if rec.send_in_flight() {
+                interrupted(tx, &mut rec, in_flight, on_unknown, now)?;
+                return Ok(BeginDelivery::OutcomeUnknown);
+            }
+            if rec.sent_at.is_some() {
+                return Ok(BeginDelivery::AlreadyDone);
+            }
+            if let Some(why) = not_shippable(&rec, &order) {
+                return Ok(BeginDelivery::NotShippable(why));
+            }
+            let keys = keys_of(tx, &rec)?;
+            let planned = build(&order, &keys).and_then(|plans| adopt(&mut rec, plans));
+            rec.attempts += 1;
+            let attempt = rec.attempts;
+            if let Err(reason) = planned {
+                rec.last_error = Some(reason.clone());
+                rec.set_state(DeliveryState::FailedSafe, now, reason.clone());
+                ledger::save(tx, &rec)?;
+                return Ok(BeginDelivery::Unbuildable { reason, attempt });
+            }
+            let Some(part) = next_pending(&rec) else {
+                // Every part is out (a crash after the last part's own commit cannot happen,
+                // but a row is never trusted to be tidy): finish the step now.
+                rec.attempts -= 1;
+                let masked = order.ship_content.clone().unwrap_or_default();
+                send_done(tx, &mut rec, &masked, true, now)?;
+                ledger::save(tx, &rec)?;
+                return Ok(BeginDelivery::AlreadyDone);
+            };
+            claim(&mut rec, part, now);
+            rec.set_state(DeliveryState::Sending, now, format!("attempt {attempt}"));
+            ledger::save(tx, &rec)?;
+            Ok(BeginDelivery::Go {
+                order: Box::new(order),
+                cards: keys,
+                attempt,
+                part,
+            })
+        })
+    }
+
+    /// Record how part `index` went. Accepted: claim the next unsent part, or, after the last
+    /// one, finish the step (`masked` becomes the order's `ship_content`; `last_step` as in
+    /// [`Store::finish_step`]). Not delivered: the step is `failed_safe` (a retry sends this
+    /// part and the ones after it). Unknown: `needs_human` with `alerts`.
+    pub fn finish_part(
+        &self,
+        order_id: &str,
+        index: usize,
+        result: &PartResult,
+        last_step: bool,
+        masked: &str,
+        alerts: &[OutboxDraft],
+    ) -> Result<PartNext> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = ledger::load(tx, order_id)?;
+            if index >= rec.parts.len() {
+                return Err(StoreError::Rejected(format!(
+                    "order {order_id} has no part {index}"
+                )));
+            }
+            rec.parts[index].at = now;
+            let next = match result {
+                PartResult::Accepted { message_id } => {
+                    let part = &mut rec.parts[index];
+                    part.state = PartState::Sent;
+                    part.message_id.clone_from(message_id);
+                    part.last_error = None;
+                    match next_pending(&rec) {
+                        Some(j) => {
+                            claim(&mut rec, j, now);
+                            PartNext::Next(j)
+                        }
+                        None => {
+                            send_done(tx, &mut rec, masked, last_step, now)?;
+                            PartNext::Done(rec.state)
+                        }
+                    }
+                }
+                PartResult::NotDelivered { reason } => {
+                    let part = &mut rec.parts[index];
+                    part.state = PartState::Pending;
+                    part.last_error = Some(reason.clone());
+                    rec.last_error = Some(reason.clone());
+                    let note = part_note(&rec, index, reason);
+                    rec.set_state(DeliveryState::FailedSafe, now, note);
+                    PartNext::Done(DeliveryState::FailedSafe)
+                }
+                PartResult::Unknown { reason } => {
+                    let part = &mut rec.parts[index];
+                    part.state = PartState::Unknown;
+                    part.last_error = Some(reason.clone());
+                    rec.last_error = Some(reason.clone());
+                    let note = part_note(&rec, index, reason);
+                    ledger::hand_over_state(
+                        tx,
+                        &mut rec,
+                        DeliveryState::NeedsHuman,
+                        &note,
+                        &[],
+                        now,
+                    )?;
+                    PartNext::Done(DeliveryState::NeedsHuman)
+                }
+            };
+            ledger::save(tx, &rec)?;
+            outbox::enqueue(tx, alerts, now)?;
+            Ok(next)
+        })
+    }
+
+    /// Claim the follow-up message of a delivered order (`build` renders it from the order and
+    /// its keys, inside this transaction). A claim found still `sending` (the process stopped
+    /// mid-send) becomes `unknown` and is never sent again.
+    pub fn begin_follow_up(
+        &self,
+        order_id: &str,
+        build: &mut dyn FnMut(&OrderRecord, &[String]) -> Result<PartPlan, String>,
+    ) -> Result<BeginFollowUp> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = ledger::load(tx, order_id)?;
+            if rec.state != DeliveryState::Delivered {
+                return Ok(BeginFollowUp::NotReady);
+            }
+            match rec.follow_up.as_ref().map(|m| m.state) {
+                Some(PartState::Sent | PartState::Unknown) => return Ok(BeginFollowUp::Settled),
+                Some(PartState::Sending) => {
+                    if let Some(mark) = rec.follow_up.as_mut() {
+                        mark.state = PartState::Unknown;
+                        mark.at = now;
+                    }
+                    note(
+                        &mut rec,
+                        now,
+                        "附加消息发送途中进程停止，结果未知，不再重发",
+                    );
+                    ledger::save(tx, &rec)?;
+                    return Ok(BeginFollowUp::Settled);
+                }
+                Some(PartState::Pending) | None => {}
+            }
+            let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
+                .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
+            let keys = keys_of(tx, &rec)?;
+            let plan = match build(&order, &keys) {
+                Ok(plan) => plan,
+                Err(reason) => {
+                    note(
+                        &mut rec,
+                        now,
+                        &format!("附加消息无法生成，未发送（{reason}）"),
+                    );
+                    let mark = rec.follow_up.get_or_insert_with(|| {
+                        mark_of(PartPlan {
+                            kind: PartKind::Text,
+                            summary: String::new(),
+                            fingerprint: String::new(),
+                        })
+                    });
+                    mark.state = PartState::Unknown;
+                    mark.last_error = Some(reason.clone());
+                    ledger::save(tx, &rec)?;
+                    return Ok(BeginFollowUp::Failed(reason));
+                }
+            };
+            let mark = rec.follow_up.get_or_insert_with(|| mark_of(plan.clone()));
+            mark.summary = plan.summary;
+            mark.fingerprint = plan.fingerprint;
+            mark.state = PartState::Sending;
+            mark.attempts += 1;
+            mark.at = now;
+            let attempt = mark.attempts;
+            ledger::save(tx, &rec)?;
+            Ok(BeginFollowUp::Go {
+                order: Box::new(order),
+                cards: keys,
+                attempt,
+            })
+        })
+    }
+
+    /// Record the follow-up's outcome; `give_up` ends a provably failed one for good. Returns
+    /// the attempts made so far.
+    pub fn finish_follow_up(
+        &self,
+        order_id: &str,
+        result: &PartResult,
+        give_up: bool,
+    ) -> Result<u32> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = ledger::load(tx, order_id)?;
+            let Some(mark) = rec.follow_up.as_mut() else {
+                return Ok(0);
+            };
+            mark.at = now;
+            let text = match result {
+                PartResult::Accepted { message_id } => {
+                    mark.state = PartState::Sent;
+                    mark.message_id.clone_from(message_id);
+                    mark.last_error = None;
+                    "附加消息已发送".to_string()
+                }
+                PartResult::Unknown { reason } => {
+                    mark.state = PartState::Unknown;
+                    mark.last_error = Some(reason.clone());
+                    format!("附加消息发送结果未知，不再重发（{reason}）")
+                }
+                PartResult::NotDelivered { reason } => {
+                    mark.state = if give_up {
+                        PartState::Unknown
+                    } else {
+                        PartState::Pending
+                    };
+                    mark.last_error = Some(reason.clone());
+                    if give_up {
+                        format!("附加消息发送失败，已放弃（{reason}）")
+                    } else {
+                        format!("附加消息发送失败，稍后重试（{reason}）")
+                    }
+                }
+            };
+            let attempts = mark.attempts;
+            note(&mut rec, now, &text);
+            ledger::save(tx, &rec)?;
+            Ok(attempts)
+        })
+    }
+}
+
+/// A line in the ledger history that does not change the state.
+pub(super) fn note(rec: &mut DeliveryRecord, now: u64, text: &str) {
+    rec.history.push(LedgerEvent {
+        at: now,
+        state: rec.state,
+        note: text.to_string(),
+    });
+}
+
+/// The keys a delivery holds, to build its content from.
+pub(super) fn keys_of(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result<Vec<String>> {
+    match &rec.holding {
+        Holding::Cards { pool, ids } => cards::secrets(tx, pool, ids),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Why the order can no longer be sent to, if it cannot.
+fn not_shippable(rec: &DeliveryRecord, order: &OrderRecord) -> Option<String> {
+    if rec.state.is_settled() {
+        return Some(format!("delivery is {}", rec.state.as_str()));
+    }
+    // Our own confirm (confirm_then_send) makes the order 已发货 before the send step.
+    let shippable = order.status == OrderStatus::PendingShip
+        || (order.status == OrderStatus::Shipped && rec.confirmed_at.is_some());
+    (!shippable).then(|| format!("order is {}", order.status.label()))
+}
+
+/// Take the freshly built parts as the plan: the first time, or when nothing can have
+/// reached the buyer yet; otherwise the structure must match what was sent before.
+fn adopt(rec: &mut DeliveryRecord, plans: Vec<PartPlan>) -> Result<(), String> {
+    if plans.is_empty() {
+        return Err("发货内容为空".into());
+    }
+    if rec.parts.is_empty() || !rec.parts.iter().any(|p| p.state.may_have_reached()) {
+        rec.parts = plans.into_iter().map(mark_of).collect();
+        return Ok(());
+    }
+    let same_shape = rec.parts.len() == plans.len()
+        && rec.parts.iter().zip(&plans).all(|(m, p)| m.kind == p.kind);
+    if !same_shape {
+        return Err("部分内容已经发出后，商品的发货消息结构被修改（条数或图片变化），无法只补发剩余部分；请在闲鱼聊天中人工补发".into());
+    }
+    for (mark, plan) in rec.parts.iter_mut().zip(plans) {
+        if mark.state == PartState::Pending {
+            mark.summary = plan.summary;
+            mark.fingerprint = plan.fingerprint;
+        }
+    }
+    Ok(())
+}
+
+fn mark_of(plan: PartPlan) -> PartMark {
+    PartMark {
+        kind: plan.kind,
+        state: PartState::Pending,
+        summary: plan.summary,
+        fingerprint: plan.fingerprint,
+        message_id: None,
+        at: 0,
+        attempts: 0,
+        last_error: None,
+    }
+}
+
+fn next_pending(rec: &DeliveryRecord) -> Option<usize> {
+    rec.parts.iter().position(|p| p.state == PartState::Pending)
+}
+
+fn claim(rec: &mut DeliveryRecord, index: usize, now: u64) {
+    if let Some(p) = rec.parts.get_mut(index) {
+        p.state = PartState::Sending;
+        p.attempts += 1;
+        p.at = now;
+    }
+}
+
+/// "第 2/3 条消息（图片）: reason" for the history, or just the reason for a single part.
+fn part_note(rec: &DeliveryRecord, index: usize, reason: &str) -> String {
+    if rec.parts.len() <= 1 {
+        return reason.to_string();
+    }
+    let kind = match rec.parts[index].kind {
+        PartKind::Text => "文字",
+        PartKind::Image => "图片",
+    };
+    format!(
+        "第 {}/{} 条消息（{kind}）：{reason}",
+        index + 1,
+        rec.parts.len()
+    )
+}
+
+/// The process stopped while the send step was in flight: the part that was (or, in rows
+/// from before parts, the whole message) is unknown, and the delivery goes to the seller.
+fn interrupted(
+    tx: &WriteTransaction,
+    rec: &mut DeliveryRecord,
+    in_flight: Option<usize>,
+    on_unknown: &[OutboxDraft],
+    now: u64,
+) -> Result<()> {
+    if let Some(i) = in_flight {
+        rec.parts[i].state = PartState::Unknown;
+        rec.parts[i].at = now;
+    }
+    let reason = "the process stopped while a send was in flight";
+    rec.last_error = Some(reason.into());
+    let note = match in_flight {
+        Some(i) => part_note(rec, i, "send outcome unknown after restart"),
+        None => "send outcome unknown after restart".into(),
+    };
+    ledger::hand_over_state(tx, rec, DeliveryState::NeedsHuman, &note, on_unknown, now)?;
+    ledger::save(tx, rec)
+}
+
+/// Every part went out: keys delivered, `ship_content` kept (masked), `sent` or `delivered`.
+pub(super) fn send_done(
+    tx: &WriteTransaction,
+    rec: &mut DeliveryRecord,
+    masked: &str,
+    last_step: bool,
+    now: u64,
+) -> Result<()> {
+    rec.sent_at = Some(now);
+    rec.message_id = rec.parts.iter().find_map(|p| p.message_id.clone());
+    rec.last_error = None;
+    ledger::mark_delivered(tx, rec, now)?;
+    let content = masked.to_string();
+    order_rows::update_order(tx, &rec.order_id, |o| {
+        o.ship_content = Some(content);
+        o.ship_method.get_or_insert(ShipMethod::Auto);
+    })?;
+    let state = if last_step {
+        DeliveryState::Delivered
+    } else {
+        DeliveryState::Sent
+    };
+    rec.set_state(state, now, "message accepted");
+    Ok(())
+}
