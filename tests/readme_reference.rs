@@ -124,6 +124,11 @@ fn parser_keys() -> Vec<(String, BTreeSet<String>)> {
             "products[].readback".into(),
             probe_products(&["products", "0", "readback"]),
         ),
+        (
+            "products[].delivery".into(),
+            probe_products(&["products", "0", "delivery"]),
+        ),
+        ("blacklist".into(), probe_pipeline(&["blacklist"])),
     ];
     for (i, stage) in StageKind::ALL.iter().map(|k| k.name()).enumerate() {
         out.push((

@@ -131,6 +131,13 @@ impl ChatRunner {
                     crate::metrics::inc(crate::metrics::CHAT_SKIPPED, &[("reason", why.code())]);
                     return;
                 }
+                // The shop's buyer blacklist (`blacklist.buyers`, shared with the order
+                // pipeline) silences a buyer whatever the chat stages say.
+                if config.is_blacklisted(&input.sender_id) {
+                    let code = crate::store::ChatSkip::Blacklisted.code();
+                    crate::metrics::inc(crate::metrics::CHAT_SKIPPED, &[("reason", code)]);
+                    return;
+                }
                 let Some(generation) = self.record(&input).await else {
                     return;
                 };

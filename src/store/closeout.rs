@@ -428,6 +428,8 @@ fn partly_received(
     }
     rec.attempts = 0;
     rec.last_error = None;
+    // The delay was for the delivery, which has begun: what is missing goes now.
+    rec.due_ms = Some(now);
     let note =
         format!("卖家确认买家未收到其中一部分（{operator}）；已送达的部分不重发，卡密仍归此订单");
     match (choice, payable) {

@@ -49,8 +49,16 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(pipeline: &str, products: &str) -> Self {
+        Self::with_templates(pipeline, products, &[])
+    }
+
+    /// Like [`Harness::new`], with more files under `templates/` (name, text).
+    pub fn with_templates(pipeline: &str, products: &str, templates: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         write_config(dir.path(), pipeline, products);
+        for (name, text) in templates {
+            std::fs::write(dir.path().join("templates").join(name), text).unwrap();
+        }
         let config =
             config::load(dir.path()).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
         let store = Store::open(&dir.path().join("state"), clock::system()).unwrap();

@@ -7,7 +7,10 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::order::OrderStatus;
 use crate::store::views::OrderRow;
-use crate::store::{ActionType, CardState, DeliveryRecord, Holding, OrderDetail, StatusLogEntry};
+use crate::store::{
+    ActionType, CardState, DeliveryRecord, Holding, OrderDetail, PartKind, PartMark, PartState,
+    StatusLogEntry,
+};
 
 use crate::status::page::{Built, Input};
 use crate::status::parts::{NotificationView, OrderItem, delivery_label, state_str};
@@ -85,6 +88,45 @@ pub struct LedgerView {
     pub last_error: Option<String>,
     pub config_version: String,
     pub history: Vec<LedgerStep>,
+    /// The delivery's chat messages, each with its own sent marker.
+    pub parts: Vec<PartView>,
+    pub follow_up: Option<PartView>,
+}
+
+/// One chat message of a delivery as the page shows it (text masked, never a key).
+#[derive(Debug, Clone, Serialize)]
+pub struct PartView {
+    pub index: usize,
+    pub kind_label: &'static str,
+    pub state: &'static str,
+    pub state_label: &'static str,
+    pub summary: String,
+    pub message_id: Option<String>,
+    pub at: u64,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+fn part_view(index: usize, p: &PartMark) -> PartView {
+    PartView {
+        index: index + 1,
+        kind_label: match p.kind {
+            PartKind::Text => "文字",
+            PartKind::Image => "图片",
+        },
+        state: p.state.as_str(),
+        state_label: match p.state {
+            PartState::Pending => "未发送",
+            PartState::Sending => "发送中",
+            PartState::Sent => "已发送",
+            PartState::Unknown => "结果未知",
+        },
+        summary: p.summary.clone(),
+        message_id: p.message_id.clone(),
+        at: p.at,
+        attempts: p.attempts,
+        last_error: p.last_error.clone(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -231,5 +273,12 @@ fn ledger_view(l: &DeliveryRecord) -> LedgerView {
                 note: h.note.clone(),
             })
             .collect(),
+        parts: l
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| part_view(i, p))
+            .collect(),
+        follow_up: l.follow_up.as_ref().map(|p| part_view(0, p)),
     }
 }

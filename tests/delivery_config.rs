@@ -1,0 +1,76 @@
+//! `check` for the delivery keys of issue 13: every mistake is reported with its
+//! `file:line:col`, and nothing else about the config hides it.
+
+mod support;
+
+use support::*;
+
+fn errors(pipeline: &str, products: &str, templates: &[(&str, &str)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), pipeline, products);
+    for (name, text) in templates {
+        std::fs::write(dir.path().join("templates").join(name), text).unwrap();
+    }
+    match xianyu_shopd::config::load(dir.path()) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn product(extra: &str) -> String {
+    format!(
+        "products:\n  - item_id: \"1\"\n    title: t\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n{extra}"
+    )
+}
+
+fn pipeline() -> String {
+    pipeline_yaml("{ min: 0s, max: 0s }", "{}")
+}
+
+fn assert_one(errs: &[String], start: &str, contains: &str) {
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(start) && e.contains(contains)),
+        "expected `{start} … {contains}` in {errs:#?}"
+    );
+}
+
+#[test]
+fn a_nickname_in_the_blacklist_is_refused_where_it_is_written() {
+    let p = pipeline() + "blacklist:\n  buyers:\n    - \"2200000000001\"\n    - 小明\n";
+    let errs = errors(&p, &product(""), &[]);
+    // pipeline_yaml has 10 lines; `- 小明` is line 14, the value at column 7.
+    assert_one(&errs, "pipeline.yaml:14:7:", "not a buyer id");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+}
+
+#[test]
+fn an_unknown_message_shape_and_a_missing_follow_up_are_both_reported() {
+    let r = product("    delivery:\n      shape: one_per_key\n");
+    let errs = errors(&pipeline(), &r, &[]);
+    assert_one(
+        &errs,
+        "products.yaml:8:7:",
+        "unknown kind `one_per_key`, expected one of: merged, per_key",
+    );
+
+    let r = product("    delivery:\n      shape: per_key\n      follow_up: usage.txt.j2\n");
+    let errs = errors(&pipeline(), &r, &[]);
+    assert_one(
+        &errs,
+        "products.yaml:9:18:",
+        "template `usage.txt.j2` not found",
+    );
+
+    let r = product("    delivery: { follow_up: usage.txt.j2 }\n");
+    let errs = errors(&pipeline(), &r, &[("usage.txt.j2", "{{ nope.nothing }}")]);
+    assert_one(&errs, "products.yaml:7:28:", "does not render");
+
+    let r = product("    delivery: { shape: per_key, follow_up: usage.txt.j2 }\n");
+    let errs = errors(
+        &pipeline(),
+        &r,
+        &[("usage.txt.j2", "第{{ unit }}/{{ units }}个")],
+    );
+    assert!(errs.is_empty(), "{errs:#?}");
+}
