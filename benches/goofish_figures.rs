@@ -56,14 +56,7 @@ fn main() -> anyhow::Result<()> {
 
     println!("== goofish_figures ==");
     let secs = env_or("BENCH_DECODE_SECS", 3);
-    let (n, elapsed) = decode_throughput(Duration::from_secs(secs));
-    println!(
-        "decode  A1 ({} B base64): {n} payloads in {:.2} s = {:.0} payloads/s ({:.2} µs/payload)",
-        a1().len(),
-        elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64(),
-        elapsed.as_secs_f64() * 1e6 / n as f64
-    );
+    decode_figures(Duration::from_secs(secs));
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -110,25 +103,50 @@ fn main() -> anyhow::Result<()> {
 
 // -- 1. decode -------------------------------------------------------------------------
 
+/// Appendix A5: a buyer's text "111", the commonest push (see `tests/data/captures/README.md`).
+const A5_FILE: &str = include_str!("../tests/data/captures/a5-buyer-text.b64");
+
 /// The capture without the file's trailing newline.
 fn a1() -> &'static str {
     A1_FILE.trim()
 }
 
-fn decode_throughput(duration: Duration) -> (u64, Duration) {
-    let capture = a1();
-    let decoded = decode_payload(capture, Some(SELLER)).expect("A1 decodes");
-    assert_eq!(decoded.len(), 1, "A1 is one message");
-    // Warm-up.
+fn a5() -> &'static str {
+    A5_FILE.trim()
+}
+
+fn decode_figures(duration: Duration) {
+    for (name, capture) in [("A1 order card", a1()), ("A5 buyer text", a5())] {
+        let decoded = decode_payload(capture, Some(SELLER)).expect("capture decodes");
+        assert_eq!(decoded.len(), 1, "{name} is one message");
+        let (n, elapsed) = throughput(duration, || {
+            black_box(decode_payload(black_box(capture), black_box(Some(SELLER))).unwrap());
+        });
+        print_rate(name, capture, "decode_payload (event + raw)", n, elapsed);
+    }
+}
+
+fn print_rate(name: &str, capture: &str, what: &str, n: u64, elapsed: Duration) {
+    println!(
+        "decode  {name} ({} B base64), {what}: {n} in {:.2} s = {:.0} payloads/s ({:.2} µs/payload)",
+        capture.len(),
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / n as f64
+    );
+}
+
+/// Runs `decode_one` for 300 ms to warm up, then for `duration`; returns the count and time.
+fn throughput(duration: Duration, mut decode_one: impl FnMut()) -> (u64, Duration) {
     let warm = Instant::now();
     while warm.elapsed() < Duration::from_millis(300) {
-        black_box(decode_payload(black_box(capture), black_box(Some(SELLER))).unwrap());
+        decode_one();
     }
     let start = Instant::now();
     let mut n = 0u64;
     loop {
         for _ in 0..64 {
-            black_box(decode_payload(black_box(capture), black_box(Some(SELLER))).unwrap());
+            decode_one();
         }
         n += 64;
         if start.elapsed() >= duration {

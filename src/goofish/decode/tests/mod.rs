@@ -2,6 +2,7 @@
 //! the sibling files.
 
 mod cards;
+mod forms;
 mod frames;
 mod robustness;
 
@@ -285,4 +286,12 @@ fn a5_buyer_text() {
     };
     assert_eq!(event_of(&a5(), Some("3888777108")), expected);
     assert_eq!(event_of(&a5(), None), expected);
+}
+
+#[test]
+fn a5_file_is_the_exact_decoded_form() {
+    let decoded = one(captures::a5(), Some("3888777108"));
+    assert_eq!(decoded.raw, a5());
+    assert_eq!(encode_payload(&a5()), captures::a5());
+    assert!(matches!(decoded.event, DecodedEvent::Chat { text, .. } if text == "111"));
 }
