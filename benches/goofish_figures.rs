@@ -1,9 +1,16 @@
 //! Goofish client figures, measured in one run on loopback:
 //!
-//! 1. **Decode throughput** — payloads/s of
-//!    [`decode_payload`](xianyu_shopd::goofish::decode::decode_payload) on the golden
-//!    capture A1 (the "order created" card, `tests/data/captures/a1-order-created.b64`), for
-//!    `BENCH_DECODE_SECS` (default 3) seconds on one thread.
+//! 1. **Decode throughput** — payloads/s on one thread, for `BENCH_DECODE_SECS` (default 3)
+//!    seconds each, of the golden captures A1 (the "order created" trade card,
+//!    `tests/data/captures/a1-order-created.b64`) and A5 (a buyer's text,
+//!    `a5-buyer-text.b64`): the daemon's path
+//!    [`PushDecoder::decode`](xianyu_shopd::goofish::decode::PushDecoder::decode) (base64,
+//!    MessagePack, the content JSON, classification into a `DecodedEvent`) and
+//!    [`decode_payload`](xianyu_shopd::goofish::decode::decode_payload) (the same plus the
+//!    payload as a JSON tree, as `decode --raw` shows it). Then the Python baseline
+//!    `benches/python_msgpack.py --json` runs for as long (with `$PYTHON`, default `python3`,
+//!    which needs PyPI `msgpack`; skipped with the script's message otherwise), and the ratio
+//!    Rust daemon path / Python is printed.
 //! 2. **Payment push → delivery chat frame latency** — the whole in-process daemon
 //!    (`app::Daemon`, built like `tests/goofish.rs`) against the loopback
 //!    [`FakeGoofish`], zero delivery delay, `BENCH_ORDERS` (default 1000) orders paid one at a
@@ -22,6 +29,22 @@
 //! ```text
 //! cargo build --release && cargo bench --bench goofish_figures
 //! ```
+//!
+//! with `PYTHON=/path/to/python` when the default `python3` lacks PyPI `msgpack` (for
+//! example a venv: `python3 -m venv /tmp/venv && /tmp/venv/bin/pip install msgpack`).
+//!
+//! Decode figures of one run (release, 2-core machine shared with other builds, load average
+//! about 13, so every figure is low and only the ratios carry over), with the decoder this
+//! one replaced (rmpv into a JSON tree, classified by lookups in the tree) added to the run
+//! for the comparison:
+//!
+//! | payload | daemon path | `decode_payload` | replaced decoder | Python `unpackb` + `json.loads` |
+//! |---|---|---|---|---|
+//! | A1 order card | 51,983/s | 29,029/s | 13,050/s | 14,688/s |
+//! | A5 buyer text | 142,902/s | 51,776/s | 33,918/s | 63,060/s |
+//!
+//! The daemon path is 4.0× (A1) and 4.2× (A5) the replaced decoder, and 3.5× / 2.3× Python's
+//! C extension with the content parsed (1.9× / 2.9× against `unpackb` alone).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -32,7 +55,7 @@ use anyhow::{Context, bail};
 use xianyu_shopd::app::Daemon;
 use xianyu_shopd::clock;
 use xianyu_shopd::fake::FakeGoofish;
-use xianyu_shopd::goofish::decode::decode_payload;
+use xianyu_shopd::goofish::decode::{PushDecoder, decode_payload};
 
 /// Appendix A1: order created / 等待买家付款 (real capture), the golden file the decoder's
 /// tests and the fake use too.
@@ -115,15 +138,90 @@ fn a5() -> &'static str {
     A5_FILE.trim()
 }
 
+/// The daemon's path and the inspecting path on A1 and A5, then the Python baseline and the
+/// ratios (Rust daemon path / Python).
 fn decode_figures(duration: Duration) {
-    for (name, capture) in [("A1 order card", a1()), ("A5 buyer text", a5())] {
-        let decoded = decode_payload(capture, Some(SELLER)).expect("capture decodes");
-        assert_eq!(decoded.len(), 1, "{name} is one message");
+    let payloads = [("A1", "A1 order card", a1()), ("A5", "A5 buyer text", a5())];
+    let mut daemon_rates = Vec::new();
+    for (key, name, capture) in payloads {
+        let mut decoder = PushDecoder::new();
+        let event = decoder
+            .decode(capture, Some(SELLER))
+            .expect("capture decodes");
+        let expected = &decode_payload(capture, Some(SELLER)).expect("capture decodes")[0];
+        assert_eq!(event, expected.event, "{name}: both paths agree");
+        let (n, elapsed) = throughput(duration, || {
+            black_box(
+                decoder
+                    .decode(black_box(capture), black_box(Some(SELLER)))
+                    .unwrap(),
+            );
+        });
+        print_rate(
+            name,
+            capture,
+            "PushDecoder::decode (daemon: event only)",
+            n,
+            elapsed,
+        );
+        daemon_rates.push((key, name, n as f64 / elapsed.as_secs_f64()));
         let (n, elapsed) = throughput(duration, || {
             black_box(decode_payload(black_box(capture), black_box(Some(SELLER))).unwrap());
         });
         print_rate(name, capture, "decode_payload (event + raw)", n, elapsed);
     }
+    match python_baseline(duration) {
+        Ok(python) => {
+            for (key, name, rust) in daemon_rates {
+                let full = python.rates.get(key).and_then(|r| r.get(PY_FULL));
+                let unpack = python.rates.get(key).and_then(|r| r.get(PY_UNPACK));
+                let (Some(full), Some(unpack)) = (full, unpack) else {
+                    println!("python  {name}: missing from the script's answer");
+                    continue;
+                };
+                println!(
+                    "python  {name}, msgpack {} (C extension), Python {}: {PY_FULL} {full:.0} payloads/s, {PY_UNPACK} {unpack:.0} payloads/s",
+                    python.msgpack, python.python
+                );
+                println!(
+                    "ratio   {name}: Rust daemon path / Python (with json.loads) = {:.1}×, / Python unpackb only = {:.1}×",
+                    rust / full,
+                    rust / unpack
+                );
+            }
+        }
+        Err(e) => println!("python  SKIPPED: {e:#}"),
+    }
+}
+
+const PY_FULL: &str = "b64decode + unpackb + json.loads(content)";
+const PY_UNPACK: &str = "b64decode + unpackb";
+
+/// What `benches/python_msgpack.py --json` prints.
+#[derive(serde::Deserialize)]
+struct PythonFigures {
+    msgpack: String,
+    python: String,
+    rates: std::collections::HashMap<String, std::collections::HashMap<String, f64>>,
+}
+
+/// Runs `benches/python_msgpack.py` with `$PYTHON` (default `python3`) for the same duration.
+fn python_baseline(duration: Duration) -> anyhow::Result<PythonFigures> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python_msgpack.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg("--json")
+        .env("BENCH_DECODE_SECS", duration.as_secs_f64().to_string())
+        .output()
+        .with_context(|| format!("running {python} {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} (set PYTHON to an interpreter that has PyPI msgpack)",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("reading the script's JSON line")
 }
 
 fn print_rate(name: &str, capture: &str, what: &str, n: u64, elapsed: Duration) {

@@ -449,7 +449,7 @@ impl Handler {
                 self.reconcile.notify_one();
                 return;
             }
-            ImEvent::Push(d) => d.event,
+            ImEvent::Push(event) => event,
         };
         match decoded {
             DecodedEvent::Order {

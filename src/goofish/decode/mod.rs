@@ -3,12 +3,19 @@
 //! The IM WebSocket delivers `/s/sync`, `/s/para` and `/s/vulcan` frames whose
 //! `body.syncPushPackage.data[]` items each carry a base64 `data` field. That
 //! field is either UTF-8 JSON (session cards) or plain MessagePack with integer
-//! keys (everything else; reference §5.1–5.2). This module turns it into:
+//! keys (everything else; reference §5.1–5.2). This module turns it into a
+//! [`DecodedEvent`] recognised from the payload's shape (reference §5.3, shapes A–F)
+//! using the extraction recipes of §5.6/§5.7.
 //!
-//! * a `raw` [`serde_json::Value`] (MessagePack map keys become strings, `1` →
-//!   `"1"`), kept for logging, replay and dedupe, and
-//! * a [`DecodedEvent`] recognised from the payload's shape (reference §5.3,
-//!   shapes A–F) using the extraction recipes of §5.6/§5.7.
+//! Two paths share one classifier:
+//!
+//! * the daemon's ([`PushDecoder`]): base64 into a reused buffer, one allocation-free
+//!   check of the whole MessagePack value, then only the fields the classifier reads,
+//!   borrowed; the JSON documents nested as strings are read into small borrowed structs,
+//!   each only when a rule needs it. No JSON tree is built.
+//! * the inspecting one ([`decode_payload`], [`decode_frame`], [`decode_input`]): the same
+//!   event plus the payload as a `raw` [`serde_json::Value`] (MessagePack map keys become
+//!   strings, `1` → `"1"`), for `decode --raw`, replay and tests.
 //!
 //! It also offers [`encode_msgpack`], the inverse used by the fake server, which
 //! reproduces the real service's encoder choices so captures round-trip
@@ -19,28 +26,28 @@
 //! reported as [`DecodeError`] or as [`DecodedEvent::Ignored`].
 //!
 //! Layout: this file holds the types and entry points; `msgpack` reads base64 and
-//! MessagePack (and writes it for the fake); `shapes` recognises payload shapes A–F and
-//! builds events; `signals` reads order status, order id, role and buyer out of a message.
+//! MessagePack (the borrowed view and its JSON form); `encode` writes MessagePack for the
+//! fake; `nested` reads the JSON documents inside a message; `shapes` recognises payload
+//! shapes A–F and builds events; `signals` reads order status, order id, role and buyer out
+//! of a message.
 
 use serde::Serialize;
 use serde_json::Value;
 
+mod encode;
 mod msgpack;
+mod nested;
 mod shapes;
 mod signals;
 #[cfg(test)]
 mod tests;
 
-use msgpack::{decode_base64, msgpack_to_value};
-pub use msgpack::{encode_msgpack, encode_payload};
-use shapes::{ignored, shape_a, shape_b, shape_c_d_e, shape_f};
+pub use encode::{encode_msgpack, encode_payload};
+use msgpack::{Checked, Key, Node, check, decode_base64, decode_base64_into, to_value};
+use shapes::{Top, ignored, shape_a, shape_b, shape_c_d_e, shape_f};
 
 /// Suffix of IM user and conversation handles (`<id>@goofish`).
 const HANDLE_SUFFIX: &str = "@goofish";
-
-/// Real payloads nest about six levels; the limit only stops hostile input from
-/// exhausting the stack.
-const MAX_MSGPACK_DEPTH: usize = 64;
 
 /// Order ids are 19 digits in every sample; zn accepts 10 or more, and so do we
 /// (item ids are 12 digits, but they never sit under an order-id key).
@@ -139,14 +146,59 @@ pub struct Decoded {
     pub raw: Value,
 }
 
-/// Decodes one base64 payload (an item's `data` field).
+/// The daemon's decoder: events only, nothing kept but a buffer reused for every payload.
+#[derive(Debug, Default)]
+pub struct PushDecoder {
+    bytes: Vec<u8>,
+}
+
+impl PushDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Classifies one base64 payload (an item's `data` field).
+    ///
+    /// # Errors
+    /// As [`decode_payload`], for the same inputs.
+    pub fn decode(
+        &mut self,
+        b64: &str,
+        account_id: Option<&str>,
+    ) -> Result<DecodedEvent, DecodeError> {
+        decode_base64_into(b64, &mut self.bytes)?;
+        Ok(Payload::read(&self.bytes)?.event(account_id))
+    }
+
+    /// Classifies every item of a parsed push frame, like [`decode_frame`] without `raw`.
+    ///
+    /// # Errors
+    /// [`DecodeError::UnknownFrame`] for a frame without a `body.syncPushPackage.data` array.
+    pub fn decode_frame(
+        &mut self,
+        frame: &Value,
+        account_id: Option<&str>,
+    ) -> Result<Vec<DecodedEvent>, DecodeError> {
+        Ok(push_items(frame)?
+            .iter()
+            .map(|item| match item.get("data").and_then(Value::as_str) {
+                None => ignored(NO_DATA),
+                Some(data) => self
+                    .decode(data, account_id)
+                    .unwrap_or_else(|err| ignored(undecodable(&err))),
+            })
+            .collect())
+    }
+}
+
+/// Decodes one base64 payload (an item's `data` field), with its raw structure.
 ///
 /// # Errors
 /// [`DecodeError`] when the text is not base64 or the bytes are neither JSON
 /// nor a single MessagePack value.
 pub fn decode_payload(b64: &str, account_id: Option<&str>) -> Result<Vec<Decoded>, DecodeError> {
-    let raw = payload_to_value(b64)?;
-    Ok(vec![decoded(raw, account_id)])
+    let bytes = decode_base64(b64)?;
+    Ok(vec![Payload::read(&bytes)?.decoded(account_id)])
 }
 
 /// Decodes every item of a push frame's `body.syncPushPackage.data`.
@@ -184,7 +236,10 @@ pub fn decode_input(s: &str, account_id: Option<&str>) -> Result<Vec<Decoded>, D
     {
         decode_frame_value(&value, account_id)
     } else {
-        Ok(vec![decoded(value, account_id)])
+        Ok(vec![Decoded {
+            event: classify(&value, account_id),
+            raw: value,
+        }])
     }
 }
 
@@ -202,52 +257,123 @@ pub fn payload_to_value(b64: &str) -> Result<Value, DecodeError> {
 /// [`DecodeError::Json`] for broken JSON, [`DecodeError::MsgPack`] for broken,
 /// truncated or trailing MessagePack, [`DecodeError::Empty`] for no bytes.
 pub fn bytes_to_value(bytes: &[u8]) -> Result<Value, DecodeError> {
-    if bytes.is_empty() {
-        return Err(DecodeError::Empty);
-    }
-    // All bots try JSON first. A MessagePack payload never starts with `{`/`[`:
-    // those bytes are lone positive fixints, and a payload is a single map.
-    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{' | b'[') => Ok(serde_json::from_slice(bytes)?),
-        _ => msgpack_to_value(bytes),
-    }
+    Ok(Payload::read(bytes)?.into_value())
 }
 
 /// Recognises the shape of a raw payload and extracts its event.
+///
+/// The classifier reads MessagePack, so the value is written as the service would write
+/// it first; a value nested deeper than any payload may be is ignored.
 pub fn classify(raw: &Value, account_id: Option<&str>) -> DecodedEvent {
-    let Some(obj) = raw.as_object() else {
+    match check(&encode_msgpack(raw)) {
+        Ok(checked) => classify_node(checked.root, account_id),
+        Err(err) => ignored(format!("unreadable payload: {err}")),
+    }
+}
+
+/// One payload's bytes, read.
+enum Payload<'a> {
+    Json(Value),
+    MsgPack(Checked<'a>),
+}
+
+impl<'a> Payload<'a> {
+    /// # Errors
+    /// As [`bytes_to_value`].
+    fn read(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        if bytes.is_empty() {
+            return Err(DecodeError::Empty);
+        }
+        // All bots try JSON first. A MessagePack payload never starts with `{`/`[`:
+        // those bytes are lone positive fixints, and a payload is a single map.
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{' | b'[') => Ok(Payload::Json(serde_json::from_slice(bytes)?)),
+            _ => Ok(Payload::MsgPack(check(bytes)?)),
+        }
+    }
+
+    fn event(&self, account_id: Option<&str>) -> DecodedEvent {
+        match self {
+            // Session cards (`/s/vulcan`), a few per conversation.
+            Payload::Json(value) => classify(value, account_id),
+            Payload::MsgPack(checked) if checked.utf8 => classify_node(checked.root, account_id),
+            // Invalid UTF-8 (never seen): classify the repaired JSON form.
+            Payload::MsgPack(checked) => classify(&to_value(checked.root), account_id),
+        }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Payload::Json(value) => value,
+            Payload::MsgPack(checked) => to_value(checked.root),
+        }
+    }
+
+    fn decoded(self, account_id: Option<&str>) -> Decoded {
+        Decoded {
+            event: self.event(account_id),
+            raw: self.into_value(),
+        }
+    }
+}
+
+fn classify_node(root: Node<'_>, account_id: Option<&str>) -> DecodedEvent {
+    let Some(obj) = root.as_map() else {
         return ignored("payload is not a map");
     };
-    match obj.get("1") {
-        Some(Value::Object(msg)) => shape_a(msg, account_id),
-        Some(Value::Array(list)) => shape_b(list),
-        Some(Value::String(first)) => shape_c_d_e(obj, first, account_id),
-        _ if obj.contains_key("sessionInfo") || obj.contains_key("sessionId") => shape_f(obj),
+    let [one, two, three, four, five, six, session_info, session_id] = obj.pick([
+        Key::Int(1),
+        Key::Int(2),
+        Key::Int(3),
+        Key::Int(4),
+        Key::Int(5),
+        Key::Int(6),
+        Key::Name("sessionInfo"),
+        Key::Name("sessionId"),
+    ]);
+    let top = Top {
+        two,
+        three,
+        four,
+        five,
+        six,
+    };
+    match one {
+        Some(Node::Map(msg)) => shape_a(msg, account_id),
+        Some(Node::Array(list)) => shape_b(list),
+        Some(first @ Node::Str(_)) => match first.as_str() {
+            Some(first) => shape_c_d_e(&top, first, account_id),
+            None => ignored("unrecognized payload shape"),
+        },
+        _ if session_info.is_some() || session_id.is_some() => shape_f(session_info, session_id),
         _ => ignored("unrecognized payload shape"),
     }
 }
 
-fn decoded(raw: Value, account_id: Option<&str>) -> Decoded {
-    Decoded {
-        event: classify(&raw, account_id),
-        raw,
-    }
+const NO_DATA: &str = "push item without a data string";
+
+fn undecodable(err: &DecodeError) -> String {
+    format!("undecodable push item: {err}")
 }
 
-fn decode_frame_value(
-    frame: &Value,
-    account_id: Option<&str>,
-) -> Result<Vec<Decoded>, DecodeError> {
+/// `body.syncPushPackage.data` of a push frame.
+fn push_items(frame: &Value) -> Result<&Vec<Value>, DecodeError> {
     let Some(items) = frame.pointer("/body/syncPushPackage/data") else {
         let lwp = frame.get("lwp").and_then(Value::as_str).unwrap_or("<none>");
         return Err(DecodeError::UnknownFrame(format!(
             "no body.syncPushPackage.data (lwp {lwp})"
         )));
     };
-    let items = items
+    items
         .as_array()
-        .ok_or_else(|| DecodeError::UnknownFrame("syncPushPackage.data is not an array".into()))?;
-    Ok(items
+        .ok_or_else(|| DecodeError::UnknownFrame("syncPushPackage.data is not an array".into()))
+}
+
+fn decode_frame_value(
+    frame: &Value,
+    account_id: Option<&str>,
+) -> Result<Vec<Decoded>, DecodeError> {
+    Ok(push_items(frame)?
         .iter()
         .map(|item| decode_item(item, account_id))
         .collect())
@@ -259,33 +385,18 @@ fn decode_item(item: &Value, account_id: Option<&str>) -> Decoded {
         raw: item.clone(),
     };
     match item.get("data").and_then(Value::as_str) {
-        None => failed("push item without a data string".into()),
-        Some(data) => match payload_to_value(data) {
-            Ok(raw) => decoded(raw, account_id),
-            Err(err) => failed(format!("undecodable push item: {err}")),
+        None => failed(NO_DATA.into()),
+        Some(data) => match decode_base64(data).and_then(|bytes| {
+            let payload = Payload::read(&bytes)?;
+            Ok(payload.decoded(account_id))
+        }) {
+            Ok(decoded) => decoded,
+            Err(err) => failed(undecodable(&err)),
         },
     }
 }
 
 // Small helpers shared by `shapes` and `signals`.
-
-/// Ids arrive as strings or numbers depending on the producer.
-fn id_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// An integer that may be encoded as a number or a numeric string (`"26"`).
-fn as_int(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_str()?.trim().parse().ok())
-}
-
-fn strip_handle(s: &str) -> String {
-    s.strip_suffix(HANDLE_SUFFIX).unwrap_or(s).to_owned()
-}
 
 fn url_path(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or_default()

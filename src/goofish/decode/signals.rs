@@ -2,13 +2,11 @@
 //! keys, in the order of trust of reference §5.6/§5.7), its order id, which side of the order
 //! this account is on, and who the buyer is.
 
-use serde_json::Value;
-
 use super::OrderStatus::{
     self, Closed, Completed, Paid, PendingPayment, Refunded, Refunding, Shipped,
 };
 use super::shapes::Envelope;
-use super::{MIN_ORDER_ID_DIGITS, Role, id_string, url_param, url_path};
+use super::{MIN_ORDER_ID_DIGITS, Role, url_param, url_path};
 
 #[derive(Clone, Copy)]
 pub(super) enum Signal {
@@ -95,9 +93,9 @@ fn update_key_signal(key: &str) -> Option<Signal> {
 /// Refund outcome on a card update (custom type 32): the title stays
 /// `我发起了退款申请`, the button text carries the outcome (§5.5.5).
 fn refund_outcome_signal(env: &Envelope<'_>) -> Option<Signal> {
-    let ex = env.update_main()?.get("exContent")?;
-    ex.get("title")?.as_str().filter(|t| t.contains("退款"))?;
-    match ex.pointer("/button/text")?.as_str()? {
+    let main = env.update_main()?;
+    main.title.as_deref().filter(|t| t.contains("退款"))?;
+    match main.button_text.as_deref()? {
         "已同意" => Some(Signal::Status(Refunded)),
         "已撤销" => Some(Signal::Skip("refund request withdrawn by buyer")),
         "已拒绝" => Some(Signal::Skip("refund request rejected")),
@@ -111,9 +109,9 @@ fn refund_outcome_signal(env: &Envelope<'_>) -> Option<Signal> {
 pub(super) fn order_signal(env: &Envelope<'_>) -> Option<Signal> {
     let reminder = || env.text().and_then(text_signal);
     let title = || env.card_title().and_then(text_signal);
-    let task = || env.task_name().as_deref().and_then(task_signal);
-    let key = || env.update_key().as_deref().and_then(update_key_signal);
-    let red = || env.ext_str("redReminder").and_then(text_signal);
+    let task = || env.task_name().and_then(task_signal);
+    let key = || env.update_key().and_then(update_key_signal);
+    let red = || env.red_reminder().and_then(text_signal);
     if env.content_type == Some(32) {
         refund_outcome_signal(env)
             .or_else(task)
@@ -132,24 +130,21 @@ pub(super) fn order_signal(env: &Envelope<'_>) -> Option<Signal> {
 
 /// Order id per §5.6: card URLs, then `updateKey`, then a scan of the message.
 pub(super) fn order_id(env: &Envelope<'_>) -> Option<String> {
-    let from_urls = env.card_urls().into_iter().find_map(order_id_from_url);
+    let from_urls = env.card_urls().find_map(order_id_from_url);
     let from_key = || {
         let key = env.update_key()?;
-        key.split(':')
-            .nth(1)
-            .filter(|id| is_order_id(id))
-            .map(str::to_owned)
+        key.split(':').nth(1).filter(|id| is_order_id(id))
     };
+    // The last resort reads the whole content and extension map (rare: cold path).
     let from_scan = || {
-        let ext = env.ext.map(|e| Value::Object(e.clone()));
-        [env.content.as_ref(), ext.as_ref()]
-            .into_iter()
-            .flatten()
-            .find_map(|v| scan_order_id(&v.to_string()))
+        let scan = |v: serde_json::Value| scan_order_id(&v.to_string());
+        env.content_value()
+            .and_then(scan)
+            .or_else(|| env.ext_value().and_then(scan))
     };
     from_urls
-        .map(str::to_owned)
         .or_else(from_key)
+        .map(str::to_owned)
         .or_else(from_scan)
 }
 
@@ -191,7 +186,6 @@ pub(super) fn scan_order_id(text: &str) -> Option<String> {
 pub(super) fn role(env: &Envelope<'_>, status: OrderStatus, account_id: Option<&str>) -> Role {
     let from_url = env
         .card_urls()
-        .into_iter()
         .find_map(|url| match url_param(url, "role")? {
             "seller" => Some(Role::Seller),
             "buyer" => Some(Role::Buyer),
@@ -209,7 +203,7 @@ pub(super) fn role(env: &Envelope<'_>, status: OrderStatus, account_id: Option<&
     };
     let from_sender = || {
         let buyer_actions = matches!(status, PendingPayment | Paid);
-        let sent_by_us = account_id.is_some() && env.sender().as_deref() == account_id;
+        let sent_by_us = account_id.is_some() && env.sender() == account_id;
         (buyer_actions && sent_by_us).then_some(Role::Buyer)
     };
     from_url
@@ -225,13 +219,10 @@ pub(super) fn buyer_id(env: &Envelope<'_>, role: Role, account_id: Option<&str>)
     if let (Role::Buyer, Some(me)) = (role, account_id) {
         return Some(me.to_owned());
     }
-    let peer = env
-        .reminder_url()
-        .and_then(|u| url_param(u, "peerUserId"))
-        .map(str::to_owned);
-    let user = env.ext.and_then(|e| e.get("userId")).and_then(id_string);
-    [env.sender(), env.sender_id.clone(), user, peer]
+    let peer = env.reminder_url().and_then(|u| url_param(u, "peerUserId"));
+    [env.sender(), env.sender_id.as_deref(), env.user_id(), peer]
         .into_iter()
         .flatten()
-        .find(|id| !id.is_empty() && Some(id.as_str()) != account_id)
+        .find(|id| !id.is_empty() && Some(*id) != account_id)
+        .map(str::to_owned)
 }

@@ -49,7 +49,7 @@ impl Drop for AbortOnDrop {
 
 /// Frames the reader hands to the session.
 pub(super) enum Inbound {
-    Push { text: String, frame: Value },
+    Push(Value),
     End(String),
 }
 
@@ -63,7 +63,7 @@ pub(super) async fn read_loop(
         let text = match stream.next().await {
             None => break "server closed the connection".to_string(),
             Some(Err(e)) => break e.to_string(),
-            Some(Ok(Message::Text(t))) => t.as_str().to_owned(),
+            Some(Ok(Message::Text(t))) => t,
             Some(Ok(Message::Close(frame))) => {
                 break frame.map_or("close frame".into(), |f| {
                     format!("close frame: {}", f.reason)
@@ -71,7 +71,7 @@ pub(super) async fn read_loop(
             }
             Some(Ok(_)) => continue,
         };
-        let frame: Value = match serde_json::from_str(&text) {
+        let frame: Value = match serde_json::from_str(text.as_str()) {
             Ok(v @ Value::Object(_)) => v,
             _ => {
                 tracing::warn!(
@@ -86,7 +86,7 @@ pub(super) async fn read_loop(
             .and_then(Value::as_str)
             .is_some_and(|l| !l.is_empty());
         if is_push {
-            if inbound.send(Inbound::Push { text, frame }).await.is_err() {
+            if inbound.send(Inbound::Push(frame)).await.is_err() {
                 return;
             }
         } else {

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::decode::Decoded;
+use super::decode::DecodedEvent;
 use super::mtop::MtopError;
 use crate::config::MarketplaceConfig;
 
@@ -59,8 +59,8 @@ pub const IM_EVENTS_CAPACITY: usize = 1024;
 pub enum ImEvent {
     /// Registered and synced: a good moment to reconcile (pushes may have been missed).
     Connected,
-    /// One decoded push item.
-    Push(Decoded),
+    /// What one push item means.
+    Push(DecodedEvent),
 }
 
 /// Why a session ended badly.

@@ -20,7 +20,7 @@ use super::frames::{ack_for, needs_resync, reason_of, reg_user_agent, strip_hand
 use super::send::ImHandle;
 use super::{ImEvent, ImSettings, SessionEnd, Shared, WsError};
 use crate::clock::now_ms;
-use crate::goofish::decode;
+use crate::goofish::decode::PushDecoder;
 use crate::goofish::mtop::{MtopClient, MtopError};
 use crate::goofish::sign::IM_APP_KEY;
 use crate::health::{self, Connection};
@@ -300,6 +300,7 @@ impl Serving<'_> {
         let mut last_business = Instant::now();
         let mut silence = self.silence_limit(false);
         let mut watching_cookies = true;
+        let mut decoder = PushDecoder::new();
         loop {
             let zombie_at = last_business + silence;
             tokio::select! {
@@ -319,8 +320,8 @@ impl Serving<'_> {
                     }
                 }
                 msg = inbound.recv() => match msg {
-                    Some(Inbound::Push { text, frame }) => {
-                        if self.handle_push(&text, &frame).await? {
+                    Some(Inbound::Push(frame)) => {
+                        if self.handle_push(&mut decoder, &frame).await? {
                             last_business = Instant::now();
                             silence = self.silence_limit(true);
                             self.registry.record_business_message(self.account, now_ms());
@@ -347,7 +348,7 @@ impl Serving<'_> {
     }
 
     /// ACK, then act. Returns whether this was a business push (for the zombie watchdog).
-    async fn handle_push(&self, text: &str, frame: &Value) -> Result<bool, WsError> {
+    async fn handle_push(&self, decoder: &mut PushDecoder, frame: &Value) -> Result<bool, WsError> {
         let lwp = frame.get("lwp").and_then(Value::as_str).unwrap_or_default();
         // ACK everything the server pushes; zn reports disconnects without (reference §4.6).
         let acked = self.conn.write(&ack_for(frame)).await;
@@ -371,10 +372,10 @@ impl Serving<'_> {
             let conn = self.conn.clone();
             tokio::spawn(async move { sync_state(&conn).await });
         }
-        match decode::decode_frame(text, Some(&self.conn.user_id)) {
-            Ok(items) => {
-                for item in items {
-                    let _ = self.events.send(ImEvent::Push(item)).await;
+        match decoder.decode_frame(frame, Some(&self.conn.user_id)) {
+            Ok(events) => {
+                for event in events {
+                    let _ = self.events.send(ImEvent::Push(event)).await;
                 }
             }
             Err(e) => tracing::debug!(lwp = %lwp, error = %e, "Push without decodable items."),

@@ -4,6 +4,7 @@
 mod cards;
 mod forms;
 mod frames;
+mod oracle;
 mod robustness;
 
 use super::*;
