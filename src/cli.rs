@@ -28,6 +28,10 @@ pub struct Dirs {
     /// Runtime state (the redb store); defaults to CONFIG_DIR/state.
     #[arg(long, global = true)]
     pub state_dir: Option<PathBuf>,
+    /// Create --state-dir if it does not exist yet (without it, a missing one is refused, so a
+    /// mistyped path never shows an empty shop).
+    #[arg(long, global = true)]
+    pub init: bool,
 }
 
 impl Dirs {
@@ -59,6 +63,8 @@ pub enum Command {
     Check,
     /// Feed a JSON Lines file of order events through the real pipeline.
     Replay {
+        /// A JSON Lines file of order events (one event per line), or /dev/null to only run
+        /// what is already due in the store.
         file: PathBuf,
         /// Print what would be sent, confirmed and notified; write nothing.
         #[arg(long)]
@@ -74,13 +80,17 @@ pub enum Command {
     #[command(subcommand)]
     Orders(OrdersCommand),
     /// Write a consistent copy of the store to PATH (works while the daemon runs).
-    Backup { path: PathBuf },
+    Backup {
+        /// Where to write the copy (a new file; restore by putting it back as state/shop.redb).
+        path: PathBuf,
+    },
     /// Render an event's notification template with sample data, send it through CHANNEL now
     /// (not through the outbox) and print how the channel answered. Exit 0 only if accepted.
     NotifyTest {
         /// A channel name from `channels:` (or `log`).
         channel: String,
-        /// Which event's template to send (default manual_ship).
+        /// Which event's template to send: manual_ship, ship_failed, needs_human,
+        /// out_of_stock, low_stock, login_expired, risk_control, delivered, recovered, …
         #[arg(long, default_value = "manual_ship")]
         event: String,
     },
@@ -112,6 +122,7 @@ pub enum Command {
     /// Decode a Goofish IM push: a base64 payload, a whole WebSocket frame as JSON, or `-` for
     /// stdin. Prints one JSON object per event found.
     Decode {
+        /// The payload: base64 text, a WebSocket frame as JSON, or `-` to read it from stdin.
         input: String,
         /// The account's own user id, so its echoed messages are marked `own`.
         #[arg(long)]
@@ -125,7 +136,12 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum CardsCommand {
     /// Import keys (one per line) into POOL; duplicates are skipped.
-    Import { pool: String, file: PathBuf },
+    Import {
+        /// A pool declared under `pools:` in products.yaml.
+        pool: String,
+        /// A text file with one key per line (blank lines are ignored).
+        file: PathBuf,
+    },
     /// Key counts per pool and state (never the keys).
     List,
 }
@@ -139,24 +155,34 @@ pub enum OrdersCommand {
         status: Option<String>,
     },
     /// One order with its status log, delivery ledger and notifications.
-    Show { id: String },
+    Show {
+        /// The order id (as in `orders list`).
+        id: String,
+    },
     /// Record that you shipped an order by hand (physical items need --company and --tracking).
     Ship {
+        /// The order id (as in `orders list`).
         id: String,
+        /// The courier company, e.g. 顺丰 (physical items).
         #[arg(long)]
         company: Option<String>,
+        /// The tracking number (physical items).
         #[arg(long)]
         tracking: Option<String>,
     },
     /// Re-arm a failed_safe or manual delivery (needs_human only with --force).
     Retry {
+        /// The order id (as in `orders list`).
         id: String,
+        /// Also re-arm a needs_human delivery (the buyer may already have it: check the chat
+        /// first, or use `orders resolve`).
         #[arg(long)]
         force: bool,
     },
     /// Close out a needs_human delivery (outcome unknown) once you have checked the chat:
     /// --received, or --not-received with --retry (deliver again) or --manual (you handle it).
     Resolve {
+        /// The order id (as in `orders list`).
         id: String,
         /// The buyer has the content: its keys are recorded as delivered to this order.
         #[arg(long, conflicts_with_all = ["not_received", "retry", "manual"])]
@@ -171,4 +197,30 @@ pub enum OrdersCommand {
         #[arg(long, requires = "not_received")]
         manual: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// `xianyu-shopd help <command>` explains every argument; a bare name leaves sellers guessing.
+    #[test]
+    fn every_argument_of_every_command_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "xianyu-shopd", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
 }

@@ -43,16 +43,38 @@ fn init_logging(json: bool) {
     let stderr = std::io::stderr;
     if json {
         registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_timer(BeijingTime)
+                    .with_writer(stderr),
+            )
             .init();
     } else {
         registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .compact()
+                    .with_timer(BeijingTime)
                     .with_ansi(std::io::stderr().is_terminal())
                     .with_writer(stderr),
             )
             .init();
+    }
+}
+
+/// Log timestamps in Beijing time with the offset shown (`2026-11-24 21:09:58.123+08:00`), like
+/// every time on the status page and in notifications; tracing's default is UTC.
+struct BeijingTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for BeijingTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let ms = xianyu_shopd::clock::now_ms();
+        let millis = ms % 1000;
+        write!(
+            w,
+            "{}.{millis:03}+08:00",
+            xianyu_shopd::clock::format_beijing(ms)
+        )
     }
 }

@@ -254,19 +254,19 @@ corpus! {
 
     // ---- accounts, secrets, status ----------------------------------------------------------------
     empty_accounts: "pipeline.yaml",
-        "accounts:\n  - id: main\n    name: 主店\n    cookies_env: XIANYU_COOKIES          # or: cookies_file: state/cookies-main.txt\n" => "accounts: []\n",
+        "accounts:\n  - id: main\n    name: 主店\n    cookies_file: state/cookies-main.txt # or: cookies_env: XIANYU_COOKIES (see README 正式上线)\n" => "accounts: []\n",
         "pipeline.yaml:4:1:", "accounts: at least one account is required";
     account_without_cookies: "pipeline.yaml",
-        "    cookies_env: XIANYU_COOKIES          # or: cookies_file: state/cookies-main.txt\n" => "",
+        "    cookies_file: state/cookies-main.txt # or: cookies_env: XIANYU_COOKIES (see README 正式上线)\n" => "",
         "pipeline.yaml:5:5:", "accounts[0]: missing cookies_env";
     secret_file_outside_state: "pipeline.yaml",
-        "cookies_env: XIANYU_COOKIES" => "cookies_file: /etc/xianyu/cookies.txt",
+        "cookies_file: state/cookies-main.txt" => "cookies_file: /etc/xianyu/cookies.txt",
         "pipeline.yaml:7:19:", "secret files must be a relative path under state/ (got `/etc/xianyu/cookies.txt`)";
     secret_file_escapes_state: "pipeline.yaml",
-        "cookies_env: XIANYU_COOKIES" => "cookies_file: state/../cookies.txt",
+        "cookies_file: state/cookies-main.txt" => "cookies_file: state/../cookies.txt",
         "pipeline.yaml:7:19:", "secret files must be a relative path under state/";
     both_cookies_env_and_file: "pipeline.yaml",
-        "    cookies_env: XIANYU_COOKIES" => "    cookies_env: XIANYU_COOKIES\n    cookies_file: state/cookies-main.txt\n",
+        "    cookies_file: state/cookies-main.txt" => "    cookies_env: XIANYU_COOKIES\n    cookies_file: state/cookies-main.txt",
         "pipeline.yaml:8:5:", "accounts[0]: give either cookies_env or cookies_file, not both";
     status_public_without_token: "pipeline.yaml",
         "listen: 127.0.0.1:8080" => "listen: 0.0.0.0:8080",

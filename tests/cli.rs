@@ -90,7 +90,25 @@ fn a_sellers_first_session() {
     assert!(out.contains("confirm order=3002"));
     assert!(out.contains("duplicate, ignored"));
 
+    let listed_before = stdout(&run(d, &["orders", "list"]));
     let again = run(d, &["replay", "example-events.jsonl"]);
+    assert_eq!(
+        stdout(&run(d, &["orders", "list"])),
+        listed_before,
+        "replaying the same events changes no order, not even its updated time"
+    );
+    // Chinese status labels take two terminal columns each: every row still ends at the same
+    // column, because the table pads by display width (the last column is a fixed-width time).
+    let row_widths: Vec<usize> = listed_before
+        .lines()
+        .filter(|l| l.ends_with(|c: char| c.is_ascii_digit()) && !l.contains("order(s)"))
+        .map(unicode_width::UnicodeWidthStr::width)
+        .collect();
+    assert!(row_widths.len() >= 4, "{listed_before}");
+    assert!(
+        row_widths.iter().all(|w| *w == row_widths[0]),
+        "columns do not line up:\n{listed_before}"
+    );
     assert!(
         !stdout(&again).contains("send    order="),
         "replaying the same day sends nothing again"
@@ -165,6 +183,14 @@ fn a_sellers_first_session() {
 fn run_refuses_to_start_without_the_account_cookies() {
     let dir = tempfile::tempdir().unwrap();
     copy_example(dir.path());
+    // The example reads a cookie file (missing is waited for); an unset variable refuses to start.
+    let pipeline = std::fs::read_to_string(dir.path().join("pipeline.yaml")).unwrap();
+    let pipeline = pipeline.replacen(
+        "cookies_file: state/cookies-main.txt",
+        "cookies_env: XIANYU_COOKIES",
+        1,
+    );
+    std::fs::write(dir.path().join("pipeline.yaml"), pipeline).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
         .arg("--config-dir")
         .arg(dir.path())
@@ -201,4 +227,42 @@ fn run_refuses_to_start_when_the_status_token_file_is_missing() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("status page cannot start"), "{stderr}");
+}
+
+#[test]
+fn a_mistyped_state_dir_is_refused_unless_init_creates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_example(dir.path());
+    let typo = dir.path().join("stat");
+    let list = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
+            .arg("--config-dir")
+            .arg(dir.path())
+            .arg("--state-dir")
+            .arg(&typo)
+            .args(extra)
+            .args(["orders", "list"])
+            .output()
+            .unwrap()
+    };
+    let refused = list(&[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("不存在") && stderr.contains("--init"),
+        "{stderr}"
+    );
+    assert!(!typo.exists(), "nothing is created without --init");
+
+    let created = list(&["--init"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(typo.is_dir());
+    assert!(
+        list(&[]).status.success(),
+        "an existing directory needs no --init"
+    );
 }

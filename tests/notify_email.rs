@@ -2,10 +2,12 @@
 //! started by the test with its Maildir handler. The received mail is parsed by Python's own
 //! `email` package, independently of lettre: subject, body and UTF-8 must survive.
 //!
-//! Skips (printing why) only when no Python with aiosmtpd is installed.
+//! Skips (saying so in the test summary) only when no Python with aiosmtpd is installed, and
+//! fails instead when `CI` is set.
 
 #[path = "support/notify_fakes.rs"]
 mod notify_fakes;
+mod skip;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -55,8 +57,9 @@ fn python_with_aiosmtpd() -> Option<String> {
 
 fn start_smtp() -> Option<Smtp> {
     let Some(python) = python_with_aiosmtpd() else {
-        eprintln!(
-            "SKIPPED: no python3 with aiosmtpd (apt-get install python3-aiosmtpd; .ci/run installs it)"
+        skip::skip_or_fail(
+            "tests/notify_email.rs",
+            "no python3 with aiosmtpd (apt-get install python3-aiosmtpd; .ci/run installs it)",
         );
         return None;
     };

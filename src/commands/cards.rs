@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
+use super::table::{Align, Table};
 use crate::cli::{CardsCommand, Dirs};
 use crate::event::shown;
 use crate::store::CardState;
@@ -38,21 +39,29 @@ pub fn run(dirs: &Dirs, cmd: CardsCommand) -> anyhow::Result<ExitCode> {
         CardsCommand::List => {
             let store = super::open_store(dirs)?;
             let counts = store.card_counts()?;
-            println!(
-                "{:<24} {:>9} {:>9} {:>9} {:>9}",
-                "pool", "available", "reserved", "delivered", "revoked"
-            );
+            let mut table = Table::new(&[
+                ("pool", Align::Left),
+                ("available", Align::Right),
+                ("reserved", Align::Right),
+                ("delivered", Align::Right),
+                ("revoked", Align::Right),
+                ("", Align::Left),
+            ]);
             for (pool, c) in &counts {
-                println!(
-                    "{:<24} {:>9} {:>9} {:>9} {:>9}{}",
-                    shown(pool),
-                    c.get(CardState::Available),
-                    c.get(CardState::Reserved),
-                    c.get(CardState::Delivered),
-                    c.get(CardState::Revoked),
-                    if c.reusable > 0 { "  (reusable)" } else { "" }
-                );
+                table.row(vec![
+                    shown(pool).to_string(),
+                    c.get(CardState::Available).to_string(),
+                    c.get(CardState::Reserved).to_string(),
+                    c.get(CardState::Delivered).to_string(),
+                    c.get(CardState::Revoked).to_string(),
+                    if c.reusable > 0 {
+                        "(reusable)".into()
+                    } else {
+                        String::new()
+                    },
+                ]);
             }
+            table.print();
             if counts.is_empty() {
                 println!("(no card keys imported yet: xianyu-shopd cards import POOL FILE)");
             }

@@ -72,6 +72,7 @@ pub async fn run(dirs: &Dirs, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&Dirs {
         config_dir: demo_dir.clone(),
         state_dir: Some(state_dir.clone()),
+        init: true,
     })?;
     let mut items = Vec::new();
     for p in config.products.values() {

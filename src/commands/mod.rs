@@ -11,6 +11,7 @@ mod healthcheck;
 mod notify_test;
 mod orders;
 mod replay;
+mod table;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,6 +24,9 @@ use crate::store::Store;
 
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let dirs = cli.dirs;
+    if uses_state(&cli.command) {
+        refuse_missing_state_dir(&dirs)?;
+    }
     match cli.command {
         Command::Run => crate::app::run_daemon(&dirs.config_dir, &dirs.state_dir())
             .await
@@ -71,6 +75,27 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             chat_test::run(&dirs, args).await
         }
+    }
+}
+
+/// Whether a command reads or writes the state directory.
+fn uses_state(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Check | Command::Decode { .. } | Command::Healthcheck { .. }
+    )
+}
+
+/// An explicit `--state-dir` must exist unless `--init` says to create it: a typo would
+/// otherwise open a fresh, empty store and report "0 order(s)" as if the shop were empty.
+fn refuse_missing_state_dir(dirs: &Dirs) -> anyhow::Result<()> {
+    match &dirs.state_dir {
+        Some(dir) if !dirs.init && !dir.exists() => Err(anyhow!(
+            "状态目录 {0} 不存在：--state-dir 是否写错了？第一次使用这个目录请加 --init 创建它。\n\
+             (the state directory {0} does not exist; pass --init to create it)",
+            dir.display()
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 
+use super::table::{Align, Table};
 use crate::cli::{Dirs, OrdersCommand};
 use crate::clock::format_beijing;
 use crate::config::{Category, StageKind};
@@ -166,21 +167,25 @@ fn list(dirs: &Dirs, status: Option<&str>) -> anyhow::Result<ExitCode> {
     };
     let store = super::open_store(dirs)?;
     let orders = store.list_orders(status)?;
-    println!(
-        "{:<22} {:<8} {:<14} {:<16} {:>3} {:<20}",
-        "order", "account", "item", "status", "qty", "updated"
-    );
+    let mut table = Table::new(&[
+        ("order", Align::Left),
+        ("account", Align::Left),
+        ("item", Align::Left),
+        ("status", Align::Left),
+        ("qty", Align::Right),
+        ("updated", Align::Left),
+    ]);
     for o in &orders {
-        println!(
-            "{:<22} {:<8} {:<14} {:<16} {:>3} {:<20}",
-            shown(&o.order_id),
-            shown(&o.account),
-            shown(o.item_id.as_deref().unwrap_or("-")),
-            o.status.label(),
-            o.quantity,
-            format_beijing(o.updated_time)
-        );
+        table.row(vec![
+            shown(&o.order_id).to_string(),
+            shown(&o.account).to_string(),
+            shown(o.item_id.as_deref().unwrap_or("-")).to_string(),
+            o.status.label().to_string(),
+            o.quantity.to_string(),
+            format_beijing(o.updated_time),
+        ]);
     }
+    table.print();
     println!("{} order(s)", orders.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -98,6 +98,19 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The low-stock threshold of a counted listing (`stock: N`), or none. An inherited
+    /// threshold at or above the listing's own quantity would flag it from the day it is listed
+    /// (a one-off second-hand item under the default 5), so then only the product's own
+    /// `low_stock_alert` applies.
+    pub fn listing_low_stock_threshold(&self, product: &Product, configured: u32) -> Option<u32> {
+        match product.low_stock_alert {
+            Some(own) => Some(own),
+            None => Some(self.low_stock_threshold(None, None)).filter(|t| *t < configured),
+        }
+    }
+}
+
 /// `stock-check.low_stock_alert` when the seller sets none.
 pub const DEFAULT_LOW_STOCK_ALERT: u32 = 5;
 

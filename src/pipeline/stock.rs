@@ -85,7 +85,7 @@ fn request(config: &Config, plan: &Plan, quantity: u32, sku: Option<&str>) -> Re
             item_id: product.item_id.clone(),
             units,
             configured: *configured,
-            low_stock_alert: config.low_stock_threshold(Some(product), None),
+            low_stock_alert: config.listing_low_stock_threshold(product, *configured),
         },
         Stock::Cards { .. } if !plan.auto => ReserveRequest::Nothing,
         Stock::Cards { .. } => {

@@ -30,7 +30,8 @@ pub enum ReserveRequest {
         item_id: String,
         units: u64,
         configured: u32,
-        low_stock_alert: u32,
+        /// None: this listing never raises `low_stock`.
+        low_stock_alert: Option<u32>,
     },
     Nothing,
     /// A card product whose SKU maps to no pool; the stage hands the order over instead.

@@ -58,8 +58,20 @@ impl Store {
                 existing.as_ref().map(|o| o.status),
                 crate::order::OrderStatus::from_event(ev.status),
             );
+            // A repeat that moves nothing and adds no field leaves the record as it was, so a
+            // second replay of the same events does not even touch `updated_time`.
+            let unchanged = existing.as_ref().map(encode);
             let mut order = existing.unwrap_or_else(|| new_order(ev, now));
             fill_missing(&mut order, ev);
+            if !matches!(decision, Decision::Transition { .. })
+                && unchanged.is_some_and(|before| before == encode(&order))
+            {
+                return Ok(IngestOutcome {
+                    decision,
+                    scheduled: None,
+                    repeat_message: false,
+                });
+            }
             let mut scheduled = None;
             if let Decision::Transition { from, to, work } = decision {
                 order.status = to;

@@ -75,7 +75,7 @@ pub(super) fn take(
     units: u64,
     configured: u32,
     order_id: &str,
-    low_stock_alert: u32,
+    low_stock_alert: Option<u32>,
     now: u64,
 ) -> Result<std::result::Result<(Holding, Option<i64>), u64>> {
     let mut row = load(tx, item_id)?.unwrap_or(StockRow {
@@ -100,8 +100,9 @@ pub(super) fn take(
         Some(order_id),
         now,
     )?;
-    let threshold = i64::from(low_stock_alert);
-    let crossed = (before > threshold && after <= threshold).then_some(after);
+    let crossed = low_stock_alert
+        .map(i64::from)
+        .and_then(|threshold| (before > threshold && after <= threshold).then_some(after));
     Ok(Ok((
         Holding::Stock {
             item_id: item_id.to_string(),

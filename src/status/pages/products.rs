@@ -48,7 +48,8 @@ pub struct ProductView {
     pub stock_kind: &'static str,
     pub pools: Vec<PoolView>,
     pub quantity: Option<QuantityView>,
-    pub low_stock_alert: u32,
+    /// None: no low-stock alert for this listing (see `Config::listing_low_stock_threshold`).
+    pub low_stock_alert: Option<u32>,
     pub low: bool,
 }
 
@@ -82,7 +83,7 @@ pub fn products(view: &ShopView, config: &Config) -> ProductsPage {
 }
 
 fn product_view(view: &ShopView, config: &Config, p: &Product) -> ProductView {
-    let mut alert = config.low_stock_threshold(Some(p), None);
+    let mut alert = Some(config.low_stock_threshold(Some(p), None));
     let (kind, pools, quantity) = match &p.stock {
         Stock::Cards { pool: main, by_sku } => {
             let mut names: Vec<&String> = main.iter().chain(by_sku.values()).collect();
@@ -93,10 +94,11 @@ fn product_view(view: &ShopView, config: &Config, p: &Product) -> ProductView {
                 .map(|n| pool_view(view, config, n, Some(p)))
                 .collect();
             // The pool's own threshold applies when the product sets none.
-            alert = pools.first().map_or(alert, |pv| pv.low_stock_alert);
+            alert = pools.first().map_or(alert, |pv| Some(pv.low_stock_alert));
             ("cards", pools, None)
         }
         Stock::Quantity(n) => {
+            alert = config.listing_low_stock_threshold(p, *n);
             let row = view.stock.get(&p.item_id).copied().unwrap_or_default();
             let q = QuantityView {
                 configured: *n,
@@ -110,7 +112,7 @@ fn product_view(view: &ShopView, config: &Config, p: &Product) -> ProductView {
     let low = pools.iter().any(|pv| pv.low)
         || quantity
             .as_ref()
-            .is_some_and(|q| q.remaining <= i64::from(alert));
+            .is_some_and(|q| q.remaining <= alert.map_or(0, i64::from));
     ProductView {
         item_id: p.item_id.clone(),
         title: p.title.clone(),
@@ -153,5 +155,28 @@ fn pool_view(view: &ShopView, config: &Config, name: &str, product: Option<&Prod
             available <= u64::from(alert)
         },
         configured: cfg.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_one_off_listing_is_not_low_until_it_is_sold_out() {
+        // The example shop lists a second-hand iPhone with `stock: { quantity: 1 }` under the
+        // stage's `low_stock_alert: 5`: it is not "running low" on the day it is listed.
+        let config = crate::config::load(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let page = products(&ShopView::default(), &config);
+        let iphone = page
+            .products
+            .iter()
+            .find(|p| p.title.contains("iPhone"))
+            .unwrap();
+        assert_eq!(iphone.quantity.as_ref().map(|q| q.remaining), Some(1));
+        assert_eq!(iphone.low_stock_alert, None);
+        assert!(!iphone.low);
     }
 }
