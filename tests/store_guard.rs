@@ -242,6 +242,7 @@ fn a_full_disk_stops_replay_with_one_message_and_resumes() {
     let args = [
         "--state-dir",
         state_arg,
+        "--init",
         "replay",
         "--no-wait",
         "events.jsonl",
