@@ -54,7 +54,7 @@ impl Shop {
             crate::config::Stage::Ingest(p) => Some(&p.dedupe_window),
             _ => None,
         }) {
-            store.prune_seen(store.now().saturating_sub(window.as_millis() as u64))?;
+            store.prune_seen(store.now().saturating_sub(crate::clock::millis(*window)))?;
         }
         let handle = config::handle(config);
         let runner = Arc::new(Runner::new(store.clone(), handle.clone(), market));

@@ -22,9 +22,28 @@ impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
+            .map(millis)
             .unwrap_or(0)
     }
+}
+
+/// `d` in whole milliseconds, saturating at `u64::MAX` (an `as u64` cast would wrap a huge
+/// duration around to a small one).
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `now_ms + d` in unix milliseconds, saturating instead of overflowing.
+pub fn after_ms(now_ms: u64, d: std::time::Duration) -> u64 {
+    now_ms.saturating_add(millis(d))
+}
+
+/// The tokio instant `d` from now; a duration too long to represent waits "for ever" (30
+/// years) instead of panicking on overflow.
+pub fn instant_after(d: std::time::Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(30 * 365 * 24 * 3600))
 }
 
 /// A clock that only moves when told to; for tests and dry runs.

@@ -19,6 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod event;
 pub mod fake;
+pub mod files;
 pub mod goofish;
 pub mod health;
 pub mod llm;

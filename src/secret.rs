@@ -7,7 +7,12 @@
 //! that knows the rules and their wording) and keeps the resulting [`SecretRef`], which is
 //! resolved only when the secret is used.
 //!
-//! A leaf: `config` and `channels` both import it, so it imports nothing of this crate.
+//! A secret file must resolve, symlinks followed, to a regular file below the config directory's
+//! own `state/` ([`crate::files::inside`]): a link to `/etc/passwd`, or `state/` itself linked to
+//! `/etc`, is refused by `check` and again each time the file is read, and the file is read
+//! through [`crate::files`] (regular files only, size-capped, never blocking on a FIFO).
+//!
+//! Nearly a leaf: `config` and `channels` both import it; it imports only the leaf `files`.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -22,7 +27,57 @@ use serde::{Deserialize, forward_to_deserialize_any};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretRef {
     Env(String),
-    File(PathBuf),
+    File(SecretFile),
+}
+
+/// A secret file: `state/…` written in the config, below the config directory `dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+/// The directory below the config directory that secret files must stay in.
+pub const STATE_DIR: &str = "state";
+
+impl SecretFile {
+    /// `written` (`state/cookies.txt`) below the config directory `dir`.
+    pub fn new(dir: &Path, written: &str) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            path: dir.join(written),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn display(&self) -> std::path::Display<'_> {
+        self.path.display()
+    }
+
+    /// Why this file may not be read, if it may not: it resolves outside `state/`.
+    fn escapes(&self) -> Option<String> {
+        match crate::files::inside(&self.path, &self.dir, STATE_DIR) {
+            Ok(true) => None,
+            Ok(false) => Some(
+                "resolves outside state/ (a symbolic link leads out of it, or state/ itself is a link)"
+                    .to_string(),
+            ),
+            Err(e) => Some(format!("cannot be resolved: {e}")),
+        }
+    }
+
+    fn read(&self) -> Result<String, SecretError> {
+        let fail = |why: String| SecretError::File(self.path.clone(), why);
+        if let Some(why) = self.escapes() {
+            return Err(fail(why));
+        }
+        crate::files::read_text(&self.path, crate::files::MAX_SECRET_FILE)
+            .map(|v| v.trim().to_string())
+            .map_err(|e| fail(e.to_string()))
+    }
 }
 
 impl SecretRef {
@@ -31,9 +86,7 @@ impl SecretRef {
             Self::Env(name) => std::env::var(name)
                 .map(|v| v.trim().to_string())
                 .map_err(|_| SecretError::MissingEnv(name.clone())),
-            Self::File(path) => std::fs::read_to_string(path)
-                .map(|v| v.trim().to_string())
-                .map_err(|e| SecretError::File(path.clone(), e.to_string())),
+            Self::File(file) => file.read(),
         }
     }
 }
@@ -42,7 +95,7 @@ impl SecretRef {
 pub enum SecretError {
     #[error("environment variable {0} is not set")]
     MissingEnv(String),
-    #[error("cannot read secret file {0}: {1}")]
+    #[error("secret file {0} {1}")]
     File(PathBuf, String),
 }
 
@@ -93,11 +146,17 @@ impl SecretKeys {
                 (Some(SecretRef::Env(e.clone())), problem)
             }
             (None, Some(f)) => {
-                let problem = (!is_under_state(f)).then(|| {
-                    let msg = format!("{path}.{what}_file: secret files must be a relative path under state/ (got `{f}`), so they stay out of git");
-                    finding(Some("file"), false, msg)
-                });
-                (Some(SecretRef::File(dir.join(f))), problem)
+                let file = SecretFile::new(dir, f);
+                let problem = if !is_under_state(f) {
+                    Some(format!(
+                        "{path}.{what}_file: secret files must be a relative path under state/ (got `{f}`), so they stay out of git"
+                    ))
+                } else {
+                    file.escapes()
+                        .map(|why| format!("{path}.{what}_file: `{f}` {why}; secret files must stay inside the config directory's state/"))
+                };
+                let problem = problem.map(|msg| finding(Some("file"), false, msg));
+                (Some(SecretRef::File(file)), problem)
             }
             (Some(_), Some(_)) => {
                 let msg = format!("{path}: give either {what}_env or {what}_file, not both");
@@ -436,13 +495,14 @@ mod tests {
 
     #[test]
     fn secret_rules_have_one_wording() {
-        let dir = Path::new("/cfg");
+        // An existing directory: secret files are resolved against it.
+        let dir = Path::new("/");
         let keys = |env: Option<&str>, file: Option<&str>| SecretKeys {
             env: env.map(String::from),
             file: file.map(String::from),
         };
         let (r, f) = keys(None, Some("state/t")).check(dir, "status", "token");
-        assert_eq!(r, Some(SecretRef::File(dir.join("state/t"))));
+        assert_eq!(r, Some(SecretRef::File(SecretFile::new(dir, "state/t"))));
         assert_eq!(f, None);
         let (r, f) = keys(Some("a-b"), None).check(dir, "accounts[0]", "cookies");
         assert_eq!(r, Some(SecretRef::Env("a-b".into())));
@@ -457,5 +517,34 @@ mod tests {
         let (r, f) = keys(None, None).check(dir, "c", "url");
         assert_eq!(r, None);
         assert_eq!(f.unwrap().path, "c");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_file_that_leads_out_of_state_is_refused_and_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(STATE_DIR);
+        std::fs::create_dir(&state).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", state.join("cookies.txt")).unwrap();
+        std::fs::write(state.join("ok.txt"), " unb=1 \n").unwrap();
+        let keys = |f: &str| SecretKeys {
+            env: None,
+            file: Some(f.to_string()),
+        };
+        let (r, f) = keys("state/cookies.txt").check(dir.path(), "accounts[0]", "cookies");
+        assert!(f.unwrap().message.contains("resolves outside state/"));
+        let err = r.unwrap().resolve().unwrap_err().to_string();
+        assert!(!err.contains("root:"), "never read: {err}");
+        let (r, f) = keys("state/ok.txt").check(dir.path(), "accounts[0]", "cookies");
+        assert_eq!(f, None);
+        assert_eq!(r.unwrap().resolve().unwrap(), "unb=1");
+        // `state -> /etc`: both an existing and a missing file below it are refused.
+        std::fs::remove_dir_all(&state).unwrap();
+        std::os::unix::fs::symlink("/etc", &state).unwrap();
+        for f in ["state/passwd", "state/not-there"] {
+            let (r, finding) = keys(f).check(dir.path(), "status", "token");
+            assert!(finding.is_some(), "{f}");
+            assert!(r.unwrap().resolve().is_err(), "{f}");
+        }
     }
 }

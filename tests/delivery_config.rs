@@ -64,7 +64,12 @@ fn an_unknown_message_shape_and_a_missing_follow_up_are_both_reported() {
 
     let r = product("    delivery: { follow_up: usage.txt.j2 }\n");
     let errs = errors(&pipeline(), &r, &[("usage.txt.j2", "{{ nope.nothing }}")]);
-    assert_one(&errs, "products.yaml:7:28:", "does not render");
+    // Reported where the fix goes: the template's own line (issue 10 D15, checked statically).
+    assert_one(
+        &errs,
+        "templates/usage.txt.j2:1:1:",
+        "`nope` is not defined; this template sees:",
+    );
 
     let r = product("    delivery: { shape: per_key, follow_up: usage.txt.j2 }\n");
     let errs = errors(

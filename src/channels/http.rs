@@ -216,6 +216,6 @@ pub fn no_code(reply: &Reply) -> SendResult {
 pub fn unix_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(crate::clock::millis)
         .unwrap_or(0)
 }

@@ -408,7 +408,7 @@ mod tests {
             text.map_or(default, |t| humantime::parse_duration(t).unwrap())
         }
         fn dir(&self) -> &Path {
-            Path::new("/cfg")
+            Path::new("/")
         }
     }
 

@@ -298,7 +298,7 @@ impl ChatRunner {
         let now = self.inner.store.now();
         let pause = config.chat.send().map_or(Duration::ZERO, |s| s.delay.min);
         for row in rec.planned {
-            if now.saturating_sub(row.created_at) > max_age.as_millis() as u64 {
+            if now.saturating_sub(row.created_at) > crate::clock::millis(max_age) {
                 let id = row.id;
                 let _ = self
                     .inner

@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::Environment;
 use serde::Serialize;
 
 use super::model::Window;
-use super::templates::TemplateError;
+use super::render::{self, Problem, RenderError};
 use crate::money::Cents;
 use crate::secret::SecretRef;
 
@@ -448,8 +448,7 @@ pub struct ChatTexts {
 
 impl Default for ChatTexts {
     fn default() -> Self {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let mut env = render::environment();
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
                 .trim_blocks(true)
@@ -496,14 +495,18 @@ impl ChatTexts {
         self.env.get_template(name).is_ok()
     }
 
-    /// Render one template to a single string.
-    pub fn render_text(&self, name: &str, view: &impl Serialize) -> Result<String, TemplateError> {
-        let tmpl = self
-            .env
-            .get_template(name)
-            .map_err(|_| TemplateError::Missing(name.to_string()))?;
-        tmpl.render(minijinja::value::Serde(view))
-            .map_err(|e| TemplateError::Render(e.to_string()))
+    /// Render one template to a single string, within the render budget.
+    pub fn render_text(&self, name: &str, view: &impl Serialize) -> Result<String, RenderError> {
+        render::render(&self.env, label_dir(name), name, view)
+    }
+
+    /// Variables, filters and tests a reply source uses that do not exist, in any branch
+    /// (`sample` is what the template sees with the fullest data).
+    pub fn static_problems(&self, source: &TextSource, sample: &serde_json::Value) -> Vec<Problem> {
+        let name = match source {
+            TextSource::Inline(n) | TextSource::File(n) => n,
+        };
+        render::static_issues(&self.env, label_dir(name), name, sample)
     }
 
     /// Render a reply source: a file may yield several messages (split on lines of `---`),
@@ -512,11 +515,21 @@ impl ChatTexts {
         &self,
         source: &TextSource,
         view: &impl Serialize,
-    ) -> Result<Vec<String>, TemplateError> {
+    ) -> Result<Vec<String>, RenderError> {
         let name = match source {
             TextSource::Inline(n) | TextSource::File(n) => n,
         };
         Ok(split_messages(&self.render_text(name, view)?))
+    }
+}
+
+/// How a chat text is named to the seller: files by their path under `templates/`, inline texts
+/// (`inline:N`) as they are.
+fn label_dir(name: &str) -> &'static str {
+    if name.starts_with("inline:") {
+        ""
+    } else {
+        "templates/"
     }
 }
 

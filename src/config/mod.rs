@@ -14,11 +14,14 @@ pub mod notify_templates;
 pub mod raw;
 pub mod raw_chat;
 pub mod reload;
+pub mod render;
 mod stage_kind;
+pub mod template_files;
 pub mod templates;
 mod validate;
 pub mod watch;
 pub mod yaml;
+mod yaml_de;
 
 use std::fmt;
 use std::path::Path;

@@ -330,6 +330,17 @@ pub struct PoolConfig {
 /// a typo that would make one order ask for millions of keys.
 pub const MAX_UNITS: u32 = 1_000;
 
+/// The longest delay (`delay` windows, `ship.retry_delay`): an order waits at most this long
+/// before a delivery attempt. Bounds keep every later time computation far from overflow.
+pub const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+/// The longest timer of any other kind (windows, cool-downs, the Goofish client's timings,
+/// channel timeouts).
+pub const MAX_TIMER: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+/// The most retries of a delivery (`ship.max_retries`).
+pub const MAX_RETRIES: u32 = 100;
+/// The largest low-stock threshold (`low_stock_alert`).
+pub const MAX_LOW_STOCK_ALERT: u32 = 1_000_000;
+
 #[derive(Debug, Clone)]
 pub struct Product {
     pub item_id: String,

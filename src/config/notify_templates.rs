@@ -4,16 +4,19 @@
 //! The daemon ships a default for every event (the files in this repository's
 //! `templates/notify/`, compiled in); a file of the same name in the seller's config directory
 //! replaces it. Templates render an [`AlertView`] with strict undefined behaviour and with
-//! `trim_blocks`/`lstrip_blocks`, so `{% if %}` lines leave no blank lines behind. Every
-//! template is rendered with sample data when the config loads, so a broken one rejects the
-//! config (`check`, reload) instead of failing when the seller most needs the message.
+//! `trim_blocks`/`lstrip_blocks`, so `{% if %}` lines leave no blank lines behind, within the
+//! render budget ([`render`](super::render)). Every template is checked statically (variables,
+//! filters, tests in every branch) and rendered with sample data when the config loads, so a
+//! broken one rejects the config (`check`, reload) instead of failing when the seller most
+//! needs the message.
 
-use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::Environment;
 
 use super::TEMPLATES_DIR;
+use super::render;
+use super::template_files::TemplateFiles;
 use super::yaml::did_you_mean;
 use crate::alert::{Alert, AlertView, EventKind};
 
@@ -90,11 +93,12 @@ impl NotifyTemplates {
         BUILTIN_SET.clone()
     }
 
-    /// Defaults overridden by the files in `dir` (the config's `templates/notify`). Returns
-    /// the set plus every problem: unreadable files, names that are no event, syntax errors,
-    /// and templates that fail to render the sample alert.
-    pub fn load(dir: &Path) -> (Self, Vec<TemplateIssue>) {
-        let (files, mut issues) = read_overrides(dir);
+    /// Defaults overridden by the files in `templates/notify/`. Returns the set plus every
+    /// problem: names that are no event, syntax errors, unknown variables, filters or tests,
+    /// and templates that fail to render the sample alert. (Files that could not be read at
+    /// all are reported by the loader that read them.)
+    pub fn load(files: &TemplateFiles) -> (Self, Vec<TemplateIssue>) {
+        let (files, mut issues) = overrides(files);
         let (set, more) = Self::with_overrides(files);
         issues.extend(more);
         issues.extend(set.check());
@@ -102,8 +106,7 @@ impl NotifyTemplates {
     }
 
     fn with_overrides(files: Vec<(String, String)>) -> (Self, Vec<TemplateIssue>) {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let mut env = render::environment();
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
                 .trim_blocks(true)
@@ -134,23 +137,29 @@ impl NotifyTemplates {
     }
 
     fn render_view(&self, kind: EventKind, view: &AlertView) -> Result<String, String> {
-        let name = file_name(kind);
-        let tmpl = self.env.get_template(&name).map_err(|e| e.to_string())?;
-        let text = tmpl
-            .render(minijinja::value::Serde(view))
-            .map_err(|e| match e.line() {
-                Some(l) => format!("line {l}: {}", e.detail().unwrap_or("render error")),
-                None => e.to_string(),
-            })?;
+        let text = render::render(&self.env, &location(""), &file_name(kind), view)
+            .map_err(|e| e.to_string())?;
         Ok(text.trim_end().to_string())
     }
 
-    /// Render every event's sample; one issue per template that fails or renders nothing.
+    /// Check every event's template statically, then render its sample; the issues of each
+    /// template that uses something that does not exist, fails, or renders nothing.
     pub fn check(&self) -> Vec<TemplateIssue> {
         let mut issues = Vec::new();
         for kind in EventKind::ALL {
             let name = file_name(kind);
-            let problem = match self.render(&Alert::sample(kind)) {
+            let alert = Alert::sample(kind);
+            let sample = serde_json::to_value(AlertView::of(&alert)).unwrap_or_default();
+            let found = render::static_issues(&self.env, &location(""), &name, &sample);
+            if !found.is_empty() {
+                issues.extend(found.into_iter().map(|p| TemplateIssue {
+                    file: p.file,
+                    line: p.line,
+                    message: p.message,
+                }));
+                continue;
+            }
+            let problem = match self.render(&alert) {
                 Ok(t) if t.trim().is_empty() => Some("renders an empty message".to_string()),
                 Ok(_) => None,
                 Err(e) => Some(format!("does not render: {e}")),
@@ -176,42 +185,34 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
-/// `(file name, source)` of each override in `dir`; a missing directory means "no overrides".
-fn read_overrides(dir: &Path) -> (Vec<(String, String)>, Vec<TemplateIssue>) {
-    let mut files = Vec::new();
+/// `(file name, source)` of each override under `templates/notify/`.
+fn overrides(files: &TemplateFiles) -> (Vec<(String, String)>, Vec<TemplateIssue>) {
+    let mut found = Vec::new();
     let mut issues = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return (files, issues);
-    };
     let known: Vec<String> = EventKind::ALL.iter().map(|k| file_name(*k)).collect();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || entry.path().is_dir() {
+    let prefix = format!("{DIR}/");
+    for (path, source) in &files.files {
+        let Some(name) = path.strip_prefix(&prefix) else {
             continue;
+        };
+        if name.contains('/') {
+            continue; // a subdirectory of notify/ is not read
         }
-        if !known.contains(&name) {
-            let hint = did_you_mean(&name, &known).map_or_else(
+        if !known.iter().any(|k| k == name) {
+            let hint = did_you_mean(name, &known).map_or_else(
                 || format!("expected one of {}", known.join(", ")),
                 |b| format!("did you mean `{b}`?"),
             );
             issues.push(TemplateIssue {
-                file: location(&name),
+                file: location(name),
                 line: 1,
                 message: format!("`{name}` is not a notification event template; {hint}"),
             });
             continue;
         }
-        match std::fs::read_to_string(entry.path()) {
-            Ok(source) => files.push((name, source)),
-            Err(e) => issues.push(TemplateIssue {
-                file: location(&name),
-                line: 1,
-                message: format!("cannot read: {e}"),
-            }),
-        }
+        found.push((name.to_string(), source.clone()));
     }
-    files.sort();
-    (files, issues)
+    (found, issues)
 }
 
 #[cfg(test)]
@@ -242,11 +243,18 @@ mod tests {
 
     #[test]
     fn an_override_with_an_undefined_field_is_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("low_stock.txt.j2"), "{{ stock.nope }}").unwrap();
-        std::fs::write(dir.path().join("lowstock.txt.j2"), "x").unwrap();
-        let (_, issues) = NotifyTemplates::load(dir.path());
-        assert_eq!(issues.len(), 2, "{issues:?}");
+        let files = TemplateFiles {
+            files: vec![
+                ("notify/low_stock.txt.j2".into(), "{{ stock.nope }}".into()),
+                ("notify/lowstock.txt.j2".into(), "x".into()),
+                (
+                    "notify/ship_failed.txt.j2".into(),
+                    "{% if order.sku == 'never' %}{{ order.skuu }}{% endif %}失败".into(),
+                ),
+            ],
+        };
+        let (_, issues) = NotifyTemplates::load(&files);
+        assert_eq!(issues.len(), 3, "{issues:?}");
         assert!(
             issues
                 .iter()
@@ -255,8 +263,34 @@ mod tests {
         assert!(
             issues
                 .iter()
-                .any(|i| i.file.ends_with("low_stock.txt.j2")
-                    && i.message.contains("does not render"))
+                .any(|i| i.file == "templates/notify/low_stock.txt.j2"
+                    && i.message.contains("`stock.nope` is not defined"))
+        );
+        // A branch the sample never takes is checked too.
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.file == "templates/notify/ship_failed.txt.j2"
+                    && i.message.contains("`order.skuu` is not defined"))
+        );
+    }
+
+    #[test]
+    fn a_looping_override_exceeds_the_budget_and_names_its_file() {
+        let files = TemplateFiles {
+            files: vec![(
+                "notify/manual_ship.txt.j2".into(),
+                "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}"
+                    .into(),
+            )],
+        };
+        let (_, issues) = NotifyTemplates::load(&files);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert!(
+            issues[0]
+                .message
+                .contains("templates/notify/manual_ship.txt.j2: exceeds the render budget"),
+            "{issues:?}"
         );
     }
 }

@@ -1,13 +1,16 @@
 //! The seller's minijinja templates (`templates/`), loaded once per config version.
 //!
-//! Every file is read into the environment when the config is built, so a config snapshot never
-//! changes under a running order, and a template that does not compile or that uses an
-//! undefined variable rejects the whole config at `check`/reload time instead of at send time.
+//! Every file is read ([`TemplateFiles`]) into the environment when the config is built, so a
+//! config snapshot never changes under a running order, and a delivery template that does not
+//! compile, uses a variable, filter or test that does not exist (in any branch), exceeds the
+//! render budget or renders nothing rejects the whole config at `check`/reload time instead of
+//! at send time. Rendering goes through [`render`](super::render), the one budgeted path.
 
-use std::path::Path;
-
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::Environment;
 use serde::Serialize;
+
+use super::render::{self, Problem, RenderError};
+use super::template_files::{TemplateFiles, Unreadable};
 
 #[derive(Debug)]
 pub struct Templates {
@@ -90,43 +93,38 @@ impl DeliveryView {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("cannot read templates directory {0}: {1}")]
-    Read(String, String),
+    /// A file under `templates/` that was not read (`name` relative to `templates/`).
+    #[error("{name}: {message}")]
+    Unreadable { name: String, message: String },
     #[error("{name}:{line}: {message}")]
     Syntax {
         name: String,
         line: usize,
         message: String,
     },
-    #[error("template `{0}` does not exist in templates/")]
-    Missing(String),
-    #[error("{0}")]
-    Render(String),
 }
 
+/// How files of this environment are named to the seller.
+const DIR: &str = "templates/";
+
 impl Templates {
-    /// Load every file under `dir` (recursively); names are paths relative to `dir`.
-    /// Returns the templates plus one error per file that does not compile.
-    pub fn load(dir: &Path) -> (Self, Vec<TemplateError>) {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        let mut errors = Vec::new();
+    /// Compile every file read from `templates/`; names are paths relative to it. Returns the
+    /// templates plus one error per file that was not read or does not compile.
+    pub fn load(files: &TemplateFiles, unreadable: Vec<Unreadable>) -> (Self, Vec<TemplateError>) {
+        let mut env = render::environment();
+        let mut errors: Vec<TemplateError> = unreadable
+            .into_iter()
+            .map(|u| TemplateError::Unreadable {
+                name: u.name,
+                message: u.message,
+            })
+            .collect();
         let mut broken = std::collections::HashSet::new();
-        let mut files = Vec::new();
-        if dir.exists() {
-            if let Err(e) = collect_files(dir, dir, &mut files) {
-                errors.push(TemplateError::Read(
-                    dir.display().to_string(),
-                    e.to_string(),
-                ));
-            }
-        }
-        files.sort();
-        for (name, source) in files {
-            if let Err(e) = env.add_template_owned(name.clone(), source) {
+        for (name, source) in &files.files {
+            if let Err(e) = env.add_template_owned(name.clone(), source.clone()) {
                 broken.insert(name.clone());
                 errors.push(TemplateError::Syntax {
-                    name,
+                    name: name.clone(),
                     line: e.line().unwrap_or(1),
                     message: e.detail().unwrap_or("syntax error").to_string(),
                 });
@@ -144,43 +142,33 @@ impl Templates {
         self.env.get_template(name).is_ok()
     }
 
-    pub fn render(&self, name: &str, ctx: &impl Serialize) -> Result<String, TemplateError> {
-        let tmpl = self
-            .env
-            .get_template(name)
-            .map_err(|_| TemplateError::Missing(name.to_string()))?;
-        tmpl.render(minijinja::value::Serde(ctx))
-            .map_err(|e| TemplateError::Render(render_error(&e)))
+    /// Render a delivery template within the render budget.
+    pub fn render(&self, name: &str, ctx: &impl Serialize) -> Result<String, RenderError> {
+        render::render(&self.env, DIR, name, ctx)
     }
-}
 
-fn render_error(e: &minijinja::Error) -> String {
-    match (e.name(), e.line()) {
-        (Some(n), Some(l)) => format!("{n}:{l}: {}", e.detail().unwrap_or("render error")),
-        _ => e.to_string(),
-    }
-}
-
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue; // editors' swap files
+    /// Everything wrong with `name` as a delivery template, each message naming its file and
+    /// line: variables, filters and tests that do not exist (in any branch), a sample render
+    /// that fails or exceeds the budget, and a sample render that is empty (every order would
+    /// then fail at send time).
+    pub fn delivery_problems(&self, name: &str) -> Vec<Problem> {
+        let sample = DeliveryView::sample();
+        let value = serde_json::to_value(&sample).unwrap_or_default();
+        let mut problems = render::static_issues(&self.env, DIR, name, &value);
+        if !problems.is_empty() {
+            return problems;
         }
-        if path.is_dir() {
-            collect_files(root, &path, out)?;
-        } else {
-            let name = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
-            out.push((name, std::fs::read_to_string(&path)?));
+        match self.render(name, &sample) {
+            Ok(text) if text.trim().is_empty() => problems.push(Problem {
+                file: format!("{DIR}{name}"),
+                line: 1,
+                message:
+                    "renders an empty message for the sample order, so every delivery would fail"
+                        .into(),
+            }),
+            Ok(_) => {}
+            Err(e) => problems.push(e.located()),
         }
+        problems
     }
-    Ok(())
 }

@@ -13,6 +13,7 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
 use super::ConfigError;
+use super::yaml_de;
 
 /// A 1-based position in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,11 +53,10 @@ impl YamlDoc {
                         pos = *dup;
                     }
                 }
-                return Err(ConfigError::at(
-                    file,
-                    pos,
-                    format!("YAML syntax error: {}", syntax_message(&e.to_string())),
-                ));
+                let text = e.to_string();
+                let message = too_large_number(&text)
+                    .unwrap_or_else(|| format!("YAML syntax error: {}", syntax_message(&text)));
+                return Err(ConfigError::at(file, pos, message));
             }
         };
         let mut index = PositionIndex::default();
@@ -100,55 +100,68 @@ impl YamlDoc {
         ConfigError::at(&self.file, self.key_pos(path), msg.into())
     }
 
-    /// Deserialize into `T`, reporting every unknown key (with a suggestion) rather than only
-    /// the first: each unknown key is recorded, removed, and deserialization retried.
+    /// Deserialize into `T`, reporting every unknown key with a suggestion.
+    ///
+    /// Unknown keys of structs are all found in one pass ([`yaml_de`]), linear in the file.
+    /// An unknown kind (`- shipp: {..}`) or an unknown key that only a hand-written reader
+    /// sees (a `channels:` entry, read through `secret::Written`) ends a pass; it is reported,
+    /// removed, and the pass repeats, at most [`MAX_PASSES`] times.
     pub fn deserialize<T: DeserializeOwned>(&self) -> (Option<T>, Vec<ConfigError>) {
-        let mut value = self.value.clone();
+        let mut value = std::borrow::Cow::Borrowed(&self.value);
         let mut errors = Vec::new();
+        let mut reported = std::collections::HashSet::new();
         // Parents of removed unknown kinds (`pipeline[4]` for `- shipp: {..}`): removing the kind
         // leaves the parent incomplete, and that follow-on error is noise.
         let mut variant_parents: Vec<String> = Vec::new();
-        // Each round removes one key, so the loop ends; the bound guards against surprises.
-        for _ in 0..1000 {
-            // Through text, not `from_value`: serde_yaml only reads `- kind: {..}` enums from text.
-            let text = match serde_yaml::to_string(&value) {
-                Ok(t) => t,
-                Err(e) => {
-                    errors.push(self.error("", e.to_string()));
-                    return (None, errors);
+        for _ in 0..MAX_PASSES {
+            let sink = yaml_de::Sink::default();
+            let result = yaml_de::from_value::<T>(&value, &sink);
+            for u in sink.into_inner() {
+                if reported.insert(u.path.clone()) {
+                    let unknown = UnknownName {
+                        name: u.name,
+                        expected: u.expected.iter().map(|s| s.to_string()).collect(),
+                        variant: false,
+                    };
+                    errors.push(self.key_error(&u.path, unknown.message(&u.path)));
                 }
-            };
-            let err = match serde_path_to_error::deserialize::<_, T>(
-                serde_yaml::Deserializer::from_str(&text),
-            ) {
+            }
+            let err = match result {
                 Ok(t) => return (Some(t), errors),
                 Err(e) => e,
             };
-            let path = err.path().to_string();
-            let msg = strip_location(&err.inner().to_string());
-            let msg = strip_path_prefix(&msg, &path);
-            match UnknownName::parse(&msg) {
+            let path = err.path.unwrap_or_default();
+            match UnknownName::parse(&err.message) {
                 Some(unknown) => {
                     let full = unknown.full_path(&path);
-                    errors.push(self.key_error(&full, unknown.message(&full)));
+                    if reported.insert(full.clone()) {
+                        errors.push(self.key_error(&full, unknown.message(&full)));
+                    }
                     if unknown.variant {
                         variant_parents.extend(parent(&full));
                     }
-                    if !remove_path(&mut value, &full) {
+                    if !remove_path(value.to_mut(), &full) {
                         return (None, errors);
                     }
                 }
                 None => {
                     if !variant_parents.contains(&path) {
-                        errors.push(self.error(&path, describe(&path, &msg)));
+                        errors.push(self.error(&path, describe(&path, &err.message)));
                     }
                     return (None, errors);
                 }
             }
         }
+        errors.push(self.error(
+            "",
+            format!("stopped after {MAX_PASSES} unknown kinds and channel keys; fix these and run check again"),
+        ));
         (None, errors)
     }
 }
+
+/// Passes of [`YamlDoc::deserialize`]; each one is linear in the file.
+const MAX_PASSES: usize = 100;
 
 fn describe(path: &str, msg: &str) -> String {
     if path == "." || path.is_empty() {
@@ -158,18 +171,15 @@ fn describe(path: &str, msg: &str) -> String {
     }
 }
 
-/// serde_yaml prefixes its messages with the path *it* tracked, which for a nested unknown
-/// field is the parent map (`pipeline[4].ship: unknown field ...`) while serde_path_to_error's
-/// `path` already ends in the field name. Drop the prefix, whichever ancestor of `path` it is.
-fn strip_path_prefix(msg: &str, path: &str) -> String {
-    let mut p = Some(path.to_string());
-    while let Some(cur) = p {
-        if let Some(rest) = msg.strip_prefix(&format!("{cur}: ")) {
-            return rest.to_string();
-        }
-        p = parent(&cur);
+/// serde_yaml cannot hold an integer beyond 64 bits and says so in its own terms
+/// ("invalid type: integer `1e30` as u128, expected any YAML value"); say it plainly.
+fn too_large_number(msg: &str) -> Option<String> {
+    let (before, rest) = msg.split_once("invalid type: integer `")?;
+    let (number, tail) = rest.split_once('`')?;
+    if !(tail.starts_with(" as u128") || tail.starts_with(" as i128")) {
+        return None;
     }
-    msg.to_string()
+    Some(format!("{before}the number {number} is too large"))
 }
 
 /// libyaml says "{problem} at line L column C[, {context} at line L2 column C2]". The problem
@@ -185,14 +195,6 @@ fn syntax_message(msg: &str) -> String {
         return msg.to_string();
     }
     format!("{}{}", &msg[..i], &rest[end..])
-}
-
-/// serde_yaml appends " at line L column C"; we print positions in front instead.
-fn strip_location(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) if msg[i..].contains(" column ") => msg[..i].to_string(),
-        _ => msg.to_string(),
-    }
 }
 
 /// Keys this project deliberately does not have, with the reason a seller should read.

@@ -230,7 +230,7 @@ impl LoginWatch {
         // The alert kind told to the seller for the current problem, if any.
         let mut announced: Option<EventKind> = None;
         let mut poll = tokio::time::interval(self.settings.cookies_poll);
-        let start = tokio::time::Instant::now() + self.settings.keepalive;
+        let start = crate::clock::instant_after(self.settings.keepalive);
         let mut keepalive = tokio::time::interval_at(start, self.settings.keepalive);
         let mut reported: Option<LoginState> = None;
         let mut token_pause = self.mtop.watch_token_pause();

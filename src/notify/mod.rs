@@ -119,7 +119,7 @@ impl<'a> Router<'a> {
         };
         (!window.is_zero()).then_some(Quiet {
             key,
-            window_ms: window.as_millis() as u64,
+            window_ms: crate::clock::millis(window),
         })
     }
 }

@@ -27,7 +27,7 @@ pub(super) async fn run(ctx: &StageCtx<'_>, params: &DelayParams) -> Result<Outc
     let drawn = ctx.with_rng(|rng| draw(rng, window.min, window.max));
     let now = ctx.now();
     let oid = ctx.order.order_id.clone();
-    let due = ctx.store_op(|s| s.schedule_delivery(&oid, now + drawn.as_millis() as u64))?;
+    let due = ctx.store_op(|s| s.schedule_delivery(&oid, crate::clock::after_ms(now, drawn)))?;
     Ok(match due {
         Some(due) if due > now => Outcome::Defer {
             until: due,
@@ -38,11 +38,14 @@ pub(super) async fn run(ctx: &StageCtx<'_>, params: &DelayParams) -> Result<Outc
     })
 }
 
+/// Uniform in `min..=max`, to the millisecond. Conversions saturate, so the range is never
+/// empty whatever the window (`check` bounds delays to 30 days anyway).
 fn draw(rng: &mut impl rand::Rng, min: Duration, max: Duration) -> Duration {
     if max <= min {
         return min;
     }
-    Duration::from_millis(rng.random_range(min.as_millis() as u64..=max.as_millis() as u64))
+    let (lo, hi) = (crate::clock::millis(min), crate::clock::millis(max));
+    Duration::from_millis(rng.random_range(lo..=hi))
 }
 
 #[cfg(test)]
@@ -61,5 +64,17 @@ mod tests {
         assert!(draws.iter().any(|d| *d < Duration::from_secs(30)));
         assert!(draws.iter().any(|d| *d > Duration::from_secs(70)));
         assert_eq!(draw(&mut rng, max, min), max);
+    }
+
+    #[test]
+    fn windows_beyond_u64_milliseconds_never_panic() {
+        // Issue 10 D12: `as u64` wrapped the max of this window below its min, and
+        // `random_range` panicked on the empty range (`check` now refuses it as well).
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let min = humantime::parse_duration("584542000y").unwrap();
+        let max = humantime::parse_duration("584543000y").unwrap();
+        assert!(max.as_millis() > u128::from(u64::MAX));
+        let d = draw(&mut rng, min, max);
+        assert!(d >= min && d <= Duration::from_millis(u64::MAX), "{d:?}");
     }
 }

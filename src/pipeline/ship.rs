@@ -117,7 +117,7 @@ pub(super) fn after_safe_failure(
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(10));
         tracing::info!(order_id = %ctx.order.order_id, attempt, reason = %reason, "Delivery failed safely; will retry.");
         return Outcome::Defer {
-            until: ctx.now() + backoff.as_millis() as u64,
+            until: crate::clock::after_ms(ctx.now(), backoff),
             resume: Resume::Same,
         };
     }

@@ -83,7 +83,7 @@ pub fn decide(params: &BargainParams, ctx: &ChatCtx<'_>) -> Step {
 /// The stored rounds, or a fresh start after `reset_after` without bargaining.
 fn current(row: Option<BargainRow>, params: &BargainParams, now: u64) -> BargainState {
     match row {
-        Some(r) if now.saturating_sub(r.updated_at) < params.reset_after.as_millis() as u64 => {
+        Some(r) if now.saturating_sub(r.updated_at) < crate::clock::millis(params.reset_after) => {
             BargainState {
                 rounds: r.rounds,
                 last_offer: Some(r.last_offer),

@@ -13,7 +13,7 @@ pub fn decide(params: &DebounceParams, ctx: &ChatCtx<'_>) -> Step {
         return Step::Continue;
     }
     Step::Hold {
-        until: ctx.now + params.window.as_millis() as u64,
+        until: crate::clock::after_ms(ctx.now, params.window),
     }
 }
 

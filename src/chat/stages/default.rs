@@ -14,7 +14,7 @@ pub fn decide(params: &DefaultParams, ctx: &ChatCtx<'_>) -> Step {
         .conversation
         .as_ref()
         .and_then(|c| c.default_at);
-    if last.is_some_and(|at| ctx.now.saturating_sub(at) < params.cooldown.as_millis() as u64) {
+    if last.is_some_and(|at| ctx.now.saturating_sub(at) < crate::clock::millis(params.cooldown)) {
         return Step::Continue;
     }
     let sources = match &params.reply {

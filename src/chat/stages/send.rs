@@ -81,7 +81,7 @@ pub fn plan(params: &SendParams, recent: (u32, u32), rng: &mut impl rand::Rng) -
         return SendPlan::After(min);
     }
     SendPlan::After(Duration::from_millis(
-        rng.random_range(min.as_millis() as u64..=max.as_millis() as u64),
+        rng.random_range(crate::clock::millis(min)..=crate::clock::millis(max)),
     ))
 }
 

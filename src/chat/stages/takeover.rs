@@ -27,7 +27,7 @@ pub fn silenced(state: Option<Takeover>, now: u64) -> bool {
 /// The rule the store applies to the seller's own messages.
 pub fn rule(params: &TakeoverParams) -> TakeoverRule {
     TakeoverRule {
-        pause_ms: params.pause.as_millis() as u64,
+        pause_ms: crate::clock::millis(params.pause),
         toggle: params.toggle.clone(),
     }
 }

@@ -5,7 +5,7 @@
 //! Every reply text is compiled into the config's [`ChatTexts`] and rendered once with sample
 //! data (with and without an order), so a reply that would fail at run time fails `check`.
 
-use std::path::Path;
+use super::super::template_files::TemplateFiles;
 
 use super::super::chat::*;
 use super::super::chat_view::ChatView;
@@ -41,20 +41,14 @@ impl RawProductChat {
 }
 
 /// Seller files under `templates/chat/`, loaded into the chat texts (replacing built-ins).
-/// Their syntax errors are already reported by the shared template loader.
-pub(super) fn chat_texts(dir: &Path) -> ChatTexts {
+/// They were read with every other template; their read and syntax errors are already
+/// reported by the shared template loader.
+pub(super) fn chat_texts(files: &TemplateFiles) -> ChatTexts {
     let mut texts = ChatTexts::default();
-    let root = dir.join(super::TEMPLATES_DIR);
-    for path in super::walk(&root.join("chat")) {
-        let Ok(source) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let name = path
-            .strip_prefix(&root)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .replace('\\', "/");
-        let _ = texts.add_file(&name, &source);
+    for (name, source) in &files.files {
+        if name.starts_with("chat/") {
+            let _ = texts.add_file(name, source);
+        }
     }
     texts
 }
@@ -490,6 +484,16 @@ impl Validator<'_> {
     }
 
     fn sample_render(&mut self, doc: &YamlDoc, path: &str, source: &TextSource, texts: &ChatTexts) {
+        let fullest = serde_json::to_value(ChatView::sample()).unwrap_or_default();
+        if let Some(p) = texts.static_problems(source, &fullest).into_iter().next() {
+            let msg = if p.file.starts_with("inline:") {
+                format!("{path}: {}", p.message)
+            } else {
+                format!("{path}: {}:{}: {}", p.file, p.line, p.message)
+            };
+            self.err(doc, path, msg);
+            return;
+        }
         for (view, when) in [
             (ChatView::sample(), ""),
             (

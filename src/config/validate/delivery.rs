@@ -44,7 +44,9 @@ impl Validator<'_> {
         }
     }
 
-    /// A template named at `path`: it must exist in `templates/` and render with sample data.
+    /// A template named at `path`: it must exist in `templates/`, pass the static checks and
+    /// render a non-empty message with sample data within the render budget (checked once per
+    /// template; problems are reported at the template's own line).
     pub(super) fn template_ref(&mut self, doc: &YamlDoc, path: &str, name: &str) {
         if self.templates.is_broken(name) {
             return; // reported at templates/NAME:LINE
@@ -57,12 +59,18 @@ impl Validator<'_> {
             );
             return;
         }
-        if let Err(e) = self.templates.render(name, &DeliveryView::sample()) {
-            self.err(
-                doc,
-                path,
-                format!("{path}: template `{name}` does not render: {e}"),
-            );
+        if !self.checked_templates.insert(name.to_string()) {
+            return; // another product uses it; reported once
+        }
+        for p in self.templates.delivery_problems(name) {
+            self.errors.push(ConfigError::at(
+                &p.file,
+                Pos {
+                    line: p.line,
+                    col: 1,
+                },
+                p.message,
+            ));
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,8 @@ use super::NotifyTemplates;
 use super::chat::ChatConfig;
 use super::model::*;
 use super::raw;
-use super::templates::{DeliveryView, TemplateError, Templates};
+use super::template_files::TemplateFiles;
+use super::templates::{TemplateError, Templates};
 use super::yaml::{Pos, YamlDoc, did_you_mean};
 use super::{
     ConfigError, ConfigErrors, PIPELINE_FILE, PRODUCTS_FILE, StageKind, TEMPLATES_DIR, version_of,
@@ -31,8 +32,13 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let pipeline_text = read_file(dir, PIPELINE_FILE, true, &mut errors);
     let products_text = read_file(dir, PRODUCTS_FILE, false, &mut errors);
-    let (templates, template_errors) = Templates::load(&dir.join(TEMPLATES_DIR));
+    let (files, unreadable) = TemplateFiles::read(dir);
+    let (templates, template_errors) = Templates::load(&files, unreadable);
     errors.extend(template_errors.into_iter().map(template_file_error));
+    // A file that could not be read is not validated as if it were empty.
+    let (Some(pipeline_text), Some(products_text)) = (pipeline_text, products_text) else {
+        return Err(ConfigErrors(errors));
+    };
 
     let pipeline = parse::<raw::PipelineFile>(PIPELINE_FILE, &pipeline_text, &mut errors);
     let products = parse::<raw::ProductsFile>(PRODUCTS_FILE, &products_text, &mut errors);
@@ -44,13 +50,15 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
         dir,
         errors,
         templates: &templates,
+        template_files: &files,
+        checked_templates: HashSet::new(),
     };
     let accounts = v.accounts(&pdoc, &praw.accounts);
     let status = v.status(&pdoc, &praw.status);
     let channels = v.channels(&pdoc, &praw.channels);
     let stages = v.stages(&pdoc, &praw.pipeline, &channels);
-    let pools = v.pools(&rraw.pools);
-    let mut chat_texts = chat::chat_texts(dir);
+    let pools = v.pools(&rdoc, &rraw.pools);
+    let mut chat_texts = chat::chat_texts(&files);
     let chat_stages = v.chat(&pdoc, &praw.chat, &mut chat_texts);
     let mut raw_products = rraw.products;
     let product_chats: Vec<chat::RawProductChat> = raw_products
@@ -70,7 +78,7 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
     if !v.errors.is_empty() {
         return Err(ConfigErrors(v.errors));
     }
-    let version = config_version(dir, &pipeline_text, &products_text);
+    let version = config_version(&pipeline_text, &products_text, &files);
     Ok(Config {
         version,
         dir: dir.to_path_buf(),
@@ -90,17 +98,24 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
     })
 }
 
-fn read_file(dir: &Path, name: &str, required: bool, errors: &mut Vec<ConfigError>) -> String {
-    match std::fs::read_to_string(dir.join(name)) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => String::new(),
+/// The text of `dir/name` (empty when an optional file does not exist), `None` when it cannot
+/// be read (reported).
+fn read_file(
+    dir: &Path,
+    name: &str,
+    required: bool,
+    errors: &mut Vec<ConfigError>,
+) -> Option<String> {
+    match crate::files::read_text(&dir.join(name), crate::files::MAX_CONFIG_FILE) {
+        Ok(t) => Some(t),
+        Err(crate::files::ReadError::NotFound) if !required => Some(String::new()),
         Err(e) => {
             errors.push(ConfigError::at(
                 name,
                 Pos { line: 1, col: 1 },
-                format!("cannot read {}: {e}", dir.join(name).display()),
+                format!("{} {e}", dir.join(name).display()),
             ));
-            String::new()
+            None
         }
     }
 }
@@ -142,63 +157,49 @@ fn normalize_empty_stages(mut doc: YamlDoc) -> YamlDoc {
 }
 
 fn template_file_error(e: TemplateError) -> ConfigError {
-    match e {
+    let (name, line, message) = match e {
         TemplateError::Syntax {
             name,
             line,
             message,
-        } => ConfigError::at(
-            &format!("{TEMPLATES_DIR}/{name}"),
-            Pos { line, col: 1 },
-            message,
-        ),
-        other => ConfigError::at(TEMPLATES_DIR, Pos { line: 1, col: 1 }, other.to_string()),
-    }
+        } => (name, line, message),
+        TemplateError::Unreadable { name, message } => (name, 1, message),
+    };
+    let file = if name.is_empty() {
+        TEMPLATES_DIR.to_string()
+    } else {
+        format!("{TEMPLATES_DIR}/{name}")
+    };
+    ConfigError::at(&file, Pos { line, col: 1 }, message)
 }
 
-fn config_version(dir: &Path, pipeline: &str, products: &str) -> String {
-    let mut files = Vec::new();
-    let tdir = dir.join(TEMPLATES_DIR);
-    let mut names: Vec<PathBuf> = walk(&tdir);
-    names.sort();
-    for p in names {
-        if let Ok(bytes) = std::fs::read(&p) {
-            files.push((
-                p.strip_prefix(dir)
-                    .unwrap_or(&p)
-                    .to_string_lossy()
-                    .into_owned(),
-                bytes,
-            ));
-        }
-    }
+/// The version of exactly the bytes this config was built from (nothing is read again).
+fn config_version(pipeline: &str, products: &str, templates: &TemplateFiles) -> String {
+    let names: Vec<String> = templates
+        .files
+        .iter()
+        .map(|(n, _)| format!("{TEMPLATES_DIR}/{n}"))
+        .collect();
     let mut parts: Vec<(&str, &[u8])> = vec![
         (PIPELINE_FILE, pipeline.as_bytes()),
         (PRODUCTS_FILE, products.as_bytes()),
     ];
-    parts.extend(files.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    parts.extend(
+        names
+            .iter()
+            .zip(&templates.files)
+            .map(|(n, (_, text))| (n.as_str(), text.as_bytes())),
+    );
     version_of(&parts)
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            !p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'))
-        })
-        .flat_map(|p| if p.is_dir() { walk(&p) } else { vec![p] })
-        .collect()
 }
 
 struct Validator<'a> {
     dir: &'a Path,
     errors: Vec<ConfigError>,
     templates: &'a Templates,
+    template_files: &'a TemplateFiles,
+    /// Delivery templates already checked (several products may share one).
+    checked_templates: HashSet<String>,
 }
 
 impl Validator<'_> {
@@ -210,6 +211,7 @@ impl Validator<'_> {
         self.errors.push(doc.key_error(path, msg));
     }
 
+    /// A timer: at most [`MAX_TIMER`] (one year).
     fn duration(
         &mut self,
         doc: &YamlDoc,
@@ -217,9 +219,42 @@ impl Validator<'_> {
         text: Option<&str>,
         default: Duration,
     ) -> Duration {
+        self.bounded_duration(doc, path, text, default, (MAX_TIMER, "1 year", "a timer"))
+    }
+
+    /// A delay before a delivery attempt: at most [`MAX_DELAY`] (30 days).
+    fn delay(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        text: Option<&str>,
+        default: Duration,
+    ) -> Duration {
+        self.bounded_duration(doc, path, text, default, (MAX_DELAY, "30 days", "a delay"))
+    }
+
+    fn bounded_duration(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        text: Option<&str>,
+        default: Duration,
+        (max, max_text, what): (Duration, &str, &str),
+    ) -> Duration {
         let Some(text) = text else { return default };
         match humantime::parse_duration(text.trim()) {
-            Ok(d) => d,
+            Ok(d) if d <= max => d,
+            Ok(_) => {
+                self.err(
+                    doc,
+                    path,
+                    format!(
+                        "{path}: `{}` is longer than {max_text}, the limit for {what}",
+                        text.trim()
+                    ),
+                );
+                default.min(max)
+            }
             Err(_) => {
                 self.err(
                     doc,
@@ -233,9 +268,24 @@ impl Validator<'_> {
         }
     }
 
+    /// A count written by the seller: at most `max`.
+    fn count(&mut self, doc: &YamlDoc, path: &str, value: Option<u32>, max: u32) -> Option<u32> {
+        match value {
+            Some(n) if n > max => {
+                self.err(
+                    doc,
+                    path,
+                    format!("{path}: must be at most {max} (got {n})"),
+                );
+                Some(max)
+            }
+            other => other,
+        }
+    }
+
     fn window(&mut self, doc: &YamlDoc, path: &str, w: &raw::Window) -> Window {
-        let min = self.duration(doc, &format!("{path}.min"), Some(&w.min), Duration::ZERO);
-        let max = self.duration(doc, &format!("{path}.max"), Some(&w.max), min);
+        let min = self.delay(doc, &format!("{path}.min"), Some(&w.min), Duration::ZERO);
+        let max = self.delay(doc, &format!("{path}.max"), Some(&w.max), min);
         if min > max {
             self.err(
                 doc,
@@ -428,7 +478,14 @@ impl Validator<'_> {
                 default: p.default.unwrap_or(Category::Physical),
             }),
             raw::Stage::StockCheck(p) => Stage::StockCheck(StockParams {
-                low_stock_alert: p.low_stock_alert.unwrap_or(DEFAULT_LOW_STOCK_ALERT),
+                low_stock_alert: self
+                    .count(
+                        doc,
+                        &format!("{path}.stock-check.low_stock_alert"),
+                        p.low_stock_alert,
+                        MAX_LOW_STOCK_ALERT,
+                    )
+                    .unwrap_or(DEFAULT_LOW_STOCK_ALERT),
             }),
             raw::Stage::Delay(p) => {
                 let zero = Window {
@@ -443,8 +500,15 @@ impl Validator<'_> {
             raw::Stage::Ship(p) => Stage::Ship(ShipParams {
                 enabled: p.enabled.unwrap_or(true),
                 mode: p.mode.unwrap_or(ShipMode::SendThenConfirm),
-                max_retries: p.max_retries.unwrap_or(3),
-                retry_delay: self.duration(
+                max_retries: self
+                    .count(
+                        doc,
+                        &format!("{path}.ship.max_retries"),
+                        p.max_retries,
+                        MAX_RETRIES,
+                    )
+                    .unwrap_or(3),
+                retry_delay: self.delay(
                     doc,
                     &format!("{path}.ship.retry_delay"),
                     p.retry_delay.as_deref(),
@@ -534,8 +598,7 @@ impl Validator<'_> {
     /// `templates/notify/*.txt.j2` over the built-in defaults, every one rendered with sample
     /// data; syntax errors the delivery loader already reported are not repeated.
     fn notify_templates(&mut self) -> Arc<NotifyTemplates> {
-        use super::notify_templates::DIR;
-        let (set, issues) = NotifyTemplates::load(&self.dir.join(TEMPLATES_DIR).join(DIR));
+        let (set, issues) = NotifyTemplates::load(self.template_files);
         for issue in issues {
             let name = issue.file.trim_start_matches(&format!("{TEMPLATES_DIR}/"));
             if self.templates.is_broken(name) {

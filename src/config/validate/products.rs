@@ -5,15 +5,19 @@ use super::*;
 impl Validator<'_> {
     pub(super) fn pools(
         &mut self,
+        doc: &YamlDoc,
         raw: &BTreeMap<String, raw::Pool>,
     ) -> BTreeMap<String, PoolConfig> {
         raw.iter()
             .map(|(name, p)| {
+                let path = format!("pools.{name}.low_stock_alert");
+                let low_stock_alert =
+                    self.count(doc, &path, p.low_stock_alert, MAX_LOW_STOCK_ALERT);
                 (
                     name.clone(),
                     PoolConfig {
                         reusable: p.reusable,
-                        low_stock_alert: p.low_stock_alert,
+                        low_stock_alert,
                     },
                 )
             })
@@ -134,13 +138,23 @@ impl Validator<'_> {
             auto_ship: p.auto_ship,
             delay,
             ship_mode,
-            max_retries: p.ship.as_ref().and_then(|s| s.max_retries),
+            max_retries: self.count(
+                doc,
+                &format!("{path}.ship.max_retries"),
+                p.ship.as_ref().and_then(|s| s.max_retries),
+                MAX_RETRIES,
+            ),
             logistics_company: p.logistics_company,
             template: p.template,
             stock,
             units: units.clamp(1, MAX_UNITS),
             active: p.status.unwrap_or(ProductStatus::Active) == ProductStatus::Active,
-            low_stock_alert: p.low_stock_alert,
+            low_stock_alert: self.count(
+                doc,
+                &format!("{path}.low_stock_alert"),
+                p.low_stock_alert,
+                MAX_LOW_STOCK_ALERT,
+            ),
             resend_if_absent: p.readback.as_ref().is_some_and(|r| r.resend_if_absent),
             chat: Default::default(),
             delivery,

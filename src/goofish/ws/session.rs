@@ -291,7 +291,7 @@ impl Serving<'_> {
         shutdown: &CancellationToken,
     ) -> Result<SessionEnd, WsError> {
         let mut heartbeat = tokio::time::interval_at(
-            Instant::now() + self.settings.heartbeat,
+            crate::clock::instant_after(self.settings.heartbeat),
             self.settings.heartbeat,
         );
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
