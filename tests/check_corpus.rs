@@ -549,7 +549,7 @@ fn symlinks_out_of_state_and_templates_are_refused() {
     edit(
         tmp.path(),
         P,
-        "cookies_env: XIANYU_COOKIES ",
+        "cookies_file: state/cookies-main.txt",
         "cookies_file: state/cookies.txt",
     );
     fs::create_dir(tmp.path().join("state")).unwrap();
