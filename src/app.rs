@@ -31,6 +31,8 @@ use crate::pipeline::Runner;
 use crate::scheduler::Scheduler;
 use crate::secret::SecretRef;
 use crate::store::{DaemonLock, Store, StoreError};
+use crate::supplier::CardSupplier;
+use crate::supplier::http::HttpSupplier;
 
 /// How many orders are worked on at once.
 pub const CONCURRENCY: usize = 32;
@@ -49,6 +51,16 @@ impl Shop {
         config: Arc<Config>,
         market: Arc<dyn Marketplace>,
     ) -> Result<Self, StoreError> {
+        Self::with_supplier(store, config, market, Arc::new(HttpSupplier::new()))
+    }
+
+    /// Like [`Shop::new`], buying supplier cards through `supplier` (replay: printing).
+    pub fn with_supplier(
+        store: Store,
+        config: Arc<Config>,
+        market: Arc<dyn Marketplace>,
+        supplier: Arc<dyn CardSupplier>,
+    ) -> Result<Self, StoreError> {
         store.sync_stock(&declared_stock(&config))?;
         if let Some(window) = config.stage(|s| match s {
             crate::config::Stage::Ingest(p) => Some(&p.dedupe_window),
@@ -57,7 +69,8 @@ impl Shop {
             store.prune_seen(store.now().saturating_sub(crate::clock::millis(*window)))?;
         }
         let handle = config::handle(config);
-        let runner = Arc::new(Runner::new(store.clone(), handle.clone(), market));
+        let runner =
+            Arc::new(Runner::new(store.clone(), handle.clone(), market).with_supplier(supplier));
         Ok(Self::from_runner(runner, handle))
     }
 

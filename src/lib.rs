@@ -34,3 +34,4 @@ pub mod scheduler;
 pub mod secret;
 pub mod status;
 pub mod store;
+pub mod supplier;

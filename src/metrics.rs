@@ -61,6 +61,8 @@ pub const LLM_LATENCY_MS: &str = "llm_latency_milliseconds_total";
 pub const LLM_LAST_LATENCY_MS: &str = "llm_last_latency_milliseconds";
 /// Model answers the output guard blocked, by `reason`.
 pub const GUARD_REJECTIONS: &str = "chat_guard_rejections_total";
+/// Supplier card calls (`products[].supplier`) that settled, by `outcome`.
+pub const SUPPLIER_CALLS: &str = "supplier_calls_total";
 /// Resident set size of this process (standard name, no namespace).
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 
@@ -105,6 +107,16 @@ pub const FAMILIES: &[Family] = &[
             &[("outcome", "failed_safe")],
             &[("outcome", "needs_human")],
             &[("outcome", "manual")],
+        ],
+    },
+    Family {
+        name: SUPPLIER_CALLS,
+        help: "Supplier card calls that settled, by outcome (fetched, not_bought, uncertain, returned, return_failed).",
+        kind: Kind::Counter,
+        seeds: &[
+            &[("outcome", "fetched")],
+            &[("outcome", "not_bought")],
+            &[("outcome", "uncertain")],
         ],
     },
     Family {

@@ -79,3 +79,44 @@ fn an_unknown_message_shape_and_a_missing_follow_up_are_both_reported() {
     );
     assert!(errs.is_empty(), "{errs:#?}");
 }
+
+#[test]
+fn supplier_mistakes_are_reported_where_they_are_written() {
+    // Line 7 is `supplier:`; its keys start on line 8, values at column 15 (`url_env: `).
+    let r = product(
+        "    supplier:\n      url_env: SUPPLIER_URL\n      method: PUT\n      headers: { Authorization: abc }\n      headers_env: { X-Token: not-a-variable }\n      body: { ref: \"{{ ordr_id }}\" }\n      response: data..card\n      timeout: soon\n      retries: 99\n",
+    );
+    let errs = errors(&pipeline(), &r, &[]);
+    assert_one(&errs, "products.yaml:9:15:", "`PUT` is not supported");
+    assert_one(&errs, "products.yaml:10:18:", "looks like a credential");
+    assert_one(
+        &errs,
+        "products.yaml:11:31:",
+        "not an environment variable name",
+    );
+    assert_one(&errs, "products.yaml:12:13:", "ordr_id");
+    assert_one(&errs, "products.yaml:13:17:", "empty step");
+    assert_one(&errs, "products.yaml:14:16:", "not a duration");
+    assert_one(&errs, "products.yaml:15:16:", "at most 10");
+    assert_eq!(errs.len(), 7, "{errs:#?}");
+
+    // A pool and a supplier at once, and no URL at all.
+    let r = product("    cards: keys\n    supplier: { response: data.card }\n");
+    let errs = errors(
+        &pipeline(),
+        &(String::from("pools:\n  keys: {}\n") + &r),
+        &[],
+    );
+    assert!(errs.iter().any(|e| e.contains("not both")), "{errs:#?}");
+    assert!(
+        errs.iter().any(|e| e.contains("missing url_env")),
+        "{errs:#?}"
+    );
+
+    // A good one loads.
+    let r = product(
+        "    supplier:\n      url_file: state/supplier.url\n      headers_env: { Authorization: SUPPLIER_TOKEN }\n      body: { sku: \"{{ sku }}\", n: 1 }\n      response: data.cards[0].code\n      return: { url_env: SUPPLIER_RETURN, body: { card: \"{{ card }}\" } }\n",
+    );
+    let errs = errors(&pipeline(), &r, &[]);
+    assert!(errs.is_empty(), "{errs:#?}");
+}

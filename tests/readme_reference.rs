@@ -128,6 +128,14 @@ fn parser_keys() -> Vec<(String, BTreeSet<String>)> {
             "products[].delivery".into(),
             probe_products(&["products", "0", "delivery"]),
         ),
+        (
+            "products[].supplier".into(),
+            probe_products(&["products", "0", "supplier"]),
+        ),
+        (
+            "products[].supplier.return".into(),
+            probe_products(&["products", "0", "supplier", "return"]),
+        ),
         ("blacklist".into(), probe_pipeline(&["blacklist"])),
     ];
     for (i, stage) in StageKind::ALL.iter().map(|k| k.name()).enumerate() {

@@ -41,7 +41,13 @@ pub async fn run(
     } else {
         super::open_store(dirs)?
     };
-    let shop = Shop::new(store, config, Arc::new(MemoryMarketplace::printing()))?;
+    // Replay never buys: supplier cards are printed calls with placeholder cards.
+    let shop = Shop::with_supplier(
+        store,
+        config,
+        Arc::new(MemoryMarketplace::printing()),
+        Arc::new(crate::supplier::PrintingSupplier),
+    )?;
     if dry_run {
         println!("dry run: nothing is written; delays are simulated");
     }

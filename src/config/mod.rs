@@ -16,6 +16,7 @@ pub mod raw_chat;
 pub mod reload;
 pub mod render;
 mod stage_kind;
+pub mod supplier;
 pub mod template_files;
 pub mod templates;
 mod validate;

@@ -365,6 +365,8 @@ pub struct Product {
     pub chat: super::chat::ProductChat,
     /// Message shape and follow-up (`delivery:`).
     pub delivery: DeliveryOptions,
+    /// Cards bought from an HTTP supplier at delivery time (`supplier:`).
+    pub supplier: Option<super::supplier::SupplierConfig>,
 }
 
 impl Product {

@@ -242,6 +242,48 @@ pub struct Product {
     pub readback: Option<ProductReadBack>,
     #[serde(default)]
     pub delivery: Option<ProductDelivery>,
+    /// Cards bought from an HTTP supplier at delivery time.
+    #[serde(default)]
+    pub supplier: Option<Supplier>,
+}
+
+/// `supplier:` — the buying call (and an optional `return:` call for refunds). The URL is a
+/// secret (`url_env` / `url_file`), so are the values of `headers_env` (header name →
+/// environment variable).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Supplier {
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub url_env: Option<String>,
+    #[serde(default)]
+    pub url_file: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub headers_env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<serde_yaml::Value>,
+    pub response: String,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default, rename = "return")]
+    pub return_call: Option<SupplierReturn>,
+}
+
+/// `supplier.return:` — the call that gives a fetched card back on a refund.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupplierReturn {
+    pub method: Option<String>,
+    pub url_env: Option<String>,
+    pub url_file: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub headers_env: BTreeMap<String, String>,
+    pub body: Option<serde_yaml::Value>,
 }
 
 /// `delivery:` — how the delivered content is shaped and what follows it.

@@ -11,7 +11,8 @@
 //! Module map: `state` (the shared state), `book` (accounts, items, orders, conversations),
 //! `auth` (tokens and sessions), `actions` (scenarios: state change + pushes), `cards` and
 //! `pushes` (payload builders, shapes A–F), `hub` (connections, push frames, ACKs), `apis` +
-//! `http` (mtop), `ws` (IM socket), `history` (a conversation's messages), `faults`, `record`, `ids`, `wire` (small codecs).
+//! `http` (mtop), `ws` (IM socket), `history` (a conversation's messages), `faults`, `record`, `ids`, `wire` (small codecs); `supplier` is a fake card supplier
+//! (HTTP) for `products[].supplier`.
 
 mod actions;
 mod apis;
@@ -28,6 +29,7 @@ mod pushes;
 mod record;
 pub mod shop_sim;
 mod state;
+pub mod supplier;
 mod wire;
 mod ws;
 

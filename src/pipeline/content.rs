@@ -83,6 +83,9 @@ pub(super) fn build(
         // SKU has no pool): nothing has left, so this is a safe failure for a human.
         return Err("卡密商品没有预留到卡密，未发送".into());
     }
+    if plan.product.supplier.is_some() && cards.is_empty() {
+        return Err("供应商卡密尚未取得，未发送".into());
+    }
     let units = u32::try_from(cards.len()).unwrap_or(u32::MAX);
     let groups: Vec<(u32, &[String])> = match plan.product.delivery.shape {
         MessageShape::PerKey if !cards.is_empty() => cards

@@ -25,6 +25,7 @@ mod send;
 mod ship;
 pub mod stage;
 mod stock;
+mod supplier;
 
 use std::sync::{Arc, Mutex};
 
@@ -37,12 +38,14 @@ pub use stage::{Outcome, Resume, StageCtx};
 
 use crate::alert::Alert;
 use crate::config::{Config, ConfigHandle, Stage, StageKind};
-use crate::event::OrderEvent;
+use crate::event::{EventStatus, OrderEvent};
 use crate::marketplace::Marketplace;
 use crate::notify::Router;
 use crate::store::{
     INTERNAL_ERROR_REASON, IngestOutcome, Job, NextRun, OrderRecord, Store, StoreError,
 };
+use crate::supplier::CardSupplier;
+use crate::supplier::http::HttpSupplier;
 
 /// How a job run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +94,7 @@ pub struct Runner {
     store: Store,
     config: ConfigHandle,
     market: Arc<dyn Marketplace>,
+    supplier: Arc<dyn CardSupplier>,
     /// Woken when a job becomes due sooner than the scheduler's current sleep.
     pub wake_scheduler: Arc<Notify>,
     /// Woken when a run wrote outbox rows.
@@ -104,10 +108,16 @@ impl Runner {
             store,
             config,
             market,
+            supplier: Arc::new(HttpSupplier::new()),
             wake_scheduler: Arc::new(Notify::new()),
             wake_outbox: Arc::new(Notify::new()),
             rng: Mutex::new(StdRng::from_rng(&mut rand::rng())),
         }
+    }
+
+    /// Buy supplier cards through `supplier` instead of over HTTP (replay prints instead).
+    pub fn with_supplier(self, supplier: Arc<dyn CardSupplier>) -> Self {
+        Self { supplier, ..self }
     }
 
     /// Use a fixed seed for the delay draws (tests).
@@ -129,9 +139,14 @@ impl Runner {
     /// Feed one event through ingest (dedupe + state machine), scheduling work it implies.
     pub async fn ingest(&self, ev: OrderEvent) -> Result<IngestOutcome, PipelineError> {
         let config = self.config.load_full();
+        let ended = matches!(ev.status, EventStatus::Refunded | EventStatus::Closed)
+            .then(|| ev.order_id.clone());
         let outcome = ingest::ingest(&self.store, &config, ev).await?;
         if outcome.scheduled.is_some() {
             self.wake_scheduler.notify_one();
+        }
+        if let Some(order_id) = ended {
+            supplier::give_back(&self.store, self.supplier.as_ref(), &config, &order_id).await?;
         }
         self.wake_outbox.notify_one();
         Ok(outcome)
@@ -166,6 +181,7 @@ impl Runner {
                 config,
                 store: &self.store,
                 market: self.market.as_ref(),
+                supplier: self.supplier.as_ref(),
                 order,
                 stage_index: index,
                 rng: &self.rng,

@@ -16,6 +16,7 @@ use super::alerts;
 use super::plan::Plan;
 use super::send;
 use super::stage::{Outcome, Resume, StageCtx};
+use super::supplier;
 
 pub(super) async fn run(ctx: &StageCtx<'_>, params: &ShipParams) -> Result<Outcome, StoreError> {
     let plan = match ctx.plan() {
@@ -26,6 +27,12 @@ pub(super) async fn run(ctx: &StageCtx<'_>, params: &ShipParams) -> Result<Outco
         return Ok(ctx.manual(why_manual(&plan, params).to_string()));
     }
     let steps = steps(plan.mode);
+    // A supplier product's cards are bought and stored before anything goes out.
+    if steps.contains(&ShipStep::Send) {
+        if let Some(outcome) = supplier::fetch_all(ctx, &plan, params).await? {
+            return Ok(outcome);
+        }
+    }
     for (i, step) in steps.iter().enumerate() {
         let last = i + 1 == steps.len();
         let outcome = match step {

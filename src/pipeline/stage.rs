@@ -3,7 +3,7 @@
 //! A stage is one file exporting `run(ctx, params) -> Outcome` (or `Result<Outcome,
 //! StoreError>` when it commits something). It decides from the snapshot and the order in its
 //! context; every effect is a `Store` method run through [`StageCtx::store_op`], and the only
-//! network it may reach is the `Marketplace` in its context.
+//! network it may reach is the `Marketplace` and the `CardSupplier` in its context.
 
 use std::sync::Mutex;
 
@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::marketplace::Marketplace;
 use crate::notify::Router;
 use crate::store::{OrderRecord, Store};
+use crate::supplier::CardSupplier;
 
 use super::plan::{Plan, plan_for};
 
@@ -46,6 +47,8 @@ pub struct StageCtx<'a> {
     pub config: &'a Config,
     pub store: &'a Store,
     pub market: &'a dyn Marketplace,
+    /// Card suppliers (`products[].supplier`): HTTP in `run`, printing in replay.
+    pub supplier: &'a dyn CardSupplier,
     pub order: &'a OrderRecord,
     pub stage_index: usize,
     pub(super) rng: &'a Mutex<StdRng>,

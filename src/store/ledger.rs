@@ -239,6 +239,9 @@ impl Store {
             }
             let cards = match (&rec.holding, step) {
                 (Holding::Cards { pool, ids }, ShipStep::Send) => cards::secrets(tx, pool, ids)?,
+                (Holding::Nothing | Holding::Stock { .. }, ShipStep::Send) => {
+                    super::supplier::cards_of(tx, order_id)?
+                }
                 _ => Vec::new(),
             };
             let next = match step {

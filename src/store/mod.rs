@@ -29,6 +29,7 @@ mod readback;
 pub mod records;
 mod sending;
 mod stock;
+mod supplier;
 pub mod views;
 
 use std::path::{Path, PathBuf};
@@ -58,6 +59,7 @@ pub use outbox::{OutboxAttempt, OutboxCounts, problem_quiet_key};
 pub use readback::ReadBackResult;
 pub use records::*;
 pub use sending::{BeginDelivery, BeginFollowUp, PartNext, PartPlan, PartResult};
+pub use supplier::{BeginCall, CallResult, CallState, ReturnState, SupplierRecord, SupplierUnit};
 
 pub const DB_FILE: &str = "shop.redb";
 pub const LOCK_FILE: &str = "daemon.lock";

@@ -342,12 +342,13 @@ pub(super) fn note(rec: &mut DeliveryRecord, now: u64, text: &str) {
 pub(super) fn keys_of(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result<Vec<String>> {
     match &rec.holding {
         Holding::Cards { pool, ids } => cards::secrets(tx, pool, ids),
-        _ => Ok(Vec::new()),
+        // A supplier product holds no pool keys: its cards were bought and stored per unit.
+        Holding::Nothing | Holding::Stock { .. } => super::supplier::cards_of(tx, &rec.order_id),
     }
 }
 
 /// Why the order can no longer be sent to, if it cannot.
-fn not_shippable(rec: &DeliveryRecord, order: &OrderRecord) -> Option<String> {
+pub(super) fn not_shippable(rec: &DeliveryRecord, order: &OrderRecord) -> Option<String> {
     if rec.state.is_settled() {
         return Some(format!("delivery is {}", rec.state.as_str()));
     }

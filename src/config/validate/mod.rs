@@ -668,3 +668,4 @@ mod chat;
 mod delivery;
 mod marketplace;
 mod products;
+mod supplier;

@@ -130,6 +130,7 @@ impl Validator<'_> {
             );
         }
         let delivery = self.delivery_options(doc, path, p.delivery.as_ref());
+        let supplier = self.supplier(doc, path, p.supplier.as_ref(), &stock);
         Product {
             item_id,
             title: p.title,
@@ -158,6 +159,7 @@ impl Validator<'_> {
             resend_if_absent: p.readback.as_ref().is_some_and(|r| r.resend_if_absent),
             chat: Default::default(),
             delivery,
+            supplier,
         }
     }
 

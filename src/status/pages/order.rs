@@ -9,7 +9,7 @@ use crate::order::OrderStatus;
 use crate::store::views::OrderRow;
 use crate::store::{
     ActionType, CardState, DeliveryRecord, Holding, OrderDetail, PartKind, PartMark, PartState,
-    StatusLogEntry,
+    StatusLogEntry, SupplierUnit,
 };
 
 use crate::status::page::{Built, Input};
@@ -20,10 +20,17 @@ pub(super) fn build<'a>(input: &'a Input<'a>) -> BoxFuture<'a, Built> {
         let id = input.id;
         let ids = input.view.outbox_by_order.get(id).cloned().unwrap_or_default();
         let key = id.to_string();
-        match input.ctx.store.call(move |s| s.order_view(&key, &ids)).await {
-            Ok(Some(detail)) => {
+        let lookup = move |s: &crate::store::Store| {
+            let detail = s.order_view(&key, &ids)?;
+            let supplier = s.supplier_calls(&key)?;
+            Ok(detail.map(|d| (d, supplier)))
+        };
+        match input.ctx.store.call(lookup).await {
+            Ok(Some((detail, supplier))) => {
                 let row = input.view.orders.iter().find(|o| o.order_id == id);
-                Built::Page(Box::new(order_page(detail, row, input.config)))
+                let mut page = order_page(detail, row, input.config);
+                page.supplier = supplier.map(|r| r.units.iter().map(supplier_view).collect()).unwrap_or_default();
+                Built::Page(Box::new(page))
             }
             Ok(None) => Built::Missing {
                 title: "未找到订单",
@@ -159,6 +166,38 @@ pub struct OrderPage {
     pub ledger: Option<LedgerView>,
     pub cards: Vec<CardView>,
     pub notifications: Vec<NotificationView>,
+    /// Supplier calls (`products[].supplier`), one row per order unit; cards masked.
+    pub supplier: Vec<SupplierView>,
+}
+
+/// One order unit's supplier call as the page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SupplierView {
+    pub unit: u32,
+    pub key: String,
+    pub state: &'static str,
+    pub state_label: &'static str,
+    pub attempts: u32,
+    pub http_status: Option<u16>,
+    /// Always masked.
+    pub card_masked: Option<String>,
+    pub at: u64,
+    pub last_error: Option<String>,
+}
+
+/// `u` must already be masked ([`crate::store::SupplierUnit::masked`], as the store hands it out).
+fn supplier_view(u: &SupplierUnit) -> SupplierView {
+    SupplierView {
+        unit: u.unit,
+        key: u.key.clone(),
+        state: u.state.as_str(),
+        state_label: u.state.label(),
+        attempts: u.attempts,
+        http_status: u.http_status,
+        card_masked: u.card.clone(),
+        at: u.at,
+        last_error: u.last_error.clone(),
+    }
 }
 
 /// `row` is the list row (for ledger joins); `detail` the store's point lookups.
@@ -206,6 +245,7 @@ pub fn order_page(detail: OrderDetail, row: Option<&OrderRow>, config: &Config) 
             .iter()
             .map(NotificationView::from)
             .collect(),
+        supplier: Vec::new(),
     }
 }
 
