@@ -223,6 +223,10 @@ async fn killed_between_fetch_and_send_the_stored_card_is_sent_and_never_bought_
     let supplier = FakeSupplier::start(SupplierMode::Sell).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_supplier_config(dir.path(), &fake, &supplier.buy_url(), "5s");
+    // The retry after the refused send is 4 s away: the kill lands while nothing is in flight.
+    let pipeline = std::fs::read_to_string(dir.path().join("pipeline.yaml")).unwrap();
+    let pipeline = pipeline.replace("retry_delay: 300ms", "retry_delay: 4s");
+    std::fs::write(dir.path().join("pipeline.yaml"), pipeline).unwrap();
     let state = dir.path().join("state");
     let open = || Store::open(&state, clock::system()).unwrap();
 
@@ -244,6 +248,16 @@ async fn killed_between_fetch_and_send_the_stored_card_is_sent_and_never_bought_
             .await,
         "a send was tried"
     );
+    // Kill only once the refusal is recorded (failed_safe, retry pending): a kill while the
+    // send is in flight would rightly make the outcome unknown instead.
+    let settled = wait_for(|| {
+        Store::open(&state, clock::system())
+            .ok()
+            .and_then(|s| s.delivery(&order).ok().flatten())
+            .is_some_and(|d| d.state == DeliveryState::FailedSafe)
+    })
+    .await;
+    assert!(settled, "{:?}", open().delivery(&order).unwrap());
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
     assert_eq!(supplier.hits_on("/buy").len(), 1);
@@ -258,9 +272,14 @@ async fn killed_between_fetch_and_send_the_stored_card_is_sent_and_never_bought_
 
     let mut child = run_binary(dir.path());
     let delivered = fake
-        .wait_until(WAIT, |f| f.sent_messages().iter().any(|m| m.delivered))
+        .wait_until(2 * WAIT, |f| f.sent_messages().iter().any(|m| m.delivered))
         .await;
-    assert!(delivered, "{:?}", fake.sent_messages());
+    assert!(
+        delivered,
+        "{:?}\n{:?}",
+        fake.sent_messages(),
+        open().delivery(&order).unwrap()
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
