@@ -28,12 +28,48 @@ impl MessageShape {
     }
 }
 
+/// `delivery.proof`: what goes into the platform's 无需寄件 form when the shipment is
+/// confirmed (`tradeText`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProofKind {
+    /// Nothing (the form stays empty, as before).
+    #[default]
+    Off,
+    /// The delivered messages themselves.
+    Content,
+    /// `delivery.proof_template`, rendered like a delivery template.
+    Summary,
+}
+
+/// `delivery.proof_cards`: whether keys in the proof are masked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProofCards {
+    #[default]
+    Masked,
+    Plain,
+}
+
+/// The proof of delivery a product asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Proof {
+    #[default]
+    Off,
+    Content,
+    /// A template in `templates/`.
+    Summary(String),
+}
+
 /// `products[].delivery`: shape and extras of one product's delivery.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryOptions {
     pub shape: MessageShape,
     /// A template sent once after the delivery succeeded (usage instructions, …).
     pub follow_up: Option<String>,
+    pub proof: Proof,
+    /// Keys appear in full in the proof (the seller opted in with `proof_cards: plain`).
+    pub proof_plain_cards: bool,
 }
 
 /// `blacklist:` in pipeline.yaml: buyers whose paid orders always go to the seller. The chat

@@ -292,6 +292,9 @@ pub struct SupplierReturn {
 pub struct ProductDelivery {
     pub shape: Option<MessageShape>,
     pub follow_up: Option<String>,
+    pub proof: Option<super::delivery::ProofKind>,
+    pub proof_template: Option<String>,
+    pub proof_cards: Option<super::delivery::ProofCards>,
 }
 
 /// `readback:` — what to do when the read-back of an uncertain send does not find it.

@@ -24,6 +24,15 @@ pub(crate) const RET_STATUS_ERROR: &str = "FAIL_BIZ_ORDER_STATUS_ERROR::订单�
 /// `ret` for an order the caller is not party to (guessed; no capture).
 pub(crate) const RET_NO_ORDER: &str = "FAIL_BIZ_ORDER_NOT_EXIST::订单不存在";
 pub(crate) const RET_SUCCESS: &str = "SUCCESS::调用成功";
+/// The seller-centre consign for a seller without 鱼小铺 (XP `OrderServiceImplConsignTest`).
+pub(crate) const RET_NO_SELLER_CENTRE: &str = "FAIL_BIZ_IDLE_USER_UNAUTHORIZED::无需邮寄发货";
+
+/// The 无需寄件 form of one consign call.
+pub(crate) struct ConsignForm {
+    pub api: &'static str,
+    pub trade_text: String,
+    pub pic_list: Vec<String>,
+}
 
 /// How the service announces a payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,7 +259,12 @@ impl State {
     }
 
     /// `consign.dummy` by `account`: ships a paid order once; records every call.
-    pub(crate) fn consign(&mut self, account: &str, order_id: &str) -> Result<(), &'static str> {
+    pub(crate) fn consign(
+        &mut self,
+        account: &str,
+        order_id: &str,
+        form: ConsignForm,
+    ) -> Result<(), &'static str> {
         let status = self
             .book
             .order(order_id)
@@ -267,6 +281,9 @@ impl State {
             order_id: order_id.to_owned(),
             accepted: outcome.is_ok(),
             ret: outcome.err().unwrap_or(RET_SUCCESS).to_owned(),
+            api: form.api.to_owned(),
+            trade_text: form.trade_text,
+            pic_list: form.pic_list,
         });
         if outcome.is_ok() {
             self.ship_elsewhere(order_id);

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::actions::{RET_ALREADY_SHIPPED, RET_NO_ORDER, RET_SUCCESS};
+use super::actions::{
+    ConsignForm, RET_ALREADY_SHIPPED, RET_NO_ORDER, RET_NO_SELLER_CENTRE, RET_SUCCESS,
+};
 use super::auth::{IM_TOKEN_LIFETIME_MS, TokenState};
 use super::book::{FakeOrderStatus, Order};
 use super::ids::alnum;
@@ -94,6 +96,12 @@ const ENDPOINTS: &[Endpoint] = &[
         version: "1.0",
         login: true,
         handler: consign,
+    },
+    Endpoint {
+        api: MERCHANT_CONSIGN,
+        version: "1.0",
+        login: true,
+        handler: merchant_consign,
     },
     Endpoint {
         api: "mtop.taobao.idle.trade.merchant.sold.get",
@@ -480,7 +488,60 @@ fn status_nodes(status: FakeOrderStatus) -> Value {
 /// §3.4 confirm shipment without logistics.
 fn consign(state: &mut State, user: &str, data: &Value) -> Result<Value, &'static str> {
     let id = field(data, "orderId").ok_or_else(param_invalid)?;
-    state.consign(user, &id).map(|()| json!({}))
+    let form = consign_form(PLAIN_CONSIGN, data);
+    state.consign(user, &id, form).map(|()| json!({}))
+}
+
+const PLAIN_CONSIGN: &str = "mtop.taobao.idle.logistic.consign.dummy";
+const MERCHANT_CONSIGN: &str = "mtop.taobao.idle.logistics.merchant.consign.dummy";
+
+/// anchors-2026 §2(e): the seller-centre consign that carries the proof of delivery,
+/// `{orderId, tradeText, picList (a JSON array *string*), newUnconsign:true}` (XP
+/// `src/main/java/com/xianyusmart/service/impl/OrderServiceImpl.java` `consignDummyDelivery`;
+/// the Go client in the corpus, `mtop` package "虚拟发货域", documents the same body, 200
+/// characters and three images at most). A seller without 鱼小铺 gets
+/// `FAIL_BIZ_IDLE_USER_UNAUTHORIZED` ([`super::Fault::NoSellerCentre`]).
+fn merchant_consign(state: &mut State, user: &str, data: &Value) -> Result<Value, &'static str> {
+    let id = field(data, "orderId").ok_or_else(param_invalid)?;
+    let form = consign_form(MERCHANT_CONSIGN, data);
+    if state.faults.no_seller_centre(Some(user)) {
+        state.record.consigns.push(super::record::Consign {
+            account: user.to_owned(),
+            order_id: id,
+            accepted: false,
+            ret: RET_NO_SELLER_CENTRE.to_owned(),
+            api: form.api.to_owned(),
+            trade_text: form.trade_text,
+            pic_list: form.pic_list,
+        });
+        return Err(RET_NO_SELLER_CENTRE);
+    }
+    state.consign(user, &id, form).map(|()| json!({}))
+}
+
+/// The form fields of either consign API; `picList` may be an array or a JSON array string.
+fn consign_form(api: &'static str, data: &Value) -> ConsignForm {
+    let pics = match data.get("picList") {
+        Some(Value::String(s)) => serde_json::from_str::<Value>(s).unwrap_or(Value::Null),
+        Some(v) => v.clone(),
+        None => Value::Null,
+    };
+    ConsignForm {
+        api,
+        trade_text: data
+            .get("tradeText")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        pic_list: pics
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
 }
 
 /// §3.5 bargain free-shipping: accepted for the seller's own unshipped orders.

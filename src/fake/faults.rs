@@ -66,6 +66,11 @@ pub enum Fault {
     FailHistory,
     /// `listUserMessages` is never answered, until cleared.
     LoseHistoryAnswers,
+    /// The seller has no seller centre (鱼小铺): the seller-centre consign
+    /// (`mtop.taobao.idle.logistics.merchant.consign.dummy`) answers
+    /// `FAIL_BIZ_IDLE_USER_UNAUTHORIZED::无需邮寄发货`, as XP's `OrderServiceImplConsignTest`
+    /// has it for a regular seller. Until cleared.
+    NoSellerCentre,
 }
 
 /// Faults that persist until cleared or used up, for one scope.
@@ -86,6 +91,7 @@ struct Standing {
     fail_history: bool,
     lose_history: bool,
     drop_sends: bool,
+    no_seller_centre: bool,
 }
 
 /// Standing faults: one set for everyone, one per account.
@@ -118,6 +124,7 @@ impl Faults {
             Fault::FailHistory => s.fail_history = true,
             Fault::DropSends => s.drop_sends = true,
             Fault::LoseHistoryAnswers => s.lose_history = true,
+            Fault::NoSellerCentre => s.no_seller_centre = true,
             _ => return false,
         }
         true
@@ -135,6 +142,11 @@ impl Faults {
 
     fn any(&self, seller: Option<&str>, f: impl Fn(&Standing) -> bool) -> bool {
         f(&self.global) || seller.and_then(|s| self.per_seller.get(s)).is_some_and(f)
+    }
+
+    /// Whether `seller` has no seller centre ([`Fault::NoSellerCentre`]).
+    pub(crate) fn no_seller_centre(&self, seller: Option<&str>) -> bool {
+        self.any(seller, |s| s.no_seller_centre)
     }
 
     /// Whether session number `seq` of `seller` is expired by a fault.

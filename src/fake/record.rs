@@ -57,6 +57,13 @@ pub struct Consign {
     pub accepted: bool,
     /// The first `ret` element answered.
     pub ret: String,
+    /// Which consign API was called (`…logistic.consign.dummy` or the seller-centre
+    /// `…logistics.merchant.consign.dummy`).
+    pub api: String,
+    /// The proof of delivery written into the 无需寄件 form (`tradeText`), as received.
+    pub trade_text: String,
+    /// Image URLs of the form (`picList`).
+    pub pic_list: Vec<String>,
 }
 
 /// Per-account counters.

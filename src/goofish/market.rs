@@ -153,7 +153,13 @@ impl Marketplace for GoofishMarketplace {
                 retryable: false,
             };
         };
-        match link.mtop.consign(&req.order_id).await {
+        let consigned = match req.trade_text.as_deref() {
+            Some(text) if !text.trim().is_empty() => {
+                link.mtop.consign_with_proof(&req.order_id, text).await
+            }
+            _ => link.mtop.consign(&req.order_id).await,
+        };
+        match consigned {
             Ok(Consigned::Confirmed) => ConsignOutcome::Confirmed,
             Ok(Consigned::AlreadyShipped) => ConsignOutcome::AlreadyShipped,
             Err(e) => ConsignOutcome::Failed {

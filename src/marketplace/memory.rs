@@ -154,8 +154,14 @@ impl Marketplace for MemoryMarketplace {
         let already = st.consigned.iter().any(|c| c.order_id == req.order_id);
         st.consigned.push(req.clone());
         if self.print {
+            // The proof may carry keys in full (`proof_cards: plain`): only its length is shown.
+            let proof = req
+                .trade_text
+                .as_ref()
+                .map(|t| format!(" proof={}字", t.chars().count()))
+                .unwrap_or_default();
             println!(
-                "confirm order={} account={}",
+                "confirm order={} account={}{proof}",
                 shown(&req.order_id),
                 shown(&req.account)
             );

@@ -35,6 +35,9 @@ pub enum SendOutcome {
 pub struct ConsignRequest {
     pub account: String,
     pub order_id: String,
+    /// Proof of delivery for the platform's 无需寄件 form (`tradeText`), if the product asks
+    /// for one (`delivery.proof`); keys already masked unless the seller opted in.
+    pub trade_text: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::config::templates::{AccountView, DeliveryView, OrderView, ProductView};
-use crate::config::{Config, MessageShape, Stock};
+use crate::config::{Config, MessageShape, Proof, Stock};
 use crate::marketplace::DeliveryMessage;
 use crate::store::{OrderRecord, PartKind, PartPlan, mask_secret};
 
@@ -127,6 +127,38 @@ pub(super) fn follow_up(
         render(config, template, &view, "附加消息模板")
             .map(|text| (text.clone(), mask_all(&text, cards))),
     )
+}
+
+/// The proof of delivery for the 无需寄件 form (`delivery.proof`), if the product asks for
+/// one: the delivered messages or the summary template, keys masked unless the seller opted
+/// in (`proof_cards: plain`); or why it cannot be built.
+pub(super) fn proof(
+    config: &Config,
+    plan: &Plan,
+    order: &OrderRecord,
+    cards: &[String],
+) -> Option<Result<String, String>> {
+    let plain = plan.product.delivery.proof_plain_cards;
+    let text = match &plan.product.delivery.proof {
+        Proof::Off => return None,
+        Proof::Content => build(config, plan, order, cards).map(|c| {
+            let texts: Vec<&str> = c
+                .parts
+                .iter()
+                .map(|p| match p {
+                    Part::Text { text, masked } => if plain { text } else { masked }.as_str(),
+                })
+                .collect();
+            texts.join("\n")
+        }),
+        Proof::Summary(template) => {
+            let units = u32::try_from(cards.len()).unwrap_or(u32::MAX);
+            let view = view(config, plan, order, cards, 0, units);
+            render(config, template, &view, "发货凭证模板")
+                .map(|t| if plain { t } else { mask_all(&t, cards) })
+        }
+    };
+    Some(text)
 }
 
 /// The plan entry of a follow-up text (for its ledger marker).

@@ -13,6 +13,7 @@ use crate::order::ShipMode;
 use crate::store::{BeginStep, OrderRecord, ShipStep, StepResult, StoreError};
 
 use super::alerts;
+use super::content;
 use super::plan::Plan;
 use super::send;
 use super::stage::{Outcome, Resume, StageCtx};
@@ -83,18 +84,23 @@ async fn confirm_step(
     last: bool,
 ) -> Result<Option<Outcome>, StoreError> {
     let oid = ctx.order.order_id.clone();
-    let (order, attempt) = match ctx.store_op(|s| s.begin_step(&oid, ShipStep::Confirm, &[]))? {
-        BeginStep::Go { order, attempt, .. } => (order, attempt),
-        BeginStep::AlreadyDone => return Ok(None),
-        // A send was in flight at a crash (recorded as needs_human by begin_step).
-        BeginStep::OutcomeUnknown => {
-            return Ok(Some(Outcome::Stop(
-                "send outcome unknown; needs_human".into(),
-            )));
-        }
-        BeginStep::NotShippable(why) => return Ok(Some(Outcome::Stop(why))),
-    };
-    let attempted = confirm(ctx, &order).await;
+    let (order, attempt, cards) =
+        match ctx.store_op(|s| s.begin_step(&oid, ShipStep::Confirm, &[]))? {
+            BeginStep::Go {
+                order,
+                attempt,
+                cards,
+            } => (order, attempt, cards),
+            BeginStep::AlreadyDone => return Ok(None),
+            // A send was in flight at a crash (recorded as needs_human by begin_step).
+            BeginStep::OutcomeUnknown => {
+                return Ok(Some(Outcome::Stop(
+                    "send outcome unknown; needs_human".into(),
+                )));
+            }
+            BeginStep::NotShippable(why) => return Ok(Some(Outcome::Stop(why))),
+        };
+    let attempted = confirm(ctx, plan, &order, &cards).await;
     ctx.store_op(|s| s.finish_step(&oid, &attempted.result, last, &[]))?;
     Ok(match attempted.result {
         StepResult::FailedSafe { reason } => Some(after_safe_failure(
@@ -135,10 +141,25 @@ pub(super) fn after_safe_failure(
     }
 }
 
-async fn confirm(ctx: &StageCtx<'_>, order: &OrderRecord) -> Attempted {
+async fn confirm(
+    ctx: &StageCtx<'_>,
+    plan: &Plan,
+    order: &OrderRecord,
+    cards: &[String],
+) -> Attempted {
+    let trade_text = match content::proof(ctx.config, plan, order, cards) {
+        Some(Ok(text)) => Some(text),
+        Some(Err(reason)) => {
+            // The shipment still gets confirmed; only the form stays empty.
+            tracing::warn!(order_id = %order.order_id, reason = %reason, "Proof of delivery not built; confirming without it.");
+            None
+        }
+        None => None,
+    };
     let req = ConsignRequest {
         account: order.account.clone(),
         order_id: order.order_id.clone(),
+        trade_text,
     };
     match ctx.market.confirm_shipment(&req).await {
         ConsignOutcome::Confirmed | ConsignOutcome::AlreadyShipped => Attempted {

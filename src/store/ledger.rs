@@ -238,11 +238,11 @@ impl Store {
                 )));
             }
             let cards = match (&rec.holding, step) {
-                (Holding::Cards { pool, ids }, ShipStep::Send) => cards::secrets(tx, pool, ids)?,
-                (Holding::Nothing | Holding::Stock { .. }, ShipStep::Send) => {
+                // Both steps get the keys: the confirm may write a proof of delivery.
+                (Holding::Cards { pool, ids }, _) => cards::secrets(tx, pool, ids)?,
+                (Holding::Nothing | Holding::Stock { .. }, _) => {
                     super::supplier::cards_of(tx, order_id)?
                 }
-                _ => Vec::new(),
             };
             let next = match step {
                 ShipStep::Send => DeliveryState::Sending,

@@ -1,7 +1,7 @@
 //! `products[].delivery` (message shape, follow-up) and `blacklist:`.
 
 use super::*;
-use crate::config::delivery::{Blacklist, DeliveryOptions};
+use crate::config::delivery::{Blacklist, DeliveryOptions, Proof, ProofCards, ProofKind};
 
 impl Validator<'_> {
     /// `blacklist.buyers`: buyer ids are the numbers Xianyu shows as 用户ID; a nickname would
@@ -38,9 +38,32 @@ impl Validator<'_> {
         if let Some(name) = raw.follow_up.as_deref() {
             self.template_ref(doc, &format!("{dpath}.follow_up"), name);
         }
+        let proof = match raw.proof.unwrap_or_default() {
+            ProofKind::Off => Proof::Off,
+            ProofKind::Content => Proof::Content,
+            ProofKind::Summary => match raw.proof_template.as_deref() {
+                Some(name) => {
+                    self.template_ref(doc, &format!("{dpath}.proof_template"), name);
+                    Proof::Summary(name.to_string())
+                }
+                None => {
+                    self.err(doc, &format!("{dpath}.proof"), format!("{dpath}.proof: `summary` needs `proof_template:` (a file in {TEMPLATES_DIR}/)"));
+                    Proof::Off
+                }
+            },
+        };
+        if raw.proof_template.is_some() && !matches!(proof, Proof::Summary(_)) {
+            self.key_err(
+                doc,
+                &format!("{dpath}.proof_template"),
+                format!("{dpath}.proof_template: only used with `proof: summary`"),
+            );
+        }
         DeliveryOptions {
             shape: raw.shape.unwrap_or_default(),
             follow_up: raw.follow_up.clone(),
+            proof,
+            proof_plain_cards: raw.proof_cards == Some(ProofCards::Plain),
         }
     }
 

@@ -16,6 +16,9 @@ use crate::goofish::sign::IM_APP_KEY;
 
 /// Sold-order pages read per reconciliation (30 rows each).
 const MAX_SOLD_PAGES: u32 = 10;
+/// The 无需寄件 form takes at most 200 characters of `tradeText` (XP truncates to 200; the Go
+/// client in the corpus cites the same official limit).
+pub const PROOF_TEXT_MAX: usize = 200;
 
 /// The IM access token (`/reg` `token` header). `Debug` hides the value.
 #[derive(Clone)]
@@ -221,6 +224,10 @@ impl MtopClient {
             r#"{{"orderId":{}, "tradeText":"","picList":[],"newUnconsign":true}}"#,
             json_str(order_id)
         );
+        self.consign_data(data).await
+    }
+
+    async fn consign_data(&self, data: String) -> Result<Consigned, MtopError> {
         let result = self
             .call(Call::v1(
                 "mtop.taobao.idle.logistic.consign.dummy",
@@ -232,6 +239,49 @@ impl MtopClient {
             Ok(_) => Ok(Consigned::Confirmed),
             Err(MtopError::Business { ret, .. }) if is_already_shipped(&ret) => {
                 Ok(Consigned::AlreadyShipped)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Confirm shipment with a proof of delivery in the 无需寄件 form (`tradeText`, at most
+    /// [`PROOF_TEXT_MAX`] characters). anchors-2026 §2(e): the seller-centre variant
+    /// `mtop.taobao.idle.logistics.merchant.consign.dummy` with `picList` as a JSON array
+    /// *string* and the seller-centre headers (XP `OrderServiceImpl.consignDummyDelivery`);
+    /// a seller without 鱼小铺 is refused there with `FAIL_BIZ_IDLE_USER_UNAUTHORIZED`, and
+    /// then, like XP, the plain API (§3.4) carries the same text.
+    pub async fn consign_with_proof(
+        &self,
+        order_id: &str,
+        trade_text: &str,
+    ) -> Result<Consigned, MtopError> {
+        let text: String = trade_text.chars().take(PROOF_TEXT_MAX).collect();
+        let data = format!(
+            r#"{{"orderId":{},"tradeText":{},"picList":"[]","newUnconsign":true}}"#,
+            json_str(order_id),
+            json_str(&text)
+        );
+        let result = self
+            .call(Call::v1(
+                "mtop.taobao.idle.logistics.merchant.consign.dummy",
+                data,
+                Page::SellerCentre,
+            ))
+            .await;
+        match result {
+            Ok(_) => Ok(Consigned::Confirmed),
+            Err(MtopError::Business { ret, .. }) if is_already_shipped(&ret) => {
+                Ok(Consigned::AlreadyShipped)
+            }
+            Err(MtopError::Business { ret, .. })
+                if ret.contains("FAIL_BIZ_IDLE_USER_UNAUTHORIZED") =>
+            {
+                let data = format!(
+                    r#"{{"orderId":{}, "tradeText":{},"picList":[],"newUnconsign":true}}"#,
+                    json_str(order_id),
+                    json_str(&text)
+                );
+                self.consign_data(data).await
             }
             Err(e) => Err(e),
         }

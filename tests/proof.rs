@@ -1,0 +1,137 @@
+//! Proof of delivery (issue 13 item 3) over real sockets: the confirm call's `tradeText`
+//! reaches the fake Goofish exactly as rendered, keys masked unless the seller opted in, on
+//! the seller-centre consign API, and on the plain one for a seller without 鱼小铺.
+
+mod goofish_env;
+
+use goofish_env::*;
+use xianyu_shopd::app::Daemon;
+use xianyu_shopd::clock;
+use xianyu_shopd::fake::{FakeGoofish, Fault};
+use xianyu_shopd::health::Health;
+use xianyu_shopd::store::mask_secret;
+
+const MERCHANT: &str = "mtop.taobao.idle.logistics.merchant.consign.dummy";
+const PLAIN: &str = "mtop.taobao.idle.logistic.consign.dummy";
+
+/// ITEM delivers a key from the pool with `delivery` as given.
+async fn start_env(delivery: &str, fault: Option<Fault>) -> Env {
+    let fake = FakeGoofish::start().await.unwrap();
+    if let Some(f) = fault {
+        fake.fault_for(SELLER, f);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &fake, QUICK, &[("main", SELLER)]);
+    let products = format!(
+        "pools:\n  keys: {{}}\nproducts:\n  - item_id: \"{ITEM}\"\n    title: 测试激活码\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n    delivery: {delivery}\n"
+    );
+    std::fs::write(dir.path().join("products.yaml"), products).unwrap();
+    std::fs::write(
+        dir.path().join("templates/proof.txt.j2"),
+        "已发货：{% for k in cards %}{{ k }}{% endfor %}（{{ order.item_title }}）",
+    )
+    .unwrap();
+    let daemon = Daemon::start_with(
+        dir.path(),
+        &dir.path().join("state"),
+        clock::system(),
+        Health::new(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("daemon did not start: {e:#}"));
+    daemon
+        .store
+        .import_cards("keys", "KEY-0001-SECRET\nKEY-0002-SECRET\n", false, "test")
+        .unwrap();
+    let env = Env {
+        fake,
+        dir,
+        daemon: Some(daemon),
+    };
+    env.wait_connected(SELLER, 1).await;
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confirm_carries_the_delivered_message_with_its_key_masked() {
+    let env = start_env("{ proof: content }", None).await;
+    let order = created_order(&env, SELLER, BUYER, ITEM).await;
+    env.fake.pay(&order);
+    env.wait_delivered(&order).await;
+    let cid = env.fake.order_cid(&order).unwrap();
+    let sent = env.delivered_to(&cid);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let key = sent[0]
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("卡密："))
+        .unwrap()
+        .to_string();
+    let expected = sent[0].text.replace(&key, &mask_secret(&key));
+    let consigns: Vec<_> = env
+        .fake
+        .consigns()
+        .into_iter()
+        .filter(|c| c.order_id == order)
+        .collect();
+    assert_eq!(consigns.len(), 1, "{consigns:?}");
+    assert!(consigns[0].accepted);
+    assert_eq!(consigns[0].api, MERCHANT);
+    assert_eq!(
+        consigns[0].trade_text, expected,
+        "exactly as rendered, masked"
+    );
+    assert!(!consigns[0].trade_text.contains(&key));
+    assert!(consigns[0].pic_list.is_empty());
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_with_keys_in_full_reaches_a_seller_without_seller_centre_on_the_plain_api() {
+    let env = start_env(
+        "{ proof: summary, proof_template: proof.txt.j2, proof_cards: plain }",
+        Some(Fault::NoSellerCentre),
+    )
+    .await;
+    let order = created_order(&env, SELLER, BUYER, ITEM).await;
+    env.fake.pay(&order);
+    env.wait_delivered(&order).await;
+    let cid = env.fake.order_cid(&order).unwrap();
+    let sent = env.delivered_to(&cid);
+    let key = sent[0]
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("卡密："))
+        .unwrap()
+        .to_string();
+    let consigns: Vec<_> = env
+        .fake
+        .consigns()
+        .into_iter()
+        .filter(|c| c.order_id == order)
+        .collect();
+    assert_eq!(consigns.len(), 2, "{consigns:?}");
+    assert_eq!(consigns[0].api, MERCHANT);
+    assert!(!consigns[0].accepted);
+    assert!(consigns[0].ret.contains("FAIL_BIZ_IDLE_USER_UNAUTHORIZED"));
+    assert_eq!(consigns[1].api, PLAIN);
+    assert!(consigns[1].accepted);
+    assert_eq!(
+        consigns[1].trade_text,
+        format!("已发货：{key}（测试激活码）")
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_proof_the_form_stays_empty_on_the_plain_api() {
+    let env = start_env("{ shape: merged }", None).await;
+    let order = created_order(&env, SELLER, BUYER, ITEM).await;
+    env.fake.pay(&order);
+    env.wait_delivered(&order).await;
+    let consigns = env.fake.consigns();
+    assert_eq!(consigns.len(), 1, "{consigns:?}");
+    assert_eq!(consigns[0].api, PLAIN);
+    assert_eq!(consigns[0].trade_text, "");
+    env.stop().await;
+}
