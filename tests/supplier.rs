@@ -299,3 +299,46 @@ async fn killed_between_fetch_and_send_the_stored_card_is_sent_and_never_bought_
     );
     supplier.shutdown();
 }
+
+/// The chat guard's list of keys that reached a buyer includes supplier cards, so a model
+/// reply can never repeat one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivered_supplier_card_is_among_the_keys_the_chat_guard_blocks() {
+    let supplier = FakeSupplier::start(SupplierMode::Sell).await.unwrap();
+    let products = format!(
+        "products:\n  - item_id: \"{ITEM}\"\n    title: 点卡\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    supplier:\n      url_file: state/supplier-url.txt\n      response: data.card\n"
+    );
+    let pipeline = "accounts:\n  - id: main\n    cookies_env: TEST_COOKIES\npipeline:\n  - ingest: {}\n  - classify: {}\n  - stock-check: {}\n  - delay: { virtual: { min: 0s, max: 0s } }\n  - ship: {}\n  - notify: { channels: [log] }\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::write(dir.path().join("pipeline.yaml"), pipeline).unwrap();
+    std::fs::write(dir.path().join("products.yaml"), products).unwrap();
+    std::fs::write(
+        dir.path().join("templates/card.txt.j2"),
+        "{% for k in cards %}卡密：{{ k }}{% endfor %}",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("state/supplier-url.txt"),
+        supplier.buy_url(),
+    )
+    .unwrap();
+    let config = xianyu_shopd::config::load(dir.path()).unwrap();
+    let store = Store::in_memory(clock::system()).unwrap();
+    let market = std::sync::Arc::new(xianyu_shopd::marketplace::memory::MemoryMarketplace::new());
+    let shop = xianyu_shopd::app::Shop::new(store.clone(), config, market.clone()).unwrap();
+    let mut ev =
+        xianyu_shopd::event::OrderEvent::new("main", "S1", xianyu_shopd::event::EventStatus::Paid);
+    ev.item_id = Some(ITEM.into());
+    ev.buyer_id = Some(BUYER.into());
+    ev.cid = Some("c1".into());
+    shop.runner.ingest(ev).await.unwrap();
+    shop.scheduler.run_until_idle(None).await.unwrap();
+    assert_eq!(delivery_state(&store, "S1"), Some(DeliveryState::Delivered));
+    let orders = store.chat_buyer_orders("main", BUYER).unwrap();
+    let keys = store.chat_delivered_keys(&orders).unwrap();
+    assert_eq!(keys, vec!["CARD-S1-1".to_string()]);
+    assert!(market.sent()[0].text.contains("CARD-S1-1"));
+    supplier.shutdown();
+}

@@ -56,12 +56,14 @@ impl Store {
                 let Some(d) = &o.delivery else { continue };
                 let maybe_sent = d.sent_at.is_some()
                     || matches!(d.state, DeliveryState::Sending | DeliveryState::NeedsHuman);
-                let Holding::Cards { pool, ids } = &d.holding else {
-                    continue;
-                };
                 if !maybe_sent {
                     continue;
                 }
+                let Holding::Cards { pool, ids } = &d.holding else {
+                    // A supplier product's cards are kept per unit, not in a pool.
+                    keys.extend(super::supplier::fetched_cards(tx, &d.order_id)?);
+                    continue;
+                };
                 for id in ids {
                     if let Some(v) = cards.get((pool.as_str(), *id))? {
                         keys.push(decode::<CardRow>("card_keys", v.value())?.secret);

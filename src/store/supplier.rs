@@ -425,6 +425,19 @@ fn save(tx: &WriteTransaction, rec: &SupplierRecord) -> Result<()> {
     Ok(())
 }
 
+/// Every card fetched for an order (read side: the chat guard keeps them out of replies).
+pub(super) fn fetched_cards(tx: &redb::ReadTransaction, order_id: &str) -> Result<Vec<String>> {
+    let table = match tx.open_table(SUPPLIER_CALLS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let rec: Option<SupplierRecord> = get_json(&table, "supplier_calls", order_id)?;
+    Ok(rec
+        .map(|r| r.units.into_iter().filter_map(|u| u.card).collect())
+        .unwrap_or_default())
+}
+
 /// The fetched cards of an order in unit order, once every unit has one (else none): the
 /// send step puts them in the message like reserved pool keys.
 pub(super) fn cards_of(tx: &WriteTransaction, order_id: &str) -> Result<Vec<String>> {
