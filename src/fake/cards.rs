@@ -15,14 +15,6 @@ pub(crate) enum Side {
 }
 
 impl Side {
-    /// taskName suffix.
-    fn zh(self) -> &'static str {
-        match self {
-            Self::Seller => "卖家",
-            Self::Buyer => "买家",
-        }
-    }
-
     /// `role=` value and updateKey suffix.
     fn en(self) -> &'static str {
         match self {
@@ -56,7 +48,7 @@ pub(crate) enum CardKind {
 impl CardKind {
     /// The card's summary text (`[我已付款，等待你发货]`), as a history lists it.
     pub(crate) fn summary(self) -> &'static str {
-        wording(self, Side::Seller, "").summary
+        wording(self).summary
     }
 }
 
@@ -81,139 +73,161 @@ pub(crate) struct CardFacts {
     pub created_ms: u64,
 }
 
-/// The texts and links that differ between card kinds.
+/// The texts and links that differ between card kinds, as the real cards carry them.
 struct Wording {
     /// `1.6.3.2`, `reminderContent`, `detailNotice`.
     summary: &'static str,
     /// `reminderNotice`, `reminderTitle`.
     notice: &'static str,
     red: &'static str,
-    task: String,
-    /// Status part of `updateKey` (`<cid>:<orderId>:<this>`), when the kind has one.
-    key: Option<&'static str>,
+    /// `task` per side: (seller copy, buyer copy).
+    task: (&'static str, &'static str),
+    /// Status part of `updateKey` (`<cid>:<orderId>:<this>`) per side, when the kind has one.
+    key: (Option<&'static str>, Option<&'static str>),
     title: &'static str,
     desc: &'static str,
-    /// (text, targetUrl) of the card button; seller copies only.
-    button: Option<(&'static str, String)>,
+    /// (text, `fleamarket://` page) of the card button; seller copies only.
+    button: Option<(&'static str, &'static str)>,
     content_type: u8,
 }
 
-fn wording(kind: CardKind, side: Side, order_id: &str) -> Wording {
-    let role = side.zh();
-    let url = |scheme: &str| format!("fleamarket://{scheme}?flutter=true&bizOrderId={order_id}");
-    let w = |summary, notice, red, task: String, key, title, desc, button| Wording {
-        summary,
-        notice,
-        red,
-        task,
-        key,
-        title,
-        desc,
-        button,
-        content_type: 26,
-    };
-    let mut wording = match kind {
-        CardKind::Created => w(
-            "[我已拍下，待付款]",
-            "买家已拍下，待付款",
-            "等待买家付款",
-            format!("已拍下_未付款_{role}"),
-            Some(if side == Side::Seller {
-                "1_not_pay_seller"
-            } else {
-                "1_not_pay_buyer"
-            }),
-            "我已拍下，待付款",
-            "请双方沟通及时确认价格",
-            Some(("修改价格", url("adjust_price"))),
-        ),
-        CardKind::Paid => w(
-            "[我已付款，等待你发货]",
-            "买家已付款，待发货",
-            "等待卖家发货",
-            if side == Side::Seller {
-                "付款完成待发货_卖家-正向升级".into()
-            } else {
-                "付款完成待发货_买家".into()
-            },
-            Some("10:TRADE_PAID:26"),
-            "我已付款，等待你发货",
-            "请包装好商品，并按我在闲鱼上提供的地址发货",
-            Some(("去发货", url("send_goods"))),
-        ),
-        CardKind::Nudge => w(
-            "[记得及时发货]",
-            "买家提醒你发货",
-            "等待卖家发货",
-            format!("提醒发货_{role}"),
-            None,
-            "记得及时发货",
-            "买家提醒你尽快发货",
-            Some(("去发货", url("send_goods"))),
-        ),
-        CardKind::ClosedUnpaid => w(
-            "[未付款，买家关闭了订单]",
-            "交易关闭",
-            "交易关闭",
-            format!("未付款关闭订单_{role}"),
-            None,
-            "未付款，买家关闭了订单",
-            "",
-            None,
-        ),
-        CardKind::ClosedPaid => w(
-            "[你关闭了订单，钱款已原路退返]",
-            "交易关闭",
-            "交易关闭",
-            format!("卖家关闭订单_{role}"),
-            None,
-            "你关闭了订单，钱款已原路退返",
-            "",
-            None,
-        ),
-        CardKind::RefundRequested => w(
-            "[我发起了退款申请]",
-            "买家申请退款",
-            "买家申请退款",
-            format!("发起退款申请_{role}-新逆向url"),
-            None,
-            "我发起了退款申请",
-            "请及时处理退款申请",
-            Some(("去处理", url("refund_detail"))),
-        ),
-        CardKind::RefundAgreed => w(
-            "[退款成功，钱款已原路退返]",
-            "退款成功",
-            "交易关闭",
-            format!("退款申请已同意_{role}"),
-            None,
-            "我发起了退款申请",
-            "",
-            Some(("已同意", url("refund_detail"))),
-        ),
-        CardKind::Completed => w(
-            "[买家确认收货，交易成功]",
-            "买家已确认收货，交易成功",
-            "交易成功",
-            format!("交易成功_{role}"),
-            None,
-            "买家确认收货，交易成功",
-            "快给ta一个评价吧~",
-            Some(("去评价", url("rate"))),
-        ),
-    };
-    if kind == CardKind::RefundAgreed {
-        wording.content_type = 32;
+impl Wording {
+    fn task(&self, side: Side) -> &'static str {
+        match side {
+            Side::Seller => self.task.0,
+            Side::Buyer => self.task.1,
+        }
     }
-    if side == Side::Buyer {
-        wording.button = None;
+
+    fn key(&self, side: Side) -> Option<&'static str> {
+        match side {
+            Side::Seller => self.key.0,
+            Side::Buyer => self.key.1,
+        }
     }
-    wording
+
+    /// The button with its link for this order; buyers' copies have none.
+    fn button(&self, side: Side, order_id: &str) -> Option<(&'static str, String)> {
+        let (text, page) = self.button.filter(|_| side == Side::Seller)?;
+        Some((
+            text,
+            format!("fleamarket://{page}?flutter=true&bizOrderId={order_id}"),
+        ))
+    }
+}
+
+const CREATED: Wording = Wording {
+    summary: "[我已拍下，待付款]",
+    notice: "买家已拍下，待付款",
+    red: "等待买家付款",
+    task: ("已拍下_未付款_卖家", "已拍下_未付款_买家"),
+    key: (Some("1_not_pay_seller"), Some("1_not_pay_buyer")),
+    title: "我已拍下，待付款",
+    desc: "请双方沟通及时确认价格",
+    button: Some(("修改价格", "adjust_price")),
+    content_type: 26,
+};
+
+const PAID: Wording = Wording {
+    summary: "[我已付款，等待你发货]",
+    notice: "买家已付款，待发货",
+    red: "等待卖家发货",
+    task: ("付款完成待发货_卖家-正向升级", "付款完成待发货_买家"),
+    key: (Some("10:TRADE_PAID:26"), Some("10:TRADE_PAID:26")),
+    title: "我已付款，等待你发货",
+    desc: "请包装好商品，并按我在闲鱼上提供的地址发货",
+    button: Some(("去发货", "send_goods")),
+    content_type: 26,
+};
+
+const NUDGE: Wording = Wording {
+    summary: "[记得及时发货]",
+    notice: "买家提醒你发货",
+    red: "等待卖家发货",
+    task: ("提醒发货_卖家", "提醒发货_买家"),
+    key: (None, None),
+    title: "记得及时发货",
+    desc: "买家提醒你尽快发货",
+    button: Some(("去发货", "send_goods")),
+    content_type: 26,
+};
+
+const CLOSED_UNPAID: Wording = Wording {
+    summary: "[未付款，买家关闭了订单]",
+    notice: "交易关闭",
+    red: "交易关闭",
+    task: ("未付款关闭订单_卖家", "未付款关闭订单_买家"),
+    key: (None, None),
+    title: "未付款，买家关闭了订单",
+    desc: "",
+    button: None,
+    content_type: 26,
+};
+
+const CLOSED_PAID: Wording = Wording {
+    summary: "[你关闭了订单，钱款已原路退返]",
+    notice: "交易关闭",
+    red: "交易关闭",
+    task: ("卖家关闭订单_卖家", "卖家关闭订单_买家"),
+    key: (None, None),
+    title: "你关闭了订单，钱款已原路退返",
+    desc: "",
+    button: None,
+    content_type: 26,
+};
+
+const REFUND_REQUESTED: Wording = Wording {
+    summary: "[我发起了退款申请]",
+    notice: "买家申请退款",
+    red: "买家申请退款",
+    task: ("发起退款申请_卖家-新逆向url", "发起退款申请_买家-新逆向url"),
+    key: (None, None),
+    title: "我发起了退款申请",
+    desc: "请及时处理退款申请",
+    button: Some(("去处理", "refund_detail")),
+    content_type: 26,
+};
+
+const REFUND_AGREED: Wording = Wording {
+    summary: "[退款成功，钱款已原路退返]",
+    notice: "退款成功",
+    red: "交易关闭",
+    task: ("退款申请已同意_卖家", "退款申请已同意_买家"),
+    key: (None, None),
+    title: "我发起了退款申请",
+    desc: "",
+    button: Some(("已同意", "refund_detail")),
+    content_type: 32,
+};
+
+const COMPLETED: Wording = Wording {
+    summary: "[买家确认收货，交易成功]",
+    notice: "买家已确认收货，交易成功",
+    red: "交易成功",
+    task: ("交易成功_卖家", "交易成功_买家"),
+    key: (None, None),
+    title: "买家确认收货，交易成功",
+    desc: "快给ta一个评价吧~",
+    button: Some(("去评价", "rate")),
+    content_type: 26,
+};
+
+fn wording(kind: CardKind) -> &'static Wording {
+    match kind {
+        CardKind::Created => &CREATED,
+        CardKind::Paid => &PAID,
+        CardKind::Nudge => &NUDGE,
+        CardKind::ClosedUnpaid => &CLOSED_UNPAID,
+        CardKind::ClosedPaid => &CLOSED_PAID,
+        CardKind::RefundRequested => &REFUND_REQUESTED,
+        CardKind::RefundAgreed => &REFUND_AGREED,
+        CardKind::Completed => &COMPLETED,
+    }
 }
 
 /// A trade card (shape A): the buyer is the sender, `1.7` is 1 (system card).
 pub(crate) fn trade_card(kind: CardKind, f: &CardFacts) -> Value {
-    let w = wording(kind, f.side, &f.order_id);
+    let w = wording(kind);
     json!({
         "1": {
             "1": {"1": handle(&f.buyer)},
@@ -222,9 +236,9 @@ pub(crate) fn trade_card(kind: CardKind, f: &CardFacts) -> Value {
             "4": 0,
             "5": f.created_ms,
             "6": {"1": 101, "3": {"1": "", "2": w.summary, "3": "", "4": w.content_type,
-                                  "5": card_content(&w, f)}},
+                                  "5": card_content(w, f)}},
             "7": 1, "8": 1, "9": 0,
-            "10": card_ext(&w, f),
+            "10": card_ext(w, f),
             "12": 1
         },
         "3": {"needPush": "true"}
@@ -241,8 +255,7 @@ pub(crate) fn red_reminder(cid: &str, buyer: &str, red: &str) -> Value {
 /// whose `reminderContent` is new while `redReminder`, `taskName` and `updateKey` are
 /// still the created card's — the stale mix reported in yd issue #38.
 pub(crate) fn paid_update(f: &CardFacts, original: &str, now_ms: u64) -> Value {
-    let stale = wording(CardKind::Created, f.side, &f.order_id);
-    let mut ext = card_ext(&stale, f);
+    let mut ext = card_ext(wording(CardKind::Created), f);
     for (key, value) in [
         ("reminderContent", "[已付款，待发货]"),
         ("detailNotice", "[已付款，待发货]"),
@@ -258,7 +271,7 @@ fn card_ext(w: &Wording, f: &CardFacts) -> Value {
     let biz_tag = format!(
         r#"{{"sourceId":{},"taskName":{},"materialId":{},"taskId":{}}}"#,
         quote(&format!("C2C:{}", f.task_id)),
-        quote(&w.task),
+        quote(w.task(f.side)),
         quote(&f.task_id),
         quote(&f.task_id)
     );
@@ -288,7 +301,7 @@ fn card_ext(w: &Wording, f: &CardFacts) -> Value {
 
 /// `extJson`, keys in the capture's order.
 fn card_ext_json(w: &Wording, f: &CardFacts) -> String {
-    let update_key = w.key.map_or(String::new(), |k| {
+    let update_key = w.key(f.side).map_or(String::new(), |k| {
         format!(
             r#""updateKey":{},"#,
             quote(&format!("{}:{}:{k}", f.cid, f.order_id))
@@ -325,14 +338,14 @@ fn card_content(w: &Wording, f: &CardFacts) -> String {
         quote(&f.task_id),
         quote(&f.card_id)
     );
-    let button = w.button.as_ref().map_or(String::new(), |(text, url)| {
+    let button = w.button(f.side, &f.order_id).map_or(String::new(), |(text, url)| {
         format!(
             concat!(
                 r##""button":{{"bgColor":"#FFE60F","borderColor":"#FFE60F","clickParam":{{"arg1":"MsgCardAction","args":{}}},"##,
                 r##""fontColor":"#333333","targetUrl":{},"text":{}}},"##
             ),
             args,
-            quote(url),
+            quote(&url),
             quote(text)
         )
     });
@@ -370,7 +383,7 @@ fn card_content(w: &Wording, f: &CardFacts) -> String {
 
 /// The red-reminder text a kind leaves on the conversation (for shape D pushes).
 pub(crate) fn red_text(kind: CardKind) -> &'static str {
-    wording(kind, Side::Seller, "").red
+    wording(kind).red
 }
 
 #[cfg(test)]
