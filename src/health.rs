@@ -53,6 +53,8 @@ pub enum Login {
     #[default]
     Unknown,
     Ok,
+    /// Cookies loaded, not yet proven by an IM registration.
+    Unverified,
     /// Cookies missing or unreadable.
     NoCookies,
     /// The session expired; only fresh cookies help.
@@ -68,6 +70,7 @@ impl Login {
         match self {
             Self::Unknown => "未知",
             Self::Ok => "正常",
+            Self::Unverified => "验证中",
             Self::NoCookies => "缺少 Cookie",
             Self::Expired => "登录已失效",
             Self::RiskControl { .. } => "触发风控",

@@ -467,3 +467,30 @@ async fn the_status_page_shows_the_daemons_own_health() {
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_cookies_are_not_a_recovery_until_the_connection_works() {
+    let env = Env::start(QUICK).await;
+    let order = created_order(&env, SELLER, BUYER, ITEM).await;
+    env.fake.fault(Fault::SessionExpired);
+    env.fake.pay(&order);
+    assert!(wait_for(|| env.alerts(EventKind::LoginExpired) == 1).await);
+
+    // The seller pastes a cookie with `unb=`, but every connection is refused now.
+    let fresh = env.fake.renew_session(SELLER);
+    env.fake.shutdown();
+    write_cookies(env.dir.path(), "main", &fresh);
+    assert!(
+        wait_for(|| env.login("main") == Login::Unverified).await,
+        "the new cookie is read: {:?}",
+        env.login("main")
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        env.alerts(EventKind::Recovered),
+        0,
+        "no 已恢复 before anything worked"
+    );
+    assert_eq!(env.login("main"), Login::Unverified);
+    env.stop().await;
+}

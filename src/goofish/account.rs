@@ -243,7 +243,8 @@ impl LoginWatch {
             }
             let problem = login_alert(&self.account, &now, &self.cookies.describe());
             match (problem, announced) {
-                (None, Some(kind)) => {
+                // Fresh cookies alone are not a recovery: wait until they are proven.
+                (None, Some(kind)) if now.is_ok() => {
                     tracing::info!(account = %self.account.id, "Login works again.");
                     self.enqueue(Alert::recovered(kind, &self.account.id, &self.account.name))
                         .await;
@@ -324,6 +325,10 @@ impl LoginWatch {
     fn report(&self, state: &LoginState) {
         let (login, detail) = match state {
             LoginState::Ok => (health::Login::Ok, None),
+            LoginState::Unverified => (
+                health::Login::Unverified,
+                Some("已读取 Cookie，正在连接闲鱼验证；连接成功后才算恢复".to_string()),
+            ),
             LoginState::NoCookies(why) => (health::Login::NoCookies, Some(why.clone())),
             LoginState::LoginExpired => (
                 health::Login::Expired,
@@ -394,7 +399,7 @@ fn login_alert(account: &Account, state: &LoginState, source: &str) -> Option<Al
     );
     let (id, name) = (account.id.as_str(), account.name.as_str());
     Some(match state {
-        LoginState::Ok => return None,
+        LoginState::Ok | LoginState::Unverified => return None,
         LoginState::RiskControl { .. } => Alert::risk_control(
             id,
             name,

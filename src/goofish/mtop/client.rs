@@ -171,8 +171,21 @@ impl MtopClient {
             .reset();
         self.token_pause.send_if_modified(|p| p.take().is_some());
         self.generation.send_modify(|g| *g += 1);
-        self.login.send_replace(LoginState::Ok);
+        self.login.send_replace(LoginState::Unverified);
         Ok(())
+    }
+
+    /// The IM connection registered and synced with the current cookies: they work. Only
+    /// this turns freshly pasted cookies into `Ok` (and so into a "recovered" notice); a
+    /// cookie string that merely contains `unb` proves nothing.
+    pub fn confirm_login(&self) {
+        self.login.send_if_modified(|state| {
+            let unverified = *state == LoginState::Unverified;
+            if unverified {
+                *state = LoginState::Ok;
+            }
+            unverified
+        });
     }
 
     /// Mark the cookies as unusable (missing file, unset variable).
@@ -205,7 +218,7 @@ impl MtopClient {
         loop {
             let health = rx.borrow_and_update().clone();
             match health {
-                LoginState::Ok => return,
+                LoginState::Ok | LoginState::Unverified => return,
                 LoginState::RiskControl { retry_at, .. } => {
                     tokio::select! {
                         _ = tokio::time::sleep_until(retry_at) => return,
@@ -260,7 +273,7 @@ impl MtopClient {
 
     pub(super) fn check_usable(&self) -> Result<(), MtopError> {
         match &*self.login.borrow() {
-            LoginState::Ok => Ok(()),
+            LoginState::Ok | LoginState::Unverified => Ok(()),
             LoginState::NoCookies(why) => Err(MtopError::NoCookies(why.clone())),
             LoginState::LoginExpired => Err(MtopError::LoginExpired),
             h @ LoginState::RiskControl { .. } if h.usable_at(Instant::now()) => Ok(()),

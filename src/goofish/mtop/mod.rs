@@ -85,6 +85,10 @@ impl MtopError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoginState {
     Ok,
+    /// Fresh cookies are loaded but nothing has proven them yet: calls may go out (that is how
+    /// they get proven), but the seller is not told "recovered" until the IM connection has
+    /// registered with them ([`MtopClient::confirm_login`]).
+    Unverified,
     /// Cookies missing, unreadable or without `unb`.
     NoCookies(String),
     /// `FAIL_SYS_SESSION_EXPIRED`: only fresh cookies help.
@@ -104,7 +108,7 @@ impl LoginState {
     /// Whether a call may go to the network now.
     pub fn usable_at(&self, now: Instant) -> bool {
         match self {
-            Self::Ok => true,
+            Self::Ok | Self::Unverified => true,
             Self::RiskControl { retry_at, .. } => now >= *retry_at,
             _ => false,
         }

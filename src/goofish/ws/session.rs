@@ -175,6 +175,7 @@ impl ImClient {
             self.register(&conn, &token.access_token, &device_id)
                 .await?;
             sync_state(&conn).await;
+            self.mtop.confirm_login();
             self.shared.live.send_replace(Some(conn.clone()));
             tracing::info!(account = %self.shared.account, "IM connected.");
             self.report(Connection::Connected);
