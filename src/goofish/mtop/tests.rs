@@ -125,7 +125,8 @@ async fn token_error_is_retried_exactly_once_with_the_rotated_token() {
     let c = client(&base);
     assert!(matches!(c.keep_alive().await, Err(MtopError::Token(_))));
     assert_eq!(count.load(Ordering::SeqCst), 2);
-    assert!(c.login_state().is_ok());
+    // Not blocked: the cookies stay as pasted (unproven until the IM registers with them).
+    assert_eq!(c.login_state(), LoginState::Unverified);
 }
 
 #[tokio::test]
@@ -144,6 +145,10 @@ async fn session_expired_blocks_without_further_requests() {
         "blocked calls never reach the network"
     );
     c.set_cookies("unb=2202640918079; cookie2=fresh").unwrap();
+    // Fresh cookies unblock calls, but only an IM registration proves them.
+    assert_eq!(c.login_state(), LoginState::Unverified);
+    assert!(c.check_usable().is_ok());
+    c.confirm_login();
     assert!(c.login_state().is_ok());
 }
 
