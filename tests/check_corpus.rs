@@ -287,7 +287,7 @@ corpus! {
     // ---- chat ---------------------------------------------------------------------------------------
     chat_unknown_llm_key: "pipeline.yaml",
         "      max_chars: 120" => "      max_chars: 120\n      colour: red",
-        "pipeline.yaml:66:7:", "chat[6].llm.colour: unknown key `colour`, expected one of: base_url, model";
+        "pipeline.yaml:68:7:", "chat[6].llm.colour: unknown key `colour`, expected one of: base_url, model";
     chat_bad_regex: "pipeline.yaml",
         "        - any: [怎么用, 怎么激活, 教程]" => "        - regex: \"(怎么用\"",
         "pipeline.yaml:56:18:", "chat[3].keywords.rules[1].regex: `(怎么用` is not a valid regular expression";
@@ -296,7 +296,7 @@ corpus! {
         "pipeline.yaml:57:21:", "template `chat/nope.txt.j2` does not exist in templates/";
     chat_llm_key_variable_not_set: "pipeline.yaml",
         "      max_chars: 120" => "      max_chars: 120\n      api_key_env: XIANYU_SHOPD_UNSET_TEST_KEY",
-        "pipeline.yaml:66:20:", "chat[6].llm.api_key_env: the environment variable XIANYU_SHOPD_UNSET_TEST_KEY is not set";
+        "pipeline.yaml:68:20:", "chat[6].llm.api_key_env: the environment variable XIANYU_SHOPD_UNSET_TEST_KEY is not set";
     chat_stage_order: "pipeline.yaml",
         "  - debounce:" => "  - send: {}\n  - debounce:",
         "pipeline.yaml:50:5:", "chat[3]: `debounce` must come before `send`";

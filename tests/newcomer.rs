@@ -89,7 +89,21 @@ fn demo_with_the_shipped_example_config() {
         "{api}"
     );
 
-    println!("{summary}\n{api}");
+    // The buyers asked questions and the chat pipeline answered: keyword rules, order status,
+    // bargaining and the built-in simulated model, which says what it is.
+    assert!(stdout.contains("模拟模型"), "{stdout}");
+    let chat = stdout
+        .lines()
+        .find(|l| l.starts_with("demo chat: "))
+        .unwrap_or_else(|| panic!("no chat line in {stdout}"));
+    let sent = count(chat, "conversations,");
+    assert!(sent > 0, "{chat}");
+    assert!(
+        chat.contains("bargain "),
+        "every fifth buyer haggles: {chat}"
+    );
+
+    println!("{summary}\n{api}\n{chat}");
 
     // The demo's store, after the process exited: one key per delivered card order.
     let store = Store::open(&dir.path().join("state/demo/state"), clock::system()).unwrap();
@@ -118,4 +132,12 @@ fn demo_with_the_shipped_example_config() {
     let reserved_keys: u64 = counts.values().map(|c| c.get(CardState::Reserved)).sum();
     assert_eq!(delivered_keys, card_orders, "{counts:?}");
     assert_eq!(reserved_keys, 0, "{counts:?}");
+
+    // Model answers are labelled as simulated.
+    for c in store.chat_recent(usize::MAX).unwrap() {
+        if c.last_outcome.as_deref() == Some("llm") {
+            let reply = c.last_reply.unwrap_or_default();
+            assert!(reply.starts_with("[模拟模型]"), "{reply}");
+        }
+    }
 }

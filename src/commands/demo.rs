@@ -8,6 +8,10 @@
 //! built-in `log` channel. Every declared card pool gets demo keys. Then the real daemon runs
 //! (real pipeline, real store in `state/demo/state`, real status page) until Ctrl-C, or with
 //! `--orders N` until N orders reached a final state; it then prints a one-line summary.
+//!
+//! The simulated buyers also ask questions; if the config has a `chat:` section its `llm` stage
+//! is pointed at the built-in simulated model (`fake::model`, on loopback, no key), whose
+//! answers start with `[模拟模型]` — it is never mistaken for a real model.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,6 +27,7 @@ use crate::app::Daemon;
 use crate::cli::Dirs;
 use crate::config::Stock;
 use crate::fake::FakeGoofish;
+use crate::fake::model::FakeModel;
 use crate::fake::shop_sim::{ShopSim, SimItem};
 use crate::order::OrderStatus;
 use crate::store::{DeliveryState, Store};
@@ -67,7 +72,10 @@ pub async fn run(dirs: &Dirs, args: DemoArgs) -> anyhow::Result<ExitCode> {
         .context("starting the fake Goofish server")?;
     let cookies = fake.add_seller(SELLER, "演示小店");
     std::fs::write(state_dir.join("cookies-main.txt"), cookies)?;
-    let listen = write_demo_config(&dirs.config_dir, &demo_dir, &fake, args.notify_real)?;
+    let model = FakeModel::start()
+        .await
+        .context("starting the simulated model")?;
+    let listen = write_demo_config(&dirs.config_dir, &demo_dir, &fake, &model, args.notify_real)?;
 
     let config = super::load_config(&Dirs {
         config_dir: demo_dir.clone(),
@@ -81,10 +89,14 @@ pub async fn run(dirs: &Dirs, args: DemoArgs) -> anyhow::Result<ExitCode> {
             _ => Vec::new(),
         };
         let sku_refs: Vec<&str> = skus.iter().map(String::as_str).collect();
-        fake.add_item(SELLER, &p.item_id, &p.title, 990, &sku_refs);
+        let price_cents = p.chat.price.map_or(990, |c| c.0);
+        fake.add_item(SELLER, &p.item_id, &p.title, price_cents, &sku_refs);
+        fake.set_item_description(&p.item_id, &format!("{}（演示商品）", p.title));
         items.push(SimItem {
             item_id: p.item_id.clone(),
             skus,
+            price_cents,
+            bargains: p.chat.bargain.is_some(),
         });
     }
     items.sort_by(|a, b| a.item_id.cmp(&b.item_id));
@@ -121,6 +133,12 @@ pub async fn run(dirs: &Dirs, args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!(
         "Look: orders arrive on the home page; 订单 shows each delivery, 待人工发货 the physical orders, 日志/异常 the notifications. Ctrl-C stops."
     );
+    if config.chat.is_enabled() {
+        println!(
+            "买家也会提问：「会话」里是自动回复。AI 回复来自内置的模拟模型（simulated model，{}），不是真实大模型，回复以 [模拟模型] 开头。",
+            model.base_url()
+        );
+    }
 
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
@@ -144,6 +162,11 @@ pub async fn run(dirs: &Dirs, args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let summary = summarize(&daemon.store, &ids);
     println!("{summary}");
+    if config.chat.is_enabled() {
+        daemon.chat.tasks().close();
+        let _ = tokio::time::timeout(Duration::from_secs(10), daemon.chat.tasks().wait()).await;
+        println!("{}", chat_summary(&daemon.store));
+    }
     println!("{}", status_api_line(listen).await);
     daemon.stop().await;
     fake.shutdown();
@@ -160,6 +183,7 @@ fn write_demo_config(
     from: &Path,
     to: &Path,
     fake: &FakeGoofish,
+    model: &FakeModel,
     notify_real: bool,
 ) -> anyhow::Result<SocketAddr> {
     let read = |name: &str| -> anyhow::Result<String> {
@@ -208,10 +232,36 @@ fn write_demo_config(
             }
         }
     }
+    point_chat_at_simulated_model(map, model);
     std::fs::write(to.join("pipeline.yaml"), serde_yaml::to_string(&pipeline)?)?;
     std::fs::write(to.join("products.yaml"), read("products.yaml")?)?;
     copy_dir(&from.join("templates"), &to.join("templates"))?;
     Ok(listen)
+}
+
+/// The `llm` stage, if any, talks to the simulated model: no key, its URL, its name.
+fn point_chat_at_simulated_model(map: &mut serde_yaml::Mapping, model: &FakeModel) {
+    let stages = map.get_mut("chat").and_then(Value::as_sequence_mut);
+    for stage in stages.into_iter().flatten() {
+        if let Some(llm) = stage.get_mut("llm").and_then(Value::as_mapping_mut) {
+            llm.insert("base_url".into(), model.base_url().into());
+            llm.insert("model".into(), "simulated-model".into());
+            llm.remove("api_key_env");
+            llm.remove("api_key_file");
+        }
+    }
+}
+
+/// One line about the chat: buyer messages, replies by answering stage.
+fn chat_summary(store: &Store) -> String {
+    let by_stage = store.chat_replies_by_stage().unwrap_or_default();
+    let total: u64 = by_stage.values().sum();
+    let parts: Vec<String> = by_stage.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let conversations = store.chat_recent(usize::MAX).map_or(0, |c| c.len());
+    format!(
+        "demo chat: {conversations} conversations, {total} replies sent ({}); AI replies came from the simulated model",
+        parts.join(", ")
+    )
 }
 
 /// The configured address if it can be bound now, else a free loopback port.

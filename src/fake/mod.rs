@@ -337,6 +337,15 @@ impl FakeGoofish {
         self.shared.lock().book.order(order_id).map(|o| o.status)
     }
 
+    /// (buyer, item) of an order.
+    pub fn order_parties(&self, order_id: &str) -> Option<(String, String)> {
+        self.shared
+            .lock()
+            .book
+            .order(order_id)
+            .map(|o| (o.buyer.clone(), o.item_id.clone()))
+    }
+
     /// The conversation id (without `@goofish`) of an order.
     pub fn order_cid(&self, order_id: &str) -> Option<String> {
         self.shared

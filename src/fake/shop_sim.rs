@@ -1,6 +1,10 @@
 //! A simulated live shop for `demo`: buyers chat, order and pay against a [`FakeGoofish`];
 //! some leave orders unpaid until they close, some ask for a refund after delivery.
 //!
+//! Half the buyers ask something about the item before ordering (is it there, the price, how
+//! to use it, a discount — sometimes naming their own price), and some ask "发货了吗" after
+//! paying, so the daemon's chat pipeline has real questions to answer.
+//!
 //! [`ShopSim::run`] starts one buyer task per order at a steady rate and returns the order
 //! ids once every buyer task has finished its part (or `shutdown` fires). It only plays the
 //! marketplace's side: what the daemon does with the orders is read from its store.
@@ -19,6 +23,10 @@ use crate::store::{DeliveryState, Store};
 pub struct SimItem {
     pub item_id: String,
     pub skus: Vec<String>,
+    /// The listed price, for buyers who name their own (`80行吗`).
+    pub price_cents: u64,
+    /// The seller bargains on this item: every fifth buyer tries.
+    pub bargains: bool,
 }
 
 /// What a simulated buyer does after ordering.
@@ -31,12 +39,16 @@ enum Fate {
     Refund,
 }
 
-const CHATS: [&str; 5] = [
+/// What buyers ask before ordering.
+const QUESTIONS: [&str; 8] = [
     "你好，在吗？",
     "请问还有货吗？",
-    "拍下后多久发货？",
+    "这个多少钱？",
+    "这个怎么用？",
     "可以便宜一点吗",
     "是正版吗？",
+    "电池怎么样？",
+    "支持 Mac 吗？",
 ];
 
 /// How long a refunding buyer waits for the delivery before giving up on the refund.
@@ -92,11 +104,25 @@ impl ShopSim {
     fn place_order(&self, n: u64) -> (String, Fate) {
         let mut rng = rand::rng();
         let buyer = format!("31496{:05}", n % 100_000);
-        if rng.random_bool(0.3) {
-            let text = CHATS[rng.random_range(0..CHATS.len())];
-            self.fake.push_chat(&self.seller_id, &buyer, text);
+        let bargain_item = self.items.iter().find(|i| i.bargains);
+        if let (Some(item), true) = (bargain_item, n % 5 == 1) {
+            // A haggler: first "cheaper?", then their own price (what the demo should show).
+            for text in [
+                "能便宜点吗？",
+                &format!("{}行吗？", item.price_cents * 9 / 1000),
+            ] {
+                self.fake
+                    .push_chat_about(&self.seller_id, &buyer, &item.item_id, text);
+            }
         }
         let item = &self.items[rng.random_range(0..self.items.len())];
+        if rng.random_bool(0.5) {
+            for _ in 0..rng.random_range(1..=2) {
+                let text = question(&mut rng, item.price_cents);
+                self.fake
+                    .push_chat_about(&self.seller_id, &buyer, &item.item_id, &text);
+            }
+        }
         let sku = (!item.skus.is_empty())
             .then(|| item.skus[rng.random_range(0..item.skus.len())].as_str());
         let order_id = self
@@ -120,6 +146,8 @@ impl ShopSim {
     ) -> impl Future<Output = ()> + Send + 'static {
         let fake = self.fake.clone();
         let store = self.store.clone();
+        let seller = self.seller_id.clone();
+        let (buyer, item) = fake.order_parties(&order_id).unwrap_or_default();
         async move {
             let pause = Duration::from_millis(rand::rng().random_range(300..1500));
             tokio::select! {
@@ -132,6 +160,10 @@ impl ShopSim {
             }
             fake.pay(&order_id);
             if fate != Fate::Refund {
+                if rand::rng().random_bool(0.3) {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    fake.push_chat_about(&seller, &buyer, &item, "发货了吗？");
+                }
                 return;
             }
             // Only a delivered order is refunded; one handed to the seller stays as it is.
@@ -155,4 +187,13 @@ impl ShopSim {
             fake.refund_complete(&order_id);
         }
     }
+}
+
+/// A question before ordering; a bargaining buyer sometimes names a price 10 % under the list.
+fn question(rng: &mut impl rand::Rng, price_cents: u64) -> String {
+    let text = QUESTIONS[rng.random_range(0..QUESTIONS.len())];
+    if text.contains("便宜") && price_cents >= 1000 && rng.random_bool(0.5) {
+        return format!("{}行吗？", price_cents * 9 / 1000);
+    }
+    text.to_string()
 }

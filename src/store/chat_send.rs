@@ -291,6 +291,20 @@ impl Store {
         })
     }
 
+    /// Sent replies per answering stage.
+    pub fn chat_replies_by_stage(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        self.read(|tx| {
+            let mut counts = std::collections::BTreeMap::new();
+            for row in tx.open_table(REPLIES)?.iter()? {
+                let reply: ReplyRow = decode("chat_replies", row?.1.value())?;
+                if reply.state == ReplyState::Sent {
+                    *counts.entry(reply.stage).or_insert(0) += 1;
+                }
+            }
+            Ok(counts)
+        })
+    }
+
     /// Reply rows per state (for `/metrics` and the status page).
     pub fn chat_reply_counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>> {
         self.read(|tx| {
