@@ -317,3 +317,133 @@ async fn the_order_status_reply_matches_the_store() {
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_is_down_gets_the_fallback_the_daemon_stays_up_and_one_alert() {
+    // nothing listens where the model should be: every call is refused
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/v1", l.local_addr().unwrap())
+    };
+    let env = ChatEnv::start_with(move |_| chat_yaml(&dead), "{ min: 0s, max: 0s }").await;
+    for i in 0..6 {
+        let buyer = format!("31496371{i:02}");
+        env.fake.push_chat(SELLER, &buyer, "这个有发票吗");
+        assert_eq!(
+            env.wait_replies(&buyer, 1).await,
+            vec!["亲，稍等，卖家马上回复您"],
+            "buyer {i} got the fallback"
+        );
+    }
+    // still up: keyword answers and deliveries go on
+    env.fake.push_chat(SELLER, BUYER, "在吗");
+    assert_eq!(env.wait_replies(BUYER, 1).await, vec!["在的，亲"]);
+    let order = env.buy(BUYER2).await;
+    assert!(
+        wait_for(|| env
+            .store()
+            .delivery(&order)
+            .unwrap()
+            .is_some_and(|d| d.sent_at.is_some()))
+        .await,
+        "an order is still delivered"
+    );
+    let alerts = env
+        .store()
+        .notifications(1000)
+        .unwrap()
+        .iter()
+        .filter(|n| n.event == EventKind::ChatFailed)
+        .count();
+    assert_eq!(alerts, 1, "six failures, one alert");
+    let problems = env.health.chat_problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].count, 6, "repeats are counted: {problems:?}");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_message_while_the_model_answers_drops_the_old_reply() {
+    let env = ChatEnv::start().await;
+    // the first call is slow (but within the 1 s timeout), later ones answer at once
+    env.model.push(Behavior::Delay(
+        Duration::from_millis(700),
+        Box::new(Behavior::Answer("旧问题的回答".into())),
+    ));
+    env.model
+        .set_default(Behavior::Answer("两个问题一起回答".into()));
+    env.fake.push_chat(SELLER, BUYER, "支持 win11 吗");
+    assert!(
+        wait_for(|| env.model.request_count() == 1).await,
+        "the model was asked"
+    );
+    env.fake.push_chat(SELLER, BUYER, "支持 Mac 吗");
+    let replies = env.wait_replies(BUYER, 1).await;
+    assert_eq!(
+        env.settle(BUYER).await,
+        replies,
+        "one reply for both messages"
+    );
+    assert_eq!(replies, vec!["两个问题一起回答"]);
+    let requests = env.model.requests();
+    assert_eq!(requests.len(), 2);
+    let last = requests[1]["messages"].as_array().unwrap().last().unwrap()["content"].clone();
+    assert_eq!(
+        last, "支持 win11 吗\n支持 Mac 吗",
+        "the newer run asked both"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_status_reply_names_the_delivery_or_the_seller_never_the_key() {
+    use xianyu_shopd::chat::orders::{OrderProgress, progress};
+    let env = ChatEnv::start().await;
+    let order = env.buy(BUYER).await;
+    let delivered = wait_for(|| {
+        env.store()
+            .delivery(&order)
+            .unwrap()
+            .is_some_and(|d| d.sent_at.is_some())
+    })
+    .await;
+    assert!(delivered, "the order was delivered");
+    let sent_at = env
+        .store()
+        .delivery(&order)
+        .unwrap()
+        .unwrap()
+        .sent_at
+        .unwrap();
+    env.fake.push_chat(SELLER, BUYER, "发货了吗");
+    let reply = env.wait_replies(BUYER, 1).await[0].clone();
+    let beijing = xianyu_shopd::clock::format_beijing(sent_at);
+    assert!(
+        reply.contains(&format!("已经在 {} 发给您了", &beijing[5..16])),
+        "{reply}"
+    );
+    assert!(
+        !reply.contains("KEY-"),
+        "the key is never repeated: {reply}"
+    );
+
+    // an item the seller ships by hand (not in products.yaml): the order is with the seller
+    let physical = "900000000002";
+    env.fake.add_item(SELLER, physical, "手工定制", 5000, &[]);
+    let order2 = env.fake.create_order(SELLER, BUYER2, physical, 1, None);
+    env.fake.pay(&order2);
+    let with_seller = wait_for(|| {
+        let store = env.store();
+        store.order(&order2).unwrap().is_some_and(|o| {
+            let d = store.delivery(&order2).unwrap();
+            o.payment_time.is_some() && progress(&o, d.as_ref()) == OrderProgress::WithSeller
+        })
+    })
+    .await;
+    assert!(with_seller, "the store has the paid order with the seller");
+    env.fake
+        .push_chat_about(SELLER, BUYER2, physical, "什么时候发货");
+    let reply = env.wait_replies(BUYER2, 1).await[0].clone();
+    assert!(reply.contains("交给卖家本人处理"), "{reply}");
+    env.stop().await;
+}
