@@ -102,3 +102,25 @@ fn an_unreachable_model_is_a_clear_failure() {
     // the fallback that a buyer would get is still shown
     assert!(stdout(&out).contains("稍等"), "{}", stdout(&out));
 }
+
+#[test]
+fn mistakes_are_explained_in_chinese() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), "http://127.0.0.1:9/v1");
+    let history = dir.path().join("history.txt");
+    std::fs::write(&history, "买家：在吗\n路人：你好\n").unwrap();
+    let out = chat_test(
+        dir.path(),
+        &["--history", history.to_str().unwrap(), "在吗"],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("history.txt:2: `路人` 不是 买家 或 卖家"),
+        "{stderr}"
+    );
+    let out = chat_test(dir.path(), &["--account", "shop2", "在吗"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("没有账号 `shop2`"), "{stderr}");
+}

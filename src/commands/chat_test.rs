@@ -51,18 +51,18 @@ impl ChatPort for Offline {
 pub async fn run(dirs: &Dirs, args: ChatTestArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(dirs)?;
     if !config.chat.is_enabled() {
-        bail!("pipeline.yaml has no chat: section, so no message would be answered");
+        bail!("pipeline.yaml 里没有 chat: 段，不会自动回复任何消息");
     }
     let account = match &args.account {
         Some(a) if config.account(a).is_none() => {
-            bail!("unknown account `{a}` (see accounts: in pipeline.yaml)")
+            bail!("没有账号 `{a}`（见 pipeline.yaml 的 accounts:）")
         }
         Some(a) => a.clone(),
         None => config
             .accounts
             .first()
             .map(|a| a.id.clone())
-            .context("no account in pipeline.yaml")?,
+            .context("pipeline.yaml 里没有账号")?,
     };
     if let Some(item) = &args.item {
         if config.product(item).is_none() {
@@ -118,14 +118,14 @@ fn copy_of_store(state_dir: &Path) -> anyhow::Result<Store> {
     if !state_dir.join(crate::store::DB_FILE).exists() {
         return Ok(Store::in_memory(clock)?);
     }
-    let real = Store::open(state_dir, clock).context("opening the store")?;
+    let real = Store::open(state_dir, clock).context("打不开 state/shop.redb")?;
     Ok(real.snapshot_in_memory()?)
 }
 
 /// `买家：…` / `卖家：…` (or `buyer:` / `seller:` / `bot:`), one turn per line.
 fn read_history(file: &Path) -> anyhow::Result<Vec<Turn>> {
     let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        std::fs::read_to_string(file).with_context(|| format!("读不了 {}", file.display()))?;
     let mut turns = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -133,21 +133,13 @@ fn read_history(file: &Path) -> anyhow::Result<Vec<Turn>> {
             continue;
         }
         let (who, said) = line.split_once(['：', ':']).with_context(|| {
-            format!(
-                "{}:{}: write each line as 买家：… or 卖家：…",
-                file.display(),
-                i + 1
-            )
+            format!("{}:{}: 每行写成 买家：… 或 卖家：…", file.display(), i + 1)
         })?;
         let role = match who.trim().to_lowercase().as_str() {
             "买家" | "buyer" | "user" => TurnRole::Buyer,
             "卖家" | "seller" | "我" => TurnRole::Seller,
             "机器人" | "bot" | "assistant" | "客服" => TurnRole::Bot,
-            other => bail!(
-                "{}:{}: `{other}` is not 买家 or 卖家",
-                file.display(),
-                i + 1
-            ),
+            other => bail!("{}:{}: `{other}` 不是 买家 或 卖家", file.display(), i + 1),
         };
         turns.push(Turn {
             role,
