@@ -151,14 +151,7 @@ async fn a_backlog_older_than_max_age_gets_no_replies() {
 async fn a_model_answer_with_a_delivered_card_key_is_blocked() {
     let env = ChatEnv::start().await;
     let order = env.buy(BUYER).await;
-    let delivered = wait_for(|| {
-        env.store()
-            .delivery(&order)
-            .unwrap()
-            .is_some_and(|d| d.sent_at.is_some())
-    })
-    .await;
-    assert!(delivered, "the order was delivered");
+    env.wait_delivered(&order).await;
     let key = env
         .fake
         .sent_messages()
@@ -338,16 +331,9 @@ async fn a_model_that_is_down_gets_the_fallback_the_daemon_stays_up_and_one_aler
     // still up: keyword answers and deliveries go on
     env.fake.push_chat(SELLER, BUYER, "在吗");
     assert_eq!(env.wait_replies(BUYER, 1).await, vec!["在的，亲"]);
+    // and an order is still delivered
     let order = env.buy(BUYER2).await;
-    assert!(
-        wait_for(|| env
-            .store()
-            .delivery(&order)
-            .unwrap()
-            .is_some_and(|d| d.sent_at.is_some()))
-        .await,
-        "an order is still delivered"
-    );
+    env.wait_delivered(&order).await;
     let alerts = env
         .store()
         .notifications(1000)
@@ -400,21 +386,7 @@ async fn the_order_status_reply_names_the_delivery_or_the_seller_never_the_key()
     use xianyu_shopd::chat::orders::{OrderProgress, progress};
     let env = ChatEnv::start().await;
     let order = env.buy(BUYER).await;
-    let delivered = wait_for(|| {
-        env.store()
-            .delivery(&order)
-            .unwrap()
-            .is_some_and(|d| d.sent_at.is_some())
-    })
-    .await;
-    assert!(delivered, "the order was delivered");
-    let sent_at = env
-        .store()
-        .delivery(&order)
-        .unwrap()
-        .unwrap()
-        .sent_at
-        .unwrap();
+    let sent_at = env.wait_delivered(&order).await;
     env.fake.push_chat(SELLER, BUYER, "发货了吗");
     let reply = env.wait_replies(BUYER, 1).await[0].clone();
     let beijing = xianyu_shopd::clock::format_beijing(sent_at);

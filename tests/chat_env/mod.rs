@@ -195,6 +195,23 @@ impl ChatEnv {
     }
 }
 
+impl ChatEnv {
+    /// Waits until the order's delivery went out; returns when (ms).
+    pub async fn wait_delivered(&self, order: &str) -> u64 {
+        let sent_at = || {
+            self.store()
+                .delivery(order)
+                .unwrap()
+                .and_then(|d| d.sent_at)
+        };
+        assert!(
+            wait_for(|| sent_at().is_some()).await,
+            "order {order} was not delivered"
+        );
+        sent_at().unwrap()
+    }
+}
+
 pub async fn wait_for(mut f: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + WAIT;
     while tokio::time::Instant::now() < deadline {
