@@ -209,6 +209,8 @@ async fn latency_runs(messages: usize) -> anyhow::Result<()> {
     for run in &runs {
         // A few unmeasured messages first (connections, caches, the item detail).
         ask_all(&fake, run, run.first_buyer + 900_000, 20).await?;
+        // The last warm-up reply is marked sent just after its frame.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let before_db = db_size(&state);
         let before = daemon.store.chat_replies_by_stage()?;
         let mut lat = ask_all(&fake, run, run.first_buyer, messages).await?;
