@@ -2,6 +2,8 @@
 //!
 //! `orders ship` never releases the keys of a possibly-sent (`needs_human`) delivery: it refuses
 //! and points to `orders resolve`, where the seller states what the buyer received.
+//! `orders retry` hands `Store::rearm` two resume points, the ship stage (a delivery whose keys
+//! are held) and the first stage after `ingest` (one that must start over).
 
 use std::process::ExitCode;
 

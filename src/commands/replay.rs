@@ -1,7 +1,9 @@
 //! `replay FILE [--dry-run] [--no-wait]`: feed a JSON Lines file of order events through the
 //! real pipeline. Sends and confirms go to an offline marketplace that prints them (nothing
 //! reaches Xianyu); notifications go to the configured channels. `--dry-run` works on an
-//! in-memory copy of the store with a simulated clock, so it never waits and writes nothing.
+//! in-memory copy of the store with a simulated clock, so it never waits and writes nothing;
+//! without it, `replay` holds the daemon lock like `run` (one writer of the pipeline per state
+//! directory).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
