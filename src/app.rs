@@ -62,6 +62,13 @@ impl Shop {
         supplier: Arc<dyn CardSupplier>,
     ) -> Result<Self, StoreError> {
         store.sync_stock(&declared_stock(&config))?;
+        if config.stage_index(crate::config::StageKind::Ship).is_some() {
+            let ship = crate::pipeline::run_from(&config, crate::config::StageKind::Ship);
+            let orphans = store.reschedule_orphans(&ship)?;
+            if !orphans.is_empty() {
+                tracing::warn!(count = orphans.len(), orders = ?orphans, "Deliveries in progress without a job were rescheduled.");
+            }
+        }
         if let Some(window) = config.stage(|s| match s {
             crate::config::Stage::Ingest(p) => Some(&p.dedupe_window),
             _ => None,

@@ -4,8 +4,10 @@
 //! Jobs live in the store keyed by `(due_ms, id)`, so a restart loses nothing: past-due jobs
 //! are simply the first rows and fire at once, in order. The sleep is capped at one second so
 //! a job written by another process (`orders retry`) or a wall-clock jump is noticed promptly.
-//! A job is never run twice at the same time (`inflight`); a job interrupted by a crash runs
-//! again, and the ledger makes that safe. A job that fails or panics is quarantined: its order
+//! An order is never worked on by two jobs at the same time (`inflight` holds order ids), and a
+//! job is read again once it has its permit: the due list may be stale by then (another run of
+//! the order finished and rescheduled or removed it), and a stale job must not run. A job
+//! interrupted by a crash runs again, and the ledger makes that safe. A job that fails or panics is quarantined: its order
 //! goes to the seller (`needs_human`, 处理时内部错误) and the job leaves the schedule, so one
 //! poison order never loops and every other order keeps being served.
 
@@ -28,7 +30,8 @@ const BATCH: usize = 256;
 
 pub struct Scheduler {
     runner: Arc<Runner>,
-    inflight: Arc<Mutex<HashSet<u64>>>,
+    /// Orders whose job is running (or waiting for a permit).
+    inflight: Arc<Mutex<HashSet<String>>>,
     /// Jobs that failed and could not even be quarantined: skipped until the next start.
     poisoned: Arc<Mutex<HashSet<u64>>>,
     permits: Arc<Semaphore>,
@@ -85,20 +88,23 @@ impl Scheduler {
             .await?;
         let mut started = 0;
         for job in due {
-            if lock(&self.poisoned).contains(&job.id) || !self.lock().insert(job.id) {
+            if lock(&self.poisoned).contains(&job.id) || !self.lock().insert(job.order_id.clone()) {
                 continue;
             }
             let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                self.lock().remove(&job.order_id);
                 break;
             };
             let (runner, inflight) = (self.runner.clone(), self.inflight.clone());
             let poisoned = self.poisoned.clone();
             self.tracker.spawn(async move {
-                let id = job.id;
-                if !run_guarded(&runner, job).await {
-                    lock(&poisoned).insert(id);
+                let (id, order_id) = (job.id, job.order_id.clone());
+                if let Some(job) = still_scheduled(&runner, job).await {
+                    if !run_guarded(&runner, job).await {
+                        lock(&poisoned).insert(id);
+                    }
                 }
-                lock(&inflight).remove(&id);
+                lock(&inflight).remove(&order_id);
                 drop(permit);
                 runner.wake_scheduler.notify_one();
             });
@@ -155,13 +161,30 @@ impl Scheduler {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         lock(&self.inflight)
     }
 }
 
-fn lock(set: &Mutex<HashSet<u64>>) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+fn lock<T>(set: &Mutex<HashSet<T>>) -> std::sync::MutexGuard<'_, HashSet<T>> {
     set.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The job as the store has it now, or `None` if it is gone: the due list was read before
+/// another run of this order finished, rescheduled or removed it (found by the chaos test: a
+/// stale job ran the order a second time, in parallel with its rescheduled job).
+async fn still_scheduled(runner: &Runner, job: Job) -> Option<Job> {
+    let id = job.id;
+    match runner.store().call(move |s| s.job(id)).await {
+        Ok(current) => current,
+        // The store cannot be read (a full disk): the job stays and is tried on a later pass.
+        Err(e) => {
+            if !e.is_unavailable() {
+                tracing::warn!(order_id = %job.order_id, job_id = id, error = %e, "Could not re-read a due job; trying again later.");
+            }
+            None
+        }
+    }
 }
 
 /// Run one job; an error or a panic quarantines its order. False only when even the quarantine

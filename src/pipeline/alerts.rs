@@ -56,14 +56,27 @@ pub(crate) fn ship_failed(
     product: &str,
     attempts: u32,
     reason: &str,
+    message_sent: bool,
 ) -> Alert {
+    let id = &order.order_id;
+    // After the message went out only the platform's confirmation is missing: the seller must
+    // not deliver the content a second time.
+    let action = if message_sent {
+        format!(
+            "发货消息已送达买家（卡密已记为发给此订单），只是在闲鱼上确认发货失败。请执行 `xianyu-shopd orders retry {id}` 重新确认发货（只确认，不会重发消息），或在闲鱼App中点「发货」；不要再给买家发一次"
+        )
+    } else {
+        format!(
+            "买家未收到任何内容。请检查后执行 `xianyu-shopd orders retry {id}` 重新发货，或在闲鱼App中手动处理"
+        )
+    };
     Alert::new(EventKind::ShipFailed)
-        .order(&order.order_id)
+        .order(id)
         .fact("账号", order.account.clone())
         .fact("商品", product)
         .fact("尝试次数", attempts.to_string())
         .fact("失败原因", reason)
-        .action(format!("买家未收到任何内容。请检查后执行 `xianyu-shopd orders retry {}` 重新发货，或在闲鱼App中手动处理", order.order_id))
+        .action(action)
 }
 
 /// `out_of_stock`: the order needs more than `stock` (a pool or a counted item) holds.

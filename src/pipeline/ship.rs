@@ -4,8 +4,9 @@
 //! shipment on the platform. Each step is claimed in the ledger before the marketplace is
 //! called and recorded after, so a resumed job skips finished steps and a send that was in
 //! flight during a crash becomes `needs_human` instead of being repeated. A failure that
-//! provably did not reach the buyer is retried with exponential backoff up to `max_retries`,
-//! then handed over as `ship_failed`.
+//! provably did not reach the buyer is retried with exponential backoff up to `max_retries`
+//! (each step has its own budget), then handed over as `ship_failed`, whose advice says whether
+//! the message had already reached the buyer.
 
 use crate::config::{Category, ShipParams};
 use crate::marketplace::{ConsignOutcome, ConsignRequest};
@@ -103,18 +104,22 @@ async fn confirm_step(
     let attempted = confirm(ctx, plan, &order, &cards).await;
     ctx.store_op(|s| s.finish_step(&oid, &attempted.result, last, &[]))?;
     Ok(match attempted.result {
-        StepResult::FailedSafe { reason } => Some(after_safe_failure(
+        StepResult::FailedSafe { reason } => Some(after_failure(
             ctx,
             plan,
             params,
-            attempt,
-            attempted.retryable,
-            reason,
+            Failed {
+                attempt,
+                retryable: attempted.retryable,
+                message_sent: plan.mode == ShipMode::SendThenConfirm,
+                reason,
+            },
         )),
         _ => None,
     })
 }
 
+/// A send step that failed safely: nothing reached the buyer.
 pub(super) fn after_safe_failure(
     ctx: &StageCtx<'_>,
     plan: &Plan,
@@ -123,6 +128,31 @@ pub(super) fn after_safe_failure(
     retryable: bool,
     reason: String,
 ) -> Outcome {
+    let failed = Failed {
+        attempt,
+        retryable,
+        message_sent: false,
+        reason,
+    };
+    after_failure(ctx, plan, params, failed)
+}
+
+/// A step that failed safely: which attempt of that step, whether to try again, and whether
+/// the delivery message had already reached the buyer (a failed confirm after the send).
+struct Failed {
+    attempt: u32,
+    retryable: bool,
+    message_sent: bool,
+    reason: String,
+}
+
+fn after_failure(ctx: &StageCtx<'_>, plan: &Plan, params: &ShipParams, failed: Failed) -> Outcome {
+    let Failed {
+        attempt,
+        retryable,
+        message_sent,
+        reason,
+    } = failed;
     let max_retries = plan.product.max_retries.unwrap_or(params.max_retries);
     if retryable && attempt <= max_retries {
         let backoff = params
@@ -134,7 +164,13 @@ pub(super) fn after_safe_failure(
             resume: Resume::Same,
         };
     }
-    let alert = alerts::ship_failed(ctx.order, &plan.product.title, attempt, &reason);
+    let alert = alerts::ship_failed(
+        ctx.order,
+        &plan.product.title,
+        attempt,
+        &reason,
+        message_sent,
+    );
     Outcome::Manual {
         reason: format!("delivery failed: {reason}"),
         alerts: vec![alert],

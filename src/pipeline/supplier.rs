@@ -115,7 +115,7 @@ fn not_bought(
         };
     }
     let reason = format!("供应商取卡失败：{reason}");
-    let alert = alerts::ship_failed(ctx.order, &plan.product.title, attempt, &reason);
+    let alert = alerts::ship_failed(ctx.order, &plan.product.title, attempt, &reason, false);
     Outcome::Manual {
         reason,
         alerts: vec![alert],

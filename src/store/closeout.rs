@@ -212,7 +212,12 @@ impl Store {
             let Some(mut rec) = ledger::find(tx, order_id)? else {
                 return Ok(false);
             };
+            // A read-back whose job failed is over: nothing may schedule it again.
+            let read_back_ended = rec.read_back.take().is_some();
             if rec.state.is_settled() {
+                if read_back_ended {
+                    ledger::save(tx, &rec)?;
+                }
                 return Ok(false);
             }
             rec.last_error = Some(INTERNAL_ERROR_REASON.to_string());

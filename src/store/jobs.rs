@@ -6,7 +6,7 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::records::Job;
+use super::records::{DeliveryRecord, DeliveryState, Job};
 use super::{JOBS, JOBS_DUE, ORDER_JOBS, Result, Store, decode, encode, next_id};
 
 /// Where an order's pipeline continues.
@@ -126,6 +126,51 @@ impl Store {
                 &next.config_version,
                 now,
             )
+        })
+    }
+
+    /// Give a job back to every delivery that is in the middle of the ship stage (a send or a
+    /// confirm claimed or done, or an armed read-back) but has none, so it runs at `ship` now;
+    /// returns those orders. Run at start. A delivery in that state always has a job, but
+    /// before the fix found by the chaos test (issue 9) a kill could leave an armed read-back
+    /// without one, and such an order waits forever without its seller being told; stores
+    /// written then may still hold some. The ship stage is safe to run again: every step is
+    /// claimed in the ledger first.
+    pub fn reschedule_orphans(&self, ship: &NextRun) -> Result<Vec<String>> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut orphans = Vec::new();
+            {
+                let ledger = tx.open_table(super::LEDGER)?;
+                let by_order = tx.open_table(ORDER_JOBS)?;
+                for row in ledger.iter()? {
+                    let (key, value) = row?;
+                    let rec: DeliveryRecord = decode("delivery_ledger", value.value())?;
+                    let in_ship = match rec.state {
+                        DeliveryState::Sending
+                        | DeliveryState::Sent
+                        | DeliveryState::Confirming
+                        | DeliveryState::Confirmed => true,
+                        DeliveryState::NeedsHuman => rec.read_back.is_some(),
+                        _ => false,
+                    };
+                    if in_ship && by_order.get(key.value())?.is_none() {
+                        orphans.push(rec.order_id);
+                    }
+                }
+            }
+            for order_id in &orphans {
+                schedule(
+                    tx,
+                    order_id,
+                    ship.stage,
+                    &ship.stage_name,
+                    now,
+                    &ship.config_version,
+                    now,
+                )?;
+            }
+            Ok(orphans)
         })
     }
 

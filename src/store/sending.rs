@@ -466,6 +466,9 @@ pub(super) fn send_done(
     let state = if last_step {
         DeliveryState::Delivered
     } else {
+        // The confirm step gets its own retry budget: a send that needed retries must not
+        // leave the idempotent confirm a single try (found by the chaos test).
+        rec.attempts = 0;
         DeliveryState::Sent
     };
     rec.set_state(state, now, "message accepted");

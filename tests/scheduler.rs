@@ -1,0 +1,140 @@
+//! The scheduler never works on one order with two jobs at once, and never runs a job from a
+//! stale due list (found by `tests/chaos.rs`: after a restart with a backlog, a due list read
+//! while an order's job was running was dispatched after that job had already rescheduled
+//! itself, so the order ran twice in parallel; one run then failed on the other's result and
+//! quarantined a delivered order as "处理时内部错误").
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::*;
+use xianyu_shopd::app::Shop;
+use xianyu_shopd::clock::ManualClock;
+use xianyu_shopd::config;
+use xianyu_shopd::event::EventStatus::*;
+use xianyu_shopd::marketplace::{
+    ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, SendOutcome,
+};
+use xianyu_shopd::scheduler::Scheduler;
+use xianyu_shopd::store::{DeliveryState, Store};
+
+/// Sends of order `gated` wait for the gate, then fail safely (so its job reschedules itself);
+/// every other send is accepted. Counts sends per order.
+struct GatedMarket {
+    gated: String,
+    gate: tokio::sync::Semaphore,
+    sends: Mutex<HashMap<String, u32>>,
+}
+
+#[async_trait::async_trait]
+impl Marketplace for GatedMarket {
+    async fn send_delivery(&self, msg: &DeliveryMessage) -> SendOutcome {
+        *self
+            .sends
+            .lock()
+            .unwrap()
+            .entry(msg.order_id.clone())
+            .or_default() += 1;
+        if msg.order_id != self.gated {
+            return SendOutcome::Accepted { message_id: None };
+        }
+        self.gate.acquire().await.unwrap().forget();
+        SendOutcome::NotDelivered {
+            reason: "refused".into(),
+        }
+    }
+
+    async fn confirm_shipment(&self, _req: &ConsignRequest) -> ConsignOutcome {
+        ConsignOutcome::Confirmed
+    }
+}
+
+impl GatedMarket {
+    fn sends(&self, order: &str) -> u32 {
+        self.sends.lock().unwrap().get(order).copied().unwrap_or(0)
+    }
+}
+
+async fn wait_for(mut f: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_from_a_stale_due_list_does_not_run_the_order_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // A failed send is retried only after an hour: within this test, order A is sent once.
+    write_config(
+        dir.path(),
+        &pipeline_yaml(
+            "{ min: 0s, max: 0s }",
+            "{ mode: send_then_confirm, max_retries: 3, retry_delay: 1h }",
+        ),
+        &products_yaml("send_then_confirm"),
+    );
+    let config = config::load(dir.path()).unwrap();
+    const T: u64 = 1_800_000_000_000;
+    let clock = Arc::new(ManualClock::new(T));
+    let store = Store::open(&dir.path().join("state"), clock.clone()).unwrap();
+    store
+        .import_cards("keys", "KEY-A\nKEY-Z\n", false, "test")
+        .unwrap();
+    let market = Arc::new(GatedMarket {
+        gated: "A".into(),
+        gate: tokio::sync::Semaphore::new(0),
+        sends: Mutex::default(),
+    });
+    let shop = Shop::new(store.clone(), config, market.clone()).unwrap();
+    // One permit: the second pass below has to wait for it, holding its due list.
+    let scheduler = Arc::new(Scheduler::new(shop.runner.clone(), 1));
+
+    // Order A's job runs and blocks in its send, holding the permit.
+    shop.runner
+        .ingest(event("A", Paid, CARD_ITEM))
+        .await
+        .unwrap();
+    assert_eq!(scheduler.dispatch_due().await.unwrap(), 1);
+    wait_for(|| market.sends("A") == 1).await;
+
+    // Order Z is due earlier than A's job, so the next pass lists it first: [Z, A].
+    clock.set_ms(T - 100);
+    shop.runner
+        .ingest(event("Z", Paid, CARD_ITEM))
+        .await
+        .unwrap();
+    clock.set_ms(T);
+    let pass = tokio::spawn({
+        let scheduler = scheduler.clone();
+        async move { scheduler.dispatch_due().await.unwrap() }
+    });
+    // The pass holds [Z, A] and waits for the permit with Z (A is skipped while it runs).
+    wait_for(|| scheduler.running() == 2).await;
+
+    // A's send fails safely: its job reschedules itself an hour later and ends. The pass goes
+    // on with its list: Z runs, and A's old job, gone from the store, must not.
+    market.gate.add_permits(10);
+    pass.await.unwrap();
+    wait_for(|| scheduler.running() == 0).await;
+    assert_eq!(
+        store.delivery("Z").unwrap().unwrap().state,
+        DeliveryState::Delivered
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        market.sends("A"),
+        1,
+        "order A was sent again by a stale job, an hour before its retry"
+    );
+    assert_eq!(
+        store.delivery("A").unwrap().unwrap().state,
+        DeliveryState::FailedSafe
+    );
+}
