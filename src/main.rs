@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use xianyu_shopd::cli::Cli;
@@ -39,6 +40,7 @@ fn init_logging(json: bool) {
     // The status page's 日志 tab shows the last warnings and errors from this layer.
     let registry = tracing_subscriber::registry()
         .with(filter)
+        .with(clamp())
         .with(xianyu_shopd::status::logs::layer());
     let stderr = std::io::stderr;
     if json {
@@ -77,4 +79,26 @@ impl tracing_subscriber::fmt::time::FormatTime for BeijingTime {
             xianyu_shopd::clock::format_beijing(ms)
         )
     }
+}
+
+/// Libraries whose TRACE output carries request headers and bodies: the Cookie header of the
+/// IM handshake, mtop tokens, chat frames with card keys (issue 10 D11).
+const CLAMPED_TO_DEBUG: &[&str] = &[
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper",
+    "hyper_util",
+    "reqwest",
+    "rustls",
+    "h2",
+];
+
+/// Holds [`CLAMPED_TO_DEBUG`] at DEBUG whatever `RUST_LOG` says. A separate filter rather than
+/// directives added to the env filter, so a more specific `RUST_LOG=hyper::proto=trace` is
+/// clamped too (a target matches its most specific prefix here).
+fn clamp() -> Targets {
+    CLAMPED_TO_DEBUG.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |targets, name| targets.with_target(*name, LevelFilter::DEBUG),
+    )
 }

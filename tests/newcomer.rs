@@ -33,13 +33,13 @@ fn count(line: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no count after `{name}` in {line:?}"))
 }
 
-#[test]
-fn demo_with_the_shipped_example_config() {
+/// The shipped example config in a temporary directory, with a free port for the status page
+/// (the only change a test needs).
+fn example_config() -> tempfile::TempDir {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(root.join("products.yaml"), dir.path().join("products.yaml")).unwrap();
     copy_dir(&root.join("templates"), &dir.path().join("templates"));
-    // The only change a test needs: a free port for the status page.
     let mut pipeline: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(root.join("pipeline.yaml")).unwrap())
             .unwrap();
@@ -49,13 +49,25 @@ fn demo_with_the_shipped_example_config() {
         serde_yaml::to_string(&pipeline).unwrap(),
     )
     .unwrap();
+    dir
+}
 
-    let out = Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
-        .arg("--config-dir")
-        .arg(dir.path())
-        .args(["demo", "--orders", "30", "--rate", "600"])
-        .output()
-        .unwrap();
+fn demo(dir: &Path, orders: &str, rust_log: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"));
+    cmd.arg("--config-dir")
+        .arg(dir)
+        .args(["demo", "--orders", orders, "--rate", "600"]);
+    match rust_log {
+        Some(level) => cmd.env("RUST_LOG", level),
+        None => cmd.env_remove("RUST_LOG"),
+    };
+    cmd.output().unwrap()
+}
+
+#[test]
+fn demo_with_the_shipped_example_config() {
+    let dir = example_config();
+    let out = demo(dir.path(), "30", None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -139,5 +151,57 @@ fn demo_with_the_shipped_example_config() {
             let reply = c.last_reply.unwrap_or_default();
             assert!(reply.starts_with("[模拟模型]"), "{reply}");
         }
+    }
+}
+
+/// Issue 10 D11: at `RUST_LOG=trace` tungstenite logged the IM handshake's Cookie header and the
+/// account handler the echo of our own delivery message with its keys. The whole demo (real
+/// daemon, fake Goofish over real sockets, card deliveries) at TRACE must log neither.
+#[test]
+fn the_demo_at_trace_logs_no_cookie_and_no_card_key() {
+    let dir = example_config();
+    let out = demo(dir.path(), "12", Some("trace"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(" TRACE ") && stderr.lines().count() > 1_000,
+        "the demo really logged at TRACE ({} lines)",
+        stderr.lines().count()
+    );
+    let state = dir.path().join("state/demo/state");
+    let cookies = std::fs::read_to_string(state.join("cookies-main.txt")).unwrap();
+    let store = Store::open(&state, clock::system()).unwrap();
+    let delivered: Vec<_> = store
+        .list_orders(None)
+        .unwrap()
+        .into_iter()
+        .filter_map(|o| store.delivery(&o.order_id).unwrap())
+        .filter(|d| {
+            d.state == DeliveryState::Delivered && matches!(d.holding, Holding::Cards { .. })
+        })
+        .collect();
+    assert!(
+        !delivered.is_empty(),
+        "keys went out in chat during the run"
+    );
+    for (what, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+        for pair in cookies.split(';') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            // `unb` is the seller's user id and `tracknick` the shop's nick: both are shown
+            // on purpose (the account's id and name), neither logs anyone in.
+            if ["unb", "tracknick"].contains(&name.trim()) {
+                continue;
+            }
+            let value = value.trim();
+            if value.chars().count() >= 8 {
+                assert!(
+                    !text.contains(value),
+                    "{what} holds the cookie value of `{pair}`"
+                );
+            }
+        }
+        // Demo keys are `DEMO-<POOL>-<n>`; their masks (`D*********1`) never contain this.
+        assert!(!text.contains("DEMO-"), "{what} holds a card key");
     }
 }

@@ -231,7 +231,7 @@ async fn order_detail_shows_log_ledger_masked_keys_and_notifications() {
     let card = &c1["cards"][0];
     assert_eq!(card["state"], "delivered");
     let masked = card["key_masked"].as_str().unwrap();
-    assert!(masked.starts_with("KE") && masked.contains("***") && masked != key(0));
+    assert!(masked.starts_with('K') && masked.contains("***") && masked != key(0));
     assert!(
         c1["order"]["ship_content"]
             .as_str()

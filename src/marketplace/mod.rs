@@ -8,8 +8,9 @@
 
 pub mod memory;
 
-/// One delivery message for one order.
-#[derive(Debug, Clone, PartialEq)]
+/// One delivery message for one order. Its `Debug` shows `text` (which holds the card keys) as
+/// its length only.
+#[derive(Clone, PartialEq)]
 pub struct DeliveryMessage {
     pub account: String,
     pub order_id: String,
@@ -17,8 +18,26 @@ pub struct DeliveryMessage {
     pub buyer_id: Option<String>,
     pub item_id: Option<String>,
     pub text: String,
-    /// The same text with card keys masked, for anything that logs or prints it.
+    /// The delivery rendered over masked keys (issue 10 D5), for anything that stores, logs or
+    /// prints it.
     pub masked_text: String,
+}
+
+impl std::fmt::Debug for DeliveryMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryMessage")
+            .field("account", &self.account)
+            .field("order_id", &self.order_id)
+            .field("cid", &self.cid)
+            .field("buyer_id", &self.buyer_id)
+            .field("item_id", &self.item_id)
+            .field(
+                "text",
+                &format_args!("<{} chars>", self.text.chars().count()),
+            )
+            .field("masked_text", &self.masked_text)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -2,6 +2,12 @@
 //! parts in the shape the product asks for (`delivery.shape`), the follow-up message, and the
 //! masked versions that may be stored, logged or shown.
 //!
+//! Masked by construction (issue 10 D5): the masked text is the same template rendered over
+//! *masked* keys, never the real text with the keys replaced afterwards, so no filter, slice or
+//! encoding of a key in a template (`| lower`, `| urlencode`, `k[:6] ~ k[6:]`) can carry a key
+//! into a record, a page or a log. A masked text that still shows a key (`reveals_key`) keeps
+//! only its length.
+//!
 //! The ship stage builds this inside [`crate::store::Store::begin_send`] on every attempt, so
 //! a retry sends exactly what the first attempt planned (same template, same keys), and the
 //! read-back rebuilds the very message whose outcome it checks.
@@ -11,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::config::templates::{AccountView, DeliveryView, OrderView, ProductView};
 use crate::config::{Config, MessageShape, Proof, Stock};
 use crate::marketplace::DeliveryMessage;
-use crate::store::{OrderRecord, PartKind, PartPlan, mask_secret};
+use crate::store::{OrderRecord, PartKind, PartPlan, mask_secret, reveals_key};
 
 use super::plan::Plan;
 
@@ -102,12 +108,17 @@ pub(super) fn build(
     };
     let mut parts = Vec::with_capacity(groups.len());
     for (unit, keys) in groups {
-        let view = view(config, plan, order, keys, unit, units);
-        let text = render(config, template, &view, "发货模板")?;
-        parts.push(Part::Text {
-            masked: mask_all(&text, cards),
-            text,
-        });
+        let (text, masked) = render_both(
+            |k| {
+                config
+                    .templates
+                    .render(template, &view(config, plan, order, k, unit, units))
+            },
+            keys,
+            cards,
+            "发货模板",
+        )?;
+        parts.push(Part::Text { text, masked });
     }
     Ok(Content { parts })
 }
@@ -122,11 +133,16 @@ pub(super) fn follow_up(
 ) -> Option<Result<(String, String), String>> {
     let template = plan.product.delivery.follow_up.as_deref()?;
     let units = u32::try_from(cards.len()).unwrap_or(u32::MAX);
-    let view = view(config, plan, order, cards, 0, units);
-    Some(
-        render(config, template, &view, "附加消息模板")
-            .map(|text| (text.clone(), mask_all(&text, cards))),
-    )
+    Some(render_both(
+        |k| {
+            config
+                .templates
+                .render(template, &view(config, plan, order, k, 0, units))
+        },
+        cards,
+        cards,
+        "附加消息模板",
+    ))
 }
 
 /// The proof of delivery for the 无需寄件 form (`delivery.proof`), if the product asks for
@@ -182,23 +198,41 @@ pub(super) fn message(order: &OrderRecord, text: &str, masked: &str) -> Delivery
     }
 }
 
-fn render(
-    config: &Config,
-    template: &str,
-    view: &DeliveryView,
+/// `render` over the real `keys` (what the buyer gets) and over the same keys masked (what may
+/// be kept): `(text, masked)`. A render error is reported as the masked render's, so an error
+/// message quoting a value never carries a key into the ledger.
+fn render_both<E: std::fmt::Display>(
+    render: impl Fn(&[String]) -> Result<String, E>,
+    keys: &[String],
+    all_keys: &[String],
     what: &str,
-) -> Result<String, String> {
-    match config.templates.render(template, view) {
-        Ok(t) if !t.trim().is_empty() => Ok(t),
+) -> Result<(String, String), String> {
+    let masked_keys: Vec<String> = keys.iter().map(|k| mask_secret(k)).collect();
+    let masked = render(&masked_keys);
+    match render(keys) {
+        Ok(t) if !t.trim().is_empty() => Ok((t, masked_content(masked.ok(), all_keys))),
         Ok(_) => Err(format!("{what}渲染结果为空")),
-        Err(e) => Err(format!("{what}渲染失败: {e}")),
+        Err(_) => {
+            let why = match masked {
+                Err(e) if !reveals_key(&e.to_string(), all_keys) => e.to_string(),
+                _ => "模板在真实卡密上出错".to_string(),
+            };
+            Err(format!("{what}渲染失败: {why}"))
+        }
     }
 }
 
-pub(super) fn mask_all(text: &str, cards: &[String]) -> String {
-    cards.iter().fold(text.to_string(), |t, c| {
-        t.replace(c.as_str(), &mask_secret(c))
-    })
+/// The masked render, unless it still shows a key (a template that spells a key some other
+/// way) or did not render: then only what can be said without it.
+fn masked_content(rendered: Option<String>, keys: &[String]) -> String {
+    match rendered {
+        Some(t) if !reveals_key(&t, keys) => t,
+        Some(t) => format!(
+            "（发货内容含卡密，不保存也不显示；共 {} 个字）",
+            t.chars().count()
+        ),
+        None => "（发货内容含卡密，不保存也不显示）".to_string(),
+    }
 }
 
 /// First 16 hex digits of the SHA-256: enough to tell contents apart, says nothing of them.

@@ -365,16 +365,42 @@ impl std::fmt::Debug for CardRow {
     }
 }
 
-/// `ABCD-1234-WXYZ` → `AB**********YZ`: enough to recognise, not enough to use.
+/// The most characters a mask keeps at each end of a key.
+const MASK_KEEP_MAX: usize = 3;
+
+/// `ABCD-1234-WXYZ` → `A************Z`: enough to recognise, not enough to use.
+///
+/// At most a quarter of a key shows (an eighth at each end, at most [`MASK_KEEP_MAX`] each), so
+/// an 8-digit PIN keeps one digit per end and a key under 8 characters shows none; no run of
+/// [`LEAK_WINDOW`] characters of the key ever survives.
 pub fn mask_secret(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
-    if chars.len() <= 4 {
-        return "*".repeat(chars.len());
-    }
-    let keep = if chars.len() >= 8 { 2 } else { 1 };
+    let keep = (chars.len() / 8).min(MASK_KEEP_MAX);
     let head: String = chars[..keep].iter().collect();
     let tail: String = chars[chars.len() - keep..].iter().collect();
     format!("{head}{}{tail}", "*".repeat(chars.len() - 2 * keep))
+}
+
+/// A run of this many characters of a key counts as the key leaking.
+pub const LEAK_WINDOW: usize = 8;
+
+/// Whether `text` shows any of `keys`, or a [`LEAK_WINDOW`]-character piece of one, in any
+/// letter case and also after percent-decoding (a `code=` link). Texts that do are not stored
+/// or shown (issue 10 D5); a key shorter than the window counts only whole.
+pub fn reveals_key(text: &str, keys: &[String]) -> bool {
+    let plain = text.to_lowercase();
+    let decoded = percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .to_lowercase();
+    keys.iter().any(|key| {
+        let key: Vec<char> = key.to_lowercase().chars().collect();
+        let width = LEAK_WINDOW.min(key.len());
+        width > 0
+            && key.windows(width).any(|w| {
+                let piece: String = w.iter().collect();
+                plain.contains(&piece) || decoded.contains(&piece)
+            })
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,6 +37,7 @@ use serde_json::Value;
 mod encode;
 mod msgpack;
 mod nested;
+mod redact;
 mod shapes;
 mod signals;
 #[cfg(test)]
@@ -81,8 +82,9 @@ pub enum Role {
     Buyer,
 }
 
-/// What one push item means. Ids are bare numeric strings (no `@goofish`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What one push item means. Ids are bare numeric strings (no `@goofish`). Its `Debug` shows a
+/// chat text as its length only (`redact.rs`).
+#[derive(Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DecodedEvent {
     /// A trade card or reminder that names an order.
@@ -139,8 +141,9 @@ pub enum DecodedEvent {
     Ignored { reason: String },
 }
 
-/// One decoded push item: the event and the raw structure it came from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One decoded push item: the event and the raw structure it came from (its `Debug` shows the
+/// raw structure as its length only).
+#[derive(Clone, PartialEq, Serialize)]
 pub struct Decoded {
     pub event: DecodedEvent,
     pub raw: Value,
