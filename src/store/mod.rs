@@ -18,6 +18,7 @@ mod chat_orders;
 pub mod chat_records;
 mod chat_send;
 mod closeout;
+mod file_check;
 mod handle;
 mod jobs;
 mod ledger;
@@ -100,6 +101,11 @@ pub enum StoreError {
         "store {path} has schema version {found}, this build understands {SCHEMA_VERSION}; use a matching xianyu-shopd version or restore a backup"
     )]
     Schema { path: PathBuf, found: u64 },
+    /// The store file exists but cannot be a database (empty, cut short, something else).
+    #[error(
+        "数据库文件 {path} 不能用：{detail}。xianyu-shopd 不会把它当成一个新的空数据库（那样会丢掉所有订单和卡密）。请从备份恢复：停止 xianyu-shopd，把这个文件改名留存（例如加上 .damaged），把最近一次 `xianyu-shopd backup` 生成的文件复制为 {path}，再启动。如果这是一个还没有任何数据的新店，删掉这个文件即可 (the store file {path} is unusable: {detail}; restore a backup: stop xianyu-shopd, move the file aside, copy your latest backup to {path}, start again)"
+    )]
+    Unusable { path: PathBuf, detail: String },
     #[error("store error: {0}")]
     Db(Box<redb::Error>),
     #[error("corrupt record in table {table}: {detail}")]
@@ -156,11 +162,14 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Open (creating if needed) the store in `state_dir`, verifying every page first: a
-    /// damaged file is [`StoreError::Damaged`], never a panic, and is not written to.
+    /// damaged file is [`StoreError::Damaged`], never a panic, and is not written to. An
+    /// existing file that cannot be a database (empty, cut short) is [`StoreError::Unusable`],
+    /// never a new empty store.
     pub fn open(state_dir: &Path, clock: SharedClock) -> Result<Self> {
         std::fs::create_dir_all(state_dir)
             .map_err(|e| StoreError::StateDir(state_dir.to_path_buf(), e))?;
         let path = state_dir.join(DB_FILE);
+        file_check::refuse_unusable(&path)?;
         let handle = Handle::open_file(&path)?;
         Self::init(handle, clock, path)
     }
