@@ -169,9 +169,17 @@ pub(super) fn proof(
         }),
         Proof::Summary(template) => {
             let units = u32::try_from(cards.len()).unwrap_or(u32::MAX);
-            let view = view(config, plan, order, cards, 0, units);
-            render(config, template, &view, "发货凭证模板")
-                .map(|t| if plain { t } else { mask_all(&t, cards) })
+            render_both(
+                |k| {
+                    config
+                        .templates
+                        .render(template, &view(config, plan, order, k, 0, units))
+                },
+                cards,
+                cards,
+                "发货凭证模板",
+            )
+            .map(|(text, masked)| if plain { text } else { masked })
         }
     };
     Some(text)
