@@ -168,25 +168,7 @@ impl Daemon {
         })?;
         require_cookie_variables(&config)?;
         let store = Store::open(state_dir, clock.clone()).context("opening the store")?;
-        let http = mtop_http_client()?;
-        let clients: Vec<AccountClient> = config
-            .accounts
-            .iter()
-            .map(|a| {
-                AccountClient::new(
-                    a,
-                    &config.marketplace,
-                    store.clone(),
-                    http.clone(),
-                    health.clone(),
-                )
-            })
-            .collect();
-        let mut market = GoofishMarketplace::new();
-        for c in &clients {
-            market.add(c.id(), c.link());
-        }
-        let market = Arc::new(market);
+        let (clients, market) = account_clients(&config, &store, &health)?;
         tracing::info!(version = %config.version, accounts = clients.len(), "Config loaded.");
         health.set_reload(ReloadStatus {
             version: config.version.clone(),
@@ -218,15 +200,7 @@ impl Daemon {
         // The page shows this daemon's registry, the one its account clients report to.
         let status = crate::status::StatusContext::new(store.clone(), shop.config.clone())
             .with_health(health.clone());
-        let status_addr = status_listener.local_addr()?;
-        crate::status::resolve_token(&status, status_addr)
-            .context("the status page cannot start")?;
-        let status_shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            if let Err(e) = crate::status::serve(status_listener, status, status_shutdown).await {
-                tracing::error!(error = %e, "The status page stopped.");
-            }
-        });
+        let status_addr = spawn_status(&tasks, status_listener, status, shutdown.clone())?;
         let watch = Arc::new(crate::chat::watch::HealthWatch {
             health: health.clone(),
             store: store.clone(),
@@ -281,6 +255,52 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// One client per configured account, and the marketplace that routes each order's sends and
+/// confirmations to the client of the account that sold it.
+fn account_clients(
+    config: &Config,
+    store: &Store,
+    health: &Health,
+) -> anyhow::Result<(Vec<AccountClient>, Arc<GoofishMarketplace>)> {
+    let http = mtop_http_client()?;
+    let clients: Vec<AccountClient> = config
+        .accounts
+        .iter()
+        .map(|a| {
+            AccountClient::new(
+                a,
+                &config.marketplace,
+                store.clone(),
+                http.clone(),
+                health.clone(),
+            )
+        })
+        .collect();
+    let mut market = GoofishMarketplace::new();
+    for c in &clients {
+        market.add(c.id(), c.link());
+    }
+    Ok((clients, Arc::new(market)))
+}
+
+/// Checks the status token for the bound address (a bad one fails the start) and serves the
+/// page on `tasks` until shutdown. Returns the address it listens on.
+fn spawn_status(
+    tasks: &TaskTracker,
+    listener: tokio::net::TcpListener,
+    status: crate::status::StatusContext,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let addr = listener.local_addr()?;
+    crate::status::resolve_token(&status, addr).context("the status page cannot start")?;
+    tasks.spawn(async move {
+        if let Err(e) = crate::status::serve(listener, status, shutdown).await {
+            tracing::error!(error = %e, "The status page stopped.");
+        }
+    });
+    Ok(addr)
 }
 
 /// Hot reload: re-validate on file changes and SIGHUP; after a swap, declared stock follows

@@ -15,112 +15,88 @@ use serde::{Deserialize, Serialize};
 
 pub use view::{AccountFacts, AlertView, Fact, OrderFacts, ProductFacts, StockFacts};
 
-/// What a notification is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    ManualShip,
-    ShipFailed,
-    NeedsHuman,
-    OutOfStock,
-    LowStock,
-    LoginExpired,
-    RiskControl,
-    Delivered,
+/// Declares [`EventKind`] and everything said about each kind from one table, so a new kind
+/// is one row: its config/template name, its short Chinese name, its notification title,
+/// whether sellers hear about it when `events:` is not given, and whether it is urgent.
+macro_rules! event_kinds {
+    ($($(#[$doc:meta])* $kind:ident = $code:literal, $name:literal, $title:literal,
+        by_default: $by_default:literal, urgent: $urgent:literal;)*) => {
+        /// What a notification is about.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum EventKind {
+            $($(#[$doc])* $kind,)*
+        }
+
+        impl EventKind {
+            pub const ALL: [EventKind; [$($code),*].len()] = [$(Self::$kind,)*];
+
+            /// The name in `events:`, `notify-test --event` and `templates/notify/<name>.txt.j2`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$kind => $code,)*
+                }
+            }
+
+            /// Short Chinese name (SMS parameters, recovery messages).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$kind => $name,)*
+                }
+            }
+
+            /// Chinese title shown in the notification.
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(Self::$kind => $title,)*
+                }
+            }
+
+            /// Whether a seller hears about it when `events:` is not given: everything that
+            /// needs a human.
+            pub fn alerts_by_default(self) -> bool {
+                match self {
+                    $(Self::$kind => $by_default,)*
+                }
+            }
+
+            /// Events that a seller must act on at once: louder on channels that have levels.
+            pub fn urgent(self) -> bool {
+                match self {
+                    $(Self::$kind => $urgent,)*
+                }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    ManualShip = "manual_ship", "待人工发货", "【待人工发货】", by_default: true, urgent: true;
+    ShipFailed = "ship_failed", "自动发货失败", "【自动发货失败】", by_default: true, urgent: true;
+    NeedsHuman = "needs_human", "发货结果未知", "【发货结果未知，请人工核实】", by_default: true, urgent: true;
+    OutOfStock = "out_of_stock", "库存不足", "【库存不足】", by_default: true, urgent: false;
+    LowStock = "low_stock", "库存预警", "【库存预警】", by_default: true, urgent: false;
+    LoginExpired = "login_expired", "登录失效", "【登录失效】", by_default: true, urgent: true;
+    RiskControl = "risk_control", "触发风控", "【触发风控】", by_default: true, urgent: true;
+    Delivered = "delivered", "已自动发货", "【已自动发货】", by_default: false, urgent: false;
     /// A problem announced earlier (login expired, risk control) has cleared.
-    Recovered,
+    Recovered = "recovered", "已恢复", "【已恢复】", by_default: false, urgent: false;
     /// AI chat replies are failing (the model is down, limited, slow, or its answers are
     /// blocked); buyers get the fallback reply meanwhile.
-    ChatFailed,
+    ChatFailed = "chat_failed", "AI 客服出错", "【AI 客服出错】", by_default: true, urgent: false;
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
-        Self::ManualShip,
-        Self::ShipFailed,
-        Self::NeedsHuman,
-        Self::OutOfStock,
-        Self::LowStock,
-        Self::LoginExpired,
-        Self::RiskControl,
-        Self::Delivered,
-        Self::Recovered,
-        Self::ChatFailed,
-    ];
-
-    /// What a seller hears about when `events:` is not given: everything that needs a human.
-    pub const DEFAULT_ALERTS: [EventKind; 8] = [
-        Self::ManualShip,
-        Self::ShipFailed,
-        Self::NeedsHuman,
-        Self::OutOfStock,
-        Self::LowStock,
-        Self::LoginExpired,
-        Self::RiskControl,
-        Self::ChatFailed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ManualShip => "manual_ship",
-            Self::ShipFailed => "ship_failed",
-            Self::NeedsHuman => "needs_human",
-            Self::OutOfStock => "out_of_stock",
-            Self::LowStock => "low_stock",
-            Self::LoginExpired => "login_expired",
-            Self::RiskControl => "risk_control",
-            Self::Delivered => "delivered",
-            Self::Recovered => "recovered",
-            Self::ChatFailed => "chat_failed",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// Short Chinese name (SMS parameters, recovery messages).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::ManualShip => "待人工发货",
-            Self::ShipFailed => "自动发货失败",
-            Self::NeedsHuman => "发货结果未知",
-            Self::OutOfStock => "库存不足",
-            Self::LowStock => "库存预警",
-            Self::LoginExpired => "登录失效",
-            Self::RiskControl => "触发风控",
-            Self::Delivered => "已自动发货",
-            Self::Recovered => "已恢复",
-            Self::ChatFailed => "AI 客服出错",
-        }
-    }
-
-    /// Chinese title shown in the notification.
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::ManualShip => "【待人工发货】",
-            Self::ShipFailed => "【自动发货失败】",
-            Self::NeedsHuman => "【发货结果未知，请人工核实】",
-            Self::OutOfStock => "【库存不足】",
-            Self::LowStock => "【库存预警】",
-            Self::LoginExpired => "【登录失效】",
-            Self::RiskControl => "【触发风控】",
-            Self::Delivered => "【已自动发货】",
-            Self::Recovered => "【已恢复】",
-            Self::ChatFailed => "【AI 客服出错】",
-        }
-    }
-
-    /// Events that a seller must act on at once: louder on channels that have levels.
-    pub fn urgent(self) -> bool {
-        matches!(
-            self,
-            Self::ManualShip
-                | Self::ShipFailed
-                | Self::NeedsHuman
-                | Self::LoginExpired
-                | Self::RiskControl
-        )
+    /// The kinds a seller hears about when `events:` is not given.
+    pub fn default_alerts() -> Vec<EventKind> {
+        Self::ALL
+            .into_iter()
+            .filter(|k| k.alerts_by_default())
+            .collect()
     }
 }
 
@@ -200,30 +176,34 @@ impl Alert {
 
     /// The account's login expired; repeats cool down per account until [`Alert::recovered`].
     pub fn login_expired(account_id: &str, account_name: &str, detail: &str) -> Self {
-        Alert::new(EventKind::LoginExpired)
-            .fact("账号", account_label(account_id, account_name))
-            .fact("原因", detail)
+        Self::account_problem(EventKind::LoginExpired, account_id, account_name, detail)
             .action("请在浏览器重新登录闲鱼，导出 Cookie 更新到配置的 cookies_env / cookies_file；更新后会自动恢复")
-            .problem(problem_key(EventKind::LoginExpired, account_id))
     }
 
     /// The platform asked for a verification; cools down like a login expiry.
     pub fn risk_control(account_id: &str, account_name: &str, detail: &str) -> Self {
-        Alert::new(EventKind::RiskControl)
-            .fact("账号", account_label(account_id, account_name))
-            .fact("原因", detail)
+        Self::account_problem(EventKind::RiskControl, account_id, account_name, detail)
             .action("请在闲鱼App或网页完成验证；期间自动处理暂停，验证通过后会自动恢复")
-            .problem(problem_key(EventKind::RiskControl, account_id))
     }
 
     /// AI chat replies on this account are failing; repeats cool down until
     /// [`Alert::recovered`] (one alert per outage, not one per buyer).
     pub fn chat_failed(account_id: &str, account_name: &str, detail: &str) -> Self {
-        Alert::new(EventKind::ChatFailed)
+        Self::account_problem(EventKind::ChatFailed, account_id, account_name, detail)
+            .action("买家暂时收到兜底回复。请检查 chat: 里 llm 的 base_url、model 和密钥，或模型服务的额度；状态页“异常”里有每次出错的原因和次数。恢复后会自动通知")
+    }
+
+    /// An ongoing problem of `kind` on one account: who and why, keyed so repeats cool down.
+    fn account_problem(
+        kind: EventKind,
+        account_id: &str,
+        account_name: &str,
+        detail: &str,
+    ) -> Self {
+        Alert::new(kind)
             .fact("账号", account_label(account_id, account_name))
             .fact("原因", detail)
-            .action("买家暂时收到兜底回复。请检查 chat: 里 llm 的 base_url、model 和密钥，或模型服务的额度；状态页“异常”里有每次出错的原因和次数。恢复后会自动通知")
-            .problem(problem_key(EventKind::ChatFailed, account_id))
+            .problem(problem_key(kind, account_id))
     }
 
     /// The problem of `kind` on this account cleared. Goes out once, and only to channels that

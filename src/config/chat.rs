@@ -448,14 +448,7 @@ pub struct ChatTexts {
 
 impl Default for ChatTexts {
     fn default() -> Self {
-        let mut env = render::environment();
-        env.set_syntax(
-            minijinja::syntax::SyntaxConfig::builder()
-                .trim_blocks(true)
-                .lstrip_blocks(true)
-                .build()
-                .expect("default delimiters are valid"),
-        );
+        let mut env = render::text_environment();
         for (name, source) in BUILTIN_TEMPLATES {
             env.add_template(name, source)
                 .expect("built-in chat templates compile (unit-tested)");

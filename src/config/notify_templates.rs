@@ -106,14 +106,7 @@ impl NotifyTemplates {
     }
 
     fn with_overrides(files: Vec<(String, String)>) -> (Self, Vec<TemplateIssue>) {
-        let mut env = render::environment();
-        env.set_syntax(
-            minijinja::syntax::SyntaxConfig::builder()
-                .trim_blocks(true)
-                .lstrip_blocks(true)
-                .build()
-                .expect("default delimiters are valid"),
-        );
+        let mut env = render::text_environment();
         for (kind, source) in BUILTIN {
             env.add_template(leak(file_name(kind)), source)
                 .expect("built-in notification templates compile (unit-tested)");

@@ -39,6 +39,20 @@ pub fn environment() -> Environment<'static> {
     env
 }
 
+/// [`environment`] for texts a person reads line by line (chat replies, notifications): a
+/// `{% if %}` or `{% for %}` line leaves no blank line behind.
+pub fn text_environment() -> Environment<'static> {
+    let mut env = environment();
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .expect("default delimiters are valid"),
+    );
+    env
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     #[error("{file}: template does not exist")]

@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -14,7 +13,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 
 use super::apis::{self, MtopReply, MtopRequest};
 use super::state::Shared;
@@ -24,23 +22,8 @@ use crate::goofish::sign::Cookies;
 /// Request bodies beyond this are refused; real mtop bodies are a few hundred bytes.
 const MAX_BODY: usize = 1 << 20;
 
-/// Accepts connections until the fake shuts down.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let accepted = tokio::select! {
-            () = shared.cancel.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _)) = accepted else {
-            // Transient accept errors (e.g. too many open files) must not end the server.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        tokio::spawn(connection(stream, Arc::clone(&shared)));
-    }
-}
-
-async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+/// One mtop HTTP connection, served until it closes or the fake shuts down.
+pub(crate) async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     let cancel = shared.cancel.clone();
     let service = service_fn(move |req| {
         let shared = Arc::clone(&shared);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
@@ -30,23 +30,8 @@ const MAX_MESSAGE: usize = 8 << 20;
 /// A TCP connection that does not finish the WebSocket handshake in time is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts connections until the fake shuts down.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let accepted = tokio::select! {
-            () = shared.cancel.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        tokio::spawn(connection(stream, Arc::clone(&shared)));
-    }
-}
-
 /// One connection: handshake, then one loop that writes queued frames and reads requests.
-async fn connection(stream: TcpStream, shared: Arc<Shared>) {
+pub(crate) async fn connection(stream: TcpStream, shared: Arc<Shared>) {
     let mut cookie_user: Option<String> = None;
     // The callback's signature is tungstenite's; its error type is not ours to shrink.
     #[allow(clippy::result_large_err)]

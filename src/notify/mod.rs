@@ -58,8 +58,7 @@ impl<'a> Router<'a> {
     fn route(&self, alert: &Alert) -> Option<(Vec<String>, Vec<String>)> {
         let Some(p) = self.params else {
             // Without a notify stage the seller still sees alerts in the log.
-            let wanted = EventKind::DEFAULT_ALERTS.contains(&alert.kind)
-                || alert.kind == EventKind::Recovered;
+            let wanted = alert.kind.alerts_by_default() || alert.kind == EventKind::Recovered;
             return wanted.then(|| (vec!["log".to_string()], Vec::new()));
         };
         let channels = match alert.kind {

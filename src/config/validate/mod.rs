@@ -539,7 +539,7 @@ impl Validator<'_> {
         channels: &BTreeMap<String, ChannelConfig>,
     ) -> NotifyParams {
         let events = if p.events.is_empty() {
-            EventKind::DEFAULT_ALERTS.to_vec()
+            EventKind::default_alerts()
         } else {
             p.events
                 .iter()
