@@ -175,6 +175,8 @@ impl Daemon {
             ok: true,
             at: store.now(),
             errors: Vec::new(),
+            stuck_since: None,
+            unapplied: None,
         });
         // Bind before anything starts, so a taken port fails the start instead of a task.
         let status_listener = tokio::net::TcpListener::bind(config.status.listen)
@@ -314,13 +316,18 @@ async fn watch_config(
     (config_dir, state_dir): (std::path::PathBuf, std::path::PathBuf),
     shutdown: CancellationToken,
 ) {
-    let on_reload = move |reloader: &Reloader, outcome: &ReloadOutcome| {
-        if matches!(outcome, ReloadOutcome::Applied(_)) {
+    // After an attempt (on the reload thread) and when only the report changed (stuck, files
+    // not applied; on the watcher).
+    let on_reload = move |reloader: &Reloader, outcome: Option<&ReloadOutcome>| {
+        if matches!(outcome, Some(ReloadOutcome::Applied(_))) {
             if let Err(e) = store.sync_stock(&declared_stock(&reloader.handle().load())) {
                 tracing::error!(error = %e, "Declared stock could not follow the reloaded config.");
             }
         }
-        health.record_reload(reloader.report().into());
+        match outcome {
+            Some(_) => health.record_reload(reloader.report().into()),
+            None => health.set_reload(reloader.report().into()),
+        }
     };
     crate::config::watch::run(reloader, config_dir, state_dir, shutdown, on_reload).await;
 }

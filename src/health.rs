@@ -122,6 +122,10 @@ pub struct ReloadStatus {
     pub at: u64,
     /// Every problem, as `file:line:col: message`. Empty when `ok`.
     pub errors: Vec<String>,
+    /// Unix ms since when a reload has been stuck (given up on after the watcher's timeout).
+    pub stuck_since: Option<u64>,
+    /// The version of the files on disk when it is not the running one.
+    pub unapplied: Option<String>,
 }
 
 /// What the config reloader reports after each attempt: `health.record_reload(report.into())`.
@@ -132,6 +136,8 @@ impl From<crate::config::reload::ReloadReport> for ReloadStatus {
             ok: r.ok,
             at: r.at,
             errors: r.errors,
+            stuck_since: r.stuck_since,
+            unapplied: r.unapplied,
         }
     }
 }
@@ -371,6 +377,8 @@ mod tests {
             ok: false,
             at: 7,
             errors: vec!["pipeline.yaml:1:1: bad".into()],
+            stuck_since: Some(5),
+            unapplied: Some("def".into()),
         };
         let h = Health::new();
         h.set_reload(report.into());
@@ -378,6 +386,10 @@ mod tests {
         assert_eq!(
             (r.version.as_str(), r.ok, r.at, r.errors.len()),
             ("abc", false, 7, 1)
+        );
+        assert_eq!(
+            (r.stuck_since, r.unapplied.as_deref()),
+            (Some(5), Some("def"))
         );
     }
 

@@ -1,5 +1,7 @@
 //! Hot reload: validate-then-swap, restart-only settings, cookie changes per account, the
-//! file watcher with atomic-rename saves, and what config a running or delayed order uses.
+//! file watcher with atomic-rename saves, and what config a running or delayed order uses;
+//! hostile saves (issue 10): a looping template, a stuck reload, `rm products.yaml`, a save
+//! caught half-way, a replaced `templates/`, files changed but not applied.
 
 mod support;
 
@@ -12,7 +14,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use xianyu_shopd::app::Shop;
 use xianyu_shopd::clock;
-use xianyu_shopd::config::reload::{ReloadOutcome, Reloader};
+use xianyu_shopd::config::reload::{ReloadOutcome, Reloader, Trigger};
+use xianyu_shopd::config::templates::DeliveryView;
 use xianyu_shopd::config::{self, watch};
 use xianyu_shopd::event::EventStatus::Paid;
 use xianyu_shopd::marketplace::{
@@ -280,4 +283,330 @@ async fn an_in_flight_order_completes_under_its_snapshot() {
         store.delivery("I1").unwrap().unwrap().state,
         DeliveryState::Delivered
     );
+}
+
+// ---- hostile saves (issue 10) ---------------------------------------------------------------
+
+fn start_watcher(
+    h: &Harness,
+    r: &Arc<Reloader>,
+    timing: watch::Timing,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(watch::run_with(
+        r.clone(),
+        (h.dir.path().to_path_buf(), h.dir.path().join("state")),
+        shutdown.clone(),
+        |_, _| {},
+        timing,
+    ));
+    (shutdown, task)
+}
+
+async fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(secs),
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Shutdown returns at once, whatever a reload is doing.
+async fn stop_promptly(shutdown: CancellationToken, task: tokio::task::JoinHandle<()>) {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("the watcher stops at once")
+        .unwrap();
+}
+
+fn card_title(h: &Harness) -> String {
+    h.shop
+        .config
+        .load()
+        .product(CARD_ITEM)
+        .unwrap()
+        .title
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_template_saved_while_running_is_rejected_and_later_fixes_apply() {
+    // D4: the watcher used to await this reload for ever (a core at 100 %, later saves and
+    // SIGHUP ignored, the status page still "ok", shutdown never returning).
+    let h = Harness::default_shop();
+    let r = reloader(&h);
+    let (shutdown, task) = start_watcher(&h, &r, watch::Timing::default());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = h.shop.config.load().version.clone();
+    let card = h.dir.path().join("templates/card.txt.j2");
+    atomic_write(
+        &card,
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% for c in range(100000) %}x{% endfor %}{% endfor %}{% endfor %}",
+    );
+    wait_until("the loop is rejected", 20, || {
+        let report = r.report();
+        !report.ok && report.at > 0
+    })
+    .await;
+    let errors = r.report().errors;
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("templates/card.txt.j2:1:1: exceeds the render budget")),
+        "{errors:?}"
+    );
+    assert_eq!(h.shop.config.load().version, before);
+    atomic_write(&card, &TEMPLATE.replace("感谢购买", "谢谢购买"));
+    wait_until("the fix is applied", 20, || {
+        h.shop.config.load().version != before
+    })
+    .await;
+    assert!(r.report().ok);
+    stop_promptly(shutdown, task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_reload_is_shown_given_up_on_and_never_holds_the_watcher() {
+    // A reload that cannot finish (here: products.yaml never stops changing, so the reload
+    // waits for it to hold still) is given up on after the timeout and shown; a save after
+    // that is applied by a fresh reload, the abandoned ones never apply anything, and
+    // shutdown does not wait for them.
+    let h = Harness::default_shop();
+    let r = reloader(&h);
+    let timing = watch::Timing {
+        reload_timeout: Duration::from_secs(1),
+        disk_poll: Duration::from_secs(3600),
+    };
+    let (shutdown, task) = start_watcher(&h, &r, timing);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = h.shop.config.load().version.clone();
+    let path = h.dir.path().join("products.yaml");
+    let products = std::fs::read_to_string(&path).unwrap();
+    let churn = |rounds: usize| {
+        let (path, products) = (path.clone(), products.clone());
+        std::thread::spawn(move || {
+            for n in 0..rounds {
+                std::fs::write(
+                    &path,
+                    products.replace("测试激活码", &format!("测试激活码 草稿{n}")),
+                )
+                .unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let writer = churn(60);
+    wait_until("the stuck reload is shown", 10, || {
+        r.report().stuck_since.is_some()
+    })
+    .await;
+    assert_eq!(
+        h.shop.config.load().version,
+        before,
+        "nothing half-saved ran"
+    );
+    writer.join().unwrap();
+    atomic_write(&path, &products.replace("测试激活码", "测试激活码 定稿"));
+    wait_until("the save after the churn is applied", 20, || {
+        card_title(&h).ends_with("定稿")
+    })
+    .await;
+    // The abandoned reloads end once the files hold still; none of them may apply a draft.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(card_title(&h).ends_with("定稿"), "{}", card_title(&h));
+    let report = r.report();
+    assert!(report.ok && report.stuck_since.is_none(), "{report:?}");
+    // Shutdown while a reload waits for churning files.
+    let writer = churn(40);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    stop_promptly(shutdown, task).await;
+    writer.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_or_emptying_products_yaml_keeps_the_running_config_until_sighup() {
+    // D7: `rm products.yaml` was applied as "no products" (ok: true), and every auto-ship
+    // order went to a human.
+    let h = Harness::default_shop();
+    let r = reloader(&h);
+    let before = h.shop.config.load().version.clone();
+    let path = h.dir.path().join("products.yaml");
+    for (what, emptied) in [("removed", false), ("emptied", true)] {
+        if emptied {
+            std::fs::write(&path, "").unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+        let ReloadOutcome::Rejected(errors) = r.reload() else {
+            panic!("a {what} products.yaml must be rejected")
+        };
+        assert!(
+            errors.iter().any(|e| e.starts_with("products.yaml:1:1:")
+                && e.contains("missing or empty")
+                && e.contains("SIGHUP")),
+            "{errors:?}"
+        );
+        assert_eq!(h.shop.config.load().version, before);
+        assert!(h.shop.config.load().product(CARD_ITEM).unwrap().auto_ship);
+    }
+    // SIGHUP is the seller saying the removal is meant.
+    assert!(matches!(
+        r.reload_for(Trigger::Hangup),
+        ReloadOutcome::Applied(_)
+    ));
+    assert!(h.shop.config.load().product(CARD_ITEM).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_caught_half_way_is_never_applied() {
+    // D7: an editor that truncates and then writes left a valid half of products.yaml for a
+    // moment, and the daemon ran it: the auto-ship card item became a manual one.
+    use std::io::Write;
+    let h = Harness::default_shop();
+    let r = reloader(&h);
+    let (shutdown, task) = start_watcher(&h, &r, watch::Timing::default());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let path = h.dir.path().join("products.yaml");
+    let full = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("测试激活码", "测试激活码 v2");
+    // The first product without its `auto_ship: true` and everything after: still valid.
+    let cut = full.find("    auto_ship: true").unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let watching = CancellationToken::new();
+    let observer = {
+        let (config, seen, watching) = (h.shop.config.clone(), seen.clone(), watching.clone());
+        tokio::spawn(async move {
+            while !watching.is_cancelled() {
+                let c = config.load();
+                let auto = c.product(CARD_ITEM).map(|p| p.auto_ship);
+                seen.lock().unwrap().push((c.version.clone(), auto));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    {
+        let mut f = std::fs::File::create(&path).unwrap(); // truncates
+        f.write_all(full[..cut].as_bytes()).unwrap();
+        f.sync_all().unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        f.write_all(full[cut..].as_bytes()).unwrap();
+    }
+    wait_until("the whole save is applied", 10, || {
+        card_title(&h).ends_with("v2")
+    })
+    .await;
+    watching.cancel();
+    observer.await.unwrap();
+    let seen = seen.lock().unwrap();
+    let bad: Vec<_> = seen
+        .iter()
+        .filter(|(_, auto)| *auto != Some(true))
+        .collect();
+    assert!(bad.is_empty(), "a half-written products.yaml ran: {bad:?}");
+    stop_promptly(shutdown, task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_edits_are_picked_up_after_templates_is_replaced() {
+    // D8: after `mv templates templates.old && cp -r templates.old templates`, the recursive
+    // watch followed the old directory and later template edits were never applied. The disk
+    // poll is off here, so only the re-registered watch can notice the edit.
+    let h = Harness::default_shop();
+    let r = reloader(&h);
+    let timing = watch::Timing {
+        reload_timeout: watch::RELOAD_TIMEOUT,
+        disk_poll: Duration::from_secs(3600),
+    };
+    let (shutdown, task) = start_watcher(&h, &r, timing);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (templates, old) = (
+        h.dir.path().join("templates"),
+        h.dir.path().join("templates.old"),
+    );
+    std::fs::rename(&templates, &old).unwrap();
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::copy(old.join("card.txt.j2"), templates.join("card.txt.j2")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = h.shop.config.load().version.clone();
+    atomic_write(
+        &templates.join("card.txt.j2"),
+        &TEMPLATE.replace("感谢购买", "谢谢购买"),
+    );
+    wait_until("the edit in the new templates/ is applied", 10, || {
+        h.shop.config.load().version != before
+    })
+    .await;
+    let text = h
+        .shop
+        .config
+        .load()
+        .templates
+        .render("card.txt.j2", &DeliveryView::sample())
+        .unwrap();
+    assert!(text.starts_with("谢谢购买"), "{text}");
+    stop_promptly(shutdown, task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_changed_but_not_applied_are_shown_on_the_status_page() {
+    let h = Harness::default_shop();
+    let r = reloader(&h);
+    let health = xianyu_shopd::health::Health::new();
+    let shutdown = CancellationToken::new();
+    let task = {
+        let health = health.clone();
+        tokio::spawn(watch::run_with(
+            r.clone(),
+            (h.dir.path().to_path_buf(), h.dir.path().join("state")),
+            shutdown.clone(),
+            move |r: &Reloader, _: Option<&ReloadOutcome>| health.set_reload(r.report().into()),
+            watch::Timing {
+                reload_timeout: watch::RELOAD_TIMEOUT,
+                disk_poll: Duration::from_millis(200),
+            },
+        ))
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ctx = xianyu_shopd::status::StatusContext::new(h.store.clone(), h.shop.config.clone())
+        .with_health(health.clone());
+    tokio::spawn(xianyu_shopd::status::serve(listener, ctx, shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = h.shop.config.load().version.clone();
+    let path = h.dir.path().join("products.yaml");
+    let products = std::fs::read_to_string(&path).unwrap();
+    atomic_write(
+        &path,
+        &products.replace("auto_ship: true", "auto_shipp: true"),
+    );
+    wait_until("the unapplied files are noticed", 10, || {
+        let report = r.report();
+        !report.ok && report.unapplied.is_some()
+    })
+    .await;
+    let on_disk = xianyu_shopd::config::disk_version(h.dir.path());
+    assert_eq!(r.report().unapplied.as_deref(), Some(on_disk.as_str()));
+    assert_ne!(on_disk, running);
+    let page = reqwest::get(format!("http://{addr}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("已修改但未生效"), "{page}");
+    assert!(page.contains(&on_disk), "{page}");
+    // Fixed: applied, nothing left unapplied.
+    atomic_write(&path, &products.replace("测试激活码", "测试激活码 v2"));
+    wait_until("the fix is applied and shown", 10, || {
+        let report = r.report();
+        report.ok && report.unapplied.is_none() && card_title(&h).ends_with("v2")
+    })
+    .await;
+    shutdown.cancel();
+    task.await.unwrap();
 }

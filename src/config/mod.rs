@@ -15,6 +15,7 @@ pub mod raw;
 pub mod raw_chat;
 pub mod reload;
 pub mod render;
+pub mod stable;
 mod stage_kind;
 pub mod supplier;
 pub mod template_files;
@@ -89,6 +90,12 @@ impl std::error::Error for ConfigErrors {}
 /// Load and validate the config in `dir`.
 pub fn load(dir: &Path) -> Result<Arc<Config>, ConfigErrors> {
     validate::load_dir(dir).map(Arc::new)
+}
+
+/// The version the files in `dir` have now (what [`load`] would report if they are valid),
+/// read within the same limits; for "files changed but not applied".
+pub fn disk_version(dir: &Path) -> String {
+    validate::disk_version(dir)
 }
 
 /// Content hash of everything that makes up a config, short enough to show.

@@ -25,6 +25,9 @@ use crate::secret::SecretRef;
 pub struct Config {
     /// Short content hash of the config files; shown on the status page and stored on jobs.
     pub version: String,
+    /// The non-empty files it was built from, relative to `dir` (`products.yaml`,
+    /// `templates/card.txt.j2`); a reload that finds one missing or empty is rejected.
+    pub files: Vec<String>,
     pub dir: PathBuf,
     pub accounts: Vec<Account>,
     pub status: StatusConfig,

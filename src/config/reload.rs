@@ -7,15 +7,25 @@
 //! with "requires restart": nothing of that edit applies until the daemon restarts, so the
 //! running config is always exactly one version of the files. Account cookies are compared by
 //! fingerprint so that only accounts whose cookies changed reconnect.
+//!
+//! A reload is two steps. [`Reloader::prepare`] does everything slow (waits until the files
+//! hold still, reads and validates them, reads cookie files) and may run on a thread that the
+//! watcher abandons when it takes too long; [`Reloader::apply`] compares and swaps, and does so
+//! only for the newest attempt, so an abandoned one that finishes late changes nothing.
+//! A file that was part of the running config and is now missing or empty rejects a reload
+//! that files triggered (`rm products.yaml`, `mv templates templates.old`, a save caught
+//! half-way); SIGHUP is the seller saying the removal is meant.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
+use super::stable;
 use super::{Config, ConfigHandle};
 use crate::clock::SharedClock;
 
@@ -28,6 +38,12 @@ pub struct ReloadReport {
     /// Unix ms of the attempt; 0 before the first reload.
     pub at: u64,
     pub errors: Vec<String>,
+    /// Unix ms since when a reload has been running longer than the watcher allows (it was
+    /// abandoned; later saves and SIGHUP start fresh ones).
+    pub stuck_since: Option<u64>,
+    /// The version of the files on disk when it is not the running one: saved but not applied
+    /// (rejected, still being checked, or not noticed yet).
+    pub unapplied: Option<String>,
 }
 
 /// What a successful reload changed, for the parts of the daemon that must react.
@@ -44,6 +60,24 @@ pub enum ReloadOutcome {
     /// The files are valid and identical in effect to the running config.
     Unchanged,
     Rejected(Vec<String>),
+    /// A newer attempt was started meanwhile (this one was abandoned); nothing was changed.
+    Superseded,
+}
+
+/// What started a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A file changed: strict, a file of the running config must not have vanished.
+    Files,
+    /// SIGHUP: the seller asks for exactly what is on disk, removals included.
+    Hangup,
+}
+
+/// A config read and checked from disk, not yet applied.
+#[derive(Debug)]
+pub struct Prepared {
+    generation: u64,
+    loaded: Result<(Arc<Config>, BTreeMap<String, String>), Vec<String>>,
 }
 
 pub struct Reloader {
@@ -53,6 +87,10 @@ pub struct Reloader {
     cookies: Mutex<BTreeMap<String, String>>,
     report: Mutex<ReloadReport>,
     changes: broadcast::Sender<ConfigChange>,
+    /// The newest attempt; only it may apply.
+    generation: AtomicU64,
+    /// Serialises applies (and their `on_reload` work) against each other.
+    applying: Mutex<()>,
 }
 
 impl Reloader {
@@ -67,11 +105,23 @@ impl Reloader {
                 ok: true,
                 at: 0,
                 errors: Vec::new(),
+                stuck_since: None,
+                unapplied: None,
             }),
             handle,
             clock,
             changes,
+            generation: AtomicU64::new(0),
+            applying: Mutex::new(()),
         }
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     pub fn handle(&self) -> &ConfigHandle {
@@ -87,27 +137,86 @@ impl Reloader {
         lock(&self.report).clone()
     }
 
-    /// Re-read the files and swap them in if valid. Blocking (file reads); call from a
-    /// blocking-friendly context.
+    /// Re-read the files and swap them in if valid, as a file change would. Blocking (waits
+    /// for the files to hold still, reads them); call from a blocking-friendly context.
     pub fn reload(&self) -> ReloadOutcome {
-        let outcome = match super::load(&self.dir) {
-            Err(errors) => {
-                ReloadOutcome::Rejected(errors.0.iter().map(ToString::to_string).collect())
+        self.reload_for(Trigger::Files)
+    }
+
+    pub fn reload_for(&self, trigger: Trigger) -> ReloadOutcome {
+        let prepared = self.prepare(trigger);
+        self.apply(prepared, |_| {})
+    }
+
+    /// The slow half of a reload, which makes this attempt the newest: wait for the files to
+    /// hold still, load and validate them, check that no file of the running config vanished
+    /// (unless SIGHUP), and fingerprint the cookies. Changes nothing.
+    pub fn prepare(&self, trigger: Trigger) -> Prepared {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let running = self.handle.load_full();
+        let loaded = match stable::when_stable(&self.dir, &running, || super::load(&self.dir)) {
+            Err(waited) => Err(vec![waited]),
+            Ok((result, snapshot)) => {
+                let mut errors = match trigger {
+                    Trigger::Files => vanished(&running, &snapshot),
+                    Trigger::Hangup => Vec::new(),
+                };
+                match result {
+                    Err(e) => {
+                        errors.extend(e.0.iter().map(ToString::to_string));
+                        Err(errors)
+                    }
+                    Ok(_) if !errors.is_empty() => Err(errors),
+                    Ok(new) => {
+                        let fingerprints = cookie_fingerprints(&new);
+                        Ok((new, fingerprints))
+                    }
+                }
             }
-            Ok(new) => self.swap(new),
+        };
+        Prepared { generation, loaded }
+    }
+
+    /// Give up on every attempt started so far (the watcher found one stuck); none of them
+    /// will apply.
+    pub fn abandon(&self, since_ms: u64) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        lock(&self.report).stuck_since = Some(since_ms);
+    }
+
+    /// The fast half: swap in a prepared config if it is valid, restartless and the newest
+    /// attempt; record the outcome, and run `then` (status page, stock sync) before the next
+    /// apply can start.
+    pub fn apply(&self, prepared: Prepared, then: impl FnOnce(&ReloadOutcome)) -> ReloadOutcome {
+        let _serial = lock(&self.applying);
+        if prepared.generation != self.generation.load(Ordering::SeqCst) {
+            tracing::warn!("A reload finished after it was given up on; its result is dropped.");
+            return ReloadOutcome::Superseded;
+        }
+        let outcome = match prepared.loaded {
+            Err(errors) => ReloadOutcome::Rejected(errors),
+            Ok((new, fingerprints)) => self.swap(new, fingerprints),
         };
         self.record(&outcome);
+        then(&outcome);
         outcome
     }
 
-    fn swap(&self, new: Arc<Config>) -> ReloadOutcome {
+    /// Note the version of the files on disk (`None` when it is the running one).
+    pub fn set_unapplied(&self, disk_version: Option<String>) -> bool {
+        let mut report = lock(&self.report);
+        let changed = report.unapplied != disk_version;
+        report.unapplied = disk_version;
+        changed
+    }
+
+    fn swap(&self, new: Arc<Config>, fingerprints: BTreeMap<String, String>) -> ReloadOutcome {
         let old = self.handle.load_full();
         if let Some(what) = restart_only_change(&old, &new) {
             return ReloadOutcome::Rejected(vec![format!(
                 "pipeline.yaml: {what} requires a restart; nothing of this edit was applied (the running config is unchanged)"
             )]);
         }
-        let fingerprints = cookie_fingerprints(&new);
         let changed: Vec<String> = {
             let previous = lock(&self.cookies);
             fingerprints
@@ -148,14 +257,35 @@ impl Reloader {
                     tracing::error!(error = %e, "Config reload rejected; keeping the running config.");
                 }
             }
+            ReloadOutcome::Superseded => return,
         }
-        *lock(&self.report) = ReloadReport {
+        let mut report = lock(&self.report);
+        let unapplied = match outcome {
+            ReloadOutcome::Rejected(_) => report.unapplied.take(),
+            _ => None,
+        };
+        *report = ReloadReport {
             version,
             ok: errors.is_empty(),
             at,
             errors,
+            stuck_since: None,
+            unapplied,
         };
     }
+}
+
+/// Files the running config was built from that are now missing or empty.
+fn vanished(running: &Config, now: &stable::Snapshot) -> Vec<String> {
+    let present: std::collections::BTreeSet<&str> = now.non_empty().collect();
+    running
+        .files
+        .iter()
+        .filter(|f| !present.contains(f.as_str()))
+        .map(|f| {
+            format!("{f}:1:1: was part of the running config and is now missing or empty; the running config is kept. If you removed or emptied it on purpose, apply that with SIGHUP (systemctl reload xianyu-shopd)")
+        })
+        .collect()
 }
 
 /// Settings the running daemon was built from and cannot swap: the status page's socket and

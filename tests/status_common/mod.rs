@@ -152,6 +152,8 @@ pub async fn start(token: bool) -> Running {
         ok: false,
         at: now - 5_000,
         errors: vec![RELOAD_ERROR.into()],
+        stuck_since: None,
+        unapplied: None,
     });
     let logs = LogBuffer::new(50);
     for (i, level) in ["WARN", "ERROR"].into_iter().enumerate() {

@@ -79,8 +79,10 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
         return Err(ConfigErrors(v.errors));
     }
     let version = config_version(&pipeline_text, &products_text, &files);
+    let sources = source_files(&pipeline_text, &products_text, &files);
     Ok(Config {
         version,
+        files: sources,
         dir: dir.to_path_buf(),
         accounts,
         status,
@@ -96,6 +98,33 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
         },
         blacklist,
     })
+}
+
+/// The version [`load_dir`] would give the files on disk now, without validating them.
+pub(super) fn disk_version(dir: &Path) -> String {
+    let mut errors = Vec::new();
+    let pipeline = read_file(dir, PIPELINE_FILE, true, &mut errors).unwrap_or_default();
+    let products = read_file(dir, PRODUCTS_FILE, false, &mut errors).unwrap_or_default();
+    let (files, _) = TemplateFiles::read(dir);
+    config_version(&pipeline, &products, &files)
+}
+
+/// The files a config was built from that are not empty, named relative to `dir`.
+fn source_files(pipeline: &str, products: &str, templates: &TemplateFiles) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, text) in [(PIPELINE_FILE, pipeline), (PRODUCTS_FILE, products)] {
+        if !text.is_empty() {
+            out.push(name.to_string());
+        }
+    }
+    out.extend(
+        templates
+            .files
+            .iter()
+            .filter(|(_, text)| !text.is_empty())
+            .map(|(n, _)| format!("{TEMPLATES_DIR}/{n}")),
+    );
+    out
 }
 
 /// The text of `dir/name` (empty when an optional file does not exist), `None` when it cannot

@@ -57,6 +57,10 @@ pub struct LastReload {
     /// `null` until the first load is recorded.
     pub at: Option<u64>,
     pub errors: Vec<String>,
+    /// Unix ms since when a reload has been stuck (given up on); `null` otherwise.
+    pub stuck_since: Option<u64>,
+    /// The version of the files on disk when they changed but are not running.
+    pub unapplied: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -74,12 +78,16 @@ fn config_view(config: &Config, reload: Option<ReloadStatus>) -> ConfigView {
             // The reloader reports 0 until its first attempt.
             at: (r.at > 0).then_some(r.at),
             errors: r.errors,
+            stuck_since: r.stuck_since,
+            unapplied: r.unapplied,
         },
         None => LastReload {
             version: config.version.clone(),
             ok: true,
             at: None,
             errors: Vec::new(),
+            stuck_since: None,
+            unapplied: None,
         },
     };
     ConfigView {
