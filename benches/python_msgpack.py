@@ -4,7 +4,8 @@
 What the Python bots do with an IM push item: base64-decode the `data` field and unpack it
 with PyPI `msgpack` (its C extension), then parse the content JSON nested as a string at
 `1.6.3.5`. Measured on the same golden captures (A1 order card, A5 buyer text), on one
-thread, for BENCH_DECODE_SECS seconds each (default 3).
+thread, for BENCH_DECODE_SECS seconds each (default 3) split into 5 rounds; the medians of
+wall-clock and of thread CPU-time rates.
 
     python3 benches/python_msgpack.py          # human-readable lines
     python3 benches/python_msgpack.py --json   # one JSON line, read by goofish_figures
@@ -43,20 +44,30 @@ def unpack_and_content(b64):
     return message, json.loads(content)
 
 
+ROUNDS = 5
+
+
+def median(values):
+    return sorted(values)[len(values) // 2]
+
+
 def rate(decode_one, payload, seconds):
-    """Payloads per second after a 300 ms warm-up, in batches of 64 like the Rust side."""
+    """Median payloads per second of wall and of thread CPU time over ROUNDS rounds, after a
+    300 ms warm-up, in batches of 64 like the Rust side."""
     warm = time.perf_counter() + 0.3
     while time.perf_counter() < warm:
         decode_one(payload)
-    start = time.perf_counter()
-    n = 0
-    while True:
-        for _ in range(64):
-            decode_one(payload)
-        n += 64
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return n / elapsed
+    wall, cpu = [], []
+    for _ in range(ROUNDS):
+        start, cpu_start = time.perf_counter(), time.thread_time()
+        n = 0
+        while time.perf_counter() - start < seconds / ROUNDS:
+            for _ in range(64):
+                decode_one(payload)
+            n += 64
+        wall.append(n / (time.perf_counter() - start))
+        cpu.append(n / (time.thread_time() - cpu_start))
+    return {"wall": median(wall), "cpu": median(cpu)}
 
 
 def main():
@@ -75,7 +86,10 @@ def main():
         return
     for key, figures in rates.items():
         for what, per_second in figures.items():
-            print(f"python {key}, {what}: {per_second:.0f} payloads/s")
+            print(
+                f"python {key}, {what}: {per_second['wall']:.0f} payloads/s,"
+                f" {per_second['cpu']:.0f} per CPU-second"
+            )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,17 @@
 //! redb file, into the in-memory marketplace. Prints orders/s for each of 5 runs, the median,
 //! and the store's file size after a run.
 //!
-//! `cargo bench --bench replay_throughput` (release build). `BENCH_ORDERS=N` changes the count.
+//! Then where the bytes of the last run's file go (issue 15 item 2): the file is opened with
+//! redb itself and each table's entries, key and value bytes, and pages (leaf and branch,
+//! times the page size) are printed per order, beside the whole file's live data, page
+//! overhead and free space, and the file size after `Database::compact`.
+//!
+//! `cargo bench --bench replay_throughput` (release build). `BENCH_ORDERS=N` changes the count,
+//! `BENCH_RUNS=N` the number of runs (default 5).
 
+use std::path::Path;
+
+use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,8 +37,15 @@ fn main() {
         .expect("runtime");
     let mut rates = Vec::new();
     let mut size = 0;
-    for run in 1..=5 {
-        let (rate, bytes) = runtime.block_on(one_run(orders));
+    let mut last = None;
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(5);
+    for run in 1..=runs {
+        let (rate, bytes, dir) = runtime.block_on(one_run(orders));
+        last = Some(dir);
         println!(
             "run {run}: {orders} orders in {:.2}s = {rate:.0} orders/s, store {bytes} bytes",
             orders as f64 / rate
@@ -39,13 +55,68 @@ fn main() {
     }
     rates.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "median: {:.0} orders/s over 5 runs; redb file after {orders} orders: {:.1} MiB",
-        rates[2],
+        "median: {:.0} orders/s over {runs} runs; redb file after {orders} orders: {:.1} MiB",
+        rates[runs / 2],
         size as f64 / 1048576.0
     );
+    if let Some(dir) = last {
+        let file = dir.path().join("state").join(xianyu_shopd::store::DB_FILE);
+        if let Err(e) = print_breakdown(&file, orders as u64) {
+            println!("breakdown FAILED: {e}");
+        }
+    }
 }
 
-async fn one_run(orders: usize) -> (f64, u64) {
+/// Bytes per order of each table and of the whole file, read with redb from a closed store.
+fn print_breakdown(file: &Path, orders: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let mut db = redb::Database::open(file)?;
+    let read = db.begin_read()?;
+    let write = db.begin_write()?;
+    let page = write.stats()?.page_size() as u64;
+    let per = |bytes: u64| bytes as f64 / orders as f64;
+    let mut rows = Vec::new();
+    for handle in read.list_tables()? {
+        let name = handle.name().to_owned();
+        let table = read.open_untyped_table(handle)?;
+        let stats = table.stats()?;
+        let pages = stats.leaf_pages() + stats.branch_pages();
+        rows.push((name, table.len()?, stats.stored_bytes(), pages * page));
+    }
+    rows.sort_by_key(|row| std::cmp::Reverse(row.3));
+    println!(
+        "bytes per order after {orders} orders, by table (entries, key+value bytes, pages × {page} B):"
+    );
+    for (name, entries, stored, paged) in &rows {
+        println!(
+            "  {name:<24} {entries:>7} entries  {:>7.1} B/order data  {:>7.1} B/order in pages",
+            per(*stored),
+            per(*paged)
+        );
+    }
+    let total = write.stats()?;
+    write.abort()?;
+    drop(read);
+    let size = std::fs::metadata(file)?.len();
+    println!(
+        "  whole file: {:.1} B/order ({size} B): data {:.1}, page metadata {:.1}, unused space in pages {:.1}, allocated pages {:.1}",
+        per(size),
+        per(total.stored_bytes()),
+        per(total.metadata_bytes()),
+        per(total.fragmented_bytes()),
+        per(total.allocated_pages() * page),
+    );
+    while db.compact()? {}
+    drop(db);
+    let compacted = std::fs::metadata(file)?.len();
+    println!(
+        "  after Database::compact: {:.1} B/order ({compacted} B)",
+        per(compacted)
+    );
+    Ok(())
+}
+
+/// One run: orders/s, the file size, and the directory (kept until it is dropped).
+async fn one_run(orders: usize) -> (f64, u64, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("templates")).unwrap();
     std::fs::write(dir.path().join("pipeline.yaml"), PIPELINE).unwrap();
@@ -79,5 +150,8 @@ async fn one_run(orders: usize) -> (f64, u64) {
         orders,
         "every order delivered exactly once"
     );
-    (orders as f64 / elapsed, store.file_size())
+    let size = store.file_size();
+    drop(shop);
+    drop(store);
+    (orders as f64 / elapsed, size, dir)
 }

@@ -28,9 +28,21 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
 /// the URL-safe alphabet (one SDK maps `-`/`_` first).
 pub(super) fn decode_base64_into(s: &str, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     out.clear();
-    // Live payloads are clean, so decode them as they are. Whitespace, `-` and `_` are not
-    // in the alphabet: input with any of them fails here and is decoded again cleaned,
-    // which gives exactly the bytes or the error that cleaning first gave.
+    // Live payloads are canonical padded base64, which the SIMD decoder takes; the lenient
+    // decoder gives the same bytes for them. Whatever it refuses (no padding, whitespace,
+    // `-`/`_`, stray bits) goes the lenient way, which gives the bytes or the error it gave.
+    if !s.is_empty() && base64_simd::STANDARD.decode_append(s, out).is_ok() {
+        return Ok(());
+    }
+    decode_base64_lenient(s, out)
+}
+
+/// [`decode_base64_into`] without the SIMD decoder.
+pub(super) fn decode_base64_lenient(s: &str, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    out.clear();
+    // Whitespace, `-` and `_` are not in the alphabet: input with any of them fails here and
+    // is decoded again cleaned, which gives exactly the bytes or the error that cleaning
+    // first gave.
     if !s.is_empty() && LENIENT_BASE64.decode_vec(s, out).is_ok() {
         return Ok(());
     }
@@ -92,7 +104,7 @@ pub(super) fn check(bytes: &[u8]) -> Result<Checked<'_>, DecodeError> {
                 if depth > MAX_STR_LEVEL {
                     return Err(cur.error("nested too deeply"));
                 }
-                utf8 &= std::str::from_utf8(s).is_ok();
+                utf8 &= simdutf8::basic::from_utf8(s).is_ok();
             }
             Head::Container(n) if n > 0 => {
                 let Some(slot) = open.get_mut(depth) else {
@@ -370,7 +382,7 @@ impl<'a> Node<'a> {
 
     pub(super) fn as_str(self) -> Option<&'a str> {
         match self {
-            Node::Str(s) => std::str::from_utf8(s).ok(),
+            Node::Str(s) => simdutf8::basic::from_utf8(s).ok(),
             _ => None,
         }
     }

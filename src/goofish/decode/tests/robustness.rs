@@ -159,6 +159,30 @@ mod props {
             prop_assert!(decode_frame(&frame.to_string(), None).is_ok());
         }
 
+        /// The SIMD fast path never answers differently from the lenient decoder: base64 of
+        /// random bytes, then edited with characters from both alphabets, padding and
+        /// whitespace.
+        #[test]
+        fn base64_fast_path_agrees_with_the_lenient_decoder(
+            data in prop::collection::vec(any::<u8>(), 0..48),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), prop::sample::select(b"Aa0+/=-_ \nQgw".to_vec()), any::<bool>()), 0..4),
+        ) {
+            let mut text = base64::engine::general_purpose::STANDARD.encode(&data).into_bytes();
+            for (at, byte, insert) in edits {
+                let i = at.index(text.len() + 1);
+                match text.get_mut(i) {
+                    Some(slot) if !insert => *slot = byte,
+                    _ => text.insert(i, byte),
+                }
+            }
+            let text = String::from_utf8(text).expect("ASCII");
+            let (mut fast, mut lenient) = (Vec::new(), Vec::new());
+            let fast_answer = msgpack::decode_base64_into(&text, &mut fast).map_err(|e| e.to_string());
+            let lenient_answer = msgpack::decode_base64_lenient(&text, &mut lenient).map_err(|e| e.to_string());
+            prop_assert_eq!(fast_answer, lenient_answer, "{}", text);
+            prop_assert_eq!(fast, lenient, "{}", text);
+        }
+
         #[test]
         fn classify_never_panics_and_encoding_round_trips(value in json_value()) {
             let _ = classify(&value, Some(SELLER));
