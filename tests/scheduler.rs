@@ -2,7 +2,8 @@
 //! stale due list (found by `tests/chaos.rs`: after a restart with a backlog, a due list read
 //! while an order's job was running was dispatched after that job had already rescheduled
 //! itself, so the order ran twice in parallel; one run then failed on the other's result and
-//! quarantined a delivered order as "处理时内部错误").
+//! quarantined a delivered order as "处理时内部错误"), and dropping a stale job keeps the order's
+//! real retry (the same race made the status fixture's order F1 end `delivered` on a third send).
 
 mod support;
 
@@ -21,8 +22,9 @@ use xianyu_shopd::marketplace::{
 use xianyu_shopd::scheduler::Scheduler;
 use xianyu_shopd::store::{DeliveryState, Store};
 
-/// Sends of order `gated` wait for the gate, then fail safely (so its job reschedules itself);
-/// every other send is accepted. Counts sends per order.
+/// Sends of order `gated` wait for the gate; its first send then fails safely (so its job
+/// reschedules itself), later ones are accepted. Every other send is accepted at once. Counts
+/// sends per order.
 struct GatedMarket {
     gated: String,
     gate: tokio::sync::Semaphore,
@@ -32,16 +34,19 @@ struct GatedMarket {
 #[async_trait::async_trait]
 impl Marketplace for GatedMarket {
     async fn send_delivery(&self, msg: &DeliveryMessage) -> SendOutcome {
-        *self
-            .sends
-            .lock()
-            .unwrap()
-            .entry(msg.order_id.clone())
-            .or_default() += 1;
+        let sends = {
+            let mut sends = self.sends.lock().unwrap();
+            let count = sends.entry(msg.order_id.clone()).or_default();
+            *count += 1;
+            *count
+        };
         if msg.order_id != self.gated {
             return SendOutcome::Accepted { message_id: None };
         }
         self.gate.acquire().await.unwrap().forget();
+        if sends > 1 {
+            return SendOutcome::Accepted { message_id: None };
+        }
         SendOutcome::NotDelivered {
             reason: "refused".into(),
         }
@@ -133,8 +138,20 @@ async fn a_job_from_a_stale_due_list_does_not_run_the_order_again() {
         1,
         "order A was sent again by a stale job, an hour before its retry"
     );
+    let a = store.delivery("A").unwrap().unwrap();
+    assert_eq!(a.state, DeliveryState::FailedSafe);
+    assert_eq!(a.attempts, 1);
+
+    // Dropping the stale job kept the real retry: it waits in the store an hour away and, at
+    // that time, runs once and delivers.
+    assert_eq!(store.next_job_due().unwrap(), Some(T + 3_600_000));
+    assert_eq!(store.pending_job_count().unwrap(), 1);
+    clock.set_ms(T + 3_600_000);
+    scheduler.run_until_idle(None).await.unwrap();
+    assert_eq!(market.sends("A"), 2, "the retry ran once");
     assert_eq!(
         store.delivery("A").unwrap().unwrap().state,
-        DeliveryState::FailedSafe
+        DeliveryState::Delivered
     );
+    assert_eq!(store.pending_job_count().unwrap(), 0);
 }
