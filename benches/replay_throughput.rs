@@ -1,6 +1,7 @@
 //! Replay throughput: 10 000 paid orders with zero delay through the real pipeline and a real
 //! redb file, into the in-memory marketplace. Prints orders/s for each of 5 runs, the median,
-//! and the store's file size after a run.
+//! the store's file size after a run, and the durable commits (fsyncs) per order read from the
+//! store's commit counter (`Store::commit_count`).
 //!
 //! Then where the bytes of the last run's file go (issue 15 item 2): the file is opened with
 //! redb itself and each table's entries, key and value bytes, and pages (leaf and branch,
@@ -44,11 +45,13 @@ fn main() {
         .filter(|n| *n > 0)
         .unwrap_or(5);
     for run in 1..=runs {
-        let (rate, bytes, dir) = runtime.block_on(one_run(orders));
+        let (rate, bytes, commits, dir) = runtime.block_on(one_run(orders));
         last = Some(dir);
         println!(
-            "run {run}: {orders} orders in {:.2}s = {rate:.0} orders/s, store {bytes} bytes",
-            orders as f64 / rate
+            "run {run}: {orders} orders in {:.2}s = {rate:.0} orders/s, store {bytes} bytes ({:.0} B/order), {:.2} fsyncs/order",
+            orders as f64 / rate,
+            bytes as f64 / orders as f64,
+            commits as f64 / orders as f64
         );
         rates.push(rate);
         size = bytes;
@@ -115,8 +118,9 @@ fn print_breakdown(file: &Path, orders: u64) -> Result<(), Box<dyn std::error::E
     Ok(())
 }
 
-/// One run: orders/s, the file size, and the directory (kept until it is dropped).
-async fn one_run(orders: usize) -> (f64, u64, tempfile::TempDir) {
+/// One run: orders/s, the file size, the durable commits during the run, and the directory
+/// (kept until it is dropped).
+async fn one_run(orders: usize) -> (f64, u64, u64, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("templates")).unwrap();
     std::fs::write(dir.path().join("pipeline.yaml"), PIPELINE).unwrap();
@@ -134,6 +138,7 @@ async fn one_run(orders: usize) -> (f64, u64, tempfile::TempDir) {
     let shop = Shop::new(store.clone(), config, market.clone()).unwrap();
 
     let started = Instant::now();
+    let commits_before = store.commit_count();
     for i in 0..orders {
         let mut ev = OrderEvent::new("main", &format!("B{i:08}"), EventStatus::Paid);
         ev.item_id = Some("900000000001".into());
@@ -151,7 +156,8 @@ async fn one_run(orders: usize) -> (f64, u64, tempfile::TempDir) {
         "every order delivered exactly once"
     );
     let size = store.file_size();
+    let commits = store.commit_count() - commits_before;
     drop(shop);
     drop(store);
-    (orders as f64 / elapsed, size, dir)
+    (orders as f64 / elapsed, size, commits, dir)
 }

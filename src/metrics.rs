@@ -63,6 +63,8 @@ pub const LLM_LAST_LATENCY_MS: &str = "llm_last_latency_milliseconds";
 pub const GUARD_REJECTIONS: &str = "chat_guard_rejections_total";
 /// Supplier card calls (`products[].supplier`) that settled, by `outcome`.
 pub const SUPPLIER_CALLS: &str = "supplier_calls_total";
+/// Durable store commits (each one fsync) since the daemon opened the store.
+pub const STORE_COMMITS: &str = "store_commits_total";
 /// Resident set size of this process (standard name, no namespace).
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 
@@ -220,6 +222,12 @@ pub const FAMILIES: &[Family] = &[
         help: "Model answers blocked by the output guard, by reason.",
         kind: Kind::Counter,
         seeds: &[],
+    },
+    Family {
+        name: STORE_COMMITS,
+        help: "Durable store commits since the store was opened; each is one fsync of the redb file.",
+        kind: Kind::Counter,
+        seeds: &[&[]],
     },
     Family {
         name: PROCESS_RSS,

@@ -419,6 +419,14 @@ async fn metrics_export_every_family_in_prometheus_text() {
         .parse()
         .unwrap();
     assert!(rss > 1 << 20, "RSS is at least a MiB: {rss}");
+    // The store's own commit (fsync) counter: this shop's setup committed its orders.
+    let commits: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("xianyu_shopd_store_commits_total "))
+        .expect("the store commit counter is exported")
+        .parse()
+        .unwrap();
+    assert!(commits > 0, "the setup's writes are counted: {commits}");
     // Every sample line is `name{labels} integer`.
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let value = line.rsplit(' ').next().unwrap();

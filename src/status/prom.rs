@@ -19,6 +19,11 @@ pub(crate) async fn metrics(server: &Server) -> Response<Body> {
         }
     };
     extra.push(Sample::new(
+        metrics::STORE_COMMITS,
+        &[],
+        server.ctx.store.commit_count() as i64,
+    ));
+    extra.push(Sample::new(
         metrics::PROCESS_RSS,
         &[],
         metrics::process_rss_bytes() as i64,

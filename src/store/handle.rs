@@ -19,6 +19,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,9 @@ pub(super) struct Handle {
     /// The database file, or `None` for an in-memory store.
     file: Option<PathBuf>,
     state: RwLock<State>,
+    /// Durable write commits since this handle was made: each is one redb commit with
+    /// `Durability::Immediate`, i.e. one fsync of the file (an in-memory store counts them too).
+    commits: AtomicU64,
 }
 
 enum State {
@@ -63,6 +67,7 @@ impl Handle {
         Ok(Self {
             file: Some(path.to_path_buf()),
             state: RwLock::new(State::Open(Arc::new(db))),
+            commits: AtomicU64::new(0),
         })
     }
 
@@ -70,6 +75,7 @@ impl Handle {
         Self {
             file: None,
             state: RwLock::new(State::Open(Arc::new(db))),
+            commits: AtomicU64::new(0),
         }
     }
 
@@ -87,6 +93,16 @@ impl Handle {
             (Some(failure), Some(path)) => Err(self.fail(path, failure, e)),
             _ => Err(e),
         }
+    }
+
+    /// Count one durable commit (see [`Handle::commits`]).
+    pub(super) fn count_commit(&self) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Durable commits (fsyncs) this process made through this handle.
+    pub(super) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     fn current(&self) -> Result<Arc<Database>> {
