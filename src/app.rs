@@ -183,6 +183,7 @@ impl Daemon {
             .await
             .with_context(|| format!("binding the status page on {}", config.status.listen))?;
         let shop = Shop::new(store.clone(), config, market.clone())?;
+        seed_aftersale(&store, &shop.config.load());
         let runner = shop.runner.clone();
         let reloader = Arc::new(Reloader::new(
             config_dir.to_path_buf(),
@@ -323,6 +324,7 @@ async fn watch_config(
             if let Err(e) = store.sync_stock(&declared_stock(&reloader.handle().load())) {
                 tracing::error!(error = %e, "Declared stock could not follow the reloaded config.");
             }
+            seed_aftersale(&store, &reloader.handle().load());
         }
         match outcome {
             Some(_) => health.record_reload(reloader.report().into()),
@@ -330,6 +332,16 @@ async fn watch_config(
         }
     };
     crate::config::watch::run(reloader, config_dir, state_dir, shutdown, on_reload).await;
+}
+
+/// Keep the daily after-sale jobs (sweep, polish) scheduled under this config. Only `run`
+/// does this: a replay has no days to wait for.
+fn seed_aftersale(store: &Store, config: &Config) {
+    match crate::aftersale::seed(store, config, &mut rand::rng()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(jobs = n, "Daily after-sale jobs scheduled."),
+        Err(e) => tracing::error!(error = %e, "Daily after-sale jobs could not be scheduled."),
+    }
 }
 
 /// A `cookies_env` variable that is not set now can never appear in this process (the

@@ -9,6 +9,7 @@
 //! outbox drained by [`notify`]. [`config`] loads and validates the YAML, [`app`] wires the
 //! daemon together, [`commands`] implements the CLI. See ARCHITECTURE.md for the code map.
 
+pub mod aftersale;
 pub mod alert;
 pub mod app;
 pub mod channels;

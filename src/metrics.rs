@@ -65,6 +65,9 @@ pub const GUARD_REJECTIONS: &str = "chat_guard_rejections_total";
 pub const SUPPLIER_CALLS: &str = "supplier_calls_total";
 /// Durable store commits (each one fsync) since the daemon opened the store.
 pub const STORE_COMMITS: &str = "store_commits_total";
+/// After-sale actions (`rate`, `thanks`, `polish`) that settled, by `action` and `outcome`
+/// (`done`, `already_done`, `failed`, `unknown`, `risk_control`, `deferred`).
+pub const AFTERSALE_ACTIONS: &str = "aftersale_actions_total";
 /// Resident set size of this process (standard name, no namespace).
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
 
@@ -94,6 +97,18 @@ pub struct Family {
 
 /// Every family the daemon exports. `/metrics` prints all of them, samples or not.
 pub const FAMILIES: &[Family] = &[
+    Family {
+        name: AFTERSALE_ACTIONS,
+        help: "After-sale actions that settled, by action (rate, thanks, polish) and outcome (done, already_done, failed, unknown, risk_control).",
+        kind: Kind::Counter,
+        seeds: &[
+            &[("action", "rate"), ("outcome", "done")],
+            &[("action", "rate"), ("outcome", "already_done")],
+            &[("action", "thanks"), ("outcome", "done")],
+            &[("action", "polish"), ("outcome", "done")],
+            &[("action", "polish"), ("outcome", "already_done")],
+        ],
+    },
     Family {
         name: EVENTS_RECEIVED,
         help: "Events received from sources, by kind.",

@@ -137,6 +137,19 @@ fn parser_keys() -> Vec<(String, BTreeSet<String>)> {
             probe_products(&["products", "0", "supplier", "return"]),
         ),
         ("blacklist".into(), probe_pipeline(&["blacklist"])),
+        ("aftersale".into(), probe_pipeline(&["aftersale"])),
+        (
+            "aftersale.rate".into(),
+            probe_pipeline(&["aftersale", "rate"]),
+        ),
+        (
+            "aftersale.thanks".into(),
+            probe_pipeline(&["aftersale", "thanks"]),
+        ),
+        (
+            "aftersale.polish".into(),
+            probe_pipeline(&["aftersale", "polish"]),
+        ),
     ];
     for (i, stage) in StageKind::ALL.iter().map(|k| k.name()).enumerate() {
         out.push((

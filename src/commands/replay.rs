@@ -44,6 +44,7 @@ pub async fn run(
         super::open_store(dirs)?
     };
     // Replay never buys: supplier cards are printed calls with placeholder cards.
+    print_aftersale_plan(&config);
     let shop = Shop::with_supplier(
         store,
         config,
@@ -74,6 +75,51 @@ pub async fn run(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What the after-sale tasks would do. Ratings and thank-yous of the replayed orders run (and
+/// print) like any job; the daily jobs are `run`'s alone, so they are described here.
+fn print_aftersale_plan(config: &crate::config::Config) {
+    let a = &config.aftersale;
+    let accounts: Vec<&str> = config.accounts.iter().map(|x| x.id.as_str()).collect();
+    if let Some(rate) = &a.rate {
+        println!(
+            "aftersale rate: each completed order's buyer is rated once ({}); daily sweep of the pending-ratings list at {} (Beijing) for {}",
+            rate.template
+                .as_deref()
+                .map_or("built-in text".to_string(), |t| format!("templates/{t}")),
+            rate.sweep_window.label(),
+            accounts.join(", ")
+        );
+    }
+    if let Some(thanks) = &a.thanks {
+        println!(
+            "aftersale thanks: one thank-you message per completed order ({})",
+            thanks
+                .template
+                .as_deref()
+                .map_or("built-in text".to_string(), |t| format!("templates/{t}"))
+        );
+    }
+    if let Some(polish) = &a.polish {
+        let what = if polish.items.is_empty() {
+            "every on-shelf item".to_string()
+        } else {
+            format!("items {}", polish.items.join(", "))
+        };
+        println!(
+            "aftersale polish: would polish {what} of {} once a day at {} (Beijing); not run by replay",
+            accounts.join(", "),
+            polish.window.label()
+        );
+    }
+    if a.any_enabled() {
+        println!(
+            "aftersale guard: at least {} between calls per account, up to {} random delay; risk control pauses an account until fresh cookies",
+            humantime::format_duration(a.min_gap),
+            humantime::format_duration(a.jitter)
+        );
+    }
 }
 
 fn dry_run_store(dirs: &Dirs, clock: Arc<ManualClock>) -> anyhow::Result<Store> {

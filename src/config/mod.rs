@@ -6,6 +6,7 @@
 //! result becomes a [`Config`]. The same loader serves `check`, start-up and hot reload, so
 //! "check passes" means "the daemon will accept it".
 
+pub mod aftersale;
 pub mod chat;
 pub mod chat_view;
 pub mod delivery;

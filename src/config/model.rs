@@ -41,6 +41,8 @@ pub struct Config {
     pub chat: super::chat::ChatConfig,
     /// Buyers whose orders are never delivered automatically (`blacklist.buyers`).
     pub blacklist: Blacklist,
+    /// The after-sale chores (`aftersale:`).
+    pub aftersale: super::aftersale::Aftersale,
 }
 
 impl Config {

@@ -38,6 +38,9 @@ pub struct PipelineFile {
     /// Buyers whose orders always go to the seller.
     #[serde(default)]
     pub blacklist: Blacklist,
+    /// The after-sale chores (rating, thanks, polishing); every task off by default.
+    #[serde(default)]
+    pub aftersale: super::aftersale::RawAftersale,
 }
 
 /// `blacklist:` — buyer ids (numbers, quoted or not).

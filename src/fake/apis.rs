@@ -115,6 +115,31 @@ const ENDPOINTS: &[Endpoint] = &[
         login: true,
         handler: freeshipping,
     },
+    // After-sale (see `aftersale.rs` for the clients each is compared with).
+    Endpoint {
+        api: super::aftersale::RATE_CREATE,
+        version: "4.0",
+        login: true,
+        handler: super::aftersale::rate_create,
+    },
+    Endpoint {
+        api: super::aftersale::RATE_LIST,
+        version: "1.0",
+        login: true,
+        handler: super::aftersale::rate_list,
+    },
+    Endpoint {
+        api: super::aftersale::ITEM_LIST,
+        version: "1.0",
+        login: true,
+        handler: super::aftersale::item_list,
+    },
+    Endpoint {
+        api: super::aftersale::POLISH,
+        version: "2.0",
+        login: true,
+        handler: super::aftersale::polish,
+    },
     // Unsigned bootstrap calls (cvcat) that exist to obtain a first `_m_h5_tk`.
     Endpoint {
         api: "mtop.idle.web.user.page.nav",

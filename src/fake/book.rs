@@ -187,6 +187,13 @@ impl Book {
         self.items.insert(item.id.clone(), item);
     }
 
+    /// The seller's items, ordered by id (the item list pages through them).
+    pub(crate) fn items_of(&self, seller: &str) -> Vec<&Item> {
+        let mut items: Vec<&Item> = self.items.values().filter(|i| i.seller == seller).collect();
+        items.sort_by(|a, b| a.id.cmp(&b.id));
+        items
+    }
+
     pub(crate) fn item(&self, id: &str) -> Option<&Item> {
         self.items.get(id)
     }

@@ -11,10 +11,11 @@
 //! Module map: `state` (the shared state), `book` (accounts, items, orders, conversations),
 //! `auth` (tokens and sessions), `actions` (scenarios: state change + pushes), `cards` and
 //! `pushes` (payload builders, shapes A–F), `hub` (connections, push frames, ACKs), `apis` +
-//! `http` (mtop), `ws` (IM socket), `history` (a conversation's messages), `faults`, `record`, `ids`, `wire` (small codecs); `supplier` is a fake card supplier
+//! `http` (mtop), `ws` (IM socket), `history` (a conversation's messages), `aftersale` (rating, pending ratings, item list, polishing), `faults`, `record`, `ids`, `wire` (small codecs); `supplier` is a fake card supplier
 //! (HTTP) for `products[].supplier`.
 
 mod actions;
+mod aftersale;
 mod apis;
 mod auth;
 mod book;
@@ -40,6 +41,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use aftersale::{FakePolish, FakeRating};
 pub use book::FakeOrderStatus;
 pub use faults::Fault;
 pub use record::{ConnStats, Consign, SendReply, SentChat};
@@ -346,6 +348,39 @@ impl FakeGoofish {
         let mut st = self.shared.lock();
         st.faults.clear();
         st.hub.set_zombie(None, false);
+    }
+
+    // -- after-sale ----------------------------------------------------------------------
+
+    /// The seller polished the item in the app today: a polish call now answers
+    /// `FAIL_BIZ_IDLEITEM_POLISH_AGAIN`.
+    pub fn polish_in_app(&self, item_id: &str) {
+        self.shared.lock().aftersale.polished_in_app(item_id);
+    }
+
+    /// The item is taken off the shelf (`itemStatus` 1; polishing it is refused).
+    pub fn take_off_shelf(&self, item_id: &str) {
+        self.shared
+            .lock()
+            .aftersale
+            .off_shelf
+            .insert(item_id.to_string());
+    }
+
+    /// Every rating the seller gave, in order.
+    pub fn ratings(&self) -> Vec<FakeRating> {
+        self.shared.lock().aftersale.ratings.clone()
+    }
+
+    /// `rate.create` calls for `order_id`, refused ones included.
+    pub fn rate_calls(&self, order_id: &str) -> u32 {
+        let st = self.shared.lock();
+        st.aftersale.rate_calls.get(order_id).copied().unwrap_or(0)
+    }
+
+    /// Every polish call and the platform's answer, in order.
+    pub fn polishes(&self) -> Vec<FakePolish> {
+        self.shared.lock().aftersale.polishes.clone()
     }
 
     // -- observations ------------------------------------------------------------------

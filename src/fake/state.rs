@@ -44,6 +44,7 @@ pub(crate) struct State {
     pub record: Recorder,
     pub hub: Hub,
     pub ids: Ids,
+    pub aftersale: super::aftersale::AftersaleBook,
 }
 
 impl State {
@@ -55,6 +56,7 @@ impl State {
             record: Recorder::default(),
             hub: Hub::default(),
             ids: Ids::new(),
+            aftersale: Default::default(),
         }
     }
 

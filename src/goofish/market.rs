@@ -15,7 +15,8 @@ use super::mtop::{Consigned, MtopClient};
 use super::ws::ImHandle;
 use crate::chat::{ChatPort, LiveItem};
 use crate::marketplace::{
-    ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, ReadBack, SendOutcome,
+    ActionOutcome, AftersalePort, ConsignOutcome, ConsignRequest, DeliveryMessage, ListOutcome,
+    Marketplace, ReadBack, SendOutcome,
 };
 use crate::money::Cents;
 
@@ -146,6 +147,10 @@ impl Marketplace for GoofishMarketplace {
         }
     }
 
+    fn aftersale(&self) -> Option<&dyn AftersalePort> {
+        Some(self)
+    }
+
     async fn confirm_shipment(&self, req: &ConsignRequest) -> ConsignOutcome {
         let Some(link) = self.accounts.get(&req.account) else {
             return ConsignOutcome::Failed {
@@ -213,5 +218,49 @@ impl ChatPort for GoofishMarketplace {
                 None
             }
         }
+    }
+}
+
+/// The after-sale tasks' view: rating, pending ratings, item list and polishing over mtop.
+#[async_trait::async_trait]
+impl AftersalePort for GoofishMarketplace {
+    async fn rate_buyer(&self, account: &str, order_id: &str, text: &str) -> ActionOutcome {
+        match self.accounts.get(account) {
+            Some(link) => link.mtop.rate_buyer(order_id, text).await,
+            None => ActionOutcome::NoLogin {
+                reason: format!("account `{account}` has no Goofish connection"),
+            },
+        }
+    }
+
+    async fn pending_ratings(&self, account: &str) -> ListOutcome {
+        match self.accounts.get(account) {
+            Some(link) => link.mtop.pending_ratings().await,
+            None => ListOutcome::Failed {
+                reason: format!("account `{account}` has no Goofish connection"),
+            },
+        }
+    }
+
+    async fn on_shelf_items(&self, account: &str) -> ListOutcome {
+        match self.accounts.get(account) {
+            Some(link) => link.mtop.on_shelf_items().await,
+            None => ListOutcome::Failed {
+                reason: format!("account `{account}` has no Goofish connection"),
+            },
+        }
+    }
+
+    async fn polish(&self, account: &str, item_id: &str) -> ActionOutcome {
+        match self.accounts.get(account) {
+            Some(link) => link.mtop.polish(item_id).await,
+            None => ActionOutcome::NoLogin {
+                reason: format!("account `{account}` has no Goofish connection"),
+            },
+        }
+    }
+
+    fn cookie_epoch(&self, account: &str) -> Option<String> {
+        self.accounts.get(account)?.mtop.cookie_epoch()
     }
 }

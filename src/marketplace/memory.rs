@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use crate::event::shown;
 
+use super::aftersale::{ActionOutcome, AftersalePort, ListOutcome};
 use super::{ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, ReadBack, SendOutcome};
 
 #[derive(Debug, Default)]
@@ -30,6 +31,13 @@ struct State {
     uncertain: Vec<DeliveryMessage>,
     read_back_script: VecDeque<ReadBack>,
     read_back_calls: u64,
+    /// Orders rated (with the text's length), in order; a second rating is "already rated".
+    rated: Vec<(String, usize)>,
+    rate_script: VecDeque<ActionOutcome>,
+    pending_ratings: Vec<String>,
+    on_shelf: Vec<String>,
+    /// `(item, day)` polished.
+    polished: Vec<String>,
 }
 
 impl MemoryMarketplace {
@@ -85,6 +93,29 @@ impl MemoryMarketplace {
 
     pub fn consigned(&self) -> Vec<ConsignRequest> {
         self.lock().consigned.clone()
+    }
+
+    /// The next ratings answer with these outcomes, in order; after that they succeed.
+    pub fn script_ratings(&self, outcomes: impl IntoIterator<Item = ActionOutcome>) {
+        self.lock().rate_script.extend(outcomes);
+    }
+
+    /// Orders the pending-ratings list shows (a successful rating removes its order).
+    pub fn set_pending_ratings(&self, orders: &[&str]) {
+        self.lock().pending_ratings = orders.iter().map(|o| o.to_string()).collect();
+    }
+
+    pub fn set_on_shelf(&self, items: &[&str]) {
+        self.lock().on_shelf = items.iter().map(|o| o.to_string()).collect();
+    }
+
+    /// Orders rated, with the length of each rating text.
+    pub fn rated(&self) -> Vec<(String, usize)> {
+        self.lock().rated.clone()
+    }
+
+    pub fn polished(&self) -> Vec<String> {
+        self.lock().polished.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -146,6 +177,10 @@ impl Marketplace for MemoryMarketplace {
         }
     }
 
+    fn aftersale(&self) -> Option<&dyn AftersalePort> {
+        Some(self)
+    }
+
     async fn confirm_shipment(&self, req: &ConsignRequest) -> ConsignOutcome {
         let mut st = self.lock();
         if let Some(outcome) = st.consign_script.pop_front() {
@@ -171,5 +206,62 @@ impl Marketplace for MemoryMarketplace {
         } else {
             ConsignOutcome::Confirmed
         }
+    }
+}
+
+/// In memory, a rating or a polish always reaches the "platform"; `replay` prints each one.
+#[async_trait::async_trait]
+impl AftersalePort for MemoryMarketplace {
+    async fn rate_buyer(&self, account: &str, order_id: &str, text: &str) -> ActionOutcome {
+        let mut st = self.lock();
+        if let Some(outcome) = st.rate_script.pop_front() {
+            return outcome;
+        }
+        if self.print {
+            println!(
+                "rate    order={} account={} text={:?}",
+                shown(order_id),
+                shown(account),
+                text
+            );
+        }
+        if st.rated.iter().any(|(o, _)| o == order_id) {
+            return ActionOutcome::AlreadyDone {
+                code: "FAIL_BIZ_RATE_DUPLICATE::已评价".into(),
+            };
+        }
+        st.rated.push((order_id.to_string(), text.chars().count()));
+        st.pending_ratings.retain(|o| o != order_id);
+        ActionOutcome::Done {
+            code: "SUCCESS::调用成功".into(),
+        }
+    }
+
+    async fn pending_ratings(&self, _account: &str) -> ListOutcome {
+        ListOutcome::Listed(self.lock().pending_ratings.clone())
+    }
+
+    async fn on_shelf_items(&self, _account: &str) -> ListOutcome {
+        ListOutcome::Listed(self.lock().on_shelf.clone())
+    }
+
+    async fn polish(&self, account: &str, item_id: &str) -> ActionOutcome {
+        let mut st = self.lock();
+        if self.print {
+            println!("polish  item={} account={}", shown(item_id), shown(account));
+        }
+        if st.polished.iter().any(|i| i == item_id) {
+            return ActionOutcome::AlreadyDone {
+                code: "FAIL_BIZ_IDLEITEM_POLISH_AGAIN::宝贝已经擦亮过了".into(),
+            };
+        }
+        st.polished.push(item_id.to_string());
+        ActionOutcome::Done {
+            code: "SUCCESS::调用成功".into(),
+        }
+    }
+
+    fn cookie_epoch(&self, _account: &str) -> Option<String> {
+        Some("memory".into())
     }
 }

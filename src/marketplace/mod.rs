@@ -6,7 +6,10 @@
 //! only the second may be retried automatically. The third may be settled by reading the
 //! conversation back ([`ReadBack`]).
 
+pub mod aftersale;
 pub mod memory;
+
+pub use aftersale::{ActionOutcome, AftersalePort, ListOutcome};
 
 /// One delivery message for one order. Its `Debug` shows `text` (which holds the card keys) as
 /// its length only.
@@ -102,5 +105,10 @@ pub trait Marketplace: Send + Sync {
         ReadBack::Unreadable {
             reason: "this marketplace cannot read conversations".into(),
         }
+    }
+
+    /// Rating, pending ratings and polishing, when this marketplace can do them.
+    fn aftersale(&self) -> Option<&dyn AftersalePort> {
+        None
     }
 }

@@ -42,7 +42,7 @@ use crate::event::{EventStatus, OrderEvent};
 use crate::marketplace::Marketplace;
 use crate::notify::Router;
 use crate::store::{
-    INTERNAL_ERROR_REASON, IngestOutcome, Job, NextRun, OrderRecord, Store, StoreError,
+    INTERNAL_ERROR_REASON, IngestOutcome, Job, NextRun, OrderRecord, Store, StoreError, TaskKey,
 };
 use crate::supplier::CardSupplier;
 use crate::supplier::http::HttpSupplier;
@@ -141,7 +141,12 @@ impl Runner {
         let config = self.config.load_full();
         let ended = matches!(ev.status, EventStatus::Refunded | EventStatus::Closed)
             .then(|| ev.order_id.clone());
+        let completed = (ev.status == EventStatus::Completed)
+            .then(|| (ev.account.clone(), ev.order_id.clone()));
         let outcome = ingest::ingest(&self.store, &config, ev).await?;
+        if let Some((account, order_id)) = completed {
+            self.after_completion(&config, account, order_id).await?;
+        }
         if outcome.scheduled.is_some() {
             self.wake_scheduler.notify_one();
         }
@@ -152,8 +157,66 @@ impl Runner {
         Ok(outcome)
     }
 
+    /// The buyer confirmed receipt (or rated): the after-sale tasks the config asks for.
+    async fn after_completion(
+        &self,
+        config: &Arc<Config>,
+        account: String,
+        order_id: String,
+    ) -> Result<(), PipelineError> {
+        if config.aftersale.rate.is_none() && config.aftersale.thanks.is_none() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let config = config.clone();
+        // The draw happens before the blocking call: the rng must not cross threads held.
+        let rng = Mutex::new(StdRng::from_rng(
+            &mut *self.rng.lock().unwrap_or_else(|p| p.into_inner()),
+        ));
+        let scheduled = self
+            .store
+            .call(move |_| {
+                crate::aftersale::on_completed(&store, &config, &account, &order_id, &rng)
+            })
+            .await?;
+        if scheduled {
+            self.wake_scheduler.notify_one();
+        }
+        Ok(())
+    }
+
+    /// An after-sale task job under the current config snapshot.
+    async fn run_task(&self, job: Job, task: TaskKey) -> Result<JobEnd, PipelineError> {
+        let config = self.config.load_full();
+        let ctx = crate::aftersale::TaskCtx {
+            config: &config,
+            store: &self.store,
+            market: self.market.as_ref(),
+            rng: &self.rng,
+        };
+        let end = crate::aftersale::run(&ctx, &task).await?;
+        self.wake_outbox.notify_one();
+        match end {
+            crate::aftersale::TaskEnd::Finished => {
+                self.finish(job.id).await?;
+                Ok(JobEnd::Completed)
+            }
+            crate::aftersale::TaskEnd::Again(until) => {
+                let (id, version) = (job.id, config.version.clone());
+                self.store
+                    .call(move |s| s.reschedule_task(id, &task, until, &version))
+                    .await?;
+                self.wake_scheduler.notify_one();
+                Ok(JobEnd::Deferred { until })
+            }
+        }
+    }
+
     /// Run one durable job under the current config snapshot.
     pub async fn run_job(&self, job: Job) -> Result<JobEnd, PipelineError> {
+        if let Some(task) = job.task.clone() {
+            return self.run_task(job, task).await;
+        }
         let config = self.config.load_full();
         let order_id = job.order_id.clone();
         let Some(order) = self.store.call(move |s| s.order(&order_id)).await? else {

@@ -64,6 +64,10 @@ macro_rules! every_table {
         $each!(chat_send::REPLIES);
         $each!(chat_send::REPLIES_OPEN);
         $each!(chat_send::OUTGOING);
+        $each!(supplier::SUPPLIER_CALLS);
+        $each!(aftersale::ACTIONS);
+        $each!(aftersale::GUARDS);
+        $each!(aftersale::PLANS);
     }};
 }
 

@@ -37,6 +37,7 @@ pub(super) fn schedule(
         due_ms,
         config_version: config_version.to_string(),
         created_at: now,
+        task: None,
     };
     tx.open_table(JOBS)?.insert(id, encode(&job).as_slice())?;
     tx.open_table(JOBS_DUE)?.insert((due_ms, id), ())?;

@@ -10,6 +10,7 @@
 //! state dir" rule is a separate OS lock on the state directory ([`DaemonLock`]). All methods
 //! are blocking; async callers use [`Store::call`].
 
+mod aftersale;
 mod audit;
 mod backup;
 mod cards;
@@ -43,6 +44,10 @@ use serde::de::DeserializeOwned;
 use crate::clock::SharedClock;
 use handle::Handle;
 
+pub use aftersale::{
+    AccountGuard, ActionKind, ActionRecord, ActionResult, ActionState, ActionTarget, BeginAction,
+    BreakerTrip, PolishPlan, TaskKey, TaskKind,
+};
 pub use cards::{ImportReport, PoolCounts};
 pub use chat::{
     ChatSnapshot, HISTORY_KEEP, InboundOutcome, OwnMessage, TakeoverRule, next_takeover,
@@ -203,6 +208,9 @@ impl Store {
             if !self.read(chat::tables_exist)? {
                 self.write(chat::create_tables)?;
             }
+            if !self.read(aftersale::tables_exist)? {
+                self.write(aftersale::create_tables)?;
+            }
             return Ok(());
         }
         let path = self.path.clone();
@@ -234,6 +242,7 @@ impl Store {
             tx.open_table(AUDIT)?;
             tx.open_table(ACCOUNT_STATE)?;
             chat::create_tables(tx)?;
+            aftersale::create_tables(tx)?;
             Ok(())
         })
     }

@@ -452,6 +452,9 @@ pub struct Job {
     pub due_ms: u64,
     pub config_version: String,
     pub created_at: u64,
+    /// An after-sale task instead of an order's pipeline (`order_id` is then the task's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<super::aftersale::TaskKey>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

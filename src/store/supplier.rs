@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::records::*;
 use super::{ORDERS, Result, Store, StoreError, encode, get_json, ledger, outbox, sending};
 
-const SUPPLIER_CALLS: TableDefinition<&str, &[u8]> = TableDefinition::new("supplier_calls");
+pub(super) const SUPPLIER_CALLS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("supplier_calls");
 
 /// Where one unit's supplier call stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

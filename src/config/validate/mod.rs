@@ -75,6 +75,7 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
     }
     let marketplace = v.marketplace(&pdoc, &praw.marketplace);
     let blacklist = v.blacklist(&pdoc, &praw.blacklist);
+    let aftersale = v.aftersale(&pdoc, &praw.aftersale);
     if !v.errors.is_empty() {
         return Err(ConfigErrors(v.errors));
     }
@@ -97,6 +98,7 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
             texts: chat_texts,
         },
         blacklist,
+        aftersale,
     })
 }
 
@@ -692,6 +694,7 @@ fn keywords(given: &[String], seed: &[&str]) -> Vec<String> {
     }
 }
 
+mod aftersale;
 mod channels;
 mod chat;
 mod delivery;

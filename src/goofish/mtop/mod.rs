@@ -13,11 +13,12 @@
 //!
 //! Layout: this file holds the error and login-state types; `client` owns the cookie jar,
 //! signing and the call machinery (headers, retries, blocked states); `api` holds one method
-//! per mtop API and the typed answers; `jar` the cookie jar and its saved copy; `interpret` turns raw answers into those answers or
+//! per mtop API and the typed answers (`aftersale` the rating and polishing ones); `jar` the cookie jar and its saved copy; `interpret` turns raw answers into those answers or
 //! errors (pure, unit-tested).
 
 use tokio::time::Instant;
 
+mod aftersale;
 mod api;
 pub mod budget;
 mod client;

@@ -37,6 +37,7 @@ page_table! {
     order:      "/orders/{id}",  "/api/orders/{id}",  "订单详情",   Under("/orders"), "order.html",     30;
     products:   "/products",     "/api/products",     "商品",       Listed,           "products.html",  30;
     chats:      "/chats",        "/api/chats",        "会话",       Listed,           "chats.html",     15;
+    aftersale:  "/aftersale",    "/api/aftersale",    "售后",       Listed,           "aftersale.html", 30;
     problems:   "/problems",     "/api/problems",     "异常",       Listed,           "problems.html",  15;
     logs:       "/logs",         "/api/logs",         "日志",       Listed,           "logs.html",      15;
 }

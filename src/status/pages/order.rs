@@ -23,13 +23,18 @@ pub(super) fn build<'a>(input: &'a Input<'a>) -> BoxFuture<'a, Built> {
         let lookup = move |s: &crate::store::Store| {
             let detail = s.order_view(&key, &ids)?;
             let supplier = s.supplier_calls(&key)?;
-            Ok(detail.map(|d| (d, supplier)))
+            let mut aftersale = Vec::new();
+            for kind in [crate::store::ActionKind::Rate, crate::store::ActionKind::Thanks] {
+                aftersale.extend(s.action(kind, &key)?);
+            }
+            Ok(detail.map(|d| (d, supplier, aftersale)))
         };
         match input.ctx.store.call(lookup).await {
-            Ok(Some((detail, supplier))) => {
+            Ok(Some((detail, supplier, aftersale))) => {
                 let row = input.view.orders.iter().find(|o| o.order_id == id);
                 let mut page = order_page(detail, row, input.config);
                 page.supplier = supplier.map(|r| r.units.iter().map(supplier_view).collect()).unwrap_or_default();
+                page.aftersale = aftersale.iter().map(super::aftersale::ActionRow::new).collect();
                 Built::Page(Box::new(page))
             }
             Ok(None) => Built::Missing {
@@ -168,6 +173,8 @@ pub struct OrderPage {
     pub notifications: Vec<NotificationView>,
     /// Supplier calls (`products[].supplier`), one row per order unit; cards masked.
     pub supplier: Vec<SupplierView>,
+    /// The rating and thank-you of this order (`aftersale:`), with the platform's result code.
+    pub aftersale: Vec<super::aftersale::ActionRow>,
 }
 
 /// One order unit's supplier call as the page shows it.
@@ -246,6 +253,7 @@ pub fn order_page(detail: OrderDetail, row: Option<&OrderRow>, config: &Config) 
             .map(NotificationView::from)
             .collect(),
         supplier: Vec::new(),
+        aftersale: Vec::new(),
     }
 }
 
