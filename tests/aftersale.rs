@@ -283,3 +283,62 @@ fn a_rating_claimed_before_a_crash_is_not_repeated_blindly() {
         BeginAction::Go { attempt: 2 }
     );
 }
+
+/// `replay --dry-run` (the real binary) prints what each after-sale task would do: the rating
+/// and thank-you of a completed order, and the daily polish plan.
+#[test]
+fn replay_dry_run_prints_what_each_task_would_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pipeline = std::fs::read_to_string(root.join("pipeline.yaml")).unwrap();
+    std::fs::write(
+        d.join("pipeline.yaml"),
+        format!("{pipeline}\naftersale:\n  rate: {{ enabled: true }}\n  thanks: {{ enabled: true }}\n  polish: {{ enabled: true, window: \"09:00-10:00\", items: [\"900052644388\"] }}\n"),
+    )
+    .unwrap();
+    std::fs::copy(root.join("products.yaml"), d.join("products.yaml")).unwrap();
+    let status = std::process::Command::new("cp")
+        .args(["-r"])
+        .arg(root.join("templates"))
+        .arg(d)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(
+        d.join("events.jsonl"),
+        "{\"account\":\"main\",\"order_id\":\"3001\",\"status\":\"completed\",\"item_id\":\"900052644388\",\"buyer_id\":\"2201\",\"buyer_nick\":\"小林\",\"cid\":\"60001\"}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
+        .arg("--config-dir")
+        .arg(d)
+        .args(["replay", "events.jsonl", "--dry-run"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("rate    order=3001 account=main text=\"不错的买家，交易愉快！\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("send    order=3001") && stdout.contains("感谢"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "aftersale polish: would polish items 900052644388 of main once a day at 09:00-10:00"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        !d.join("state/shop.redb").exists(),
+        "a dry run writes nothing"
+    );
+}

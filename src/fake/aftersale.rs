@@ -13,17 +13,22 @@
 //!   rateSearchParam:{sellerRateStatus:"5"}}` from the seller centre, answer
 //!   `data.module.{items[].tradeId, totalCount}` (YD `FetchPendingRateOrders`, ZB
 //!   `fetch_merchant_rate_list`).
-//! - `mtop.idle.web.xyh.item.list` 1.0 `{needGroupInfo, pageNumber, userId, pageSize ≤ 20}`,
-//!   answer `data.{cardList[].cardData.{id, title, itemStatus, detailParams}, nextPage}`
-//!   (the XS-style Java client's `callApiWithRetry("mtop.idle.web.xyh.item.list", …)` and a
-//!   TypeScript client's `fetchGoodsList` in the corpus; a larger page is
-//!   `FAIL_BIZ_FORBIDDEN`). `itemStatus` 0 is on shelf (assumed: both clients default to 0).
-//! - `mtop.taobao.idle.item.polish` **2.0** `{itemId}` (YD `PolishItem`; ZB#328 is the bug of
-//!   calling path 1.0 with `v=2.0`, which this fake refuses as an unknown API): `SUCCESS::调用成功`
-//!   with `data.success`, and `FAIL_BIZ_IDLEITEM_POLISH_AGAIN::宝贝已经擦亮过了，明天再来吧` for
-//!   a second polish on the same Beijing day (YD's test fixture, and a Python client's
-//!   `_is_already_polished`); an off-shelf item is
-//!   `FAIL_BIZ_UNSUPPORTED_ITEM_STATUS::已下架商品不支持该操作`.
+//! - `mtop.idle.web.xyh.item.list` 1.0 `{needGroupInfo:false, pageNumber, pageSize ≤ 20,
+//!   groupName:"在售", groupId, defaultGroup:true, userId}`, answer
+//!   `data.{cardList[].cardData.{id, title, itemStatus, priceInfo, detailParams.itemId},
+//!   nextPage}` (YD fork `hl85/Ydisks-Xianyu-Helper` `internal/xianyu/mtop/items.go`
+//!   `fetchItemsPageOnce`, ZB `common/utils/item_info_manager.py` `get_item_list_info`; a
+//!   page past the end has no `cardList` at all, as YD handles; a larger page is
+//!   `FAIL_BIZ_FORBIDDEN`). The 在售 group lists on-shelf items only; without a group every
+//!   item comes with its `itemStatus` (0 on shelf, assumed: both clients default to 0).
+//! - `mtop.taobao.idle.item.polish` **2.0** `{itemId}` (YD `PolishItem`, ZB
+//!   `scheduler/app/services/scheduler/polish_task.py` `_polish_item` with `v=2.0`; ZB#328 is
+//!   the bug of calling path 1.0 with `v=2.0`, which this fake refuses as an unknown API):
+//!   `SUCCESS::调用成功` with `data.success`, and
+//!   `FAIL_BIZ_IDLEITEM_POLISH_AGAIN::宝贝已经擦亮过了，明天再来吧` for a second polish on the
+//!   same Beijing day (YD's `account_tasks_test.go` fixture; both YD and ZB count it as a
+//!   success, the rival bug this project does not repeat); an off-shelf item is
+//!   `FAIL_BIZ_UNSUPPORTED_ITEM_STATUS::已下架商品不支持该操作` (ZB matches that text).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -179,7 +184,13 @@ pub(super) fn item_list(
     if field(data, "userId").as_deref() != Some(user) {
         return Err(RET_PARAM);
     }
-    let items = state.book.items_of(user);
+    let on_shelf_only = data.get("groupName").and_then(Value::as_str) == Some("在售");
+    let items: Vec<_> = state
+        .book
+        .items_of(user)
+        .into_iter()
+        .filter(|i| !on_shelf_only || !state.aftersale.off_shelf.contains(&i.id))
+        .collect();
     let cards: Vec<Value> = items
         .iter()
         .skip((page - 1) * size)

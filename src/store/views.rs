@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::records::*;
 use super::{
-    CARDS, JOBS, LEDGER, META, ORDER_JOBS, ORDERS, OUTBOX, OrderDetail, PoolCounts, Result, STOCK,
-    Store, decode,
+    CARDS, LEDGER, META, ORDER_JOBS, ORDERS, OUTBOX, OrderDetail, PoolCounts, Result, STOCK, Store,
+    decode,
 };
 use crate::order::OrderStatus;
 
@@ -356,7 +356,7 @@ impl Store {
                 orders: scan_orders(&tx)?,
                 pools: scan_pools(&tx)?,
                 stock: scan_stock(&tx)?,
-                pending_jobs: tx.open_table(JOBS)?.len()?,
+                pending_jobs: count_order_jobs(&tx)?,
                 ..ShopView::default()
             };
             scan_outbox(&tx, &mut v)?;
@@ -391,6 +391,18 @@ impl Store {
             })
         })
     }
+}
+
+/// Jobs of orders (the delay queue); the after-sale task jobs, whose keys start with a
+/// control character no order id has, are not orders waiting.
+fn count_order_jobs(tx: &ReadTransaction) -> Result<u64> {
+    let mut n = 0;
+    for row in tx.open_table(ORDER_JOBS)?.iter()? {
+        if !row?.0.value().starts_with('\u{1}') {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 fn scan_orders(tx: &ReadTransaction) -> Result<Vec<OrderRow>> {

@@ -87,8 +87,10 @@ impl MtopClient {
         ListOutcome::Listed(out)
     }
 
-    /// `mtop.idle.web.xyh.item.list` 1.0 `{needGroupInfo, pageNumber, userId, pageSize}`: the
-    /// account's own listings (`data.cardList[].cardData`, `itemStatus` 0 = on shelf).
+    /// `mtop.idle.web.xyh.item.list` 1.0 for the 在售 (on shelf) group, the body YD
+    /// (`internal/xianyu/mtop/items.go`) and ZB (`common/utils/item_info_manager.py`) send:
+    /// the account's listings in `data.cardList[].cardData` (`itemStatus` 0 = on shelf;
+    /// `auto_` ids are placeholders, skipped like both clients do).
     pub async fn on_shelf_items(&self) -> ListOutcome {
         let Some(user) = self.user_id() else {
             return ListOutcome::Failed {
@@ -98,7 +100,7 @@ impl MtopClient {
         let mut out = Vec::new();
         for page in 1..=MAX_ITEM_PAGES {
             let data = format!(
-                r#"{{"needGroupInfo":false,"pageNumber":{page},"userId":{},"pageSize":20}}"#,
+                r#"{{"needGroupInfo":false,"pageNumber":{page},"pageSize":20,"groupName":"在售","groupId":"58877261","defaultGroup":true,"userId":{}}}"#,
                 json_str(&user)
             );
             let call = Call::v1("mtop.idle.web.xyh.item.list", data, Page::Home);
