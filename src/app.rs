@@ -170,14 +170,7 @@ impl Daemon {
         let store = Store::open(state_dir, clock.clone()).context("opening the store")?;
         let (clients, market) = account_clients(&config, &store, &health)?;
         tracing::info!(version = %config.version, accounts = clients.len(), "Config loaded.");
-        health.set_reload(ReloadStatus {
-            version: config.version.clone(),
-            ok: true,
-            at: store.now(),
-            errors: Vec::new(),
-            stuck_since: None,
-            unapplied: None,
-        });
+        health.set_reload(ReloadStatus::started(config.version.clone(), store.now()));
         // Bind before anything starts, so a taken port fails the start instead of a task.
         let status_listener = tokio::net::TcpListener::bind(config.status.listen)
             .await
@@ -327,8 +320,8 @@ async fn watch_config(
             seed_aftersale(&store, &reloader.handle().load());
         }
         match outcome {
-            Some(_) => health.record_reload(reloader.report().into()),
-            None => health.set_reload(reloader.report().into()),
+            Some(_) => health.record_reload(reloader.report()),
+            None => health.set_reload(reloader.report()),
         }
     };
     crate::config::watch::run(reloader, config_dir, state_dir, shutdown, on_reload).await;

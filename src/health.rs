@@ -112,35 +112,8 @@ pub struct LoginEvent {
     pub detail: Option<String>,
 }
 
-/// The outcome of the last config (re)load; set by the reload code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReloadStatus {
-    /// The version that is running after this attempt (the old one when it failed).
-    pub version: String,
-    pub ok: bool,
-    /// Unix ms.
-    pub at: u64,
-    /// Every problem, as `file:line:col: message`. Empty when `ok`.
-    pub errors: Vec<String>,
-    /// Unix ms since when a reload has been stuck (given up on after the watcher's timeout).
-    pub stuck_since: Option<u64>,
-    /// The version of the files on disk when it is not the running one.
-    pub unapplied: Option<String>,
-}
-
-/// What the config reloader reports after each attempt: `health.record_reload(report.into())`.
-impl From<crate::config::reload::ReloadReport> for ReloadStatus {
-    fn from(r: crate::config::reload::ReloadReport) -> Self {
-        Self {
-            version: r.version,
-            ok: r.ok,
-            at: r.at,
-            errors: r.errors,
-            stuck_since: r.stuck_since,
-            unapplied: r.unapplied,
-        }
-    }
-}
+/// The outcome of the last config (re)load, as the reloader reports it after each attempt.
+pub use crate::config::reload::ReloadReport as ReloadStatus;
 
 /// A chat problem worth showing on the 异常 page: a model error or a blocked model answer.
 /// Repeats of the same problem in a row are one entry with a count (no storm of lines).
@@ -368,29 +341,6 @@ mod tests {
         assert!(h.record_chat_ok("main"));
         assert!(!h.record_chat_ok("main"));
         assert!(h.record_chat_problem("main", "模型限流（429）", 4));
-    }
-
-    #[test]
-    fn the_reloader_report_converts() {
-        let report = crate::config::reload::ReloadReport {
-            version: "abc".into(),
-            ok: false,
-            at: 7,
-            errors: vec!["pipeline.yaml:1:1: bad".into()],
-            stuck_since: Some(5),
-            unapplied: Some("def".into()),
-        };
-        let h = Health::new();
-        h.set_reload(report.into());
-        let r = h.reload().unwrap();
-        assert_eq!(
-            (r.version.as_str(), r.ok, r.at, r.errors.len()),
-            ("abc", false, 7, 1)
-        );
-        assert_eq!(
-            (r.stuck_since, r.unapplied.as_deref()),
-            (Some(5), Some("def"))
-        );
     }
 
     #[test]

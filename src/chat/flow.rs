@@ -472,18 +472,7 @@ async fn deliver(
         .send()
         .cloned()
         .unwrap_or_else(SendParams::default);
-    let now = runner.store().now();
-    let recent = runner
-        .inner
-        .rates
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .recent(&input.account, &input.cid, now);
-    let plan = {
-        let mut rng = runner.inner.rng.lock().unwrap_or_else(|p| p.into_inner());
-        send::plan(&params, recent, &mut *rng)
-    };
-    let pause = match plan {
+    let pause = match send_plan(runner, &params, input) {
         send::SendPlan::RateLimited => {
             skip(
                 runner,
@@ -517,6 +506,41 @@ async fn deliver(
         .await;
         return;
     }
+    let Some(id) = commit_reply(runner, input, question, (answer, stage), report).await else {
+        return;
+    };
+    report.reply_id = Some(id);
+    report.state = runner.send_reply(id, params.delay.min).await;
+    let outcome = report.state.map_or("unknown", |s| s.as_str());
+    metrics::inc(
+        metrics::CHAT_REPLIES,
+        &[("stage", stage), ("outcome", outcome)],
+    );
+}
+
+/// Whether this conversation may get a reply now, and after which pause (the reply rate
+/// over the recent window, a random delay within the send stage's bounds).
+fn send_plan(runner: &ChatRunner, params: &SendParams, input: &ChatInput) -> send::SendPlan {
+    let now = runner.store().now();
+    let recent = runner
+        .inner
+        .rates
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .recent(&input.account, &input.cid, now);
+    let mut rng = runner.inner.rng.lock().unwrap_or_else(|p| p.into_inner());
+    send::plan(params, recent, &mut *rng)
+}
+
+/// Commit the reply before sending it; `None` when a newer question made it stale (marked on
+/// the report) or the store refused it (logged).
+async fn commit_reply(
+    runner: &ChatRunner,
+    input: &ChatInput,
+    question: &Question,
+    (answer, stage): (Answer, &'static str),
+    report: &mut RunReport,
+) -> Option<u64> {
     let plan = PlannedReply {
         account: input.account.clone(),
         cid: input.cid.clone(),
@@ -526,24 +550,17 @@ async fn deliver(
         stage: stage.to_string(),
         effects: answer.effects,
     };
-    let id = match runner.store().call(move |s| s.chat_plan_reply(&plan)).await {
-        Ok(PlanOutcome::Planned(id)) => id,
+    match runner.store().call(move |s| s.chat_plan_reply(&plan)).await {
+        Ok(PlanOutcome::Planned(id)) => Some(id),
         Ok(PlanOutcome::Stale) => {
             report.superseded = true;
-            return;
+            None
         }
         Err(e) => {
             tracing::error!(account = %input.account, cid = %input.cid, error = %e, "Could not commit a chat reply; not sending it.");
-            return;
+            None
         }
-    };
-    report.reply_id = Some(id);
-    report.state = runner.send_reply(id, params.delay.min).await;
-    let outcome = report.state.map_or("unknown", |s| s.as_str());
-    metrics::inc(
-        metrics::CHAT_REPLIES,
-        &[("stage", stage), ("outcome", outcome)],
-    );
+    }
 }
 
 async fn taken_over(runner: &ChatRunner, input: &ChatInput) -> bool {

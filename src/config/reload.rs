@@ -46,6 +46,20 @@ pub struct ReloadReport {
     pub unapplied: Option<String>,
 }
 
+impl ReloadReport {
+    /// The config a daemon started with: loaded, nothing stuck, nothing unapplied.
+    pub fn started(version: String, at: u64) -> Self {
+        Self {
+            version,
+            ok: true,
+            at,
+            errors: Vec::new(),
+            stuck_since: None,
+            unapplied: None,
+        }
+    }
+}
+
 /// What a successful reload changed, for the parts of the daemon that must react.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigChange {
@@ -100,14 +114,7 @@ impl Reloader {
         Self {
             dir,
             cookies: Mutex::new(cookie_fingerprints(&current)),
-            report: Mutex::new(ReloadReport {
-                version: current.version.clone(),
-                ok: true,
-                at: 0,
-                errors: Vec::new(),
-                stuck_since: None,
-                unapplied: None,
-            }),
+            report: Mutex::new(ReloadReport::started(current.version.clone(), 0)),
             handle,
             clock,
             changes,

@@ -124,17 +124,7 @@ impl Validator<'_> {
                 ChatStage::Filter(self.chat_filter(doc, &format!("{path}.filter"), p))
             }
             rc::ChatStage::Takeover(p) => {
-                let d = TakeoverParams::default();
-                let path = format!("{path}.takeover");
-                ChatStage::Takeover(TakeoverParams {
-                    pause: self.duration(
-                        doc,
-                        &format!("{path}.pause"),
-                        p.pause.as_deref(),
-                        d.pause,
-                    ),
-                    toggle: p.toggle.clone().map_or(d.toggle, |t| t.trim().to_string()),
-                })
+                ChatStage::Takeover(self.chat_takeover(doc, &format!("{path}.takeover"), p))
             }
             rc::ChatStage::Debounce(p) => {
                 let path = format!("{path}.debounce.window");
@@ -146,31 +136,18 @@ impl Validator<'_> {
                 );
                 ChatStage::Debounce(DebounceParams { window })
             }
-            rc::ChatStage::Keywords(p) => {
-                let path = format!("{path}.keywords.rules");
-                let rules = p
-                    .rules
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(j, r)| {
-                        self.keyword_rule(doc, &format!("{path}[{j}]"), "global", r, texts)
-                    })
-                    .collect();
-                ChatStage::Keywords(KeywordsParams { rules })
-            }
-            rc::ChatStage::OrderStatus(p) => {
-                let path = format!("{path}.order-status");
-                ChatStage::OrderStatus(OrderStatusParams {
-                    keywords: words(p.keywords.as_ref(), DEFAULT_ORDER_STATUS_WORDS),
-                    template: self.chat_template(
-                        doc,
-                        &format!("{path}.template"),
-                        p.template.as_deref(),
-                        "chat/order_status.txt.j2",
-                        texts,
-                    ),
-                })
-            }
+            rc::ChatStage::Keywords(p) => ChatStage::Keywords(self.chat_keywords(
+                doc,
+                &format!("{path}.keywords.rules"),
+                p,
+                texts,
+            )),
+            rc::ChatStage::OrderStatus(p) => ChatStage::OrderStatus(self.chat_order_status(
+                doc,
+                &format!("{path}.order-status"),
+                p,
+                texts,
+            )),
             rc::ChatStage::Bargain(p) => {
                 ChatStage::Bargain(self.chat_bargain(doc, &format!("{path}.bargain"), p, texts))
             }
@@ -178,22 +155,82 @@ impl Validator<'_> {
                 ChatStage::Llm(self.chat_llm(doc, &format!("{path}.llm"), p, texts))
             }
             rc::ChatStage::Default(p) => {
-                let path = format!("{path}.default");
-                let reply = self
-                    .reply(doc, &path, p.reply.as_ref(), p.template.as_deref(), texts)
-                    .unwrap_or(Reply::Swallow);
-                let cooldown = self.duration(
-                    doc,
-                    &format!("{path}.cooldown"),
-                    p.cooldown.as_deref(),
-                    std::time::Duration::from_secs(3600),
-                );
-                ChatStage::Default(DefaultParams { reply, cooldown })
+                ChatStage::Default(self.chat_default(doc, &format!("{path}.default"), p, texts))
             }
             rc::ChatStage::Send(p) => {
                 ChatStage::Send(self.chat_send(doc, &format!("{path}.send"), p))
             }
         }
+    }
+
+    fn chat_takeover(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        p: &rc::TakeoverParams,
+    ) -> TakeoverParams {
+        let d = TakeoverParams::default();
+        TakeoverParams {
+            pause: self.duration(doc, &format!("{path}.pause"), p.pause.as_deref(), d.pause),
+            toggle: p.toggle.clone().map_or(d.toggle, |t| t.trim().to_string()),
+        }
+    }
+
+    /// `path` is the rules list's (`chat[i].keywords.rules`).
+    fn chat_keywords(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        p: &rc::KeywordsParams,
+        texts: &mut ChatTexts,
+    ) -> KeywordsParams {
+        let rules = p
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(j, r)| {
+                self.keyword_rule(doc, &format!("{path}[{j}]"), "global", r, texts)
+            })
+            .collect();
+        KeywordsParams { rules }
+    }
+
+    fn chat_order_status(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        p: &rc::OrderStatusParams,
+        texts: &mut ChatTexts,
+    ) -> OrderStatusParams {
+        OrderStatusParams {
+            keywords: words(p.keywords.as_ref(), DEFAULT_ORDER_STATUS_WORDS),
+            template: self.chat_template(
+                doc,
+                &format!("{path}.template"),
+                p.template.as_deref(),
+                "chat/order_status.txt.j2",
+                texts,
+            ),
+        }
+    }
+
+    fn chat_default(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        p: &rc::DefaultParams,
+        texts: &mut ChatTexts,
+    ) -> DefaultParams {
+        let reply = self
+            .reply(doc, path, p.reply.as_ref(), p.template.as_deref(), texts)
+            .unwrap_or(Reply::Swallow);
+        let cooldown = self.duration(
+            doc,
+            &format!("{path}.cooldown"),
+            p.cooldown.as_deref(),
+            std::time::Duration::from_secs(3600),
+        );
+        DefaultParams { reply, cooldown }
     }
 
     fn chat_filter(&mut self, doc: &YamlDoc, path: &str, p: &rc::FilterParams) -> FilterParams {
@@ -438,19 +475,8 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn chat_template_at(
-        &mut self,
-        doc: &YamlDoc,
-        path: &str,
-        given: Option<&str>,
-        default: &str,
-        texts: &ChatTexts,
-    ) -> String {
-        self.chat_template(doc, path, given, default, texts)
-    }
-
     /// A template name that must exist under `templates/chat/` (or be built in) and render.
-    fn chat_template(
+    pub(super) fn chat_template(
         &mut self,
         doc: &YamlDoc,
         path: &str,

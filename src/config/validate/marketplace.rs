@@ -11,13 +11,7 @@ impl Validator<'_> {
     ) -> MarketplaceConfig {
         let d = MarketplaceConfig::default();
         let dur = |v: &mut Self, key: &str, text: &Option<String>, default: Duration| {
-            let path = format!("marketplace.{key}");
-            let value = v.duration(doc, &path, text.as_deref(), default);
-            if value.is_zero() {
-                v.err(doc, &path, format!("{path}: must be longer than 0s"));
-                return default;
-            }
-            value
+            v.positive_duration(doc, &format!("marketplace.{key}"), text.as_deref(), default)
         };
         let m = MarketplaceConfig {
             mtop_url: self.endpoint(
@@ -34,16 +28,8 @@ impl Validator<'_> {
                 &d.ws_url,
                 ["wss", "ws"],
             ),
-            user_agent: raw
-                .user_agent
-                .as_ref()
-                .map(|u| u.trim().to_string())
-                .filter(|u| !u.is_empty()),
-            sec_ch_ua: raw
-                .sec_ch_ua
-                .as_ref()
-                .map(|u| u.trim().to_string())
-                .filter(|u| !u.is_empty()),
+            user_agent: non_blank(&raw.user_agent),
+            sec_ch_ua: non_blank(&raw.sec_ch_ua),
             heartbeat: dur(self, "heartbeat", &raw.heartbeat, d.heartbeat),
             watchdog: dur(self, "watchdog", &raw.watchdog, d.watchdog),
             idle_reconnect: dur(
@@ -65,6 +51,12 @@ impl Validator<'_> {
             token_refresh: dur(self, "token_refresh", &raw.token_refresh, d.token_refresh),
             keepalive: dur(self, "keepalive", &raw.keepalive, d.keepalive),
         };
+        self.marketplace_rules(doc, &m);
+        m
+    }
+
+    /// The rules that tie the marketplace settings together.
+    fn marketplace_rules(&mut self, doc: &YamlDoc, m: &MarketplaceConfig) {
         if m.watchdog <= m.heartbeat {
             self.err(
                 doc,
@@ -86,7 +78,6 @@ impl Validator<'_> {
                 "marketplace.sec_ch_ua: set marketplace.user_agent too; client hints must describe the same browser as the user agent",
             );
         }
-        m
     }
 
     /// A marketplace URL. Cookies travel with every request, so the plain-text scheme
@@ -129,4 +120,12 @@ impl Validator<'_> {
         }
         text.to_string()
     }
+}
+
+/// A header value as written, trimmed; `None` when absent or blank.
+fn non_blank(value: &Option<String>) -> Option<String> {
+    value
+        .as_ref()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }

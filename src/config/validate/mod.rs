@@ -224,6 +224,13 @@ fn config_version(pipeline: &str, products: &str, templates: &TemplateFiles) -> 
     version_of(&parts)
 }
 
+/// The longest a duration may be, as the limit and its name in an error.
+type DurationLimit = (Duration, &'static str, &'static str);
+/// A timer: at most [`MAX_TIMER`] (one year).
+const TIMER_LIMIT: DurationLimit = (MAX_TIMER, "1 year", "a timer");
+/// A delay before a delivery attempt: at most [`MAX_DELAY`] (30 days).
+const DELAY_LIMIT: DurationLimit = (MAX_DELAY, "30 days", "a delay");
+
 struct Validator<'a> {
     dir: &'a Path,
     errors: Vec<ConfigError>,
@@ -250,18 +257,23 @@ impl Validator<'_> {
         text: Option<&str>,
         default: Duration,
     ) -> Duration {
-        self.bounded_duration(doc, path, text, default, (MAX_TIMER, "1 year", "a timer"))
+        self.bounded_duration(doc, path, text, default, TIMER_LIMIT)
     }
 
-    /// A delay before a delivery attempt: at most [`MAX_DELAY`] (30 days).
-    fn delay(
+    /// A timer that must not be zero: a zero is reported and the default stands in for it.
+    fn positive_duration(
         &mut self,
         doc: &YamlDoc,
         path: &str,
         text: Option<&str>,
         default: Duration,
     ) -> Duration {
-        self.bounded_duration(doc, path, text, default, (MAX_DELAY, "30 days", "a delay"))
+        let value = self.duration(doc, path, text, default);
+        if value.is_zero() {
+            self.err(doc, path, format!("{path}: must be longer than 0s"));
+            return default;
+        }
+        value
     }
 
     fn bounded_duration(
@@ -270,7 +282,7 @@ impl Validator<'_> {
         path: &str,
         text: Option<&str>,
         default: Duration,
-        (max, max_text, what): (Duration, &str, &str),
+        (max, max_text, what): DurationLimit,
     ) -> Duration {
         let Some(text) = text else { return default };
         match humantime::parse_duration(text.trim()) {
@@ -315,8 +327,15 @@ impl Validator<'_> {
     }
 
     fn window(&mut self, doc: &YamlDoc, path: &str, w: &raw::Window) -> Window {
-        let min = self.delay(doc, &format!("{path}.min"), Some(&w.min), Duration::ZERO);
-        let max = self.delay(doc, &format!("{path}.max"), Some(&w.max), min);
+        let (min, max) = (Some(w.min.as_str()), Some(w.max.as_str()));
+        let min = self.bounded_duration(
+            doc,
+            &format!("{path}.min"),
+            min,
+            Duration::ZERO,
+            DELAY_LIMIT,
+        );
+        let max = self.bounded_duration(doc, &format!("{path}.max"), max, min, DELAY_LIMIT);
         if min > max {
             self.err(
                 doc,
@@ -539,11 +558,12 @@ impl Validator<'_> {
                         MAX_RETRIES,
                     )
                     .unwrap_or(3),
-                retry_delay: self.delay(
+                retry_delay: self.bounded_duration(
                     doc,
                     &format!("{path}.ship.retry_delay"),
                     p.retry_delay.as_deref(),
                     Duration::from_secs(300),
+                    DELAY_LIMIT,
                 ),
                 readback_after: self.duration(
                     doc,

@@ -74,40 +74,9 @@ impl Validator<'_> {
         pools: &BTreeMap<String, PoolConfig>,
         default_mode: ShipMode,
     ) -> Product {
-        let item_id = p.item_id.into_string().trim().to_string();
-        if item_id.is_empty() {
-            self.err(
-                doc,
-                &format!("{path}.item_id"),
-                format!("{path}.item_id: must not be empty"),
-            );
-        }
-        if p.title.trim().is_empty() {
-            self.err(
-                doc,
-                &format!("{path}.title"),
-                format!("{path}.title: must not be empty"),
-            );
-        }
-        if let Some(acc) = &p.account {
-            if !accounts.iter().any(|a| &a.id == acc) {
-                self.err(
-                    doc,
-                    &format!("{path}.account"),
-                    format!(
-                        "{path}.account: unknown account `{acc}` (see accounts: in pipeline.yaml)"
-                    ),
-                );
-            }
-        }
+        let item_id = p.item_id.clone().into_string().trim().to_string();
         let category = p.category.unwrap_or(Category::Physical);
-        if p.auto_ship && category == Category::Physical {
-            self.err(
-                doc,
-                &format!("{path}.auto_ship"),
-                format!("{path}.auto_ship: a physical product cannot be shipped automatically, because xianyu-shopd never fabricates tracking numbers. Set auto_ship: false (you will be notified to ship it and can record the tracking number with `orders ship`), or category: virtual if nothing is posted"),
-            );
-        }
+        self.product_basics(doc, path, &p, &item_id, category, accounts);
         let ship_mode = p.ship.as_ref().and_then(|s| s.mode);
         let mode = ship_mode.unwrap_or(default_mode);
         self.product_template(
@@ -160,6 +129,51 @@ impl Validator<'_> {
             chat: Default::default(),
             delivery,
             supplier,
+        }
+    }
+
+    /// The rules on a product's own fields: an item id and a title, a known account, and no
+    /// automatic shipping of physical goods.
+    fn product_basics(
+        &mut self,
+        doc: &YamlDoc,
+        path: &str,
+        p: &raw::Product,
+        item_id: &str,
+        category: Category,
+        accounts: &[Account],
+    ) {
+        if item_id.is_empty() {
+            self.err(
+                doc,
+                &format!("{path}.item_id"),
+                format!("{path}.item_id: must not be empty"),
+            );
+        }
+        if p.title.trim().is_empty() {
+            self.err(
+                doc,
+                &format!("{path}.title"),
+                format!("{path}.title: must not be empty"),
+            );
+        }
+        if let Some(acc) = &p.account {
+            if !accounts.iter().any(|a| &a.id == acc) {
+                self.err(
+                    doc,
+                    &format!("{path}.account"),
+                    format!(
+                        "{path}.account: unknown account `{acc}` (see accounts: in pipeline.yaml)"
+                    ),
+                );
+            }
+        }
+        if p.auto_ship && category == Category::Physical {
+            self.err(
+                doc,
+                &format!("{path}.auto_ship"),
+                format!("{path}.auto_ship: a physical product cannot be shipped automatically, because xianyu-shopd never fabricates tracking numbers. Set auto_ship: false (you will be notified to ship it and can record the tracking number with `orders ship`), or category: virtual if nothing is posted"),
+            );
         }
     }
 

@@ -18,34 +18,13 @@ impl Validator<'_> {
     ) -> LlmParams {
         let api_key = self.llm_key(doc, path, p);
         let base_url = self.llm_base_url(doc, path, p.base_url.as_deref(), api_key.is_some());
-        let model = p
-            .model
-            .as_deref()
-            .map(str::trim)
-            .unwrap_or_default()
-            .to_string();
-        if model.is_empty() {
-            self.err(
-                doc,
-                path,
-                format!(
-                    "{path}: missing model (e.g. qwen-plus, deepseek-chat, gpt-4o-mini, qwen2.5:7b)"
-                ),
-            );
-        }
-        let timeout = self.duration(
+        let model = self.llm_model(doc, path, p);
+        let timeout = self.positive_duration(
             doc,
             &format!("{path}.timeout"),
             p.timeout.as_deref(),
             Duration::from_secs(20),
         );
-        if timeout.is_zero() {
-            self.err(
-                doc,
-                &format!("{path}.timeout"),
-                format!("{path}.timeout: must be longer than 0s"),
-            );
-        }
         let temperature = p.temperature.unwrap_or(0.7);
         if !(0.0..=2.0).contains(&temperature) {
             self.err(
@@ -84,7 +63,7 @@ impl Validator<'_> {
             temperature,
             history_turns: p.history_turns.unwrap_or(10),
             max_chars,
-            system_template: self.chat_template_at(
+            system_template: self.chat_template(
                 doc,
                 &format!("{path}.system_template"),
                 p.system_template.as_deref(),
@@ -97,6 +76,20 @@ impl Validator<'_> {
             },
             extra,
         }
+    }
+
+    fn llm_model(&mut self, doc: &YamlDoc, path: &str, p: &rc::LlmParams) -> String {
+        let model = p.model.as_deref().map(str::trim).unwrap_or_default();
+        if model.is_empty() {
+            self.err(
+                doc,
+                path,
+                format!(
+                    "{path}: missing model (e.g. qwen-plus, deepseek-chat, gpt-4o-mini, qwen2.5:7b)"
+                ),
+            );
+        }
+        model.to_string()
     }
 
     /// The key is optional (a local server needs none). A key variable that is not set is an

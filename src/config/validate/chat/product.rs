@@ -54,13 +54,8 @@ impl Validator<'_> {
         match g {
             rc::Greeting::Text(t) => self.reply(doc, path, Some(t), None, texts),
             rc::Greeting::Template { template } => {
-                let name = self.chat_template_at(
-                    doc,
-                    &format!("{path}.template"),
-                    Some(template),
-                    "",
-                    texts,
-                );
+                let name =
+                    self.chat_template(doc, &format!("{path}.template"), Some(template), "", texts);
                 Some(Reply::Messages(vec![TextSource::File(name)]))
             }
         }
