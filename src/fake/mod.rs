@@ -28,6 +28,7 @@ mod ids;
 pub mod model;
 mod pushes;
 mod record;
+mod serve;
 pub mod shop_sim;
 mod state;
 pub mod supplier;
@@ -62,26 +63,6 @@ impl Drop for Lifetime {
     }
 }
 
-/// Accepts connections on `listener` until the fake shuts down, serving each on its own task.
-async fn accept_each<F, Fut>(listener: TcpListener, shared: Arc<Shared>, serve: F)
-where
-    F: Fn(tokio::net::TcpStream, Arc<Shared>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    loop {
-        let accepted = tokio::select! {
-            () = shared.cancel.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _)) = accepted else {
-            // Transient accept errors (e.g. too many open files) must not end the server.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        tokio::spawn(serve(stream, Arc::clone(&shared)));
-    }
-}
-
 /// Handle to a running fake. Clones share one server; the servers stop when the last
 /// clone drops or on [`FakeGoofish::shutdown`].
 #[derive(Clone)]
@@ -103,16 +84,15 @@ impl FakeGoofish {
         let http_listener = TcpListener::bind("127.0.0.1:0").await?;
         let ws_listener = TcpListener::bind("127.0.0.1:0").await?;
         let (http, ws) = (http_listener.local_addr()?, ws_listener.local_addr()?);
-        tokio::spawn(accept_each(
+        let (on_http, on_ws) = (Arc::clone(&shared), Arc::clone(&shared));
+        tokio::spawn(serve::accept_each(
             http_listener,
-            Arc::clone(&shared),
-            http::connection,
+            cancel.clone(),
+            move |s| http::connection(s, Arc::clone(&on_http)),
         ));
-        tokio::spawn(accept_each(
-            ws_listener,
-            Arc::clone(&shared),
-            ws::connection,
-        ));
+        tokio::spawn(serve::accept_each(ws_listener, cancel.clone(), move |s| {
+            ws::connection(s, Arc::clone(&on_ws))
+        }));
         Ok(FakeGoofish {
             shared,
             _lifetime: Arc::new(Lifetime { cancel }),

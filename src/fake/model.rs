@@ -20,7 +20,6 @@
 //! `<think>…</think>` block in the content (SA strips it); [`Behavior::Answer`] can send one.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,10 +28,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -116,7 +112,15 @@ impl FakeModel {
             requests: Vec::new(),
             key: None,
         }));
-        tokio::spawn(serve(listener, Arc::clone(&state), cancel.clone()));
+        let shared = Arc::clone(&state);
+        tokio::spawn(super::serve::serve_http1(
+            listener,
+            cancel.clone(),
+            move |req| {
+                let state = Arc::clone(&shared);
+                async move { handle(req, &state).await }
+            },
+        ));
         Ok(Self {
             state,
             addr,
@@ -159,32 +163,6 @@ impl FakeModel {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-async fn serve(listener: TcpListener, state: Arc<Mutex<State>>, cancel: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let (state, cancel) = (Arc::clone(&state), cancel.clone());
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(handle(req, &state).await) }
-            });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                _ = conn => {}
-            }
-        });
     }
 }
 

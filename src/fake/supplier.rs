@@ -17,17 +17,13 @@
 //! `shared/reference/anchors-2026.md` §2(b).
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -101,7 +97,15 @@ impl FakeSupplier {
             })),
             cancel: CancellationToken::new(),
         };
-        tokio::spawn(accept(listener, fake.clone()));
+        let served = fake.clone();
+        tokio::spawn(super::serve::serve_http1(
+            listener,
+            fake.cancel.clone(),
+            move |req| {
+                let fake = served.clone();
+                async move { handle(req, &fake).await }
+            },
+        ));
         fake
     }
 
@@ -138,29 +142,6 @@ impl FakeSupplier {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-async fn accept(listener: TcpListener, fake: FakeSupplier) {
-    loop {
-        let accepted = tokio::select! {
-            () = fake.cancel.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let fake = fake.clone();
-        tokio::spawn(async move {
-            let cancel = fake.cancel.clone();
-            let service = service_fn(move |req| {
-                let fake = fake.clone();
-                async move { Ok::<_, Infallible>(handle(req, &fake).await) }
-            });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                _ = conn => {}
-            }
-        });
     }
 }
 

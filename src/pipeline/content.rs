@@ -132,14 +132,11 @@ pub(super) fn follow_up(
     cards: &[String],
 ) -> Option<Result<(String, String), String>> {
     let template = plan.product.delivery.follow_up.as_deref()?;
-    let units = u32::try_from(cards.len()).unwrap_or(u32::MAX);
-    Some(render_both(
-        |k| {
-            config
-                .templates
-                .render(template, &view(config, plan, order, k, 0, units))
-        },
-        cards,
+    Some(render_whole(
+        config,
+        plan,
+        order,
+        template,
         cards,
         "附加消息模板",
     ))
@@ -168,18 +165,8 @@ pub(super) fn proof(
             texts.join("\n")
         }),
         Proof::Summary(template) => {
-            let units = u32::try_from(cards.len()).unwrap_or(u32::MAX);
-            render_both(
-                |k| {
-                    config
-                        .templates
-                        .render(template, &view(config, plan, order, k, 0, units))
-                },
-                cards,
-                cards,
-                "发货凭证模板",
-            )
-            .map(|(text, masked)| if plain { text } else { masked })
+            render_whole(config, plan, order, template, cards, "发货凭证模板")
+                .map(|(text, masked)| if plain { text } else { masked })
         }
     };
     Some(text)
@@ -209,6 +196,28 @@ pub(super) fn message(order: &OrderRecord, text: &str, masked: &str) -> Delivery
 /// `render` over the real `keys` (what the buyer gets) and over the same keys masked (what may
 /// be kept): `(text, masked)`. A render error is reported as the masked render's, so an error
 /// message quoting a value never carries a key into the ledger.
+/// `template` rendered once over all of the order's keys (not per unit), and over them masked.
+fn render_whole(
+    config: &Config,
+    plan: &Plan,
+    order: &OrderRecord,
+    template: &str,
+    cards: &[String],
+    what: &str,
+) -> Result<(String, String), String> {
+    let units = u32::try_from(cards.len()).unwrap_or(u32::MAX);
+    render_both(
+        |k| {
+            config
+                .templates
+                .render(template, &view(config, plan, order, k, 0, units))
+        },
+        cards,
+        cards,
+        what,
+    )
+}
+
 fn render_both<E: std::fmt::Display>(
     render: impl Fn(&[String]) -> Result<String, E>,
     keys: &[String],

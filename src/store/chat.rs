@@ -292,22 +292,7 @@ impl Store {
             let Some(mut convo) = load_conversation(tx, account, cid)? else {
                 // The seller wrote first in a conversation the bot never saw: nothing to pause
                 // yet, but remember it so a later buyer message sees the takeover.
-                let mut convo = ConversationRow {
-                    account: account.to_string(),
-                    cid: cid.to_string(),
-                    buyer_id: String::new(),
-                    buyer_nick: None,
-                    item_id: None,
-                    last_question: None,
-                    last_question_at: None,
-                    last_reply: None,
-                    last_reply_at: None,
-                    last_outcome: None,
-                    takeover: Takeover::Auto,
-                    default_at: None,
-                    next_seq: 0,
-                    updated_at: now,
-                };
+                let mut convo = ConversationRow::new(account, cid, "", now);
                 let state = seller_spoke(&mut convo, tx, text, message_id, at, rule)?;
                 save_conversation(tx, &convo)?;
                 return Ok(OwnMessage::Seller(state));
@@ -411,20 +396,9 @@ pub fn next_takeover(current: Takeover, rule: &TakeoverRule, text: &str, at: u64
 
 fn new_conversation(msg: &NewInbound, now: u64) -> ConversationRow {
     ConversationRow {
-        account: msg.account.clone(),
-        cid: msg.cid.clone(),
-        buyer_id: msg.buyer_id.clone(),
         buyer_nick: msg.buyer_nick.clone(),
         item_id: msg.item_id.clone(),
-        last_question: None,
-        last_question_at: None,
-        last_reply: None,
-        last_reply_at: None,
-        last_outcome: None,
-        takeover: Takeover::Auto,
-        default_at: None,
-        next_seq: 0,
-        updated_at: now,
+        ..ConversationRow::new(&msg.account, &msg.cid, &msg.buyer_id, now)
     }
 }
 

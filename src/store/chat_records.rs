@@ -138,6 +138,28 @@ pub struct ConversationRow {
     pub updated_at: u64,
 }
 
+impl ConversationRow {
+    /// A conversation nothing has happened in yet.
+    pub fn new(account: &str, cid: &str, buyer_id: &str, now: u64) -> Self {
+        Self {
+            account: account.to_string(),
+            cid: cid.to_string(),
+            buyer_id: buyer_id.to_string(),
+            buyer_nick: None,
+            item_id: None,
+            last_question: None,
+            last_question_at: None,
+            last_reply: None,
+            last_reply_at: None,
+            last_outcome: None,
+            takeover: Takeover::Auto,
+            default_at: None,
+            next_seq: 0,
+            updated_at: now,
+        }
+    }
+}
+
 /// Where one reply stands. `Planned → Sending → Sent`, or `NotDelivered` (provably not sent),
 /// `Unknown` (the buyer may have it; never repeated), `Abandoned` (dropped before sending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

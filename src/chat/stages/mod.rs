@@ -140,7 +140,7 @@ pub(crate) mod test_support {
     use crate::chat::stage::{ChatCtx, ItemFacts, Question};
     use crate::config::chat::{ChatTexts, LlmParams, OnModelError, ProductChat};
     use crate::money::Cents;
-    use crate::store::{ChatSnapshot, ConversationRow, Takeover};
+    use crate::store::{ChatSnapshot, ConversationRow};
     use std::time::Duration;
 
     pub fn input(text: &str) -> ChatInput {
@@ -226,20 +226,9 @@ pub(crate) mod test_support {
             self.snapshot
                 .conversation
                 .get_or_insert_with(|| ConversationRow {
-                    account: "main".into(),
-                    cid: "c1".into(),
-                    buyer_id: "buyer1".into(),
-                    buyer_nick: None,
                     item_id: Some("900".into()),
-                    last_question: None,
-                    last_question_at: None,
-                    last_reply: None,
-                    last_reply_at: None,
-                    last_outcome: None,
-                    takeover: Takeover::Auto,
-                    default_at: None,
                     next_seq: 1,
-                    updated_at: 0,
+                    ..ConversationRow::new("main", "c1", "buyer1", 0)
                 })
         }
 
