@@ -23,30 +23,22 @@
 //! Run with `cargo bench --bench chat_latency` (it builds the release binary the RSS part
 //! starts).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use anyhow::{Context, bail};
+use std::time::Duration;
+
+use anyhow::bail;
 use xianyu_shopd::app::Daemon;
 use xianyu_shopd::clock;
 use xianyu_shopd::fake::FakeGoofish;
 use xianyu_shopd::fake::model::{Behavior, FakeModel};
 use xianyu_shopd::store::DB_FILE;
 
-const SELLER: &str = "2202640918079";
-const ITEM: &str = "900000000001";
-/// Waiting for connections and for one reply; generous because the machine may be busy.
-const WAIT: Duration = Duration::from_secs(30);
+mod common;
+use common::*;
+
 const RSS_ACCOUNTS: usize = 20;
 const RSS_CONVERSATIONS: usize = 1000;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() -> anyhow::Result<()> {
     // As the binary does: one process-wide rustls provider.
@@ -119,20 +111,7 @@ fn write_config(
     accounts: &[(String, String)],
     model_url: &str,
 ) -> anyhow::Result<()> {
-    let state = dir.join("state");
-    std::fs::create_dir_all(&state)?;
-    let mut yaml = String::from("accounts:\n");
-    for (id, cookies) in accounts {
-        std::fs::write(state.join(format!("cookies-{id}.txt")), cookies)?;
-        yaml.push_str(&format!(
-            "  - id: {id}\n    cookies_file: state/cookies-{id}.txt\n"
-        ));
-    }
-    yaml.push_str(&format!(
-        "marketplace: {{ mtop_url: \"{}\", ws_url: \"{}\" }}\nstatus: {{ listen: \"127.0.0.1:0\" }}\n",
-        fake.mtop_base(),
-        fake.ws_url()
-    ));
+    let mut yaml = accounts_yaml(dir, fake, accounts, "")?;
     yaml.push_str(
         "pipeline:\n  - ingest: {}\n  - classify: {}\n  - stock-check: {}\n  - ship: {}\n",
     );
@@ -143,13 +122,6 @@ fn write_config(
     std::fs::write(dir.join("pipeline.yaml"), yaml)?;
     std::fs::write(dir.join("products.yaml"), products)?;
     Ok(())
-}
-
-fn all_connected(fake: &FakeGoofish, users: &[String]) -> bool {
-    users.iter().all(|u| {
-        let s = fake.stats(u);
-        s.regs >= 1 && s.syncs >= 1 && s.live >= 1
-    })
 }
 
 fn db_size(state: &Path) -> u64 {
@@ -252,23 +224,12 @@ async fn ask_all(
     let mut latencies = Vec::with_capacity(n);
     for i in 0..n {
         let buyer = (first_buyer + i as u64).to_string();
-        let before = fake.stats(SELLER).sends;
-        let (f, text, about) = (fake.clone(), run.text, run.about_item);
-        let took = tokio::task::spawn_blocking(move || {
-            let t0 = Instant::now();
+        let (text, about) = (run.text, run.about_item);
+        let took = time_to_next_send(fake, move |f| {
             if about {
                 f.push_chat_about(SELLER, &buyer, ITEM, text);
             } else {
                 f.push_chat(SELLER, &buyer, text);
-            }
-            loop {
-                if f.stats(SELLER).sends > before {
-                    return Some(t0.elapsed());
-                }
-                if t0.elapsed() > WAIT {
-                    return None;
-                }
-                std::thread::sleep(Duration::from_micros(100));
             }
         })
         .await?;
@@ -297,45 +258,6 @@ fn print_latency(label: &str, lat: &mut [Duration]) {
 
 // -- 3. RSS -------------------------------------------------------------------------------
 
-/// `target/release/xianyu-shopd`: Cargo's path for benches, else next to the bench binary.
-fn daemon_binary() -> Option<PathBuf> {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_xianyu-shopd").map(PathBuf::from)
-        && p.is_file()
-    {
-        return Some(p);
-    }
-    let exe = std::env::current_exe().ok()?;
-    exe.ancestors()
-        .skip(1)
-        .take(3)
-        .map(|d| d.join("xianyu-shopd"))
-        .find(|p| p.is_file())
-}
-
-/// The daemon child, killed when dropped so an early return never leaves it running.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `(VmRSS, VmHWM)` in KiB from `/proc/<pid>/status`.
-fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-            .with_context(|| format!("no {name} in /proc/{pid}/status"))
-    };
-    Ok((kib("VmRSS:")?, kib("VmHWM:")?))
-}
-
 struct RssFigures {
     idle_kib: u64,
     after_kib: u64,
@@ -348,39 +270,17 @@ async fn daemon_rss(bin: &Path) -> anyhow::Result<RssFigures> {
     let fake = FakeGoofish::start().await?;
     let model = FakeModel::start().await?;
     let dir = tempfile::tempdir()?;
-    let mut users = Vec::new();
-    let mut entries = Vec::new();
-    for i in 0..RSS_ACCOUNTS {
-        let user = format!("22026409{:05}", 18079 + i);
-        let cookies = fake.add_seller(&user, &format!("基准小店{i}"));
-        entries.push((format!("acc{i}"), cookies));
-        users.push(user);
-    }
+    let (users, entries) = sellers(&fake, RSS_ACCOUNTS);
     write_config(dir.path(), &fake, &entries, &model.base_url())?;
-    let log_path = dir.path().join("daemon.log");
-    let child = Command::new(bin)
-        .arg("--config-dir")
-        .arg(dir.path())
-        .arg("run")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path)?)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let mut child = Running(child);
-    let pid = child.0.id();
-    let log_tail = || {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        log.lines().rev().take(10).collect::<Vec<_>>().join("\n")
-    };
+    let mut daemon = RunningDaemon::start(bin, dir.path())?;
     if !fake.wait_until(WAIT, |f| all_connected(f, &users)).await {
         bail!(
             "not every account connected; daemon log tail:\n{}",
-            log_tail()
+            daemon.log_tail()
         );
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (idle_kib, _) = memory_kib(pid)?;
+    let (idle_kib, _) = daemon.memory_kib()?;
 
     // Round by round, one new buyer per account asks; each round waits for its replies.
     let sends = |f: &FakeGoofish| users.iter().map(|u| f.stats(u).sends).sum::<u32>();
@@ -395,17 +295,15 @@ async fn daemon_rss(bin: &Path) -> anyhow::Result<RssFigures> {
             bail!(
                 "round {round}: {} of {want} replies; daemon log tail:\n{}",
                 sends(&fake),
-                log_tail()
+                daemon.log_tail()
             );
         }
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    if let Some(status) = child.0.try_wait()? {
-        bail!("the daemon exited early: {status}");
-    }
-    let (after_kib, hwm_kib) = memory_kib(pid)?;
+    daemon.still_running()?;
+    let (after_kib, hwm_kib) = daemon.memory_kib()?;
     let replies = sends(&fake);
-    drop(child);
+    drop(daemon);
     let db_bytes = db_size(&dir.path().join("state"));
     fake.shutdown();
     Ok(RssFigures {

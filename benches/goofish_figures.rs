@@ -55,8 +55,8 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -65,21 +65,15 @@ use xianyu_shopd::clock;
 use xianyu_shopd::fake::FakeGoofish;
 use xianyu_shopd::goofish::decode::{PushDecoder, decode_payload};
 
+mod common;
+use common::*;
+
 /// Appendix A1: order created / 等待买家付款 (real capture), the golden file the decoder's
 /// tests and the fake use too.
 const A1_FILE: &str = include_str!("../tests/data/captures/a1-order-created.b64");
 
-const SELLER: &str = "2202640918079";
-const ITEM: &str = "900000000001";
 /// Waiting for connections and for one order step; generous because the machine may be busy.
 const WAIT: Duration = Duration::from_secs(30);
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() -> anyhow::Result<()> {
     // As the binary does: one process-wide rustls provider.
@@ -318,27 +312,8 @@ fn write_config(
     accounts: &[(String, String)],
     marketplace: &str,
 ) -> anyhow::Result<()> {
-    let state = dir.join("state");
-    std::fs::create_dir_all(&state)?;
     std::fs::create_dir_all(dir.join("templates"))?;
-    let mut yaml = String::from("accounts:\n");
-    for (id, cookies) in accounts {
-        std::fs::write(state.join(format!("cookies-{id}.txt")), cookies)?;
-        yaml.push_str(&format!(
-            "  - id: {id}\n    cookies_file: state/cookies-{id}.txt\n"
-        ));
-    }
-    let extra = if marketplace.is_empty() {
-        String::new()
-    } else {
-        format!(", {marketplace}")
-    };
-    yaml.push_str(&format!(
-        "marketplace: {{ mtop_url: \"{}\", ws_url: \"{}\"{extra} }}\n",
-        fake.mtop_base(),
-        fake.ws_url()
-    ));
-    yaml.push_str("status: { listen: \"127.0.0.1:0\" }\n");
+    let mut yaml = accounts_yaml(dir, fake, accounts, marketplace)?;
     yaml.push_str(
         "pipeline:\n  - ingest: {}\n  - classify: {}\n  - stock-check: {}\n  - delay: { virtual: { min: 0s, max: 0s } }\n  - ship: { mode: send_then_confirm, max_retries: 5, retry_delay: 300ms }\n  - notify: { channels: [log] }\n",
     );
@@ -352,14 +327,6 @@ fn write_config(
         "感谢购买{{ order.item_title }}\n{% for k in cards %}卡密：{{ k }}\n{% endfor %}",
     )?;
     Ok(())
-}
-
-/// Every account in `users` registered, synced and live on the fake.
-fn all_connected(fake: &FakeGoofish, users: &[String]) -> bool {
-    users.iter().all(|u| {
-        let s = fake.stats(u);
-        s.regs >= 1 && s.syncs >= 1 && s.live >= 1
-    })
 }
 
 // -- 2. latency ---------------------------------------------------------------------------
@@ -398,23 +365,8 @@ async fn delivery_latency(orders: usize) -> anyhow::Result<Vec<Duration>> {
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let before = fake.stats(SELLER).sends;
-        let f = fake.clone();
         let id = order.clone();
-        let took = tokio::task::spawn_blocking(move || {
-            let t0 = Instant::now();
-            f.pay(&id);
-            loop {
-                if f.stats(SELLER).sends > before {
-                    return Some(t0.elapsed());
-                }
-                if t0.elapsed() > WAIT {
-                    return None;
-                }
-                std::thread::sleep(Duration::from_micros(100));
-            }
-        })
-        .await?;
+        let took = time_to_next_send(&fake, move |f| f.pay(&id)).await?;
         match took {
             Some(d) => latencies.push(d),
             None => bail!("order {i} ({order}): no chat send within {WAIT:?}"),
@@ -445,97 +397,29 @@ async fn delivery_latency(orders: usize) -> anyhow::Result<Vec<Duration>> {
 
 // -- 3. RSS -------------------------------------------------------------------------------
 
-/// `target/release/xianyu-shopd`: Cargo's path for benches, else next to the bench binary
-/// (`target/release/deps/goofish_figures-…` → `target/release/xianyu-shopd`).
-fn daemon_binary() -> Option<PathBuf> {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_xianyu-shopd").map(PathBuf::from)
-        && p.is_file()
-    {
-        return Some(p);
-    }
-    let exe = std::env::current_exe().ok()?;
-    exe.ancestors()
-        .skip(1)
-        .take(3)
-        .map(|d| d.join("xianyu-shopd"))
-        .find(|p| p.is_file())
-}
-
-/// Kills the child when dropped, so an early return never leaves a daemon behind.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `(VmRSS, VmHWM)` in KiB.
-fn read_rss(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> anyhow::Result<u64> {
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .with_context(|| format!("no {name} in /proc/{pid}/status"))?;
-        Ok(line
-            .split_whitespace()
-            .nth(1)
-            .context("malformed line")?
-            .parse()?)
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
-
 async fn daemon_rss(bin: &Path, accounts: usize) -> anyhow::Result<(u64, u64)> {
     let fake = FakeGoofish::start().await?;
     let dir = tempfile::tempdir()?;
-    let mut users = Vec::new();
-    let mut entries = Vec::new();
-    for i in 0..accounts {
-        let user = format!("22026409{:05}", 18079 + i);
-        let cookies = fake.add_seller(&user, &format!("基准小店{i}"));
-        if i == 0 {
-            fake.add_item(&user, ITEM, "基准激活码", 990, &[]);
-        }
-        entries.push((format!("acc{i}"), cookies));
-        users.push(user);
-    }
+    let (users, entries) = sellers(&fake, accounts);
+    fake.add_item(&users[0], ITEM, "基准激活码", 990, &[]);
     // Default marketplace timings (heartbeat, watchdog, …), as in production.
     write_config(dir.path(), &fake, &entries, "")?;
-    let log_path = dir.path().join("daemon.log");
-    let log = std::fs::File::create(&log_path)?;
-    let child = Command::new(bin)
-        .arg("--config-dir")
-        .arg(dir.path())
-        .arg("run")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let mut child = ChildGuard(child);
-    let pid = child.0.id();
-
+    let mut daemon = RunningDaemon::start(bin, dir.path())?;
     let connected = fake.wait_until(WAIT, |f| all_connected(f, &users)).await;
     if !connected {
         let live = users.iter().filter(|u| fake.stats(u).live >= 1).count();
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: String = log.lines().rev().take(10).collect::<Vec<_>>().join("\n");
         bail!(
-            "only {live}/{accounts} accounts connected within {WAIT:?}; daemon log tail:\n{tail}"
+            "only {live}/{accounts} accounts connected within {WAIT:?}; daemon log tail:\n{}",
+            daemon.log_tail()
         );
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    if let Some(status) = child.0.try_wait()? {
-        bail!("the daemon exited early: {status}");
-    }
+    daemon.still_running()?;
     if !all_connected(&fake, &users) {
         bail!("an account dropped during the 3 s settle time");
     }
-    let rss = read_rss(pid)?;
-    drop(child);
+    let rss = daemon.memory_kib()?;
+    drop(daemon);
     fake.shutdown();
     Ok(rss)
 }

@@ -23,16 +23,12 @@ use xianyu_shopd::event::{EventStatus, OrderEvent};
 use xianyu_shopd::status::{self, StatusContext};
 use xianyu_shopd::store::{NextRun, Store};
 
+mod common;
+use common::env_or;
+
 const PIPELINE: &str = "accounts:\n  - id: main\n    name: 主店\n    cookies_env: BENCH_COOKIES\npipeline:\n  - ingest: {}\n  - classify: {}\n  - stock-check: {}\n  - delay: { virtual: { min: 0s, max: 0s } }\n  - ship: { mode: send_then_confirm }\n  - notify: { channels: [log] }\n";
 const PRODUCTS: &str = "pools:\n  keys: {}\nproducts:\n  - item_id: \"900000000001\"\n    title: 基准测试激活码\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n  - item_id: \"700000000001\"\n    title: 基准测试实物\n    category: physical\n    stock: { quantity: 100000 }\n";
 const DAY_MS: u64 = 86_400_000;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let orders = env_or("BENCH_ORDERS", 100_000) as usize;

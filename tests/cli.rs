@@ -1,8 +1,12 @@
 //! The real binary, as a seller uses it: check, replay (with and without --dry-run), cards,
 //! orders and backup against a copy of the shipped example config.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
+
+use support::shopd;
 
 fn copy_example(to: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -30,13 +34,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
-        .arg("--config-dir")
-        .arg(dir)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
+    shopd(dir).args(args).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {

@@ -5,19 +5,16 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use support::{CARD_ITEM, pipeline_yaml, products_yaml, write_config};
+use support::{CARD_ITEM, pipeline_yaml, products_yaml, shopd, write_config};
 use xianyu_shopd::clock;
 use xianyu_shopd::event::{EventStatus, OrderEvent};
 use xianyu_shopd::store::{NextRun, Store};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
-        .arg("--config-dir")
-        .arg(dir)
+    shopd(dir)
         .args(args)
-        .current_dir(dir)
         .env("TEST_COOKIES", "unused=1")
         .output()
         .unwrap()

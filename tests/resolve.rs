@@ -6,7 +6,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use support::*;
 use xianyu_shopd::alert::EventKind;
@@ -15,13 +15,7 @@ use xianyu_shopd::marketplace::SendOutcome;
 use xianyu_shopd::store::{CardState, DeliveryState, Holding, Store};
 
 fn bin(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
-        .arg("--config-dir")
-        .arg(dir)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
+    shopd(dir).args(args).output().unwrap()
 }
 
 fn text(o: &Output) -> String {

@@ -6,23 +6,20 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{pipeline_yaml, products_yaml, write_config};
+use support::tmpfs::Tmpfs;
+use support::{pipeline_yaml, products_yaml, shopd, write_config};
 use xianyu_shopd::clock;
 use xianyu_shopd::store::{CardState, Store};
 
 const KEYS: usize = 3_000;
 
 fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"));
-    cmd.arg("--config-dir")
-        .arg(dir)
-        .args(args)
-        .current_dir(dir)
-        .env("TEST_COOKIES", "unused=1");
+    let mut cmd = shopd(dir);
+    cmd.args(args).env("TEST_COOKIES", "unused=1");
     cmd
 }
 
@@ -61,37 +58,6 @@ fn files_named(dir: &Path, part: &str) -> Vec<String> {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.contains(part))
         .collect()
-}
-
-/// A small tmpfs, unmounted on drop; `None` (with the reason printed) where mounting is not
-/// permitted. A real full disk: `ulimit -f` would also stop the store's own writes.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Self> {
-        std::fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Self(at.to_path_buf())),
-            Ok(o) => {
-                eprintln!("skipping: cannot mount a tmpfs here ({})", text(&o).trim());
-                None
-            }
-            Err(e) => {
-                eprintln!("skipping: cannot run mount: {e}");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 #[test]

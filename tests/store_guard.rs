@@ -7,21 +7,19 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use support::tmpfs::Tmpfs;
 use support::*;
 use xianyu_shopd::clock;
 use xianyu_shopd::event::EventStatus::*;
 use xianyu_shopd::store::{REOPEN_EVERY, Store, StoreError};
 
 fn bin(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
-        .arg("--config-dir")
-        .arg(config)
+    shopd(config)
         .args(args)
-        .current_dir(config)
         .env("TEST_COOKIES", "unb=1; cookie2=x")
         .output()
         .unwrap()
@@ -156,50 +154,6 @@ async fn every_command_names_the_damage_and_how_to_restore() {
         !cfg.join("copy.redb").exists(),
         "no backup of a damaged store"
     );
-}
-
-/// A small tmpfs, unmounted on drop; `None` (with the reason printed) where mounting is not
-/// permitted.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Self> {
-        std::fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Self(at.to_path_buf())),
-            Ok(o) => {
-                eprintln!(
-                    "skipping: cannot mount a tmpfs here ({})",
-                    stderr(&o).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("skipping: cannot run mount: {e}");
-                None
-            }
-        }
-    }
-
-    fn resize(&self, size: &str) {
-        let ok = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "remount {}", self.0.display());
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 /// The real binary with its file-size limit set to `max_bytes` (`ulimit -f`, SIGXFSZ ignored):

@@ -406,6 +406,13 @@ impl FakeGoofish {
         stats
     }
 
+    /// Waits until `user` has registered and synced at least `times` times and is connected
+    /// ([`ConnStats::connected`]); returns whether that happened within `timeout`.
+    pub async fn wait_connected(&self, user: &str, times: u32, timeout: Duration) -> bool {
+        self.wait_until(timeout, |f| f.stats(user).connected(times))
+            .await
+    }
+
     /// Polls `f` every 10 ms until it holds or `timeout` passes; returns whether it held.
     pub async fn wait_until(&self, timeout: Duration, f: impl Fn(&FakeGoofish) -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;

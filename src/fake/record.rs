@@ -107,6 +107,11 @@ pub struct ConnStats {
 }
 
 impl ConnStats {
+    /// Registered and synced (so pushes reach it) at least `times` times, and connected now.
+    pub fn connected(&self, times: u32) -> bool {
+        self.regs >= times && self.syncs >= times && self.live >= 1
+    }
+
     /// Pushes sent and not (yet) acknowledged.
     pub fn unacked(&self) -> u32 {
         self.pushes_sent.saturating_sub(self.acks)

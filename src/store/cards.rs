@@ -300,16 +300,7 @@ pub(super) fn deliver(
     now: u64,
 ) -> Result<()> {
     let n = move_cards(tx, pool, ids, CardState::Delivered, order_id, now)?;
-    let remaining = available_count(tx, pool)? as i64;
-    log_stock(
-        tx,
-        &pool_subject(pool),
-        StockAction::Sold,
-        -(n as i64),
-        remaining,
-        Some(order_id),
-        now,
-    )
+    log_pool(tx, pool, (StockAction::Sold, -(n as i64)), order_id, now)
 }
 
 pub(super) fn release(
@@ -320,12 +311,23 @@ pub(super) fn release(
     now: u64,
 ) -> Result<()> {
     let n = move_cards(tx, pool, ids, CardState::Available, order_id, now)?;
+    log_pool(tx, pool, (StockAction::Release, n as i64), order_id, now)
+}
+
+/// One stock-log line for `pool`: what happened, by how many keys, and what is left.
+fn log_pool(
+    tx: &WriteTransaction,
+    pool: &str,
+    (action, change): (StockAction, i64),
+    order_id: &str,
+    now: u64,
+) -> Result<()> {
     let remaining = available_count(tx, pool)? as i64;
     log_stock(
         tx,
         &pool_subject(pool),
-        StockAction::Release,
-        n as i64,
+        action,
+        change,
         remaining,
         Some(order_id),
         now,

@@ -368,13 +368,8 @@ fn received(
     let platform = matches!(evidence, ReceiptEvidence::Platform { .. });
     match ship {
         Some(r) if unsent > 0 && !platform && status == OrderStatus::PendingShip => {
-            rec.attempts = 0;
-            rec.set_state(
-                DeliveryState::Scheduled,
-                now,
-                format!("{}；继续发送其余 {unsent} 条消息", evidence.note()),
-            );
-            schedule(tx, &rec.order_id, &r.at, now)?;
+            let note = format!("{}；继续发送其余 {unsent} 条消息", evidence.note());
+            resume(tx, rec, (DeliveryState::Scheduled, note), r, now)?;
             return ledger::save(tx, rec);
         }
         _ => {}
@@ -387,17 +382,25 @@ fn received(
         Some(r)
             if r.confirms && status == OrderStatus::PendingShip && rec.confirmed_at.is_none() =>
         {
-            rec.attempts = 0;
-            rec.set_state(
-                DeliveryState::Sent,
-                now,
-                format!("{}；接下来在闲鱼上确认发货", evidence.note()),
-            );
-            schedule(tx, &rec.order_id, &r.at, now)?;
+            let note = format!("{}；接下来在闲鱼上确认发货", evidence.note());
+            resume(tx, rec, (DeliveryState::Sent, note), r, now)?;
         }
         _ => rec.set_state(DeliveryState::Delivered, now, evidence.note()),
     }
     ledger::save(tx, rec)
+}
+
+/// The delivery goes on from here: a fresh retry budget, its new state, and its job.
+fn resume(
+    tx: &WriteTransaction,
+    rec: &mut DeliveryRecord,
+    (state, note): (DeliveryState, String),
+    ship: &ShipResume,
+    now: u64,
+) -> Result<()> {
+    rec.attempts = 0;
+    rec.set_state(state, now, note);
+    schedule(tx, &rec.order_id, &ship.at, now)
 }
 
 fn schedule(tx: &WriteTransaction, order_id: &str, next: &NextRun, now: u64) -> Result<()> {

@@ -122,13 +122,7 @@ impl ChatEnv {
         .await
         .unwrap_or_else(|e| panic!("daemon did not start: {e:#}"));
         self.daemon = Some(daemon);
-        let ok = self
-            .fake
-            .wait_until(WAIT, |f| {
-                let s = f.stats(SELLER);
-                s.regs >= regs && s.syncs >= regs && s.live >= 1
-            })
-            .await;
+        let ok = self.fake.wait_connected(SELLER, regs, WAIT).await;
         assert!(
             ok,
             "the account did not connect: {:?}",

@@ -87,13 +87,7 @@ impl Env {
 
     /// Registered and synced (pushes reach us) at least `regs` times.
     pub async fn wait_connected(&self, user: &str, regs: u32) {
-        let ok = self
-            .fake
-            .wait_until(WAIT, |f| {
-                let s = f.stats(user);
-                s.regs >= regs && s.syncs >= regs && s.live >= 1
-            })
-            .await;
+        let ok = self.fake.wait_connected(user, regs, WAIT).await;
         assert!(
             ok,
             "account {user} did not (re)connect: {:?}",

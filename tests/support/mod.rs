@@ -2,7 +2,10 @@
 //! marketplace, the way `replay` wires them.
 #![allow(dead_code)]
 
+pub mod tmpfs;
+
 use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 
 use tempfile::TempDir;
@@ -32,6 +35,13 @@ pub fn products_yaml(card_mode: &str) -> String {
 
 pub const TEMPLATE: &str =
     "感谢购买{{ order.item_title }}\n{% for k in cards %}卡密：{{ k }}\n{% endfor %}";
+
+/// The real binary on the config directory `dir`, run from inside it as a seller would.
+pub fn shopd(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"));
+    cmd.arg("--config-dir").arg(dir).current_dir(dir);
+    cmd
+}
 
 pub fn write_config(dir: &Path, pipeline: &str, products: &str) {
     std::fs::create_dir_all(dir.join("templates")).unwrap();
