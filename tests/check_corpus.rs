@@ -306,6 +306,19 @@ corpus! {
     chat_floor_above_list_price: "products.yaml",
         "floor: 2399" => "floor: 2999",
         "products.yaml:47:23:", "products[3].bargain.floor: 2999 is above the list price 2599";
+    // ---- aftersale: (appended after the last line, 72; `aftersale:` is line 73) -----------
+    aftersale_polish_needs_a_window: "pipeline.yaml",
+        "# a human-looking pause before each reply\n" => "# a human-looking pause before each reply\naftersale:\n  polish: { enabled: true }\n",
+        "pipeline.yaml:74:22:", "aftersale.polish: `enabled: true` needs `window:`";
+    aftersale_window_backwards: "pipeline.yaml",
+        "# a human-looking pause before each reply\n" => "# a human-looking pause before each reply\naftersale:\n  polish: { enabled: true, window: \"10:00-09:00\" }\n",
+        "pipeline.yaml:74:36:", "aftersale.polish.window: `10:00-09:00` is not a daily window";
+    aftersale_rate_missing_template: "pipeline.yaml",
+        "# a human-looking pause before each reply\n" => "# a human-looking pause before each reply\naftersale:\n  rate: { enabled: true, template: nope.txt.j2 }\n",
+        "pipeline.yaml:74:36:", "aftersale.rate.template: template `nope.txt.j2` not found in templates/";
+    aftersale_min_gap_too_short: "pipeline.yaml",
+        "# a human-looking pause before each reply\n" => "# a human-looking pause before each reply\naftersale:\n  min_gap: 0s\n",
+        "pipeline.yaml:74:12:", "aftersale.min_gap: must be at least 1s";
     chat_reply_template_undefined_variable: "pipeline.yaml",
         "reply: 在的，亲～有什么可以帮您？" => "reply: 在的，{{ buyer.name }}",
         "pipeline.yaml:54:18:", "chat[3].keywords.rules[0].reply: `buyer.name` is not defined; buyer has: id, nick";

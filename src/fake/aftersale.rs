@@ -103,6 +103,12 @@ fn field(data: &Value, name: &str) -> Option<String> {
     }
 }
 
+/// `pageNumber` (from 1) and the page size under `size_key` (20 when absent).
+fn paging(data: &Value, size_key: &str) -> (usize, usize) {
+    let number = |name: &str| field(data, name).and_then(|v| v.parse::<usize>().ok());
+    (number("pageNumber").unwrap_or(1).max(1), number(size_key).unwrap_or(20))
+}
+
 pub(super) fn rate_create(
     state: &mut State,
     user: &str,
@@ -139,9 +145,8 @@ pub(super) fn rate_list(
     user: &str,
     data: &Value,
 ) -> Result<Value, &'static str> {
-    let number = |name: &str| field(data, name).and_then(|v| v.parse::<usize>().ok());
-    let page = number("pageNumber").unwrap_or(1).max(1);
-    let rows = number("rowsPerPage").unwrap_or(20).clamp(1, 100);
+    let (page, rows) = paging(data, "rowsPerPage");
+    let rows = rows.clamp(1, 100);
     let status = data["rateSearchParam"]["sellerRateStatus"].as_str();
     if data.get("queryType").and_then(Value::as_str) != Some("ORDER") || status != Some("5") {
         return Err(RET_PARAM);
@@ -175,9 +180,7 @@ pub(super) fn item_list(
     user: &str,
     data: &Value,
 ) -> Result<Value, &'static str> {
-    let number = |name: &str| field(data, name).and_then(|v| v.parse::<usize>().ok());
-    let page = number("pageNumber").unwrap_or(1).max(1);
-    let size = number("pageSize").unwrap_or(20);
+    let (page, size) = paging(data, "pageSize");
     if size > 20 || page > 50 {
         return Err(RET_PAGE);
     }

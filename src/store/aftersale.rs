@@ -306,26 +306,17 @@ impl Store {
     }
 
     pub fn action(&self, kind: ActionKind, subject: &str) -> Result<Option<ActionRecord>> {
-        self.read(|tx| match tx.open_table(ACTIONS) {
-            Ok(t) => match t.get((kind.as_str(), subject))? {
-                Some(v) => decode("aftersale_actions", v.value()).map(Some),
-                None => Ok(None),
-            },
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
-            Err(e) => Err(e.into()),
+        self.read(|tx| match tx.open_table(ACTIONS)?.get((kind.as_str(), subject))? {
+            Some(v) => decode("aftersale_actions", v.value()).map(Some),
+            None => Ok(None),
         })
     }
 
     /// The most recently updated actions, newest first.
     pub fn recent_actions(&self, limit: usize) -> Result<Vec<ActionRecord>> {
         let mut all: Vec<ActionRecord> = self.read(|tx| {
-            let t = match tx.open_table(ACTIONS) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(e.into()),
-            };
             let mut out = Vec::new();
-            for row in t.iter()? {
+            for row in tx.open_table(ACTIONS)?.iter()? {
                 out.push(decode("aftersale_actions", row?.1.value())?);
             }
             Ok(out)
@@ -338,13 +329,8 @@ impl Store {
     /// Every account's guard.
     pub fn aftersale_guards(&self) -> Result<Vec<(String, AccountGuard)>> {
         self.read(|tx| {
-            let t = match tx.open_table(GUARDS) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(e.into()),
-            };
             let mut out = Vec::new();
-            for row in t.iter()? {
+            for row in tx.open_table(GUARDS)?.iter()? {
                 let (k, v) = row?;
                 out.push((
                     k.value().to_string(),
@@ -356,11 +342,7 @@ impl Store {
     }
 
     pub fn aftersale_guard(&self, account: &str) -> Result<AccountGuard> {
-        self.read(|tx| match tx.open_table(GUARDS) {
-            Ok(t) => load_guard(&t, account),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(AccountGuard::default()),
-            Err(e) => Err(e.into()),
-        })
+        self.read(|tx| load_guard(&tx.open_table(GUARDS)?, account))
     }
 
     /// Let one call of `account` through now if `min_gap_ms` has passed since its last one
@@ -424,13 +406,9 @@ impl Store {
     }
 
     pub fn polish_plan(&self, account: &str) -> Result<Option<PolishPlan>> {
-        self.read(|tx| match tx.open_table(PLANS) {
-            Ok(t) => match t.get(account)? {
-                Some(v) => decode("aftersale_polish_plans", v.value()).map(Some),
-                None => Ok(None),
-            },
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
-            Err(e) => Err(e.into()),
+        self.read(|tx| match tx.open_table(PLANS)?.get(account)? {
+            Some(v) => decode("aftersale_polish_plans", v.value()).map(Some),
+            None => Ok(None),
         })
     }
 
