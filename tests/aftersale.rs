@@ -120,6 +120,43 @@ async fn a_buyer_is_rated_and_thanked_once_across_a_restart_and_a_duplicate_card
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blacklisted_buyer_is_neither_rated_nor_thanked() {
+    let mut env = Env::start(QUICK).await;
+    enable_aftersale(
+        &env,
+        &format!(
+            "  rate: {{ enabled: true }}\n  thanks: {{ enabled: true, template: thanks.txt.j2 }}\n  jitter: 0s\n  min_gap: 1s\nblacklist:\n  buyers: [\"{BUYER2}\"]\n"
+        ),
+    );
+    env.restart().await;
+    env.wait_connected(SELLER, 2).await;
+    let listed = created_order(&env, SELLER, BUYER2, ITEM).await;
+    let other = created_order(&env, SELLER, BUYER, ITEM).await;
+    env.fake.pay(&other);
+    env.wait_delivered(&other).await;
+    // The listed buyer's order completes too (the seller shipped it by hand).
+    for order in [&listed, &other] {
+        env.fake.complete(order);
+        env.wait_status(order, OrderStatus::Completed).await;
+    }
+    assert!(env.fake.wait_until(WAIT, |f| f.ratings().len() == 1).await);
+    assert!(wait_for(|| thanks_to(&env, BUYER) == 1).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        env.fake.ratings()[0].order_id,
+        other,
+        "only the other buyer is rated"
+    );
+    assert_eq!(env.fake.rate_calls(&listed), 0);
+    assert_eq!(
+        thanks_to(&env, BUYER2),
+        0,
+        "nothing reaches the blacklisted buyer"
+    );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polishing_records_already_polished_as_such_not_as_a_fresh_success() {
     let mut env = Env::start(QUICK).await;
     // ITEM and ITEM3 are SELLER's; a third one is taken off the shelf.

@@ -87,12 +87,27 @@ pub async fn run(ctx: &TaskCtx<'_>, task: &TaskKey) -> Result<TaskEnd, StoreErro
         );
         return Ok(TaskEnd::Finished);
     };
+    let per_order = matches!(task.kind, TaskKind::Rate | TaskKind::Thanks);
+    if per_order && blacklisted(ctx, &task.subject).await? {
+        // The seller wants nothing automatic to reach this buyer: no rating, no message.
+        tracing::info!(order_id = %task.subject, task = task.kind.as_str(), "Buyer is blacklisted; after-sale task skipped.");
+        return Ok(TaskEnd::Finished);
+    }
     match task.kind {
         TaskKind::Rate => rate::rate_order(ctx, port, task).await,
         TaskKind::Sweep => rate::sweep(ctx, port, task).await,
         TaskKind::Thanks => thanks::thank(ctx, task).await,
         TaskKind::Polish => polish::run(ctx, port, task).await,
     }
+}
+
+/// Whether the order's buyer is on `blacklist.buyers`.
+async fn blacklisted(ctx: &TaskCtx<'_>, order_id: &str) -> Result<bool, StoreError> {
+    let oid = order_id.to_string();
+    let order = ctx.store_op(move |s| s.order(&oid)).await?;
+    Ok(order
+        .and_then(|o| o.buyer_id)
+        .is_some_and(|b| ctx.config.is_blacklisted(&b)))
 }
 
 /// The buyer confirmed receipt (or rated): schedule the rating and the thank-you the config

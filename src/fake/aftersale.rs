@@ -106,7 +106,10 @@ fn field(data: &Value, name: &str) -> Option<String> {
 /// `pageNumber` (from 1) and the page size under `size_key` (20 when absent).
 fn paging(data: &Value, size_key: &str) -> (usize, usize) {
     let number = |name: &str| field(data, name).and_then(|v| v.parse::<usize>().ok());
-    (number("pageNumber").unwrap_or(1).max(1), number(size_key).unwrap_or(20))
+    (
+        number("pageNumber").unwrap_or(1).max(1),
+        number(size_key).unwrap_or(20),
+    )
 }
 
 pub(super) fn rate_create(

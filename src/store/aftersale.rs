@@ -306,10 +306,12 @@ impl Store {
     }
 
     pub fn action(&self, kind: ActionKind, subject: &str) -> Result<Option<ActionRecord>> {
-        self.read(|tx| match tx.open_table(ACTIONS)?.get((kind.as_str(), subject))? {
-            Some(v) => decode("aftersale_actions", v.value()).map(Some),
-            None => Ok(None),
-        })
+        self.read(
+            |tx| match tx.open_table(ACTIONS)?.get((kind.as_str(), subject))? {
+                Some(v) => decode("aftersale_actions", v.value()).map(Some),
+                None => Ok(None),
+            },
+        )
     }
 
     /// The most recently updated actions, newest first.
