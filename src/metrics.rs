@@ -66,7 +66,7 @@ pub const SUPPLIER_CALLS: &str = "supplier_calls_total";
 /// Durable store commits (each one fsync) since the daemon opened the store.
 pub const STORE_COMMITS: &str = "store_commits_total";
 /// After-sale actions (`rate`, `thanks`, `polish`) that settled, by `action` and `outcome`
-/// (`done`, `already_done`, `failed`, `unknown`, `risk_control`, `deferred`).
+/// (`done`, `already_done`, `failed`, `unknown`, `risk_control`).
 pub const AFTERSALE_ACTIONS: &str = "aftersale_actions_total";
 /// Resident set size of this process (standard name, no namespace).
 pub const PROCESS_RSS: &str = "process_resident_memory_bytes";
