@@ -106,6 +106,16 @@ fn main() -> anyhow::Result<()> {
         Err(e) => println!("latency FAILED: {e:#}"),
     }
 
+    let burst = env_or("BENCH_BURST", 1000) as usize;
+    match rt.block_on(burst_delivery(burst)) {
+        Ok((spread, last)) => println!(
+            "burst   {burst} payments pushed within {:.0} ms: last delivery chat frame {:.0} ms after the first payment",
+            spread.as_secs_f64() * 1e3,
+            last.as_secs_f64() * 1e3
+        ),
+        Err(e) => println!("burst FAILED: {e:#}"),
+    }
+
     match daemon_binary() {
         Some(bin) => {
             for accounts in [1, 20] {
@@ -393,6 +403,77 @@ async fn delivery_latency(orders: usize) -> anyhow::Result<Vec<Duration>> {
     daemon.stop().await;
     fake.shutdown();
     Ok(latencies)
+}
+
+/// `orders` orders created and seen by the daemon, then all paid within about one second
+/// (one payment push every `1 s / orders`): how long after the first payment the last
+/// delivery chat frame reaches the fake. Returns (time to push every payment, time to the last
+/// frame).
+async fn burst_delivery(orders: usize) -> anyhow::Result<(Duration, Duration)> {
+    let fake = FakeGoofish::start().await?;
+    let dir = tempfile::tempdir()?;
+    let cookies = fake.add_seller(SELLER, "基准小店");
+    fake.add_item(SELLER, ITEM, "基准激活码", 990, &[]);
+    write_config(dir.path(), &fake, &[("main".into(), cookies)], "")?;
+    let daemon = Daemon::start(dir.path(), &dir.path().join("state"), clock::system()).await?;
+    let keys: String = (0..orders + 50)
+        .map(|i| format!("BURST-{i:06}-SECRET\n"))
+        .collect();
+    daemon.store.import_cards("keys", &keys, false, "bench")?;
+    if !fake
+        .wait_until(WAIT, |f| all_connected(f, &[SELLER.to_owned()]))
+        .await
+    {
+        bail!("the account did not connect: {:?}", fake.stats(SELLER));
+    }
+    let created: Vec<String> = (0..orders)
+        .map(|i| {
+            fake.create_order(
+                SELLER,
+                &format!("{}", 3_200_000_000u64 + i as u64),
+                ITEM,
+                1,
+                None,
+            )
+        })
+        .collect();
+    let seen = Instant::now();
+    for order in &created {
+        while daemon.store.order(order)?.is_none() {
+            if seen.elapsed() > WAIT {
+                bail!("the daemon did not take in order {order}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let before = fake.stats(SELLER).sends;
+    let f = fake.clone();
+    let (spread, last) = tokio::task::spawn_blocking(move || {
+        let gap = Duration::from_secs(1) / orders.max(1) as u32;
+        let t0 = Instant::now();
+        for (i, order) in created.iter().enumerate() {
+            let at = gap * i as u32;
+            if let Some(wait) = at.checked_sub(t0.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            f.pay(order);
+        }
+        let spread = t0.elapsed();
+        loop {
+            if f.stats(SELLER).sends as usize >= before as usize + orders {
+                return Some((spread, t0.elapsed()));
+            }
+            if t0.elapsed() > WAIT * 4 {
+                return None;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    })
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("not every burst order was delivered within {:?}", WAIT * 4))?;
+    daemon.stop().await;
+    fake.shutdown();
+    Ok((spread, last))
 }
 
 // -- 3. RSS -------------------------------------------------------------------------------

@@ -9,7 +9,8 @@
 //! overhead and free space, and the file size after `Database::compact`.
 //!
 //! `cargo bench --bench replay_throughput` (release build). `BENCH_ORDERS=N` changes the count,
-//! `BENCH_RUNS=N` the number of runs (default 5).
+//! `BENCH_RUNS=N` the number of runs (default 5), `BENCH_WINDOW=N` how many payments arrive
+//! together (default 256, ingested concurrently; 1 = one at a time).
 
 use std::path::Path;
 
@@ -118,6 +119,16 @@ fn print_breakdown(file: &Path, orders: u64) -> Result<(), Box<dyn std::error::E
     Ok(())
 }
 
+/// Payments that arrive together: `BENCH_WINDOW` (default 256; 1 ingests one event at a
+/// time).
+fn window() -> usize {
+    std::env::var("BENCH_WINDOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(256)
+}
+
 /// One run: orders/s, the file size, the durable commits during the run, and the directory
 /// (kept until it is dropped).
 async fn one_run(orders: usize) -> (f64, u64, u64, tempfile::TempDir) {
@@ -139,14 +150,23 @@ async fn one_run(orders: usize) -> (f64, u64, u64, tempfile::TempDir) {
 
     let started = Instant::now();
     let commits_before = store.commit_count();
-    for i in 0..orders {
-        let mut ev = OrderEvent::new("main", &format!("B{i:08}"), EventStatus::Paid);
-        ev.item_id = Some("900000000001".into());
-        ev.cid = Some(format!("cid-{i}"));
-        shop.runner.ingest(ev).await.unwrap();
-        if i % 256 == 255 {
-            shop.scheduler.dispatch_due().await.unwrap();
+    let window = window();
+    for first in (0..orders).step_by(window) {
+        // One window of payments arrives together (a backlog after a reconnect): each event
+        // is ingested by its own task, as concurrent sources would.
+        let tasks: Vec<_> = (first..orders.min(first + window))
+            .map(|i| {
+                let runner = shop.runner.clone();
+                let mut ev = OrderEvent::new("main", &format!("B{i:08}"), EventStatus::Paid);
+                ev.item_id = Some("900000000001".into());
+                ev.cid = Some(format!("cid-{i}"));
+                tokio::spawn(async move { runner.ingest(ev).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("ingest task").unwrap();
         }
+        shop.scheduler.dispatch_due().await.unwrap();
     }
     shop.scheduler.run_until_idle(None).await.unwrap();
     let elapsed = started.elapsed().as_secs_f64();

@@ -19,6 +19,7 @@ mod chat_orders;
 pub mod chat_records;
 mod chat_send;
 mod closeout;
+mod commit;
 mod file_check;
 mod handle;
 mod jobs;
@@ -155,6 +156,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Store {
     handle: Arc<Handle>,
+    committer: Arc<commit::Committer>,
     clock: SharedClock,
     path: PathBuf,
 }
@@ -188,6 +190,7 @@ impl Store {
     fn init(handle: Handle, clock: SharedClock, path: PathBuf) -> Result<Self> {
         let store = Self {
             handle: Arc::new(handle),
+            committer: Arc::default(),
             clock,
             path,
         };
@@ -222,7 +225,12 @@ impl Store {
                     meta.insert("schema_version", SCHEMA_VERSION)?;
                 }
                 Some(SCHEMA_VERSION) => {}
-                Some(other) => return Err(StoreError::Schema { path, found: other }),
+                Some(other) => {
+                    return Err(StoreError::Schema {
+                        path: path.clone(),
+                        found: other,
+                    });
+                }
             }
             drop(meta);
             tx.open_table(ORDERS)?;
@@ -271,16 +279,13 @@ impl Store {
             .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
-    /// One write transaction: `f` runs, then the commit; an error from `f` aborts everything.
-    /// Guarded like every access (see `handle.rs`).
-    fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
-        self.handle.run(|db| {
-            let tx = db.begin_write()?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            self.handle.count_commit();
-            Ok(out)
-        })
+    /// One write request: `f` runs in a write transaction, and this returns once that
+    /// transaction is committed (durable); an error from `f` undoes everything `f` wrote.
+    /// Requests arriving together share one transaction and one fsync (`commit.rs`, which
+    /// also says why `f` is `Fn`: it may run again). Guarded like every access (`handle.rs`).
+    fn write<T>(&self, f: impl Fn(&WriteTransaction) -> Result<T>) -> Result<T> {
+        self.handle
+            .run(|db| self.committer.write(db, || self.handle.count_commit(), &f))
     }
 
     /// Durable commits this process has made to the store since it opened it. Every commit is
@@ -372,14 +377,15 @@ impl Store {
         key: &str,
         make: impl FnOnce() -> Vec<u8>,
     ) -> Result<Vec<u8>> {
+        // Made up front: a write request may run more than once (group commit).
+        let made = make();
         self.write(|tx| {
             let mut t = tx.open_table(ACCOUNT_STATE)?;
             if let Some(v) = t.get((account, key))? {
                 return Ok(v.value().to_vec());
             }
-            let v = make();
-            t.insert((account, key), v.as_slice())?;
-            Ok(v)
+            t.insert((account, key), made.as_slice())?;
+            Ok(made.clone())
         })
     }
 }

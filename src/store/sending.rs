@@ -12,6 +12,8 @@
 //! The optional follow-up message is claimed the same way ([`Store::begin_follow_up`]) and is
 //! sent at most once.
 
+use std::cell::RefCell;
+
 use redb::WriteTransaction;
 
 use super::records::*;
@@ -92,6 +94,8 @@ impl Store {
         build: &mut dyn FnMut(&OrderRecord, &[String]) -> Result<Vec<PartPlan>, String>,
     ) -> Result<BeginDelivery> {
         let now = self.now();
+        // A write request may run again (group commit); `build` then renders again.
+        let build = RefCell::new(build);
         self.write(|tx| {
             let mut rec = ledger::load(tx, order_id)?;
             let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
@@ -108,7 +112,8 @@ impl Store {
                 return Ok(BeginDelivery::NotShippable(why));
             }
             let keys = keys_of(tx, &rec)?;
-            let planned = build(&order, &keys).and_then(|plans| adopt(&mut rec, plans));
+            let planned =
+                (build.borrow_mut())(&order, &keys).and_then(|plans| adopt(&mut rec, plans));
             rec.attempts += 1;
             let attempt = rec.attempts;
             if let Err(reason) = planned {
@@ -218,6 +223,7 @@ impl Store {
         build: &mut dyn FnMut(&OrderRecord, &[String]) -> Result<PartPlan, String>,
     ) -> Result<BeginFollowUp> {
         let now = self.now();
+        let build = RefCell::new(build);
         self.write(|tx| {
             let mut rec = ledger::load(tx, order_id)?;
             if rec.state != DeliveryState::Delivered {
@@ -243,7 +249,7 @@ impl Store {
             let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
                 .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
             let keys = keys_of(tx, &rec)?;
-            let plan = match build(&order, &keys) {
+            let plan = match (build.borrow_mut())(&order, &keys) {
                 Ok(plan) => plan,
                 Err(reason) => {
                     note(
