@@ -107,7 +107,9 @@ fn build_store(orders: usize) -> Store {
             store.ingest(&ev, &start).unwrap();
         }
         if item == "700000000001" && statuses == [EventStatus::Paid] {
-            store.hand_to_human(&id, "physical", &[]).unwrap();
+            store
+                .hand_to_human(&id, &xianyu_shopd::why::Why::Physical, &[])
+                .unwrap();
         }
     }
     // The pipeline would have run these jobs; leave the delay queue empty.

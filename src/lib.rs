@@ -36,3 +36,4 @@ pub mod secret;
 pub mod status;
 pub mod store;
 pub mod supplier;
+pub mod why;

@@ -37,7 +37,7 @@ async fn a_blacklisted_buyer_is_neither_delivered_to_nor_answered() {
     assert!(handed, "{:?}", env.store().delivery(&listed).unwrap());
     let d = env.store().delivery(&listed).unwrap().unwrap();
     assert!(
-        d.history.iter().any(|h| h.note.contains("黑名单")),
+        d.history.iter().any(|h| h.seller_text().contains("黑名单")),
         "{:?}",
         d.history
     );

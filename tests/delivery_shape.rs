@@ -303,7 +303,7 @@ async fn a_blacklisted_buyers_paid_order_goes_to_the_seller() {
     h.settle().await;
     let d = h.store.delivery("B1").unwrap().unwrap();
     assert_eq!(d.state, DeliveryState::Manual);
-    let note = &d.history.last().unwrap().note;
+    let note = d.history.last().unwrap().seller_text();
     assert!(note.contains("黑名单"), "{note}");
     let sent = h.market.sent();
     assert_eq!(sent.len(), 1, "only the other buyer is delivered: {sent:?}");

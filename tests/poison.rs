@@ -143,7 +143,10 @@ fn a_reservation_never_allocates_beyond_the_pool() {
         reusable: false,
         low_stock_alert: 0,
     };
-    let outcome = h.store.reserve("Q1", &req, &[], &|_| Vec::new()).unwrap();
+    let outcome = h
+        .store
+        .reserve("Q1", &req, &|_| Vec::new(), &|_| Vec::new())
+        .unwrap();
     assert_eq!(
         outcome,
         ReserveOutcome::Short {

@@ -85,7 +85,9 @@ async fn a_supplier_that_never_answers_is_not_asked_again_and_the_seller_checks(
     );
     let d = env.store().delivery(&order).unwrap().unwrap();
     assert!(
-        d.history.iter().any(|e| e.note.contains("供应商结果未知")),
+        d.history
+            .iter()
+            .any(|e| e.seller_text().contains("供应商结果不确定")),
         "{:?}",
         d.history
     );

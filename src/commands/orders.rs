@@ -238,7 +238,7 @@ fn print_order(o: &OrderRecord) {
 }
 
 fn print_detail(d: &OrderDetail) {
-    println!("status log:");
+    println!("状态记录:");
     for e in &d.log {
         let from = e.from.map_or("-", |s| s.label());
         println!(
@@ -248,22 +248,27 @@ fn print_detail(d: &OrderDetail) {
             e.to.label(),
             e.action,
             shown(&e.operator),
-            shown(&e.remark)
+            shown(
+                &e.why
+                    .as_ref()
+                    .map_or_else(|| e.remark.clone(), |w| w.label())
+            )
         );
     }
     if let Some(l) = &d.ledger {
-        println!(
-            "delivery ledger: {}  attempts {}  {}",
-            l.state.as_str(),
-            l.attempts,
-            shown(l.last_error.as_deref().unwrap_or_default())
-        );
+        println!("发货记录: {}  已尝试 {} 次", l.state.as_str(), l.attempts);
+        if let Some(why) = l.why.as_ref().filter(|_| l.state.waits_for_someone()) {
+            println!("  原因: {}", shown(&why.label()));
+            if let Some(next) = why.next_step(&d.order.order_id) {
+                println!("  下一步: {}", shown(&next));
+            }
+        }
         for h in &l.history {
             println!(
                 "  {}  {}  {}",
                 format_beijing(h.at),
                 h.state.as_str(),
-                shown(&h.note)
+                shown(&h.seller_text())
             );
         }
     }
@@ -277,7 +282,12 @@ fn print_detail(d: &OrderDetail) {
             n.event,
             shown(&n.channel),
             n.state,
-            shown(n.last_error.as_deref().unwrap_or_default())
+            shown(
+                &n.last_error
+                    .as_deref()
+                    .map(crate::why::shown_error)
+                    .unwrap_or_default()
+            )
         );
     }
 }

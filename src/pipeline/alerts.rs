@@ -6,35 +6,36 @@ use crate::alert::{Alert, EventKind};
 use crate::config::{Category, Config};
 use crate::order::{chat_link, ship_deadline};
 use crate::store::OrderRecord;
+use crate::why::Why;
 
-/// `manual_ship`: everything the seller needs to ship an order by hand.
-pub(crate) fn manual_ship(config: &Config, order: &OrderRecord, reason: &str) -> Alert {
+/// `manual_ship`: everything the seller needs to ship an order by hand: why, and what to do.
+pub(crate) fn manual_ship(config: &Config, order: &OrderRecord, why: &Why) -> Alert {
     let product = order.item_id.as_deref().and_then(|id| config.product(id));
     let company = product
         .and_then(|p| p.logistics_company.clone())
         .or_else(|| config.ship().map(|s| s.logistics_company.clone()))
         .unwrap_or_default();
     order_facts(Alert::new(EventKind::ManualShip), config, order)
-        .fact("原因", reason)
+        .fact("原因", why.label())
         .fact("建议物流", if product.is_some_and(|p| p.category == Category::Physical) { company } else { String::new() })
-        .action(format!(
+        .action(why.next_step(&order.order_id).unwrap_or_else(|| format!(
             "请在闲鱼App中尽快发货；实物商品发货后执行 `xianyu-shopd orders ship {} --company 快递公司 --tracking 快递单号` 记录单号",
             order.order_id
-        ))
+        )))
 }
 
 /// `manual_ship` for an order no product rule applies to, with what its title suggests.
 pub(crate) fn unclassified(
     config: &Config,
     order: &OrderRecord,
-    reason: &str,
+    why: &Why,
     guess: Category,
 ) -> Alert {
     let label = match guess {
         Category::Virtual => "虚拟商品",
         Category::Physical => "实物商品",
     };
-    manual_ship(config, order, reason).fact("商品类型(按标题推测)", label)
+    manual_ship(config, order, why).fact("商品类型(按标题推测)", label)
 }
 
 /// `needs_human`: a send whose outcome nobody can prove; never resent automatically. Names the
@@ -50,42 +51,34 @@ pub(crate) fn needs_human(config: &Config, order: &OrderRecord, reason: &str) ->
         ))
 }
 
-/// `ship_failed`: retries are used up; nothing reached the buyer.
-pub(crate) fn ship_failed(
-    order: &OrderRecord,
-    product: &str,
-    attempts: u32,
-    reason: &str,
-    message_sent: bool,
-) -> Alert {
+/// `ship_failed`: retries are used up. The reason's next step says whether the message had
+/// already reached the buyer (then only the platform's confirmation is missing and the seller
+/// must not deliver the content a second time).
+pub(crate) fn ship_failed(order: &OrderRecord, product: &str, attempts: u32, why: &Why) -> Alert {
     let id = &order.order_id;
-    // After the message went out only the platform's confirmation is missing: the seller must
-    // not deliver the content a second time.
-    let action = if message_sent {
-        format!(
-            "发货消息已送达买家（卡密已记为发给此订单），只是在闲鱼上确认发货失败。请执行 `xianyu-shopd orders retry {id}` 重新确认发货（只确认，不会重发消息），或在闲鱼App中点「发货」；不要再给买家发一次"
-        )
-    } else {
-        format!(
-            "买家未收到任何内容。请检查后执行 `xianyu-shopd orders retry {id}` 重新发货，或在闲鱼App中手动处理"
-        )
-    };
+    let action = why.next_step(id).unwrap_or_else(|| {
+        format!("请检查后执行 `xianyu-shopd orders retry {id}` 重新发货，或在闲鱼App中手动处理")
+    });
     Alert::new(EventKind::ShipFailed)
         .order(id)
         .fact("账号", order.account.clone())
         .fact("商品", product)
         .fact("尝试次数", attempts.to_string())
-        .fact("失败原因", reason)
+        .fact("失败原因", why.label())
         .action(action)
 }
 
 /// `out_of_stock`: the order needs more than `stock` (a pool or a counted item) holds.
-pub(crate) fn out_of_stock(order: &OrderRecord, product: &str, stock: &str) -> Alert {
+pub(crate) fn out_of_stock(order: &OrderRecord, product: &str, stock: &str, why: &Why) -> Alert {
     Alert::new(EventKind::OutOfStock)
         .order(&order.order_id)
         .fact("商品", product)
         .fact("库存", stock)
-        .action("请补充库存后手动发货，或退款给买家")
+        .fact("原因", why.label())
+        .action(
+            why.next_step(&order.order_id)
+                .unwrap_or_else(|| "请补充库存后手动发货，或退款给买家".into()),
+        )
 }
 
 /// `low_stock`: `stock` fell to its threshold.

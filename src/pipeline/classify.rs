@@ -10,16 +10,16 @@ use super::plan::guess_category;
 use super::stage::{Outcome, StageCtx};
 
 pub(super) fn run(ctx: &StageCtx<'_>) -> Outcome {
-    if let Some(reason) = super::plan::blacklisted(ctx.config, ctx.order) {
-        return ctx.manual(reason);
+    if let Some(why) = super::plan::blacklisted(ctx.config, ctx.order) {
+        return ctx.manual(why);
     }
     match ctx.plan() {
         Ok(_) => Outcome::Continue,
-        Err(reason) => {
+        Err(why) => {
             let guess = guess_category(ctx.config, ctx.order.item_title.as_deref().unwrap_or(""));
             Outcome::Manual {
-                alerts: vec![alerts::unclassified(ctx.config, ctx.order, &reason, guess)],
-                reason,
+                alerts: vec![alerts::unclassified(ctx.config, ctx.order, &why, guess)],
+                why,
             }
         }
     }

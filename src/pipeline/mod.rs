@@ -46,6 +46,7 @@ use crate::store::{
 };
 use crate::supplier::CardSupplier;
 use crate::supplier::http::HttpSupplier;
+use crate::why::Why;
 
 /// How a job run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +54,7 @@ pub enum JobEnd {
     Completed,
     Deferred { until: u64 },
     Stopped(String),
-    Manual(String),
+    Manual(Why),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,10 +272,10 @@ impl Runner {
                     self.wake_scheduler.notify_one();
                     return Ok(JobEnd::Deferred { until });
                 }
-                Outcome::Manual { reason, alerts } => {
-                    self.hand_to_human(config, &order.order_id, &reason, &alerts)
+                Outcome::Manual { why, alerts } => {
+                    self.hand_to_human(config, &order.order_id, &why, &alerts)
                         .await?;
-                    return Ok(JobEnd::Manual(reason));
+                    return Ok(JobEnd::Manual(why));
                 }
             }
         }
@@ -296,30 +297,25 @@ impl Runner {
         if rec.state.is_settled() || rec.state == crate::store::DeliveryState::FailedSafe {
             return Ok(());
         }
-        let alerts = vec![alerts::manual_ship(config, order, "流水线没有发货阶段")];
-        self.hand_to_human(
-            config,
-            &order.order_id,
-            "pipeline ended without shipping",
-            &alerts,
-        )
-        .await
+        let alerts = vec![alerts::manual_ship(config, order, &Why::NoShipStage)];
+        self.hand_to_human(config, &order.order_id, &Why::NoShipStage, &alerts)
+            .await
     }
 
     async fn hand_to_human(
         &self,
         config: &Config,
         order_id: &str,
-        reason: &str,
+        why: &Why,
         alerts: &[Alert],
     ) -> Result<(), PipelineError> {
         let router = Router::new(config.notify());
         let drafts: Vec<_> = alerts.iter().flat_map(|a| router.drafts(a)).collect();
-        let (oid, why) = (order_id.to_string(), reason.to_string());
+        let (oid, stored) = (order_id.to_string(), why.clone());
         self.store
-            .call(move |s| s.hand_to_human(&oid, &why, &drafts))
+            .call(move |s| s.hand_to_human(&oid, &stored, &drafts))
             .await?;
-        tracing::info!(order_id, reason, "Order handed to the seller.");
+        tracing::info!(order_id, reason = ?why, "Order handed to the seller.");
         Ok(())
     }
 

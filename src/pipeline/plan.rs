@@ -7,6 +7,7 @@
 use crate::config::{Category, Config, Product, Stage};
 use crate::order::ShipMode;
 use crate::store::OrderRecord;
+use crate::why::Why;
 
 /// The classification of one order under one config snapshot.
 #[derive(Debug, Clone)]
@@ -18,36 +19,34 @@ pub struct Plan {
 }
 
 /// Why a blacklisted buyer's order goes to the seller, if its buyer is on `blacklist.buyers`.
-pub fn blacklisted(config: &Config, order: &OrderRecord) -> Option<String> {
+pub fn blacklisted(config: &Config, order: &OrderRecord) -> Option<Why> {
     let buyer = order.buyer_id.as_deref()?;
-    config.is_blacklisted(buyer).then(|| {
-        format!(
-            "买家 {buyer} 在黑名单中（pipeline.yaml 的 blacklist.buyers），不自动发货，请人工处理"
-        )
+    config.is_blacklisted(buyer).then(|| Why::Blacklisted {
+        buyer: buyer.to_string(),
     })
 }
 
-/// The rule for this order, or why there is none usable (a Chinese reason for the seller).
-pub fn plan_for(config: &Config, order: &OrderRecord) -> Result<Plan, String> {
-    if let Some(reason) = blacklisted(config, order) {
-        return Err(reason);
+/// The rule for this order, or why there is none usable.
+pub fn plan_for(config: &Config, order: &OrderRecord) -> Result<Plan, Why> {
+    if let Some(why) = blacklisted(config, order) {
+        return Err(why);
     }
-    let item_id = order
-        .item_id
-        .as_deref()
-        .ok_or_else(|| "订单缺少商品ID，无法匹配商品规则".to_string())?;
-    let product = config
-        .product(item_id)
-        .ok_or_else(|| format!("商品 {item_id} 没有配置规则"))?;
+    let item_id = order.item_id.as_deref().ok_or(Why::NoItemId)?;
+    let product = config.product(item_id).ok_or_else(|| Why::NoRule {
+        item_id: item_id.to_string(),
+    })?;
     if !product.active {
-        return Err(format!("商品 {item_id} 的规则已停用 (status: inactive)"));
+        return Err(Why::RuleInactive {
+            item_id: item_id.to_string(),
+        });
     }
     if let Some(acc) = &product.account {
         if acc != &order.account {
-            return Err(format!(
-                "商品 {item_id} 属于账号 {acc}，订单来自账号 {}",
-                order.account
-            ));
+            return Err(Why::OtherAccount {
+                item_id: item_id.to_string(),
+                owner: acc.clone(),
+                account: order.account.clone(),
+            });
         }
     }
     let ship = config.ship();

@@ -9,6 +9,7 @@
 use crate::config::ShipParams;
 use crate::marketplace::{DeliveryMessage, SendOutcome};
 use crate::store::{BeginDelivery, BeginFollowUp, OrderRecord, PartNext, PartResult, StoreError};
+use crate::why::{Failure, Why};
 
 use super::alerts;
 use super::content::{self, Content};
@@ -41,7 +42,7 @@ pub(super) async fn step(
         ctx.router().drafts(&alerts::needs_human(
             ctx.config,
             ctx.order,
-            "进程在发送途中停止，无法确定买家是否收到",
+            &Why::Interrupted { part: None }.label(),
         ))
     };
     let mut built: Option<Content> = None;
@@ -68,9 +69,13 @@ pub(super) async fn step(
         }
         BeginDelivery::NotShippable(why) => return Ok(Some(Outcome::Stop(why))),
         BeginDelivery::Unbuildable { reason, attempt } => {
-            return Ok(Some(after_safe_failure(
-                ctx, plan, params, attempt, false, reason,
-            )));
+            tracing::warn!(order_id = %oid, reason = %reason, "Delivery content cannot be built.");
+            let why = Why::Unbuildable;
+            let alert = alerts::ship_failed(ctx.order, &plan.product.title, attempt, &why);
+            return Ok(Some(Outcome::Manual {
+                why,
+                alerts: vec![alert],
+            }));
         }
     };
     let Some(content) = built else {
@@ -103,9 +108,14 @@ async fn send_parts(
     loop {
         let result = send_one(ctx, content, order, part).await;
         let alerts = match &result {
-            PartResult::Unknown { reason } if !reads_back => ctx
-                .router()
-                .drafts(&alerts::needs_human(ctx.config, order, reason)),
+            PartResult::Unknown { reason } if !reads_back => {
+                let why = Why::OutcomeUnknown {
+                    failure: Failure::classify(reason),
+                    part: None,
+                };
+                ctx.router()
+                    .drafts(&alerts::needs_human(ctx.config, order, &why.label()))
+            }
             _ => Vec::new(),
         };
         let next = ctx.store_op(|s| s.finish_part(&oid, part, &result, last, &masked, &alerts))?;

@@ -12,6 +12,7 @@ use crate::config::{Category, ShipParams};
 use crate::marketplace::{ConsignOutcome, ConsignRequest};
 use crate::order::ShipMode;
 use crate::store::{BeginStep, OrderRecord, ShipStep, StepResult, StoreError};
+use crate::why::{Failure, Why};
 
 use super::alerts;
 use super::content;
@@ -23,10 +24,10 @@ use super::supplier;
 pub(super) async fn run(ctx: &StageCtx<'_>, params: &ShipParams) -> Result<Outcome, StoreError> {
     let plan = match ctx.plan() {
         Ok(p) => p,
-        Err(reason) => return Ok(ctx.manual(reason)),
+        Err(why) => return Ok(ctx.manual(why)),
     };
     if !plan.auto {
-        return Ok(ctx.manual(why_manual(&plan, params).to_string()));
+        return Ok(ctx.manual(why_manual(&plan, params)));
     }
     let steps = steps(plan.mode);
     // A supplier product's cards are bought and stored before anything goes out.
@@ -59,15 +60,14 @@ fn steps(mode: ShipMode) -> &'static [ShipStep] {
     }
 }
 
-fn why_manual(plan: &Plan, params: &ShipParams) -> &'static str {
+fn why_manual(plan: &Plan, params: &ShipParams) -> Why {
     if plan.product.category == Category::Physical {
-        "实物商品需人工发货"
+        Why::Physical
     } else if !plan.product.auto_ship {
-        "该商品未开启自动发货 (auto_ship: false)"
-    } else if !params.enabled {
-        "自动发货已关闭 (ship.enabled: false)"
+        Why::AutoShipOff
     } else {
-        "需人工发货"
+        debug_assert!(!params.enabled, "plan.auto is false for a reason");
+        Why::ShippingOff
     }
 }
 
@@ -112,6 +112,7 @@ async fn confirm_step(
                 attempt,
                 retryable: attempted.retryable,
                 message_sent: plan.mode == ShipMode::SendThenConfirm,
+                confirm: true,
                 reason,
             },
         )),
@@ -132,6 +133,7 @@ pub(super) fn after_safe_failure(
         attempt,
         retryable,
         message_sent: false,
+        confirm: false,
         reason,
     };
     after_failure(ctx, plan, params, failed)
@@ -143,6 +145,8 @@ struct Failed {
     attempt: u32,
     retryable: bool,
     message_sent: bool,
+    /// The confirm step failed (else the send step).
+    confirm: bool,
     reason: String,
 }
 
@@ -151,6 +155,7 @@ fn after_failure(ctx: &StageCtx<'_>, plan: &Plan, params: &ShipParams, failed: F
         attempt,
         retryable,
         message_sent,
+        confirm,
         reason,
     } = failed;
     let max_retries = plan.product.max_retries.unwrap_or(params.max_retries);
@@ -164,15 +169,22 @@ fn after_failure(ctx: &StageCtx<'_>, plan: &Plan, params: &ShipParams, failed: F
             resume: Resume::Same,
         };
     }
-    let alert = alerts::ship_failed(
-        ctx.order,
-        &plan.product.title,
-        attempt,
-        &reason,
-        message_sent,
-    );
+    let failure = Failure::classify(&reason);
+    let why = if confirm {
+        Why::ConfirmFailed {
+            failure,
+            attempts: attempt,
+            message_sent,
+        }
+    } else {
+        Why::SendFailed {
+            failure,
+            attempts: attempt,
+        }
+    };
+    let alert = alerts::ship_failed(ctx.order, &plan.product.title, attempt, &why);
     Outcome::Manual {
-        reason: format!("delivery failed: {reason}"),
+        why,
         alerts: vec![alert],
     }
 }

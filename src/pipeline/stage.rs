@@ -15,6 +15,7 @@ use crate::marketplace::Marketplace;
 use crate::notify::Router;
 use crate::store::{OrderRecord, Store};
 use crate::supplier::CardSupplier;
+use crate::why::Why;
 
 use super::plan::{Plan, plan_for};
 
@@ -31,7 +32,7 @@ pub enum Outcome {
     },
     /// Hand the order to the seller with these alerts.
     Manual {
-        reason: String,
+        why: Why,
         alerts: Vec<Alert>,
     },
 }
@@ -60,7 +61,7 @@ impl StageCtx<'_> {
     }
 
     /// The classification of this order under this snapshot (pure, cheap, recomputed on resume).
-    pub fn plan(&self) -> Result<Plan, String> {
+    pub fn plan(&self) -> Result<Plan, Why> {
         plan_for(self.config, self.order)
     }
 
@@ -79,10 +80,10 @@ impl StageCtx<'_> {
     }
 
     /// Hand this order to the seller with the usual `manual_ship` alert.
-    pub fn manual(&self, reason: String) -> Outcome {
+    pub fn manual(&self, why: Why) -> Outcome {
         Outcome::Manual {
-            alerts: vec![super::alerts::manual_ship(self.config, self.order, &reason)],
-            reason,
+            alerts: vec![super::alerts::manual_ship(self.config, self.order, &why)],
+            why,
         }
     }
 }

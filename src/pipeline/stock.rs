@@ -8,6 +8,7 @@
 
 use crate::config::{Config, Stock};
 use crate::store::{OutboxDraft, ReserveOutcome, ReserveRequest, StoreError};
+use crate::why::Why;
 
 use super::alerts;
 use super::plan::Plan;
@@ -18,7 +19,7 @@ use super::stage::{Outcome, StageCtx};
 pub(super) async fn run(ctx: &StageCtx<'_>) -> Result<Outcome, StoreError> {
     let plan = match ctx.plan() {
         Ok(p) => p,
-        Err(reason) => return Ok(ctx.manual(reason)),
+        Err(why) => return Ok(ctx.manual(why)),
     };
     let req = request(
         ctx.config,
@@ -31,23 +32,24 @@ pub(super) async fn run(ctx: &StageCtx<'_>) -> Result<Outcome, StoreError> {
         ReserveRequest::Stock { item_id, .. } => format!("商品 {item_id}"),
         ReserveRequest::Nothing => return reserve_nothing(ctx).await,
         ReserveRequest::NoPool => {
-            let reason = format!(
-                "规格「{}」没有对应的卡池 (sku_cards)",
-                ctx.order.sku.as_deref().unwrap_or("未知")
-            );
-            return Ok(ctx.manual(reason));
+            let why = Why::NoPoolForSku {
+                sku: ctx.order.sku.clone().unwrap_or_else(|| "未知".into()),
+            };
+            return Ok(ctx.manual(why));
         }
     };
     let router = ctx.router();
-    let on_short: Vec<OutboxDraft> = [
-        alerts::out_of_stock(ctx.order, &plan.product.title, &subject),
-        alerts::manual_ship(ctx.config, ctx.order, "库存不足"),
-    ]
-    .iter()
-    .flat_map(|a| router.drafts(a))
-    .collect();
+    let on_short = |why: &Why| -> Vec<OutboxDraft> {
+        [
+            alerts::out_of_stock(ctx.order, &plan.product.title, &subject, why),
+            alerts::manual_ship(ctx.config, ctx.order, why),
+        ]
+        .iter()
+        .flat_map(|a| router.drafts(a))
+        .collect()
+    };
     let title = plan.product.title.clone();
-    let low_alert = move |remaining: i64| -> Vec<OutboxDraft> {
+    let low_alert = |remaining: i64| -> Vec<OutboxDraft> {
         router.drafts(&alerts::low_stock(&title, &subject, remaining))
     };
     let oid = ctx.order.order_id.clone();
@@ -65,8 +67,11 @@ pub(super) async fn run(ctx: &StageCtx<'_>) -> Result<Outcome, StoreError> {
 
 async fn reserve_nothing(ctx: &StageCtx<'_>) -> Result<Outcome, StoreError> {
     let oid = ctx.order.order_id.clone();
-    let outcome =
-        ctx.store_op(|s| s.reserve(&oid, &ReserveRequest::Nothing, &[], &|_| Vec::new()))?;
+    let outcome = ctx.store_op(|s| {
+        s.reserve(&oid, &ReserveRequest::Nothing, &|_| Vec::new(), &|_| {
+            Vec::new()
+        })
+    })?;
     Ok(match outcome {
         ReserveOutcome::NotActive(state) => {
             Outcome::Stop(format!("delivery is {}", state.as_str()))

@@ -10,6 +10,7 @@ use crate::config::supplier::{SupplierConfig, SupplierFields};
 use crate::config::{Config, ShipParams};
 use crate::store::{BeginCall, CallResult, OrderRecord, Store, StoreError};
 use crate::supplier::{CardSupplier, ReturnOutcome};
+use crate::why::{Failure, Why};
 
 use super::alerts;
 use super::plan::Plan;
@@ -60,9 +61,17 @@ pub(super) async fn fetch_all(
         };
         crate::metrics::inc(crate::metrics::SUPPLIER_CALLS, &[("outcome", outcome)]);
         let alerts = match &result {
-            CallResult::Uncertain { reason, .. } => ctx
-                .router()
-                .drafts(&alerts::needs_human(ctx.config, &order, reason)),
+            CallResult::Uncertain { reason, .. } => {
+                let why = Why::SupplierUncertain {
+                    unit,
+                    failure: Some(Failure::classify(reason)),
+                };
+                ctx.router().drafts(&alerts::needs_human(
+                    ctx.config,
+                    &order,
+                    &why.sentence(&oid),
+                ))
+            }
             _ => Vec::new(),
         };
         ctx.store_op(|s| s.finish_supplier_call(&oid, unit, &result, &alerts))?;
@@ -114,10 +123,13 @@ fn not_bought(
             resume: Resume::Same,
         };
     }
-    let reason = format!("供应商取卡失败：{reason}");
-    let alert = alerts::ship_failed(ctx.order, &plan.product.title, attempt, &reason, false);
+    tracing::info!(order_id = %ctx.order.order_id, reason = %reason, "Supplier sold no card; handing over.");
+    let why = Why::SupplierFailed {
+        failure: Failure::classify(&reason),
+    };
+    let alert = alerts::ship_failed(ctx.order, &plan.product.title, attempt, &why);
     Outcome::Manual {
-        reason,
+        why,
         alerts: vec![alert],
     }
 }

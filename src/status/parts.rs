@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::health::{AccountHealth, Health, Login};
 use crate::store::views::OrderRow;
 use crate::store::{DeliveryState, OutboxRow, OutboxState};
+use crate::why::Why;
 
 /// Longest list a page shows (problems, manual queue).
 pub const LIST_LIMIT: usize = 200;
@@ -68,7 +69,10 @@ pub struct OrderItem {
     pub ship_time: Option<u64>,
     pub ship_deadline: Option<u64>,
     pub attempts: u32,
-    pub last_error: Option<String>,
+    /// Why the delivery waits for the seller or a retry, in Chinese (`crate::why`).
+    pub reason: Option<String>,
+    /// What the seller should do next, commands in backticks (the `steps` filter).
+    pub next_step: Option<String>,
     /// A pipeline job (delay or retry) is waiting for this order.
     pub retry_pending: bool,
     /// The buyer conversation, where the seller checks an uncertain delivery.
@@ -94,7 +98,16 @@ impl From<&OrderRow> for OrderItem {
             ship_time: o.ship_time,
             ship_deadline: o.ship_deadline(),
             attempts: o.attempts,
-            last_error: o.last_error.clone(),
+            reason: o
+                .why
+                .as_ref()
+                .filter(|_| o.delivery.is_some_and(DeliveryState::waits_for_someone))
+                .map(Why::label),
+            next_step: o
+                .why
+                .as_ref()
+                .filter(|_| o.delivery.is_some_and(DeliveryState::waits_for_someone))
+                .and_then(|w| w.next_step(&o.order_id)),
             retry_pending: o.has_job,
             chat_link: crate::order::chat_link(o.item_id.as_deref(), o.buyer_id.as_deref()),
         }
@@ -198,7 +211,7 @@ impl From<&OutboxRow> for NotificationView {
             state: state_str(&n.state),
             state_label: outbox_label(n.state, n.attempts),
             attempts: n.attempts,
-            last_error: n.last_error.clone(),
+            last_error: n.last_error.as_deref().map(crate::why::shown_error),
             order_id: n.order_id.clone(),
             title: n.title.clone(),
             text: n.text.clone(),

@@ -56,6 +56,7 @@ pub fn environment() -> Result<Environment<'static>, minijinja::Error> {
     env.add_filter("dur", dur);
     env.add_filter("pct", pct);
     env.add_filter("urlenc", |s: String| super::http::encode(&s));
+    env.add_filter("steps", steps);
     // The header's nav: the listed pages, in table order.
     let nav: Vec<Value> = PAGES
         .iter()
@@ -117,6 +118,25 @@ fn human(ms: u64) -> String {
         (0, h, m) => format!("{h} 小时 {m} 分"),
         (d, h, _) => format!("{d} 天 {h} 小时"),
     }
+}
+
+/// A next step (`crate::why`) as HTML: escaped, with the commands in backticks as `<code>`.
+fn steps(text: Option<String>) -> Value {
+    let Some(text) = text else {
+        return Value::from_safe_string(String::new());
+    };
+    let mut html = String::with_capacity(text.len() + 32);
+    for (i, piece) in text.split('`').enumerate() {
+        let escaped = minijinja::HtmlEscape(piece).to_string();
+        if i % 2 == 1 {
+            html.push_str("<code>");
+            html.push_str(&escaped);
+            html.push_str("</code>");
+        } else {
+            html.push_str(&escaped);
+        }
+    }
+    Value::from_safe_string(html)
 }
 
 /// 0..=1 → `97.5%`; none → `—`.

@@ -14,6 +14,7 @@ use super::jobs::NextRun;
 use super::records::*;
 use super::{ORDERS, Result, Store, StoreError, audit, get_json, jobs, ledger, order_rows, stock};
 use crate::order::OrderStatus;
+use crate::why::Why;
 
 /// The seller-facing reason a quarantined order carries (status page, notification).
 pub const INTERNAL_ERROR_REASON: &str = "处理时内部错误";
@@ -166,14 +167,19 @@ impl Store {
                         now,
                     )?;
                 }
-                (NotReceived::Manual, true) => ledger::hand_over_state(
-                    tx,
-                    &mut rec,
-                    DeliveryState::Manual,
-                    &format!("{note}；交给卖家处理"),
-                    &[],
-                    now,
-                )?,
+                (NotReceived::Manual, true) => {
+                    rec.note(now, format!("{note}；交给卖家处理"));
+                    ledger::hand_over_state(
+                        tx,
+                        &mut rec,
+                        DeliveryState::Manual,
+                        Why::SellerTakesOver {
+                            operator: operator.to_string(),
+                        },
+                        &[],
+                        now,
+                    )?
+                }
                 (NotReceived::Manual, false) => {
                     jobs::cancel_for_order(tx, order_id)?;
                     rec.set_state(
@@ -225,7 +231,7 @@ impl Store {
                 tx,
                 &mut rec,
                 DeliveryState::NeedsHuman,
-                INTERNAL_ERROR_REASON,
+                Why::InternalError,
                 alerts,
                 now,
             )?;
@@ -449,14 +455,19 @@ fn partly_received(
             );
             schedule(tx, &rec.order_id, resume, now)
         }
-        (NotReceived::Manual, _) => ledger::hand_over_state(
-            tx,
-            rec,
-            DeliveryState::Manual,
-            &format!("{note}；交给卖家处理"),
-            &[],
-            now,
-        ),
+        (NotReceived::Manual, _) => {
+            rec.note(now, format!("{note}；交给卖家处理"));
+            ledger::hand_over_state(
+                tx,
+                rec,
+                DeliveryState::Manual,
+                Why::SellerTakesOver {
+                    operator: operator.to_string(),
+                },
+                &[],
+                now,
+            )
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use super::{
     stock,
 };
 use crate::order::OrderStatus;
+use crate::why::{Failure, Why};
 
 /// What the stock-check stage asks to hold for an order.
 #[derive(Debug, Clone)]
@@ -105,7 +106,7 @@ impl Store {
         &self,
         order_id: &str,
         req: &ReserveRequest,
-        on_short: &[OutboxDraft],
+        on_short: &dyn Fn(&Why) -> Vec<OutboxDraft>,
         low_stock: &dyn Fn(i64) -> Vec<OutboxDraft>,
     ) -> Result<ReserveOutcome> {
         let now = self.now();
@@ -144,7 +145,7 @@ impl Store {
             match taken {
                 Ok((holding, crossed_low)) => {
                     rec.holding = holding;
-                    rec.set_state(DeliveryState::Reserved, now, "");
+                    rec.set_state(DeliveryState::Reserved, now, Note::None);
                     save(tx, &rec)?;
                     if let Some(remaining) = crossed_low {
                         outbox::enqueue(tx, &low_stock(remaining), now)?;
@@ -152,13 +153,23 @@ impl Store {
                     Ok(ReserveOutcome::Reserved)
                 }
                 Err(available) => {
-                    let needed = match req {
-                        ReserveRequest::Cards { count, .. } => *count,
-                        ReserveRequest::Stock { units, .. } => *units,
-                        ReserveRequest::Nothing | ReserveRequest::NoPool => 0,
+                    let (needed, pool, item_id) = match req {
+                        ReserveRequest::Cards { count, pool, .. } => {
+                            (*count, Some(pool.clone()), None)
+                        }
+                        ReserveRequest::Stock { units, item_id, .. } => {
+                            (*units, None, Some(item_id.clone()))
+                        }
+                        ReserveRequest::Nothing | ReserveRequest::NoPool => (0, None, None),
                     };
-                    let note = format!("out of stock: needs {needed}, {available} available");
-                    hand_over(tx, &mut rec, &note, on_short, now)?;
+                    let why = Why::OutOfStock {
+                        pool,
+                        item_id,
+                        needed,
+                        available: i64::try_from(available).unwrap_or(i64::MAX),
+                    };
+                    let alerts = on_short(&why);
+                    hand_over(tx, &mut rec, why, &alerts, now)?;
                     Ok(ReserveOutcome::Short { needed, available })
                 }
             }
@@ -178,11 +189,7 @@ impl Store {
             }
             let due = *rec.due_ms.get_or_insert(drawn_due);
             if rec.state == DeliveryState::Reserved {
-                rec.set_state(
-                    DeliveryState::Scheduled,
-                    now,
-                    format!("due {}", crate::clock::format_beijing(due)),
-                );
+                rec.set_state(DeliveryState::Scheduled, now, Why::Due { at_ms: due });
             }
             save(tx, &rec)?;
             Ok(Some(due))
@@ -208,7 +215,7 @@ impl Store {
                     tx,
                     &mut rec,
                     DeliveryState::NeedsHuman,
-                    "send outcome unknown after restart",
+                    Why::Interrupted { part: None },
                     on_unknown,
                     now,
                 )?;
@@ -250,7 +257,7 @@ impl Store {
             };
             rec.attempts += 1;
             let attempt = rec.attempts;
-            rec.set_state(next, now, format!("attempt {attempt}"));
+            rec.set_state(next, now, Why::Attempt { n: attempt });
             save(tx, &rec)?;
             Ok(BeginStep::Go {
                 order: Box::new(order),
@@ -290,7 +297,7 @@ impl Store {
                         OrderStatus::Shipped,
                         ActionType::Auto,
                         "ship",
-                        "confirmed shipment",
+                        Why::Confirmed,
                         now,
                     )?;
                     let state = if last {
@@ -298,15 +305,24 @@ impl Store {
                     } else {
                         DeliveryState::Confirmed
                     };
-                    rec.set_state(state, now, "shipment confirmed");
+                    rec.set_state(state, now, Why::Confirmed);
                 }
                 StepResult::FailedSafe { reason } => {
                     rec.last_error = Some(reason.clone());
-                    rec.set_state(DeliveryState::FailedSafe, now, reason.clone());
+                    let failure = Failure::classify(reason);
+                    let why = Why::AttemptFailed {
+                        failure,
+                        part: None,
+                    };
+                    rec.set_state(DeliveryState::FailedSafe, now, why);
                 }
                 StepResult::Unknown { reason } => {
                     rec.last_error = Some(reason.clone());
-                    hand_over_state(tx, &mut rec, DeliveryState::NeedsHuman, reason, &[], now)?;
+                    let why = Why::OutcomeUnknown {
+                        failure: Failure::classify(reason),
+                        part: None,
+                    };
+                    hand_over_state(tx, &mut rec, DeliveryState::NeedsHuman, why, &[], now)?;
                 }
             }
             save(tx, &rec)?;
@@ -317,12 +333,7 @@ impl Store {
 
     /// Hand the order to the seller: classification, short stock, disabled shipping, retries
     /// exhausted. Keys stay with the order (nothing was sent), so `orders retry` can resume.
-    pub fn hand_to_human(
-        &self,
-        order_id: &str,
-        reason: &str,
-        alerts: &[OutboxDraft],
-    ) -> Result<bool> {
+    pub fn hand_to_human(&self, order_id: &str, why: &Why, alerts: &[OutboxDraft]) -> Result<bool> {
         let now = self.now();
         self.write(|tx| {
             let mut rec = load(tx, order_id)?;
@@ -334,7 +345,7 @@ impl Store {
             } else {
                 DeliveryState::Manual
             };
-            hand_over_state(tx, &mut rec, state, reason, alerts, now)?;
+            hand_over_state(tx, &mut rec, state, why.clone(), alerts, now)?;
             save(tx, &rec)?;
             Ok(true)
         })
@@ -384,7 +395,13 @@ impl Store {
             }
             rec.attempts = 0;
             rec.last_error = None;
-            rec.set_state(state, now, format!("re-armed by {operator}"));
+            rec.set_state(
+                state,
+                now,
+                Why::Rearmed {
+                    operator: operator.to_string(),
+                },
+            );
             save(tx, &rec)?;
             jobs::schedule(tx, order_id, resume.stage, &resume.stage_name, now, &resume.config_version, now)?;
             super::audit::append(tx, now, operator, "orders.retry", &format!("{order_id} force={force}"))?;
@@ -411,7 +428,7 @@ pub(super) fn save(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result<()> {
 fn hand_over(
     tx: &WriteTransaction,
     rec: &mut DeliveryRecord,
-    note: &str,
+    note: Why,
     alerts: &[OutboxDraft],
     now: u64,
 ) -> Result<()> {
@@ -423,7 +440,7 @@ pub(super) fn hand_over_state(
     tx: &WriteTransaction,
     rec: &mut DeliveryRecord,
     state: DeliveryState,
-    note: &str,
+    note: impl Into<Note>,
     alerts: &[OutboxDraft],
     now: u64,
 ) -> Result<()> {
@@ -463,11 +480,7 @@ pub(super) fn plan(
             r.parts.clear();
             r.follow_up = None;
             r.config_version = version.to_string();
-            r.set_state(
-                DeliveryState::Planned,
-                now,
-                "re-planned after the order became payable again",
-            );
+            r.set_state(DeliveryState::Planned, now, Why::Replanned);
             r
         }
         Some(_) => return Ok(false),
@@ -497,20 +510,12 @@ pub(super) fn stop(
     if !reached_buyer {
         release(tx, &rec, now)?;
         rec.holding = Holding::Nothing;
-        rec.set_state(
-            DeliveryState::Cancelled,
-            now,
-            "order refunded or closed before delivery",
-        );
+        rec.set_state(DeliveryState::Cancelled, now, Why::CancelledBeforeDelivery);
     } else if revoke_delivered {
         if let Holding::Cards { pool, ids } = &rec.holding {
             cards::revoke(tx, pool, ids, order_id, now)?;
         }
-        rec.history.push(LedgerEvent {
-            at: now,
-            state: rec.state,
-            note: "refund completed: delivered keys revoked".into(),
-        });
+        rec.note(now, Why::KeysRevoked);
     }
     save(tx, &rec)
 }

@@ -10,6 +10,15 @@ use redb::WriteTransaction;
 use super::records::*;
 use super::{ORDER_LOG, ORDERS, Result, encode, get_json, next_id};
 use crate::order::{Decision, OrderStatus, decide};
+use crate::why::Why;
+
+/// What a status-log entry says beyond the move: the seller's own words (courier and tracking
+/// number), a typed reason, or nothing.
+pub(super) enum LogNote<'a> {
+    None,
+    Remark(&'a str),
+    Why(Why),
+}
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn append_log(
@@ -19,17 +28,23 @@ pub(super) fn append_log(
     to: OrderStatus,
     action: ActionType,
     operator: &str,
-    remark: &str,
+    note: LogNote<'_>,
     now: u64,
 ) -> Result<()> {
     let seq = next_id(tx, "order_status_log")?;
+    let (remark, why) = match note {
+        LogNote::None => (String::new(), None),
+        LogNote::Remark(r) => (r.to_string(), None),
+        LogNote::Why(w) => (String::new(), Some(w)),
+    };
     let entry = StatusLogEntry {
         at: now,
         from,
         to,
         action,
         operator: operator.to_string(),
-        remark: remark.to_string(),
+        remark,
+        why,
     };
     tx.open_table(ORDER_LOG)?
         .insert((order_id, seq), encode(&entry).as_slice())?;
@@ -43,7 +58,7 @@ pub(super) fn set_status(
     to: OrderStatus,
     action: ActionType,
     operator: &str,
-    remark: &str,
+    why: Why,
     now: u64,
 ) -> Result<()> {
     let mut orders = tx.open_table(ORDERS)?;
@@ -63,7 +78,16 @@ pub(super) fn set_status(
     }
     orders.insert(order_id, encode(&order).as_slice())?;
     drop(orders);
-    append_log(tx, order_id, Some(from), to, action, operator, remark, now)
+    append_log(
+        tx,
+        order_id,
+        Some(from),
+        to,
+        action,
+        operator,
+        LogNote::Why(why),
+        now,
+    )
 }
 
 /// Update free-form order fields in the caller's transaction.

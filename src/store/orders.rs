@@ -5,7 +5,7 @@ use redb::{
 };
 
 use super::jobs::NextRun;
-use super::order_rows::append_log;
+use super::order_rows::{LogNote, append_log};
 use super::records::*;
 use super::{
     LEDGER, ORDER_LOG, ORDERS, OUTBOX, Result, SEEN, Store, StoreError, closeout, decode, encode,
@@ -85,7 +85,7 @@ impl Store {
                     to,
                     ActionType::System,
                     &format!("source:{}", ev.source),
-                    "",
+                    LogNote::None,
                     now,
                 )?;
                 scheduled = apply_work(tx, &order, work, start, now)?;
@@ -205,7 +205,7 @@ impl Store {
                 OrderStatus::Shipped,
                 ActionType::Manual,
                 operator,
-                &remark,
+                LogNote::Remark(remark.trim()),
                 now,
             )?;
             tx.open_table(ORDERS)?

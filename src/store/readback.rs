@@ -43,11 +43,7 @@ impl Store {
                 absent: 0,
                 part,
             });
-            rec.history.push(LedgerEvent {
-                at: now,
-                state: rec.state,
-                note: "发送结果未知，正在核对聊天记录".into(),
-            });
+            rec.note(now, "发送结果未知，正在核对聊天记录");
             ledger::save(tx, &rec)?;
             Ok(true)
         })
@@ -104,11 +100,7 @@ impl Store {
             let mut rec = ledger::load(tx, order_id)?;
             rec.read_back = None;
             rec.last_error = Some(reason.to_string());
-            rec.history.push(LedgerEvent {
-                at: now,
-                state: rec.state,
-                note: reason.to_string(),
-            });
+            rec.note(now, reason);
             ledger::save(tx, &rec)?;
             outbox::enqueue(tx, alerts, now)
         })

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::EventKind;
 use crate::order::{OrderStatus, ShipMode};
+use crate::why::Why;
 
 /// An order as the shop knows it: the seed's `orders` table plus account, SKU and quantity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,7 +70,11 @@ pub struct StatusLogEntry {
     pub to: OrderStatus,
     pub action: ActionType,
     pub operator: String,
+    /// Free text a seller typed (courier and tracking number); empty otherwise.
     pub remark: String,
+    /// Why the status moved, when we moved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<Why>,
 }
 
 /// Where one order's delivery stands. The ledger is the single place that decides whether
@@ -118,6 +123,11 @@ impl DeliveryState {
         }
     }
 
+    /// The delivery waits for the seller or for a retry after a failure.
+    pub fn waits_for_someone(self) -> bool {
+        matches!(self, Self::Manual | Self::NeedsHuman | Self::FailedSafe)
+    }
+
     /// No further automatic work will happen in this state.
     pub fn is_settled(self) -> bool {
         matches!(
@@ -135,7 +145,69 @@ impl DeliveryState {
 pub struct LedgerEvent {
     pub at: u64,
     pub state: DeliveryState,
+    /// Chinese text composed by the store from typed facts (a seller's close-out); rows
+    /// written before [`Why`] existed may hold English here, which pages do not show.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<Why>,
+}
+
+/// What a ledger history entry says: a typed reason, or Chinese text the store composed
+/// from typed facts (close-out notes that name key ids and the seller's choice).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    None,
+    Why(Why),
+    Said(String),
+}
+
+impl From<Why> for Note {
+    fn from(w: Why) -> Self {
+        Self::Why(w)
+    }
+}
+
+impl From<String> for Note {
+    fn from(s: String) -> Self {
+        debug_assert!(
+            s.chars().any(|c| !c.is_ascii()),
+            "ledger notes a seller reads are Chinese or typed: {s:?}"
+        );
+        Self::Said(s)
+    }
+}
+
+impl From<&str> for Note {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_string())
+    }
+}
+
+impl LedgerEvent {
+    pub fn new(at: u64, state: DeliveryState, note: impl Into<Note>) -> Self {
+        let (note, why) = match note.into() {
+            Note::None => (String::new(), None),
+            Note::Why(w) => (String::new(), Some(w)),
+            Note::Said(s) => (s, None),
+        };
+        Self {
+            at,
+            state,
+            note,
+            why,
+        }
+    }
+
+    /// What a seller reads about this entry: the typed reason rendered, else the store's
+    /// Chinese text; English from old rows is not shown.
+    pub fn seller_text(&self) -> String {
+        match &self.why {
+            Some(w) => w.label(),
+            None if self.note.chars().any(|c| !c.is_ascii()) => self.note.clone(),
+            None => String::new(),
+        }
+    }
 }
 
 /// Which resource a delivery holds.
@@ -167,8 +239,13 @@ pub struct DeliveryRecord {
     pub confirmed_at: Option<u64>,
     #[serde(default)]
     pub message_id: Option<String>,
+    /// The raw error of the last failure, for developers (English); sellers read `why`.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Why the delivery waits for the seller or a retry (`manual`, `needs_human`,
+    /// `failed_safe`); `None` once it moves on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<Why>,
     pub config_version: String,
     pub history: Vec<LedgerEvent>,
     /// An uncertain send whose conversation is being read back (see `store/readback.rs`).
@@ -274,12 +351,9 @@ impl DeliveryRecord {
             confirmed_at: None,
             message_id: None,
             last_error: None,
+            why: None,
             config_version: config_version.to_string(),
-            history: vec![LedgerEvent {
-                at,
-                state: DeliveryState::Planned,
-                note: String::new(),
-            }],
+            history: vec![LedgerEvent::new(at, DeliveryState::Planned, Note::None)],
             read_back: None,
             parts: Vec::new(),
             follow_up: None,
@@ -302,13 +376,26 @@ impl DeliveryRecord {
             || self.parts.iter().any(|p| p.state.may_have_reached())
     }
 
-    pub fn set_state(&mut self, state: DeliveryState, at: u64, note: impl Into<String>) {
+    /// Move to `state` with a history entry. A problem reason becomes the delivery's `why`;
+    /// a state that no longer waits for anyone clears it.
+    pub fn set_state(&mut self, state: DeliveryState, at: u64, note: impl Into<Note>) {
         self.state = state;
-        self.history.push(LedgerEvent {
-            at,
-            state,
-            note: note.into(),
-        });
+        let event = LedgerEvent::new(at, state, note);
+        match &event.why {
+            Some(w) if w.is_problem() => self.why = Some(w.clone()),
+            _ if !state.waits_for_someone() => self.why = None,
+            _ => {}
+        }
+        self.history.push(event);
+    }
+
+    /// A history entry that does not change the state.
+    pub fn note(&mut self, at: u64, note: impl Into<Note>) {
+        let event = LedgerEvent::new(at, self.state, note);
+        if let Some(w) = event.why.as_ref().filter(|w| w.is_problem()) {
+            self.why = Some(w.clone());
+        }
+        self.history.push(event);
     }
 }
 

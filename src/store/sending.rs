@@ -19,6 +19,7 @@ use redb::WriteTransaction;
 use super::records::*;
 use super::{ORDERS, Result, Store, StoreError, cards, get_json, ledger, order_rows, outbox};
 use crate::order::OrderStatus;
+use crate::why::{Failure, PartRef, Why};
 
 /// A part the ship stage wants to send, as planned on the first attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +119,7 @@ impl Store {
             let attempt = rec.attempts;
             if let Err(reason) = planned {
                 rec.last_error = Some(reason.clone());
-                rec.set_state(DeliveryState::FailedSafe, now, reason.clone());
+                rec.set_state(DeliveryState::FailedSafe, now, Why::Unbuildable);
                 ledger::save(tx, &rec)?;
                 return Ok(BeginDelivery::Unbuildable { reason, attempt });
             }
@@ -132,7 +133,7 @@ impl Store {
                 return Ok(BeginDelivery::AlreadyDone);
             };
             claim(&mut rec, part, now);
-            rec.set_state(DeliveryState::Sending, now, format!("attempt {attempt}"));
+            rec.set_state(DeliveryState::Sending, now, Why::Attempt { n: attempt });
             ledger::save(tx, &rec)?;
             Ok(BeginDelivery::Go {
                 order: Box::new(order),
@@ -187,8 +188,11 @@ impl Store {
                     part.state = PartState::Pending;
                     part.last_error = Some(reason.clone());
                     rec.last_error = Some(reason.clone());
-                    let note = part_note(&rec, index, reason);
-                    rec.set_state(DeliveryState::FailedSafe, now, note);
+                    let why = Why::AttemptFailed {
+                        failure: Failure::classify(reason),
+                        part: part_ref(&rec, index),
+                    };
+                    rec.set_state(DeliveryState::FailedSafe, now, why);
                     PartNext::Done(DeliveryState::FailedSafe)
                 }
                 PartResult::Unknown { reason } => {
@@ -196,12 +200,15 @@ impl Store {
                     part.state = PartState::Unknown;
                     part.last_error = Some(reason.clone());
                     rec.last_error = Some(reason.clone());
-                    let note = part_note(&rec, index, reason);
+                    let why = Why::OutcomeUnknown {
+                        failure: Failure::classify(reason),
+                        part: part_ref(&rec, index),
+                    };
                     ledger::hand_over_state(
                         tx,
                         &mut rec,
                         DeliveryState::NeedsHuman,
-                        &note,
+                        why,
                         &[],
                         now,
                     )?;
@@ -236,11 +243,7 @@ impl Store {
                         mark.state = PartState::Unknown;
                         mark.at = now;
                     }
-                    note(
-                        &mut rec,
-                        now,
-                        "附加消息发送途中进程停止，结果未知，不再重发",
-                    );
+                    rec.note(now, Why::FollowUpUnknown { failure: None });
                     ledger::save(tx, &rec)?;
                     return Ok(BeginFollowUp::Settled);
                 }
@@ -252,11 +255,7 @@ impl Store {
             let plan = match (build.borrow_mut())(&order, &keys) {
                 Ok(plan) => plan,
                 Err(reason) => {
-                    note(
-                        &mut rec,
-                        now,
-                        &format!("附加消息无法生成，未发送（{reason}）"),
-                    );
+                    rec.note(now, Why::FollowUpUnbuildable);
                     let mark = rec.follow_up.get_or_insert_with(|| {
                         mark_of(PartPlan {
                             kind: PartKind::Text,
@@ -301,17 +300,19 @@ impl Store {
                 return Ok(0);
             };
             mark.at = now;
-            let text = match result {
+            let why = match result {
                 PartResult::Accepted { message_id } => {
                     mark.state = PartState::Sent;
                     mark.message_id.clone_from(message_id);
                     mark.last_error = None;
-                    "附加消息已发送".to_string()
+                    Why::FollowUpSent
                 }
                 PartResult::Unknown { reason } => {
                     mark.state = PartState::Unknown;
                     mark.last_error = Some(reason.clone());
-                    format!("附加消息发送结果未知，不再重发（{reason}）")
+                    Why::FollowUpUnknown {
+                        failure: Some(Failure::classify(reason)),
+                    }
                 }
                 PartResult::NotDelivered { reason } => {
                     mark.state = if give_up {
@@ -320,28 +321,18 @@ impl Store {
                         PartState::Pending
                     };
                     mark.last_error = Some(reason.clone());
-                    if give_up {
-                        format!("附加消息发送失败，已放弃（{reason}）")
-                    } else {
-                        format!("附加消息发送失败，稍后重试（{reason}）")
+                    Why::FollowUpFailed {
+                        failure: Failure::classify(reason),
+                        gave_up: give_up,
                     }
                 }
             };
             let attempts = mark.attempts;
-            note(&mut rec, now, &text);
+            rec.note(now, why);
             ledger::save(tx, &rec)?;
             Ok(attempts)
         })
     }
-}
-
-/// A line in the ledger history that does not change the state.
-pub(super) fn note(rec: &mut DeliveryRecord, now: u64, text: &str) {
-    rec.history.push(LedgerEvent {
-        at: now,
-        state: rec.state,
-        note: text.to_string(),
-    });
 }
 
 /// The keys a delivery holds, to build its content from.
@@ -413,20 +404,13 @@ fn claim(rec: &mut DeliveryRecord, index: usize, now: u64) {
     }
 }
 
-/// "第 2/3 条消息（图片）: reason" for the history, or just the reason for a single part.
-fn part_note(rec: &DeliveryRecord, index: usize, reason: &str) -> String {
-    if rec.parts.len() <= 1 {
-        return reason.to_string();
-    }
-    let kind = match rec.parts[index].kind {
-        PartKind::Text => "文字",
-        PartKind::Image => "图片",
-    };
-    format!(
-        "第 {}/{} 条消息（{kind}）：{reason}",
-        index + 1,
-        rec.parts.len()
-    )
+/// Which part of a delivery of several a note is about; `None` for a single message.
+fn part_ref(rec: &DeliveryRecord, index: usize) -> Option<PartRef> {
+    (rec.parts.len() > 1).then(|| PartRef {
+        index: index + 1,
+        of: rec.parts.len(),
+        image: rec.parts[index].kind == PartKind::Image,
+    })
 }
 
 /// The process stopped while the send step was in flight: the part that was (or, in rows
@@ -444,11 +428,10 @@ fn interrupted(
     }
     let reason = "the process stopped while a send was in flight";
     rec.last_error = Some(reason.into());
-    let note = match in_flight {
-        Some(i) => part_note(rec, i, "send outcome unknown after restart"),
-        None => "send outcome unknown after restart".into(),
+    let why = Why::Interrupted {
+        part: in_flight.and_then(|i| part_ref(rec, i)),
     };
-    ledger::hand_over_state(tx, rec, DeliveryState::NeedsHuman, &note, on_unknown, now)?;
+    ledger::hand_over_state(tx, rec, DeliveryState::NeedsHuman, why, on_unknown, now)?;
     ledger::save(tx, rec)
 }
 
@@ -477,6 +460,6 @@ pub(super) fn send_done(
         rec.attempts = 0;
         DeliveryState::Sent
     };
-    rec.set_state(state, now, "message accepted");
+    rec.set_state(state, now, Why::Accepted);
     Ok(())
 }

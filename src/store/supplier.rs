@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::records::*;
 use super::{ORDERS, Result, Store, StoreError, encode, get_json, ledger, outbox, sending};
+use crate::why::{Failure, Why};
 
 pub(super) const SUPPLIER_CALLS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("supplier_calls");
@@ -199,16 +200,16 @@ impl Store {
                 u.state = CallState::Uncertain;
                 u.at = now;
                 u.last_error = Some("请求供应商途中进程停止，无法确定是否已购买".into());
-                let note = format!(
-                    "第 {} 件的供应商请求途中进程停止，结果未知，不再重复购买",
-                    u.unit
-                );
+                let note = Why::SupplierUncertain {
+                    unit: u.unit,
+                    failure: None,
+                };
                 save(tx, &calls)?;
                 ledger::hand_over_state(
                     tx,
                     &mut rec,
                     DeliveryState::NeedsHuman,
-                    &note,
+                    note,
                     on_uncertain,
                     now,
                 )?;
@@ -277,29 +278,29 @@ impl Store {
                     u.card = Some(card.clone());
                     u.http_status = Some(*status);
                     u.last_error = None;
-                    sending::note(&mut rec, now, &format!("第 {unit} 件的供应商卡密已取得"));
+                    rec.note(now, Why::SupplierFetched { unit });
                 }
                 CallResult::NotBought { reason, status, .. } => {
                     u.state = CallState::Pending;
                     u.http_status = *status;
                     u.last_error = Some(reason.clone());
-                    sending::note(
-                        &mut rec,
-                        now,
-                        &format!("第 {unit} 件的供应商请求失败（未购买）：{reason}"),
-                    );
+                    let failure = Failure::classify(reason);
+                    rec.note(now, Why::SupplierNotBought { unit, failure });
                 }
                 CallResult::Uncertain { reason, status } => {
                     u.state = CallState::Uncertain;
                     u.http_status = *status;
                     u.last_error = Some(reason.clone());
-                    let note = format!("第 {unit} 件的供应商结果未知，不再重复购买：{reason}");
+                    let note = Why::SupplierUncertain {
+                        unit,
+                        failure: Some(Failure::classify(reason)),
+                    };
                     rec.last_error = Some(reason.clone());
                     ledger::hand_over_state(
                         tx,
                         &mut rec,
                         DeliveryState::NeedsHuman,
-                        &note,
+                        note,
                         &[],
                         now,
                     )?;
@@ -362,17 +363,20 @@ impl Store {
             let note = match failure {
                 None => {
                     u.returned = Some(ReturnState::Returned);
-                    format!("第 {unit} 件的供应商卡密已退回")
+                    Why::SupplierReturned { unit }
                 }
                 Some(reason) => {
                     u.returned = Some(ReturnState::Failed);
                     u.last_error = Some(reason.to_string());
-                    format!("第 {unit} 件的供应商卡密退回失败：{reason}（请到供应商后台处理）")
+                    Why::SupplierReturnFailed {
+                        unit,
+                        failure: Failure::classify(reason),
+                    }
                 }
             };
             save(tx, &calls)?;
             if let Some(mut rec) = ledger::find(tx, order_id)? {
-                sending::note(&mut rec, now, &note);
+                rec.note(now, note);
                 ledger::save(tx, &rec)?;
             }
             Ok(())

@@ -19,6 +19,7 @@ use super::{
     decode,
 };
 use crate::order::OrderStatus;
+use crate::why::Why;
 
 /// Most failing notifications a view keeps (newest first).
 const OUTBOX_PROBLEMS: usize = 200;
@@ -55,6 +56,9 @@ pub struct OrderRow {
     pub attempts: u32,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Why the delivery waits for the seller or a retry (filled from the ledger).
+    #[serde(default)]
+    pub why: Option<Why>,
     #[serde(default)]
     pub due_ms: Option<u64>,
     /// A pipeline job is waiting for this order (a delay or a retry).
@@ -93,6 +97,8 @@ struct LedgerLite {
     attempts: u32,
     #[serde(default)]
     last_error: Option<String>,
+    #[serde(default)]
+    why: Option<Why>,
     #[serde(default)]
     due_ms: Option<u64>,
 }
@@ -436,6 +442,7 @@ fn scan_orders(tx: &ReadTransaction) -> Result<Vec<OrderRow>> {
             o.delivery = Some(l.state);
             o.attempts = l.attempts;
             o.last_error = l.last_error;
+            o.why = l.why;
             o.due_ms = l.due_ms;
         }
         o.has_job = with_job.contains(id);

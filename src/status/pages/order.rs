@@ -5,6 +5,7 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::why::{Why, shown_error};
 use crate::order::OrderStatus;
 use crate::store::views::OrderRow;
 use crate::store::{
@@ -137,7 +138,7 @@ fn part_view(index: usize, p: &PartMark) -> PartView {
         message_id: p.message_id.clone(),
         at: p.at,
         attempts: p.attempts,
-        last_error: p.last_error.clone(),
+        last_error: p.last_error.as_deref().map(shown_error),
     }
 }
 
@@ -203,7 +204,7 @@ fn supplier_view(u: &SupplierUnit) -> SupplierView {
         http_status: u.http_status,
         card_masked: u.card.clone(),
         at: u.at,
-        last_error: u.last_error.clone(),
+        last_error: u.last_error.as_deref().map(shown_error),
     }
 }
 
@@ -222,7 +223,9 @@ pub fn order_page(detail: OrderDetail, row: Option<&OrderRow>, config: &Config) 
         item.delivery = Some(l.state.as_str());
         item.delivery_label = Some(delivery_label(l.state));
         item.attempts = l.attempts;
-        item.last_error.clone_from(&l.last_error);
+        let why = l.why.as_ref().filter(|_| l.state.waits_for_someone());
+        item.reason = why.map(Why::label);
+        item.next_step = why.and_then(|w| w.next_step(&o.order_id));
     }
     OrderPage {
         order: OrderView {
@@ -276,6 +279,7 @@ fn row_from_record(d: &OrderDetail) -> OrderRow {
         delivery: d.ledger.as_ref().map(|l| l.state),
         attempts: d.ledger.as_ref().map_or(0, |l| l.attempts),
         last_error: d.ledger.as_ref().and_then(|l| l.last_error.clone()),
+        why: d.ledger.as_ref().and_then(|l| l.why.clone()),
         due_ms: d.ledger.as_ref().and_then(|l| l.due_ms),
         has_job: false,
     }
@@ -290,7 +294,7 @@ fn log_row(e: &StatusLogEntry) -> LogRow {
         to_label: e.to.label(),
         action: action_label(e.action),
         operator: e.operator.clone(),
-        remark: e.remark.clone(),
+        remark: e.why.as_ref().map_or_else(|| e.remark.clone(), Why::label),
     }
 }
 
@@ -309,7 +313,7 @@ fn ledger_view(l: &DeliveryRecord) -> LedgerView {
         attempts: l.attempts,
         sent_at: l.sent_at,
         confirmed_at: l.confirmed_at,
-        last_error: l.last_error.clone(),
+        last_error: l.last_error.as_deref().map(shown_error),
         config_version: l.config_version.clone(),
         history: l
             .history
@@ -318,7 +322,7 @@ fn ledger_view(l: &DeliveryRecord) -> LedgerView {
                 at: h.at,
                 state: h.state.as_str(),
                 state_label: delivery_label(h.state),
-                note: h.note.clone(),
+                note: h.seller_text(),
             })
             .collect(),
         parts: l
