@@ -15,6 +15,16 @@ use std::sync::{Arc, LazyLock, RwLock};
 use serde::Serialize;
 
 use crate::metrics;
+use crate::why::Failure;
+
+/// Failed connection attempts in a row (since the last good connection) from which a
+/// disconnected account counts under 需要关注 on the status page.
+pub const ATTENTION_FAILED_RECONNECTS: u32 = 3;
+
+/// How long an account may stay without a connection (disconnected or still connecting after
+/// a loss) before it counts under 需要关注, whatever the attempt count: 5 minutes. A short
+/// drop that reconnects within a few backoff rounds is normal and not worth the seller's time.
+pub const ATTENTION_DISCONNECTED_MS: u64 = 5 * 60 * 1000;
 
 /// How many login/risk events are remembered for the 异常 page.
 pub const EVENT_HISTORY: usize = 200;
@@ -101,6 +111,29 @@ pub struct AccountHealth {
     /// Short human-readable note from the client (never a cookie or token).
     pub detail: Option<String>,
     pub reconnects: u64,
+    /// Connection attempts that failed since the last good connection.
+    pub failed_reconnects: u32,
+    /// Why the last attempt failed; cleared by a good connection.
+    pub last_failure: Option<Failure>,
+    /// When the account last lost (or first failed to get) its connection; cleared by a good
+    /// connection.
+    pub down_since: Option<u64>,
+}
+
+impl AccountHealth {
+    /// Disconnected with failures piling up: at least [`ATTENTION_FAILED_RECONNECTS`] failed
+    /// attempts since the last good connection, or down for [`ATTENTION_DISCONNECTED_MS`].
+    /// A paused account (waiting for cookies) is a login problem, counted as such.
+    pub fn needs_attention(&self, now: u64) -> bool {
+        let down = matches!(
+            self.connection,
+            Connection::Disconnected | Connection::Connecting
+        ) && self.last_failure.is_some();
+        down && (self.failed_reconnects >= ATTENTION_FAILED_RECONNECTS
+            || self
+                .down_since
+                .is_some_and(|t| now.saturating_sub(t) >= ATTENTION_DISCONNECTED_MS))
+    }
 }
 
 /// A login or risk-control change worth showing on the 异常 page.
@@ -165,6 +198,20 @@ impl Health {
                 a.connection = state;
                 a.connection_since = Some(at);
             }
+            if state == Connection::Connected {
+                a.failed_reconnects = 0;
+                a.last_failure = None;
+                a.down_since = None;
+            }
+        });
+    }
+
+    /// A connection attempt failed (or a session ended with an error) because of `failure`.
+    pub fn record_connection_failure(&self, account: &str, failure: Failure, at: u64) {
+        self.update(account, |a| {
+            a.failed_reconnects = a.failed_reconnects.saturating_add(1);
+            a.last_failure = Some(failure);
+            a.down_since.get_or_insert(at);
         });
     }
 
@@ -341,6 +388,32 @@ mod tests {
         assert!(h.record_chat_ok("main"));
         assert!(!h.record_chat_ok("main"));
         assert!(h.record_chat_problem("main", "模型限流（429）", 4));
+    }
+
+    #[test]
+    fn a_good_connection_clears_the_failures() {
+        let h = Health::new();
+        h.set_connection("a", Connection::Connected, 1);
+        for at in 2..2 + u64::from(ATTENTION_FAILED_RECONNECTS) - 1 {
+            h.record_reconnect("a", at);
+            h.record_connection_failure("a", Failure::Refused, at);
+            h.set_connection("a", Connection::Disconnected, at);
+        }
+        let a = h.account("a").unwrap();
+        assert!(!a.needs_attention(10), "two failures are a blip");
+        assert!(
+            a.needs_attention(2 + ATTENTION_DISCONNECTED_MS),
+            "but not for long"
+        );
+        h.record_connection_failure("a", Failure::Refused, 9);
+        assert!(h.account("a").unwrap().needs_attention(10));
+        h.set_connection("a", Connection::Connected, 11);
+        let a = h.account("a").unwrap();
+        assert_eq!(
+            (a.failed_reconnects, a.last_failure, a.down_since),
+            (0, None, None)
+        );
+        assert!(!a.needs_attention(11 + ATTENTION_DISCONNECTED_MS));
     }
 
     #[test]

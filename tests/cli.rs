@@ -121,7 +121,7 @@ fn a_sellers_first_session() {
     assert!(!cards.contains("OFFICE-DEMO"), "keys are never listed");
 
     let show = stdout(&run(d, &["orders", "show", "3002"]));
-    assert!(show.contains("delivery ledger: delivered"), "{show}");
+    assert!(show.contains("发货记录: delivered"), "{show}");
     assert!(
         !show.contains("OFFICE-DEMO-AAAA-1111"),
         "keys are masked: {show}"

@@ -494,3 +494,83 @@ async fn fresh_cookies_are_not_a_recovery_until_the_connection_works() {
     assert_eq!(env.login("main"), Login::Unverified);
     env.stop().await;
 }
+
+/// An account whose connections keep being refused is counted under 需要关注 once it failed
+/// `ATTENTION_FAILED_RECONNECTS` times in a row, and the 异常 page and the account card say why
+/// in Chinese with the next step (no OS error text). Clearing on a good connection is
+/// `health::tests::a_good_connection_clears_the_failures`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_cannot_reconnect_needs_attention_with_the_reason_in_chinese() {
+    let env = Env::start(QUICK).await;
+    let daemon = env.daemon.as_ref().unwrap();
+    let base = format!("http://{}", daemon.status_addr);
+    let status = |base: String| async move {
+        reqwest::get(format!("{base}/api/status"))
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let connected = status(base.clone()).await;
+    assert_eq!(connected["problems"]["disconnected"], 0);
+    assert_eq!(connected["accounts"][0]["connection_attention"], false);
+
+    // Every connection (IM socket and mtop) is refused from now on.
+    env.fake.shutdown();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut last = serde_json::Value::Null;
+    while tokio::time::Instant::now() < deadline {
+        last = status(base.clone()).await;
+        if last["problems"]["disconnected"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last["problems"]["disconnected"], 1, "{last:#}");
+    let account = &last["accounts"][0];
+    assert!(
+        account["failed_reconnects"].as_u64().unwrap()
+            >= u64::from(xianyu_shopd::health::ATTENTION_FAILED_RECONNECTS),
+        "{account:#}"
+    );
+    assert_eq!(account["connection_problem"], "连接被拒绝", "{account:#}");
+    assert!(
+        account["connection_next_step"]
+            .as_str()
+            .unwrap()
+            .contains("检查网络和代理"),
+        "{account:#}"
+    );
+    let problems = reqwest::get(format!("{base}/problems"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let table = &problems[problems.find("id=\"problem-accounts\"").expect("listed")..];
+    assert!(table.contains("主店") || table.contains("main"), "{table}");
+    assert!(
+        table.contains("连接被拒绝") && table.contains("检查网络和代理"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("os error") && !table.contains("Connection refused"),
+        "{table}"
+    );
+    let dashboard = reqwest::get(format!("{base}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dashboard.contains("id=\"disconnected-accounts\">1<"),
+        "需要关注 counts it"
+    );
+    assert!(
+        dashboard.contains("连接被拒绝"),
+        "the account card says why"
+    );
+    env.stop().await;
+}

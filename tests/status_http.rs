@@ -128,9 +128,20 @@ async fn manual_queue_is_oldest_first_with_a_48_hour_deadline() {
         assert!(o["remaining_ms"].as_i64().unwrap() > 47 * 3600 * 1000);
     }
     let html = s.get("/manual").await.body;
-    assert!(
-        html.contains("发货期限") && html.contains("转人工处理") && html.contains("1 天 23 小时")
-    );
+    assert!(html.contains("发货期限") && html.contains("1 天 23 小时"));
+    // Each order says why it waits and what to do, not a generic "转人工处理".
+    for (why, next) in [
+        ("实物商品，需要你亲自发货", "orders ship P1 --company"),
+        (
+            "自动发货 2 次都失败，买家没有收到",
+            "xianyu-shopd orders retry F1",
+        ),
+        ("发货结果未知", "orders resolve U1 --received"),
+    ] {
+        assert!(html.contains(why), "{why}: {html}");
+        assert!(html.contains(next), "{next}: {html}");
+    }
+    assert!(!html.contains("timeout after send") && !html.contains("chat closed"));
     let (u, p) = (html.find(">U1<").unwrap(), html.find(">P1<").unwrap());
     assert!(u < p, "oldest first on the page too");
     s.stop().await;

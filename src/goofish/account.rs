@@ -329,7 +329,14 @@ impl LoginWatch {
                 health::Login::Unverified,
                 Some("已读取 Cookie，正在连接闲鱼验证；连接成功后才算恢复".to_string()),
             ),
-            LoginState::NoCookies(why) => (health::Login::NoCookies, Some(why.clone())),
+            LoginState::NoCookies(why) => (
+                health::Login::NoCookies,
+                Some(format!(
+                    "{}：请把 Cookie 写入{}",
+                    cookie_problem(why),
+                    self.cookies.describe()
+                )),
+            ),
             LoginState::LoginExpired => (
                 health::Login::Expired,
                 Some(format!("等待新的 Cookie：写入{}", self.cookies.describe())),
@@ -375,6 +382,25 @@ async fn next_reload(
     }
 }
 
+/// Why the cookies are unusable, in a seller's words. `why` is our own English (`mtop`,
+/// `secret`) or the OS's (reading the file); it is developer text and only classified here.
+fn cookie_problem(why: &str) -> &'static str {
+    let w = why.to_ascii_lowercase();
+    if w.contains("empty") {
+        "Cookie 文件或变量是空的"
+    } else if w.contains("no such file") || w.contains("not found") || w.contains("not set") {
+        "找不到 Cookie 文件或环境变量"
+    } else if w.contains("permission") {
+        "没有权限读取 Cookie 文件"
+    } else if w.contains("unb") {
+        "Cookie 不完整（缺少 unb，可能没有登录）"
+    } else if w.contains("not loaded") {
+        "还没有读取到 Cookie"
+    } else {
+        "Cookie 无法读取或格式不对"
+    }
+}
+
 /// The alert when IM token fetches hit their hourly cap (see `mtop::budget`).
 fn token_pause_alert(account: &Account) -> Alert {
     use super::mtop::budget::{FETCHES_PER_HOUR, PAUSE};
@@ -415,7 +441,8 @@ fn login_alert(account: &Account, state: &LoginState, source: &str) -> Option<Al
         )
         .action(refresh),
         LoginState::NoCookies(why) => {
-            Alert::login_expired(id, name, &format!("没有可用的 Cookie：{why}")).action(refresh)
+            Alert::login_expired(id, name, &format!("没有可用的 Cookie（{}）", cookie_problem(why)))
+                .action(refresh)
         }
     })
 }

@@ -144,10 +144,25 @@ pub struct AccountView {
     pub login_problem: bool,
     pub detail: Option<String>,
     pub reconnects: u64,
+    /// Connection attempts that failed since the last good connection.
+    pub failed_reconnects: u32,
+    /// Why the connection is down, in Chinese (while it is not connected).
+    pub connection_problem: Option<&'static str>,
+    /// What to do about it.
+    pub connection_next_step: Option<&'static str>,
+    /// Down with failures piling up (`AccountHealth::needs_attention`): counted under 需要关注.
+    pub connection_attention: bool,
 }
 
 fn account_view(id: &str, name: &str, h: AccountHealth, now: u64) -> AccountView {
+    let down = h
+        .last_failure
+        .filter(|_| h.connection != crate::health::Connection::Connected);
     AccountView {
+        failed_reconnects: h.failed_reconnects,
+        connection_problem: down.map(|f| f.label()),
+        connection_next_step: down.map(|f| f.advice()),
+        connection_attention: h.needs_attention(now),
         id: id.to_string(),
         name: name.to_string(),
         connection: state_str(&h.connection),

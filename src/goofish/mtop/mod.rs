@@ -16,6 +16,7 @@
 //! per mtop API and the typed answers (`aftersale` the rating and polishing ones); `jar` the cookie jar and its saved copy; `interpret` turns raw answers into those answers or
 //! errors (pure, unit-tested).
 
+use crate::why::Failure;
 use tokio::time::Instant;
 
 mod aftersale;
@@ -70,6 +71,23 @@ impl MtopError {
             Self::Network(_) | Self::Token(_) | Self::RateLimited(_) => true,
             Self::Http(code) => *code >= 500 || *code == 429,
             _ => false,
+        }
+    }
+
+    /// What the seller reads about this error (`crate::why`).
+    pub fn failure(&self) -> Failure {
+        match self {
+            Self::NoCookies(_) | Self::LoginExpired | Self::Token(_) => Failure::LoginExpired,
+            Self::RiskControl { .. } | Self::TokenPaused { .. } => Failure::RiskControl,
+            Self::RateLimited(_) => Failure::RateLimited,
+            Self::Network(io) => match Failure::classify(io) {
+                Failure::Other => Failure::Network,
+                f => f,
+            },
+            Self::Http(code) if *code >= 500 => Failure::ServerError,
+            Self::Http(429) => Failure::RateLimited,
+            Self::Http(_) | Self::Business { .. } => Failure::Platform,
+            Self::BadResponse(_) => Failure::BadResponse,
         }
     }
 

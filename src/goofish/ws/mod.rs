@@ -87,6 +87,25 @@ pub enum WsError {
 }
 
 impl WsError {
+    /// What the seller reads about this error (`crate::why`): the typed kinds map one to
+    /// one; a dial error carries the OS's words (`Connection refused`, `timed out`, a DNS or
+    /// TLS failure), which are classified.
+    pub fn failure(&self) -> crate::why::Failure {
+        use crate::why::Failure;
+        match self {
+            Self::Mtop(e) => e.failure(),
+            Self::Connect(io) => match Failure::classify(io) {
+                Failure::Other => Failure::Network,
+                f => f,
+            },
+            Self::RegRefused { code, .. } if (400..500).contains(code) => Failure::LoginExpired,
+            Self::RegRefused { .. } => Failure::Platform,
+            Self::NoAnswer(_) | Self::HeartbeatLost(_) | Self::Zombie(_) => Failure::NoAnswer,
+            Self::Closed(_) => Failure::Network,
+            Self::Kickout | Self::SessionRemoved => Failure::Kicked,
+        }
+    }
+
     /// The token may be the problem: fetch a new one before the next attempt.
     fn distrusts_token(&self) -> bool {
         match self {

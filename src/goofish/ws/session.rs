@@ -87,6 +87,10 @@ impl ImClient {
             if !matches!(result, Ok(SessionEnd::Shutdown)) {
                 self.report(Connection::Disconnected);
             }
+            if let Err(e) = &result {
+                self.registry
+                    .record_connection_failure(&account, e.failure(), now_ms());
+            }
             match result {
                 Ok(SessionEnd::Shutdown) => break,
                 Ok(SessionEnd::TokenRefresh) => {

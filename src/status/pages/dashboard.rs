@@ -102,6 +102,8 @@ pub struct ProblemCounts {
     pub failed_deliveries: usize,
     pub failing_notifications: u64,
     pub login_problems: usize,
+    /// Accounts disconnected with failures piling up (`AccountHealth::needs_attention`).
+    pub disconnected: usize,
     pub low_stock: usize,
 }
 
@@ -125,6 +127,10 @@ pub fn dashboard(view: &ShopView, config: &Config, health: &Health, now: u64) ->
         failed_deliveries: view.deliveries_in(DeliveryState::FailedSafe).len(),
         failing_notifications: view.outbox.failed + view.outbox.retrying,
         login_problems: accounts.iter().filter(|a| a.login_problem).count(),
+        disconnected: accounts
+            .iter()
+            .filter(|a| a.connection_attention && !a.login_problem)
+            .count(),
         low_stock: super::products::products(view, config).low_stock,
     };
     Dashboard {

@@ -73,7 +73,7 @@ pub fn problems(view: &ShopView, config: &Config, health: &Health, now: u64) -> 
             .collect(),
         accounts: accounts(config, health, now)
             .into_iter()
-            .filter(|a| a.login_problem)
+            .filter(|a| a.login_problem || a.connection_attention)
             .collect(),
         login_events: health
             .login_events()
