@@ -319,6 +319,19 @@ async fn watch_config(
             }
             seed_aftersale(&store, &reloader.handle().load());
         }
+        if outcome.is_some() {
+            // The 日志 page tells reloads from the audit log, which survives a restart.
+            let r = reloader.report();
+            let detail = format!(
+                "version={} ok={} errors={}",
+                r.version,
+                r.ok,
+                r.errors.len()
+            );
+            if let Err(e) = store.audit("system", "config.reload", &detail) {
+                tracing::warn!(error = %e, "The reload could not be written to the audit log.");
+            }
+        }
         match outcome {
             Some(_) => health.record_reload(reloader.report()),
             None => health.set_reload(reloader.report()),

@@ -145,6 +145,16 @@ pub struct LoginEvent {
     pub detail: Option<String>,
 }
 
+/// An account that went down for long (it crossed [`AccountHealth::needs_attention`]) or
+/// came back after that, for the 日志 page's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountEvent {
+    pub at: u64,
+    pub account: String,
+    /// Why it is down; `None` when it connected again.
+    pub failure: Option<Failure>,
+}
+
 /// The outcome of the last config (re)load, as the reloader reports it after each attempt.
 pub use crate::config::reload::ReloadReport as ReloadStatus;
 
@@ -174,6 +184,7 @@ struct ChatState {
 struct Inner {
     accounts: RwLock<BTreeMap<String, AccountHealth>>,
     events: RwLock<VecDeque<LoginEvent>>,
+    account_events: RwLock<VecDeque<AccountEvent>>,
     reload: RwLock<Option<ReloadStatus>>,
     chat: RwLock<ChatState>,
 }
@@ -193,26 +204,57 @@ impl Health {
     }
 
     pub fn set_connection(&self, account: &str, state: Connection, at: u64) {
+        let mut back = false;
         self.update(account, |a| {
             if a.connection != state {
                 a.connection = state;
                 a.connection_since = Some(at);
             }
             if state == Connection::Connected {
+                if a.failed_reconnects >= ATTENTION_FAILED_RECONNECTS {
+                    back = true;
+                }
                 a.failed_reconnects = 0;
                 a.last_failure = None;
                 a.down_since = None;
             }
         });
+        if back {
+            self.push_account_event(account, None, at);
+        }
     }
 
     /// A connection attempt failed (or a session ended with an error) because of `failure`.
+    /// The attempt that makes it [`ATTENTION_FAILED_RECONNECTS`] in a row is remembered as an
+    /// [`AccountEvent`].
     pub fn record_connection_failure(&self, account: &str, failure: Failure, at: u64) {
+        let mut crossed = false;
         self.update(account, |a| {
             a.failed_reconnects = a.failed_reconnects.saturating_add(1);
+            crossed = a.failed_reconnects == ATTENTION_FAILED_RECONNECTS;
             a.last_failure = Some(failure);
             a.down_since.get_or_insert(at);
         });
+        if crossed {
+            self.push_account_event(account, Some(failure), at);
+        }
+    }
+
+    fn push_account_event(&self, account: &str, failure: Option<Failure>, at: u64) {
+        let mut events = write(&self.0.account_events);
+        if events.len() == EVENT_HISTORY {
+            events.pop_front();
+        }
+        events.push_back(AccountEvent {
+            at,
+            account: account.to_string(),
+            failure,
+        });
+    }
+
+    /// Long disconnections and the reconnects after them, newest first.
+    pub fn account_events(&self) -> Vec<AccountEvent> {
+        read(&self.0.account_events).iter().rev().cloned().collect()
     }
 
     /// A reconnect attempt began: counts `reconnects_total{account}`.

@@ -367,13 +367,62 @@ async fn problems_list_needs_human_failures_notifications_and_risk() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_show_the_newest_warnings_first() {
+async fn logs_tell_what_happened_in_chinese_and_keep_the_raw_log_behind_a_link() {
     let s = start(false).await;
+    let now = s.harness.store.now();
+    s.harness
+        .store
+        .audit("system", "config.reload", "version=abc123 ok=true errors=0")
+        .unwrap();
+    for _ in 0..xianyu_shopd::health::ATTENTION_FAILED_RECONNECTS {
+        s.health
+            .record_connection_failure("main", xianyu_shopd::why::Failure::Refused, now);
+    }
     let l = s.json("/api/logs").await;
-    assert_eq!(l["capacity"], 50);
-    assert_eq!(l["lines"][0]["level"], "ERROR");
-    assert_eq!(l["lines"][1]["message"], "Notification attempt failed 0.");
+    let events = l["events"].as_array().unwrap();
+    let ats: Vec<u64> = events.iter().map(|e| e["at"].as_u64().unwrap()).collect();
+    assert!(
+        ats.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {ats:?}"
+    );
+    let has = |order: Option<&str>, title: &str| {
+        events.iter().any(|e| {
+            e["title"].as_str().unwrap().contains(title) && order.is_none_or(|o| e["order_id"] == o)
+        })
+    };
+    for (order, title) in [
+        (Some("C1"), "收到订单（已付款）"),
+        (Some("C1"), "发货内容已送达买家"),
+        (Some("C1"), "已发货（自动在闲鱼确认）"),
+        (Some("P1"), "转人工（实物商品，需要你亲自发货）"),
+        (Some("F1"), "转人工（自动发货 2 次都失败"),
+        (Some("U1"), "转人工（发货结果未知"),
+        (Some("W000"), "买家下单（待付款）"),
+        (None, "配置已重新加载，新配置已生效"),
+        (None, "账号 主店（main） 掉线，一直连不上（连接被拒绝）"),
+    ] {
+        assert!(has(order, title), "{order:?} {title}: {events:#?}");
+    }
+    assert_eq!(
+        l["lines"].as_array().map(Vec::len),
+        Some(0),
+        "raw log only on request"
+    );
     let html = s.get("/logs").await.body;
+    assert!(
+        html.contains("href=\"/logs?raw=1\"") && html.contains("收到订单"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("Notification attempt failed"),
+        "no developer log on the timeline"
+    );
+
+    let raw = s.json("/api/logs?raw=1").await;
+    assert_eq!(raw["capacity"], 50);
+    assert_eq!(raw["lines"][0]["level"], "ERROR");
+    assert_eq!(raw["lines"][1]["message"], "Notification attempt failed 0.");
+    let html = s.get("/logs?raw=1").await.body;
     assert!(html.contains("Notification attempt failed 1.") && html.contains("channel=hook"));
     s.stop().await;
 }

@@ -139,7 +139,7 @@ async fn every_handover_reason_shows_in_chinese_with_its_next_step() {
             .body
             .contains("<code>xianyu-shopd cards import office-2021 卡密文件</code>")
     );
-    for path in ["/problems", "/orders", "/"] {
+    for path in ["/problems", "/orders", "/", "/logs"] {
         let r = s.get(path).await;
         assert_eq!(r.status, 200, "{path}");
         assert_chinese_only(path, &r.body);

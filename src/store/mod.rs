@@ -33,6 +33,7 @@ pub mod records;
 mod sending;
 mod stock;
 mod supplier;
+pub mod timeline;
 pub mod views;
 
 use std::path::{Path, PathBuf};
