@@ -93,7 +93,16 @@ async fn a_kill_during_a_burst_loses_and_repeats_nothing() {
             .expect("every paid order has a ledger row");
         match d.state {
             DeliveryState::Delivered => {
-                assert_eq!(messages, 1, "delivered order {order}: {d:?}");
+                assert_eq!(
+                    messages,
+                    1,
+                    "delivered order {order} (conversation {cid}): {d:?}\nwhat the fake saw sent there: {:?}",
+                    fake.sent_messages()
+                        .into_iter()
+                        .filter(|m| m.cid == cid)
+                        .map(|m| (m.delivered, m.receivers, m.reply, m.text.len()))
+                        .collect::<Vec<_>>()
+                );
                 delivered += 1;
             }
             DeliveryState::NeedsHuman => {

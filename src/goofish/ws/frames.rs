@@ -35,24 +35,35 @@ pub(super) fn reg_user_agent(browser: &str) -> String {
 }
 
 /// The client `uuid` of a sent message: the bots' `-<ms>1`, with the last part counting up when
-/// several messages leave within one millisecond (two deliveries in one millisecond must not
-/// share a uuid, or the service may take the second for a repeat of the first).
-fn message_uuid(now_ms: u64) -> String {
+/// several messages leave within one millisecond (two deliveries must never share a uuid, or
+/// the service takes the second for a repeat of the first and answers it without delivering
+/// it).
+pub(super) fn message_uuid(now_ms: u64) -> String {
     static LAST: std::sync::Mutex<(u64, u32)> = std::sync::Mutex::new((0, 0));
-    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-    let seq = if last.0 == now_ms { last.1 + 1 } else { 1 };
-    *last = (now_ms, seq);
-    sign::generate_uuid(now_ms, seq)
+    next_uuid(&mut LAST.lock().unwrap_or_else(|p| p.into_inner()), now_ms)
+}
+
+/// The uuid after `last`, never going backwards: concurrent senders read the clock in one
+/// order and take the lock in another, and an older millisecond must not start its count
+/// again at 1 (that gave two orders' deliveries one uuid during a burst: tests/burst_kill.rs).
+fn next_uuid(last: &mut (u64, u32), now_ms: u64) -> String {
+    let (ms, seq) = if now_ms > last.0 {
+        (now_ms, 1)
+    } else {
+        (last.0, last.1 + 1)
+    };
+    *last = (ms, seq);
+    sign::generate_uuid(ms, seq)
 }
 
 /// The `sendByReceiverScope` body for a text message (reference §6.1).
-pub(super) fn send_body(cid: &str, peer: &str, me: &str, text: &str, now_ms: u64) -> Value {
+pub(super) fn send_body(cid: &str, peer: &str, me: &str, text: &str, uuid: &str) -> Value {
     let inner = json!({"contentType": 1, "text": {"text": text}}).to_string();
     let data = base64::engine::general_purpose::STANDARD.encode(inner);
     let cid = strip_handle(cid);
     json!([
         {
-            "uuid": message_uuid(now_ms),
+            "uuid": uuid,
             "cid": format!("{cid}{HANDLE}"),
             "conversationType": 1,
             "content": {"contentType": 101, "custom": {"type": 1, "data": data}},
@@ -168,7 +179,7 @@ mod tests {
             "3149637063",
             "2202640918079",
             "你好\n卡密：K-1",
-            1741667630548,
+            &sign::generate_uuid(1741667630548, 1),
         );
         assert_eq!(body[0]["uuid"], "-17416676305481");
         assert_eq!(body[0]["cid"], "47983389096@goofish");
@@ -193,7 +204,7 @@ mod tests {
         );
         // A cid that already carries the suffix is not doubled.
         assert_eq!(
-            send_body("1@goofish", "2", "3", "x", 0)[0]["cid"],
+            send_body("1@goofish", "2", "3", "x", "-01")[0]["cid"],
             "1@goofish"
         );
     }
@@ -248,10 +259,15 @@ mod tests {
     #[test]
     fn uuids_differ_within_one_millisecond() {
         let ms = 1_700_000_000_123;
-        let (a, b, c) = (message_uuid(ms), message_uuid(ms), message_uuid(ms + 1));
+        let mut last = (0, 0);
+        let mut next = |at| next_uuid(&mut last, at);
+        let (a, b, c) = (next(ms), next(ms), next(ms + 1));
         assert_eq!(a, "-17000000001231");
         assert_eq!(b, "-17000000001232");
         assert_eq!(c, "-17000000001241");
+        // A sender that read the clock earlier but got the lock later: no repeat of "…1231".
+        assert_eq!(next(ms), "-17000000001242");
+        assert_eq!(next(ms + 2), "-17000000001251");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::conn::{Conn, RequestError};
-use super::frames::{conversation_cid, reason_of, send_body, send_outcome};
+use super::frames::{conversation_cid, message_uuid, reason_of, send_body, send_outcome};
 use super::{HANDLE, Shared};
 use crate::clock::now_ms;
 use crate::marketplace::SendOutcome;
@@ -54,7 +54,8 @@ impl ImHandle {
                 reason: format!("IM not connected within {:?}", self.send_timeout),
             };
         };
-        let body = send_body(cid, peer, &conn.user_id, text, now_ms());
+        let uuid = message_uuid(now_ms());
+        let body = send_body(cid, peer, &conn.user_id, text, &uuid);
         let answer = conn
             .request(
                 "/r/MessageSend/sendByReceiverScope",
