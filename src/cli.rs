@@ -79,6 +79,24 @@ pub enum Command {
     /// Orders.
     #[command(subcommand)]
     Orders(OrdersCommand),
+    /// The shop's numbers per day, item or account (the table of the 统计 page and
+    /// `/api/stats`); `stats rebuild` recomputes them from the order records.
+    Stats {
+        #[command(subcommand)]
+        command: Option<StatsCommand>,
+        /// First day, `2026-11-01` (default: 29 days before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, inclusive (default: today in the statistics time zone).
+        #[arg(long)]
+        to: Option<String>,
+        /// Group by `day`, `item` or `account`.
+        #[arg(long, default_value = "day")]
+        by: String,
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+    },
     /// Write a consistent copy of the store to PATH (works while the daemon runs).
     Backup {
         /// Where to write the copy (a new file; restore by putting it back as state/shop.redb).
@@ -144,6 +162,13 @@ pub enum CardsCommand {
     },
     /// Key counts per pool and state (never the keys).
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StatsCommand {
+    /// Recompute every statistic from the order and delivery records (the same numbers the
+    /// daemon keeps as it goes; use after restoring an old backup or to check them).
+    Rebuild,
 }
 
 #[derive(Debug, Subcommand)]

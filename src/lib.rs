@@ -33,6 +33,7 @@ pub mod pipeline;
 pub mod replay;
 pub mod scheduler;
 pub mod secret;
+pub mod stats;
 pub mod status;
 pub mod store;
 pub mod supplier;

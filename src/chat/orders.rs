@@ -149,6 +149,9 @@ mod tests {
             logistics_company: None,
             tracking_number: None,
             ship_content: Some("KEY-SECRET".into()),
+            paid_at: None,
+            refunded_at: None,
+            closed_at: None,
             created_time: 1,
             updated_time: 2,
         }

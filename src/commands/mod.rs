@@ -11,6 +11,7 @@ mod healthcheck;
 mod notify_test;
 mod orders;
 mod replay;
+mod stats;
 mod table;
 
 use std::process::ExitCode;
@@ -52,6 +53,21 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cards(c) => cards::run(&dirs, c),
         Command::Orders(c) => orders::run(&dirs, c),
         Command::Backup { path } => backup::run(&dirs, &path),
+        Command::Stats {
+            command,
+            from,
+            to,
+            by,
+            account,
+        } => {
+            let args = stats::StatsArgs {
+                from,
+                to,
+                by,
+                account,
+            };
+            stats::run(&dirs, command, args)
+        }
         Command::NotifyTest { channel, event } => notify_test::run(&dirs, &channel, &event).await,
         Command::Healthcheck { url } => healthcheck::run(&url).await,
         Command::Decode {

@@ -68,6 +68,9 @@ macro_rules! every_table {
         $each!(aftersale::ACTIONS);
         $each!(aftersale::GUARDS);
         $each!(aftersale::PLANS);
+        $each!(rollup::ROLLUP);
+        $each!(rollup::REPLY_ROLLUP);
+        $each!(rollup::STATS_META);
     }};
 }
 

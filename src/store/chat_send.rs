@@ -327,9 +327,20 @@ fn load_reply(tx: &WriteTransaction, id: u64) -> Result<Option<ReplyRow>> {
     }
 }
 
+/// Every reply write; a reply that just reached the buyer counts for its stage's statistics
+/// in this transaction.
 fn save_reply(tx: &WriteTransaction, row: &ReplyRow) -> Result<()> {
-    tx.open_table(REPLIES)?
-        .insert(row.id, encode(row).as_slice())?;
+    let mut replies = tx.open_table(REPLIES)?;
+    let newly_sent = row.state == ReplyState::Sent
+        && match replies.get(row.id)? {
+            Some(v) => decode::<ReplyRow>("chat_replies", v.value())?.state != ReplyState::Sent,
+            None => true,
+        };
+    replies.insert(row.id, encode(row).as_slice())?;
+    drop(replies);
+    if newly_sent {
+        super::rollup::count_reply(tx, row.updated_at, &row.account, &row.stage)?;
+    }
     Ok(())
 }
 

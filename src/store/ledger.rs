@@ -10,8 +10,7 @@ use redb::WriteTransaction;
 
 use super::records::*;
 use super::{
-    LEDGER, ORDERS, Result, Store, StoreError, cards, encode, get_json, jobs, order_rows, outbox,
-    stock,
+    LEDGER, ORDERS, Result, Store, StoreError, cards, get_json, jobs, order_rows, outbox, stock,
 };
 use crate::order::OrderStatus;
 use crate::why::{Failure, Why};
@@ -419,10 +418,9 @@ pub(super) fn load(tx: &WriteTransaction, order_id: &str) -> Result<DeliveryReco
         .ok_or_else(|| StoreError::Rejected(format!("order {order_id} has no delivery")))
 }
 
+/// Every ledger write: the statistics move with the delivery's outcome in this transaction.
 pub(super) fn save(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result<()> {
-    tx.open_table(LEDGER)?
-        .insert(rec.order_id.as_str(), encode(rec).as_slice())?;
-    Ok(())
+    super::rollup::save_ledger(tx, rec)
 }
 
 fn hand_over(

@@ -30,6 +30,8 @@ mod orders;
 mod outbox;
 mod readback;
 pub mod records;
+mod rollup;
+pub mod rollup_facts;
 mod sending;
 mod stock;
 mod supplier;
@@ -66,6 +68,8 @@ pub use orders::{IngestOutcome, OrderDetail};
 pub use outbox::{OutboxAttempt, OutboxCounts, problem_quiet_key};
 pub use readback::ReadBackResult;
 pub use records::*;
+pub use rollup::{RebuildReport, RollupRow};
+pub use rollup_facts::{Counters, Day};
 pub use sending::{BeginDelivery, BeginFollowUp, PartNext, PartPlan, PartResult};
 pub use supplier::{BeginCall, CallResult, CallState, ReturnState, SupplierRecord, SupplierUnit};
 
@@ -215,6 +219,13 @@ impl Store {
             if !self.read(aftersale::tables_exist)? {
                 self.write(aftersale::create_tables)?;
             }
+            // A store made before the statistics gets them computed from its orders once.
+            if !self.read(rollup::ready)? {
+                self.write(|tx| {
+                    rollup::create_tables(tx)?;
+                    rollup::rebuild(tx).map(drop)
+                })?;
+            }
             return Ok(());
         }
         let path = self.path.clone();
@@ -252,7 +263,8 @@ impl Store {
             tx.open_table(ACCOUNT_STATE)?;
             chat::create_tables(tx)?;
             aftersale::create_tables(tx)?;
-            Ok(())
+            rollup::create_tables(tx)?;
+            rollup::rebuild(tx).map(drop)
         })
     }
 

@@ -8,6 +8,7 @@
 use redb::WriteTransaction;
 
 use super::records::*;
+use super::rollup::put_order;
 use super::{ORDER_LOG, ORDERS, Result, encode, get_json, next_id};
 use crate::order::{Decision, OrderStatus, decide};
 use crate::why::Why;
@@ -61,8 +62,8 @@ pub(super) fn set_status(
     why: Why,
     now: u64,
 ) -> Result<()> {
-    let mut orders = tx.open_table(ORDERS)?;
-    let Some(mut order) = get_json::<OrderRecord>(&orders, "orders", order_id)? else {
+    let Some(mut order) = get_json::<OrderRecord>(&tx.open_table(ORDERS)?, "orders", order_id)?
+    else {
         return Ok(());
     };
     if order.status == to || !matches!(decide(Some(order.status), to), Decision::Transition { .. })
@@ -72,12 +73,12 @@ pub(super) fn set_status(
     let from = order.status;
     order.status = to;
     order.updated_time = now;
+    stamp(&mut order, to, now);
     if to == OrderStatus::Shipped {
         order.ship_time = Some(now);
         order.ship_method.get_or_insert(ShipMethod::Auto);
     }
-    orders.insert(order_id, encode(&order).as_slice())?;
-    drop(orders);
+    put_order(tx, &order)?;
     append_log(
         tx,
         order_id,
@@ -96,10 +97,26 @@ pub(super) fn update_order(
     order_id: &str,
     f: impl FnOnce(&mut OrderRecord),
 ) -> Result<()> {
-    let mut orders = tx.open_table(ORDERS)?;
-    if let Some(mut order) = get_json::<OrderRecord>(&orders, "orders", order_id)? {
+    // Bound first: the table must be closed again before `put_order` opens it.
+    let found: Option<OrderRecord> = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?;
+    if let Some(mut order) = found {
         f(&mut order);
-        orders.insert(order_id, encode(&order).as_slice())?;
+        put_order(tx, &order)?;
     }
     Ok(())
+}
+
+/// Record the moments the statistics count: first paid (or past paid), refunded, closed.
+pub(super) fn stamp(order: &mut OrderRecord, to: OrderStatus, now: u64) {
+    use OrderStatus::*;
+    if order.paid_at.is_none()
+        && matches!(to, PendingShip | Shipped | Completed | Refunding | Refunded)
+    {
+        order.paid_at = Some(order.payment_time.unwrap_or(now));
+    }
+    match to {
+        Refunded => order.refunded_at = order.refunded_at.or(Some(now)),
+        Closed => order.closed_at = order.closed_at.or(Some(now)),
+        _ => {}
+    }
 }

@@ -5,8 +5,9 @@ use redb::{
 };
 
 use super::jobs::NextRun;
-use super::order_rows::{LogNote, append_log};
+use super::order_rows::{LogNote, append_log, stamp};
 use super::records::*;
+use super::rollup::put_order;
 use super::{
     LEDGER, ORDER_LOG, ORDERS, OUTBOX, Result, SEEN, Store, StoreError, closeout, decode, encode,
     get_json, jobs, ledger,
@@ -78,6 +79,7 @@ impl Store {
                 if to == OrderStatus::PendingShip && order.payment_time.is_none() {
                     order.payment_time = Some(if ev.seen_at > 0 { ev.seen_at } else { now });
                 }
+                stamp(&mut order, to, now);
                 append_log(
                     tx,
                     &ev.order_id,
@@ -91,8 +93,7 @@ impl Store {
                 scheduled = apply_work(tx, &order, work, start, now)?;
             }
             order.updated_time = now;
-            tx.open_table(ORDERS)?
-                .insert(ev.order_id.as_str(), encode(&order).as_slice())?;
+            put_order(tx, &order)?;
             Ok(IngestOutcome {
                 decision,
                 scheduled,
@@ -198,6 +199,7 @@ impl Store {
             order.tracking_number = Some(tracking.to_string()).filter(|s| !s.is_empty());
             order.updated_time = now;
             let remark = format!("{company} {tracking}");
+            put_order(tx, &order)?;
             append_log(
                 tx,
                 order_id,
@@ -208,8 +210,6 @@ impl Store {
                 LogNote::Remark(remark.trim()),
                 now,
             )?;
-            tx.open_table(ORDERS)?
-                .insert(order_id, encode(&order).as_slice())?;
             super::audit::append(
                 tx,
                 now,
@@ -252,6 +252,9 @@ fn new_order(ev: &OrderEvent, now: u64) -> OrderRecord {
         logistics_company: None,
         tracking_number: None,
         ship_content: None,
+        paid_at: None,
+        refunded_at: None,
+        closed_at: None,
         created_time: now,
         updated_time: now,
     }

@@ -43,6 +43,15 @@ pub struct OrderRecord {
     /// What was sent in chat, with card keys masked.
     #[serde(default)]
     pub ship_content: Option<String>,
+    /// When the order was first seen paid (or past paid); the statistics count it that day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<u64>,
+    /// When the refund completed (退款成功).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded_at: Option<u64>,
+    /// When the order closed (交易关闭).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<u64>,
     pub created_time: u64,
     pub updated_time: u64,
 }

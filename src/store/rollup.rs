@@ -1,0 +1,325 @@
+//! Statistics rollups: per day (in the seller's zone), per account and per item, kept in the
+//! same write transaction as the order or delivery change that moves them.
+//!
+//! The rule that keeps them exact: the rollups are the sum of
+//! [`contributions`](super::rollup_facts::contributions) over every stored order with its
+//! delivery record. Every write of an order row goes through [`put_order`] and every write of a
+//! ledger row through [`ledger_saved`]; each applies "contribution now minus contribution
+//! before" in the caller's transaction, reading the other row as it is in that transaction.
+//! [`rebuild`] computes the same sum from scratch (`stats rebuild`), and a store that predates
+//! the rollups, or whose zone changed, is rebuilt once when it is opened or re-zoned.
+//!
+//! A change touches one or two rows of a few dozen bytes; the reads of the statistics page and
+//! `/api/stats` are range scans of these rows and never read an order.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use jiff::tz::TimeZone;
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+
+use super::records::{DeliveryRecord, OrderRecord};
+use super::rollup_facts::{Counters, DEFAULT_ZONE, Day, Facts, contributions, zone};
+use super::{LEDGER, ORDERS, Result, Store, StoreError, decode, encode, get_json};
+
+/// `(day yyyymmdd, account, item id)` → [`Counters`] bytes.
+pub(super) const ROLLUP: TableDefinition<(u32, &str, &str), &[u8]> =
+    TableDefinition::new("stats_rollup");
+/// `(day, account, chat stage)` → replies the buyer got from that stage that day.
+pub(super) const REPLY_ROLLUP: TableDefinition<(u32, &str, &str), u64> =
+    TableDefinition::new("stats_replies");
+/// Settings and durable markers of the statistics (`zone`, `built`, daily-report claims).
+pub(super) const STATS_META: TableDefinition<&str, &[u8]> = TableDefinition::new("stats_meta");
+
+const ZONE_KEY: &str = "zone";
+const BUILT_KEY: &str = "built";
+
+pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(ROLLUP)?;
+    tx.open_table(REPLY_ROLLUP)?;
+    tx.open_table(STATS_META)?;
+    Ok(())
+}
+
+/// True when the rollups exist and were built (a store made before them lacks them).
+pub(super) fn ready(tx: &redb::ReadTransaction) -> Result<bool> {
+    match tx.open_table(STATS_META) {
+        Ok(meta) => Ok(meta.get(BUILT_KEY)?.is_some()),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Parsed zones by name: the write path reads the name from the store and must not parse the
+/// zone database on every change.
+static ZONES: Mutex<Vec<(String, TimeZone)>> = Mutex::new(Vec::new());
+
+fn cached_zone(name: &str) -> Option<TimeZone> {
+    let mut cache = ZONES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, z)) = cache.iter().find(|(n, _)| n == name) {
+        return Some(z.clone());
+    }
+    let z = zone(name)?;
+    cache.push((name.to_string(), z.clone()));
+    Some(z)
+}
+
+fn zone_name(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<String> {
+    Ok(meta
+        .get(ZONE_KEY)?
+        .and_then(|v| String::from_utf8(v.value().to_vec()).ok())
+        .unwrap_or_else(|| DEFAULT_ZONE.to_string()))
+}
+
+/// The statistics zone as stored (the default until a seller names one).
+fn zone_in(tx: &WriteTransaction) -> Result<TimeZone> {
+    let name = zone_name(&tx.open_table(STATS_META)?)?;
+    cached_zone(&name).ok_or_else(|| StoreError::Corrupt {
+        table: "stats_meta",
+        detail: format!("unknown time zone {name}"),
+    })
+}
+
+/// Write `order` and move the rollups by what changed, in the caller's transaction.
+pub(super) fn put_order(tx: &WriteTransaction, order: &OrderRecord) -> Result<()> {
+    let mut orders = tx.open_table(ORDERS)?;
+    let before: Option<OrderRecord> = get_json(&orders, "orders", &order.order_id)?;
+    orders.insert(order.order_id.as_str(), encode(order).as_slice())?;
+    drop(orders);
+    let new_part = Facts::of_order(order);
+    if let Some(old) = &before
+        && Facts::of_order(old).same_order_part(&new_part)
+    {
+        return Ok(());
+    }
+    let ledger: Option<DeliveryRecord> =
+        get_json(&tx.open_table(LEDGER)?, "delivery_ledger", &order.order_id)?;
+    let old = before.as_ref().map(|o| Facts::of(o, ledger.as_ref()));
+    let new = Facts::of(order, ledger.as_ref());
+    apply(tx, old.as_ref(), Some(&new))
+}
+
+/// Write a ledger row and move the rollups if its outcome changed.
+pub(super) fn save_ledger(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result<()> {
+    let mut ledger = tx.open_table(LEDGER)?;
+    let before: Option<DeliveryRecord> = get_json(&ledger, "delivery_ledger", &rec.order_id)?;
+    ledger.insert(rec.order_id.as_str(), encode(rec).as_slice())?;
+    drop(ledger);
+    ledger_saved(tx, before.as_ref(), rec)
+}
+
+fn ledger_saved(
+    tx: &WriteTransaction,
+    before: Option<&DeliveryRecord>,
+    rec: &DeliveryRecord,
+) -> Result<()> {
+    let Some(order) = get_json::<OrderRecord>(&tx.open_table(ORDERS)?, "orders", &rec.order_id)?
+    else {
+        return Ok(());
+    };
+    let old = Facts::of(&order, before);
+    let new = Facts::of(&order, Some(rec));
+    if old == new {
+        return Ok(());
+    }
+    apply(tx, Some(&old), Some(&new))
+}
+
+type Key = (Day, String, String);
+
+fn add_facts(into: &mut BTreeMap<Key, Counters>, f: &Facts, zone: &TimeZone, sign: i64) {
+    for (day, c) in contributions(f, zone) {
+        let slot = into
+            .entry((day, f.account.clone(), f.item.clone()))
+            .or_default();
+        if sign > 0 { slot.add(&c) } else { slot.sub(&c) }
+    }
+}
+
+fn apply(tx: &WriteTransaction, old: Option<&Facts>, new: Option<&Facts>) -> Result<()> {
+    let zone = zone_in(tx)?;
+    let mut delta = BTreeMap::new();
+    if let Some(f) = new {
+        add_facts(&mut delta, f, &zone, 1);
+    }
+    if let Some(f) = old {
+        add_facts(&mut delta, f, &zone, -1);
+    }
+    let mut table = tx.open_table(ROLLUP)?;
+    for ((day, account, item), d) in delta {
+        if d.is_zero() {
+            continue;
+        }
+        let key = (day.0, account.as_str(), item.as_str());
+        let mut row = table
+            .get(key)?
+            .map(|v| Counters::from_bytes(v.value()))
+            .unwrap_or_default();
+        row.add(&d);
+        if row.is_zero() {
+            table.remove(key)?;
+        } else {
+            table.insert(key, row.to_bytes().as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Count a reply that reached the buyer, in the caller's transaction (the chat store calls
+/// this when a reply row becomes sent).
+pub(super) fn count_reply(
+    tx: &WriteTransaction,
+    at: u64,
+    account: &str,
+    stage: &str,
+) -> Result<()> {
+    let day = Day::of(at, &zone_in(tx)?);
+    let mut table = tx.open_table(REPLY_ROLLUP)?;
+    let n = table.get((day.0, account, stage))?.map_or(0, |v| v.value());
+    table.insert((day.0, account, stage), n + 1)?;
+    Ok(())
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildReport {
+    pub orders: u64,
+    pub rows: u64,
+}
+
+/// Recompute every order rollup from the order and ledger rows, in the caller's transaction.
+pub(super) fn rebuild(tx: &WriteTransaction) -> Result<RebuildReport> {
+    let zone = zone_in(tx)?;
+    let mut sums: BTreeMap<Key, Counters> = BTreeMap::new();
+    let orders = tx.open_table(ORDERS)?;
+    let ledger = tx.open_table(LEDGER)?;
+    let mut count = 0;
+    for row in orders.iter()? {
+        let (_, v) = row?;
+        let order: OrderRecord = decode("orders", v.value())?;
+        let rec: Option<DeliveryRecord> = get_json(&ledger, "delivery_ledger", &order.order_id)?;
+        add_facts(&mut sums, &Facts::of(&order, rec.as_ref()), &zone, 1);
+        count += 1;
+    }
+    drop((orders, ledger));
+    tx.delete_table(ROLLUP)?;
+    let mut table = tx.open_table(ROLLUP)?;
+    let mut rows = 0;
+    for ((day, account, item), c) in sums {
+        if !c.is_zero() {
+            table.insert(
+                (day.0, account.as_str(), item.as_str()),
+                c.to_bytes().as_slice(),
+            )?;
+            rows += 1;
+        }
+    }
+    tx.open_table(STATS_META)?.insert(BUILT_KEY, &b"1"[..])?;
+    Ok(RebuildReport {
+        orders: count,
+        rows,
+    })
+}
+
+/// One rollup row as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupRow {
+    pub day: Day,
+    pub account: String,
+    pub item: String,
+    pub counters: Counters,
+}
+
+impl Store {
+    /// Recompute the statistics from the order records (`stats rebuild`).
+    pub fn rebuild_rollups(&self) -> Result<RebuildReport> {
+        self.write(rebuild)
+    }
+
+    /// The zone days are counted in (IANA name).
+    pub fn stats_zone(&self) -> Result<String> {
+        self.read(|tx| match tx.open_table(STATS_META) {
+            Ok(meta) => zone_name(&meta),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(DEFAULT_ZONE.to_string()),
+            Err(e) => Err(e.into()),
+        })
+    }
+
+    /// Count days in `name` from now on; a change rebuilds the rollups in the same
+    /// transaction, so no day is ever split between two zones. Returns whether it changed.
+    pub fn set_stats_zone(&self, name: &str) -> Result<bool> {
+        if cached_zone(name).is_none() {
+            return Err(StoreError::Rejected(format!("unknown time zone {name}")));
+        }
+        if self.stats_zone()? == name {
+            return Ok(false);
+        }
+        self.write(|tx| {
+            tx.open_table(STATS_META)?
+                .insert(ZONE_KEY, name.as_bytes())?;
+            rebuild(tx)?;
+            Ok(true)
+        })
+    }
+
+    /// Rollup rows of days `from..=to`, optionally of one account, in key order.
+    pub fn rollups(&self, from: Day, to: Day, account: Option<&str>) -> Result<Vec<RollupRow>> {
+        self.read(|tx| {
+            let table = tx.open_table(ROLLUP)?;
+            let mut out = Vec::new();
+            for row in table.range((from.0, "", "")..(to.0.saturating_add(1), "", ""))? {
+                let (k, v) = row?;
+                let (day, acc, item) = k.value();
+                if account.is_some_and(|a| a != acc) {
+                    continue;
+                }
+                out.push(RollupRow {
+                    day: Day(day),
+                    account: acc.to_string(),
+                    item: item.to_string(),
+                    counters: Counters::from_bytes(v.value()),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Replies by chat stage for days `from..=to`: `(day, account, stage, count)`.
+    pub fn reply_rollups(&self, from: Day, to: Day) -> Result<Vec<(Day, String, String, u64)>> {
+        self.read(|tx| {
+            let table = tx.open_table(REPLY_ROLLUP)?;
+            let mut out = Vec::new();
+            for row in table.range((from.0, "", "")..(to.0.saturating_add(1), "", ""))? {
+                let (k, v) = row?;
+                let (day, acc, stage) = k.value();
+                out.push((Day(day), acc.to_string(), stage.to_string(), v.value()));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Number of rollup rows (for the benchmark's write-cost figure).
+    pub fn rollup_row_count(&self) -> Result<u64> {
+        self.read(|tx| Ok(tx.open_table(ROLLUP)?.len()?))
+    }
+
+    /// Add `counters` to one rollup row directly: only for benchmarks that need a year of
+    /// statistics without a year of orders.
+    #[doc(hidden)]
+    pub fn add_rollup_for_bench(&self, rows: &[(Day, String, String, Counters)]) -> Result<()> {
+        self.write(|tx| {
+            let mut table = tx.open_table(ROLLUP)?;
+            for (day, account, item, c) in rows {
+                let key = (day.0, account.as_str(), item.as_str());
+                let mut row = table
+                    .get(key)?
+                    .map(|v| Counters::from_bytes(v.value()))
+                    .unwrap_or_default();
+                row.add(c);
+                table.insert(key, row.to_bytes().as_slice())?;
+            }
+            tx.open_table(STATS_META)?.insert(BUILT_KEY, &b"1"[..])?;
+            Ok(())
+        })
+    }
+}
