@@ -351,3 +351,23 @@ async fn the_stats_command_prints_an_aligned_table_with_titles() {
     assert!(rebuilt.contains("统计已从 3 个订单重新计算"), "{rebuilt}");
     assert_eq!(run(&["stats", "--by", "item"]), text);
 }
+
+/// A store written before the statistics existed gets them computed from its orders when it
+/// is first opened.
+#[test]
+fn an_older_store_gets_its_statistics_when_first_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-schema1.redb");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(fixture, state.join("shop.redb")).unwrap();
+    let store = Store::open(&state, xianyu_shopd::clock::system()).unwrap();
+    let t = stats::total(&all_rows(&store));
+    assert_eq!(t.created, 5, "{t:?}");
+    assert!(t.paid >= 4 && t.paid_fen > 0, "{t:?}");
+    assert!(t.auto_delivered >= 1 && t.handed >= 1, "{t:?}");
+    let before = all_rows(&store);
+    store.rebuild_rollups().unwrap();
+    assert_eq!(all_rows(&store), before);
+}
