@@ -94,14 +94,20 @@ impl Shop {
         }
     }
 
-    /// Run the scheduler and the dispatcher until `shutdown`.
+    /// Run the scheduler, the dispatcher and the daily report until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let Shop {
+            store,
+            config,
             scheduler,
             dispatcher,
             ..
         } = self;
-        tokio::join!(scheduler.run(shutdown.clone()), dispatcher.run(shutdown));
+        tokio::join!(
+            scheduler.run(shutdown.clone()),
+            dispatcher.run(shutdown.clone()),
+            crate::stats::report::run(store, config, shutdown),
+        );
     }
 }
 

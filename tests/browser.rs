@@ -39,6 +39,11 @@ fn artifacts() -> PathBuf {
 
 /// Load `url` in headless Chromium: the DOM after rendering, and a screenshot at `png`.
 fn browse(url: &str, png: &Path) -> String {
+    browse_at(url, png, "1280,1400")
+}
+
+/// [`browse`] in a window of `size` (`width,height`).
+fn browse_at(url: &str, png: &Path, size: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(CHROMIUM)
         .args([
@@ -52,8 +57,8 @@ fn browse(url: &str, png: &Path) -> String {
             "--disable-sync",
             "--disable-dev-shm-usage",
             "--hide-scrollbars",
-            "--window-size=1280,1400",
         ])
+        .arg(format!("--window-size={size}"))
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", png.display()))
         .arg("--dump-dom")
@@ -131,6 +136,53 @@ async fn chromium_renders_the_dashboard_and_an_order() {
     assert!(dom.contains("K*************T"), "the key shows masked");
     assert!(!dom.contains(&key(0)));
     assert_no_secrets("order DOM", &dom);
+    eprintln!("screenshots in {}", dir.display());
+    tokio::time::timeout(Duration::from_secs(10), s.stop())
+        .await
+        .unwrap();
+}
+
+/// The 统计 page's inline SVG charts render at desktop width and at a phone's 390 px
+/// (screenshots `target/artifacts/stats.png` and `stats-390.png`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_renders_the_statistics_charts_on_desktop_and_phone() {
+    if !chromium_or_skip() {
+        return;
+    }
+    let s = start(false).await;
+    let base = format!("http://{}", s.addr);
+    let dir = artifacts();
+    for (name, size) in [("stats.png", "1280,2200"), ("stats-390.png", "390,2600")] {
+        let shot = dir.join(name);
+        let _ = std::fs::remove_file(&shot);
+        let dom = tokio::task::spawn_blocking({
+            let (url, shot, size) = (format!("{base}/stats"), shot.clone(), size.to_string());
+            move || browse_at(&url, &shot, &size)
+        })
+        .await
+        .unwrap();
+        for text in [
+            "<title>统计 · 闲鱼小店</title>",
+            "<svg id=\"chart-revenue\"",
+            "<svg id=\"chart-rate\"",
+            "<svg id=\"chart-latency\"",
+            "<rect x=",
+            "<polyline points=",
+            "商品排行",
+            "测试激活码",
+        ] {
+            assert!(
+                dom.contains(text),
+                "{name}: the stats DOM lacks {text}:\n{dom}"
+            );
+        }
+        assert_no_secrets("stats DOM", &dom);
+        let png = std::fs::read(&shot).expect("screenshot written");
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "a real screenshot"
+        );
+    }
     eprintln!("screenshots in {}", dir.display());
     tokio::time::timeout(Duration::from_secs(10), s.stop())
         .await

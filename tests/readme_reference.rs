@@ -150,6 +150,8 @@ fn parser_keys() -> Vec<(String, BTreeSet<String>)> {
             "aftersale.polish".into(),
             probe_pipeline(&["aftersale", "polish"]),
         ),
+        ("stats".into(), probe_pipeline(&["stats"])),
+        ("report".into(), probe_pipeline(&["report"])),
     ];
     for (i, stage) in StageKind::ALL.iter().map(|k| k.name()).enumerate() {
         out.push((

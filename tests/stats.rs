@@ -2,6 +2,7 @@
 //! order records after a long random history (refunds, duplicates, restarts), days are cut at
 //! the seller's midnight, and the `stats` table shows them.
 
+mod status_common;
 mod support;
 
 use std::collections::BTreeMap;
@@ -32,17 +33,22 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
+        Rig::with_extra("")
+    }
+
+    /// A rig whose pipeline.yaml ends with `extra` (top-level keys).
+    fn with_extra(extra: &str) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         write_config(
             dir.path(),
-            &pipeline_yaml(
+            &(pipeline_yaml(
                 "{ min: 0s, max: 0s }",
                 "{ mode: send_then_confirm, max_retries: 1, retry_delay: 1s }",
             )
             .replace(
                 "accounts:\n",
                 "accounts:\n  - id: second\n    cookies_env: TEST_COOKIES_2\n",
-            ),
+            ) + extra),
             &products_yaml("send_then_confirm"),
         );
         let clock = Arc::new(ManualClock::new(START_MS));
@@ -370,4 +376,223 @@ fn an_older_store_gets_its_statistics_when_first_opened() {
     let before = all_rows(&store);
     store.rebuild_rollups().unwrap();
     assert_eq!(all_rows(&store), before);
+}
+
+/// A chunked HTTP/1.1 body as its bytes.
+fn dechunk(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    loop {
+        let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&rest[..end]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&rest[end + 2..end + 2 + size]);
+        rest = &rest[end + 2 + size + 2..];
+    }
+}
+
+async fn raw_get(addr: std::net::SocketAddr, path: &str) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw[split + 4..].to_vec();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)
+    } else {
+        body
+    };
+    (head, body)
+}
+
+/// The orders export opens in Python's csv module (as Excel would) with its Chinese titles,
+/// one row per order of the range, and no card key anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orders_csv_round_trips_through_python_with_chinese_titles() {
+    let s = status_common::start(false).await;
+    let (head, body) = raw_get(s.addr, "/export/orders.csv").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("text/csv; charset=utf-8"), "{head}");
+    assert!(head.contains("attachment; filename=\"orders-"), "{head}");
+    assert!(
+        body.starts_with("\u{feff}".as_bytes()),
+        "a UTF-8 BOM for Excel"
+    );
+    let text = String::from_utf8(body.clone()).unwrap();
+    status_common::assert_no_secrets("/export/orders.csv", &text);
+    let orders = s.harness.store.list_orders(None).unwrap();
+    let python = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import csv,io,json,sys\n\
+             rows=list(csv.reader(io.TextIOWrapper(sys.stdin.buffer,encoding='utf-8-sig',newline='')))\n\
+             print(json.dumps(rows,ensure_ascii=False))",
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = python else {
+        eprintln!("SKIPPED the Python half of the CSV test: python3 is not installed");
+        s.stop().await;
+        return;
+    };
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&body).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows: Vec<Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rows[0],
+        xianyu_shopd::stats::csv::HEADER.map(String::from).to_vec()
+    );
+    assert_eq!(rows.len(), orders.len() + 1, "one row per order");
+    let c1 = rows.iter().find(|r| r[0] == "C1").expect("order C1");
+    assert_eq!(c1[3], "商品-C1");
+    assert_eq!(c1[7], "已发货");
+    assert!(c1[8].starts_with("20"), "{c1:?}");
+    // A range without orders is the header alone; a bad date is a Chinese 400.
+    let (_, empty) = raw_get(s.addr, "/export/orders.csv?from=2001-01-01&to=2001-01-31").await;
+    assert_eq!(String::from_utf8(empty).unwrap().lines().count(), 1);
+    let bad = s.get("/export/orders.csv?from=last-week").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("日期"), "{}", bad.body);
+    s.stop().await;
+}
+
+/// `/api/stats` is the page's table: by day, item or account, with the account filter, and a
+/// Chinese error for a bad query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stats_api_answers_by_day_item_and_account() {
+    let s = status_common::start(false).await;
+    let by_day = s.json("/api/stats").await;
+    assert_eq!(by_day["by"], "day");
+    assert_eq!(by_day["lines"].as_array().unwrap().len(), 30);
+    let orders = s.harness.store.list_orders(None).unwrap().len() as i64;
+    assert_eq!(by_day["total"]["orders"], orders);
+    assert_eq!(by_day["periods"][0]["label"], "今天");
+    assert!(by_day["revenue_chart"]["bars"].as_array().unwrap().len() == 30);
+    let by_item = s.json("/api/stats?by=item").await;
+    let items: Vec<&str> = by_item["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert!(items.contains(&"测试激活码"), "{items:?}");
+    let by_account = s.json("/api/stats?by=account&account=main").await;
+    assert_eq!(by_account["lines"][0]["key"], "main");
+    assert_eq!(by_account["total"]["orders"], orders);
+    let nobody = s.json("/api/stats?account=nobody").await;
+    assert_eq!(nobody["total"]["orders"], 0);
+    let bad = s.get("/api/stats?by=week").await;
+    assert_eq!(bad.status, 404);
+    assert!(bad.body.contains("day、item 或 account"), "{}", bad.body);
+    let page = s.get("/stats").await;
+    assert_eq!(page.status, 200);
+    for text in [
+        "<svg id=\"chart-revenue\"",
+        "商品排行",
+        "近 30 天",
+        "自动发货率",
+        "<rect",
+    ] {
+        assert!(page.body.contains(text), "/stats lacks {text}");
+    }
+    assert!(!page.body.contains("<script"), "no JavaScript");
+    let home = s.get("/").await;
+    assert!(
+        home.body.contains("<svg id=\"sparkline\""),
+        "the dashboard sparkline"
+    );
+    s.stop().await; // The same token rules as every page.
+    let guarded = status_common::start(true).await;
+    for path in ["/stats", "/api/stats", "/export/orders.csv"] {
+        assert_eq!(guarded.get(path).await.status, 401, "{path}");
+    }
+    let auth = format!("Bearer {}", status_common::TOKEN);
+    let ok = guarded
+        .get_with("/export/orders.csv", &[("Authorization", auth.as_str())])
+        .await;
+    assert_eq!(ok.status, 200);
+    guarded.stop().await;
+}
+
+/// The daily report goes out once a day at `report.at`, also when the daemon restarts in
+/// between, and says what yesterday looked like.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_report_is_sent_once_per_day_across_restarts() {
+    use xianyu_shopd::alert::EventKind;
+    use xianyu_shopd::stats::report::{Tick, tick};
+    let mut rig = Rig::with_extra("report:\n  at: \"09:00\"\n");
+    // Two paid orders on 2026-11-20 (Beijing), one of them without an amount.
+    for (id, amount) in [("D1", Some("12.50")), ("D2", None)] {
+        let mut ev = event(id, Paid, PHYSICAL_ITEM);
+        ev.amount = amount.map(String::from);
+        rig.shop.runner.ingest(ev).await.unwrap();
+    }
+    rig.settle().await;
+    let config = rig.shop.config.load_full();
+    // 2026-11-21 08:59 in Beijing: not yet.
+    rig.clock.set_ms(START_MS + (9 * 60 + 59) * 60_000);
+    assert_eq!(tick(&rig.store, &config).await.unwrap(), Tick::Idle);
+    rig.clock.advance_ms(60_000);
+    assert_eq!(
+        tick(&rig.store, &config).await.unwrap(),
+        Tick::Sent {
+            day: "2026-11-21".into(),
+            channels: vec!["log".into()]
+        }
+    );
+    assert_eq!(tick(&rig.store, &config).await.unwrap(), Tick::AlreadySent);
+    rig.clock.advance_ms(3 * 3_600_000);
+    rig.restart();
+    let config = rig.shop.config.load_full();
+    assert_eq!(tick(&rig.store, &config).await.unwrap(), Tick::AlreadySent);
+    let reports = |store: &Store| -> Vec<String> {
+        store
+            .notifications(1000)
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.event == EventKind::DailyReport)
+            .map(|n| n.text)
+            .collect()
+    };
+    let sent = reports(&rig.store);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    for text in [
+        "日期：2026-11-20",
+        "下单：2 单",
+        "付款：2 单",
+        "营业额：¥12.50",
+        "金额未知：1 单",
+        "待人工发货：2 单",
+    ] {
+        assert!(sent[0].contains(text), "{text} missing in:\n{}", sent[0]);
+    }
+    // The next day, after a restart that came later than 09:00: sent then, once.
+    rig.clock.advance_ms(24 * 3_600_000);
+    rig.restart();
+    let config = rig.shop.config.load_full();
+    assert!(matches!(
+        tick(&rig.store, &config).await.unwrap(),
+        Tick::Sent { .. }
+    ));
+    assert_eq!(tick(&rig.store, &config).await.unwrap(), Tick::AlreadySent);
+    let sent = reports(&rig.store);
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().any(|t| t.contains("日期：2026-11-21")));
 }

@@ -84,6 +84,8 @@ event_kinds! {
     /// AI chat replies are failing (the model is down, limited, slow, or its answers are
     /// blocked); buyers get the fallback reply meanwhile.
     ChatFailed = "chat_failed", "AI 客服出错", "【AI 客服出错】", by_default: true, urgent: false;
+    /// Yesterday's numbers, once a day at `report.at` (sent only with `report:`).
+    DailyReport = "daily_report", "每日报告", "【每日报告】", by_default: false, urgent: false;
 }
 
 impl EventKind {

@@ -223,6 +223,16 @@ impl Alert {
             EventKind::ChatFailed => {
                 Alert::chat_failed("main", "主店", "模型 20 秒内没有回答")
             }
+            EventKind::DailyReport => Alert::new(kind)
+                .fact("日期", "2026-01-01")
+                .fact("下单", "12 单")
+                .fact("付款", "10 单")
+                .fact("营业额", "¥198.00")
+                .fact("自动发货率", "90.0%（自动 9，转人工 1）")
+                .fact("退款", "0 单")
+                .fact("待人工发货", "1 单")
+                .fact("库存不足的卡池", "office-2021（剩 2）")
+                .action("请打开状态页的“待人工发货”处理等待中的订单"),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use super::table::{Align, Table};
 use crate::cli::{Dirs, StatsCommand};
+use crate::stats::overview::short_duration;
 use crate::stats::{self, By, Line, Query};
 
 pub struct StatsArgs {
@@ -108,16 +109,4 @@ fn cells(name: String, l: &Line) -> Vec<String> {
             .map_or_else(|| "—".into(), |r| format!("{:.1}%", r * 100.0)),
         format!("{} / {}", dur(l.latency_p50_ms), dur(l.latency_p90_ms)),
     ]
-}
-
-/// `≤10秒`, `≤5分钟`, `≤3小时`: percentiles are bucket bounds, so they read as "at most".
-pub fn short_duration(ms: u64) -> String {
-    let s = ms / 1000;
-    if s < 60 {
-        format!("≤{s}秒")
-    } else if s < 3600 {
-        format!("≤{}分钟", s / 60)
-    } else {
-        format!("≤{}小时", s / 3600)
-    }
 }

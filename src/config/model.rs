@@ -43,6 +43,8 @@ pub struct Config {
     pub blacklist: Blacklist,
     /// The after-sale chores (`aftersale:`).
     pub aftersale: super::aftersale::Aftersale,
+    /// `stats:` and `report:`.
+    pub stats: StatsSettings,
 }
 
 impl Config {
@@ -186,6 +188,31 @@ impl Default for MarketplaceConfig {
             keepalive: Duration::from_secs(10 * 60),
         }
     }
+}
+
+/// `stats:` and `report:`.
+#[derive(Debug, Clone)]
+pub struct StatsSettings {
+    /// IANA name of the zone days are counted in.
+    pub time_zone: String,
+    pub report: Option<ReportSettings>,
+}
+
+impl Default for StatsSettings {
+    fn default() -> Self {
+        Self {
+            time_zone: "Asia/Shanghai".into(),
+            report: None,
+        }
+    }
+}
+
+/// The daily report: when (minutes after midnight in the statistics zone) and where (empty:
+/// the notify stage's channels).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSettings {
+    pub minute_of_day: u32,
+    pub channels: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use crate::alert::{Alert, AlertView, EventKind};
 /// The directory under the config's `templates/` that holds notification templates.
 pub const DIR: &str = "notify";
 
-const BUILTIN: [(EventKind, &str); 10] = [
+const BUILTIN: [(EventKind, &str); 11] = [
     (
         EventKind::ManualShip,
         include_str!("../../templates/notify/manual_ship.txt.j2"),
@@ -63,6 +63,10 @@ const BUILTIN: [(EventKind, &str); 10] = [
     (
         EventKind::ChatFailed,
         include_str!("../../templates/notify/chat_failed.txt.j2"),
+    ),
+    (
+        EventKind::DailyReport,
+        include_str!("../../templates/notify/daily_report.txt.j2"),
     ),
 ];
 

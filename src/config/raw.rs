@@ -41,6 +41,28 @@ pub struct PipelineFile {
     /// The after-sale chores (rating, thanks, polishing); every task off by default.
     #[serde(default)]
     pub aftersale: super::aftersale::RawAftersale,
+    /// How the statistics count days.
+    #[serde(default)]
+    pub stats: Stats,
+    /// The daily summary; none without the key.
+    #[serde(default)]
+    pub report: Option<Report>,
+}
+
+/// `stats:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Stats {
+    pub time_zone: Option<String>,
+}
+
+/// `report:` — `at` a time of day in the statistics zone, `channels` (default: the notify
+/// stage's).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Report {
+    pub at: Option<String>,
+    pub channels: Vec<String>,
 }
 
 /// `blacklist:` — buyer ids (numbers, quoted or not).

@@ -30,6 +30,15 @@ impl<'a> Router<'a> {
         let Some((channels, fallback)) = self.route(alert) else {
             return Vec::new();
         };
+        self.drafts_for(alert, &channels, &fallback)
+    }
+
+    fn drafts_for(
+        &self,
+        alert: &Alert,
+        channels: &[String],
+        fallback: &[String],
+    ) -> Vec<OutboxDraft> {
         let notification = self.render(alert);
         let quiet = self.quiet(alert, &notification);
         let problem = alert.problem.clone().map(|p| match alert.kind {
@@ -52,6 +61,13 @@ impl<'a> Router<'a> {
                 problem: problem.clone(),
             })
             .collect()
+    }
+
+    /// Drafts of `alert` for exactly `channels` (the daily report names its own), rendered,
+    /// de-duplicated and with the fallback chain like any other alert.
+    pub fn drafts_to(&self, alert: &Alert, channels: &[String]) -> Vec<OutboxDraft> {
+        let fallback = self.params.map(|p| p.fallback.clone()).unwrap_or_default();
+        self.drafts_for(alert, channels, &fallback)
     }
 
     /// Primary channels and fallback chain, or `None` when the seller did not ask for it.

@@ -6,6 +6,11 @@
 //! CSV export, which lists orders by design. Pure functions over rows, so the status page,
 //! `/api/stats` and the `stats` command show the same numbers.
 
+pub mod chart;
+pub mod csv;
+pub mod overview;
+pub mod report;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;

@@ -17,6 +17,7 @@ pub mod logs;
 pub mod snapshot;
 
 mod conn;
+mod export;
 mod http;
 mod page;
 mod pages;
@@ -282,6 +283,7 @@ async fn answer(server: &Server, lane: Lane, req: Request<Incoming>) -> Response
     let query = http::query_pairs(req.uri().query());
     let mut resp = match route {
         Route::Metrics => prom::metrics(server).await,
+        Route::ExportOrders => export::orders_csv(server, &query).await,
         Route::Page { page, id, form } => page::answer(server, page, &id, &query, form).await,
         Route::NotFound | Route::Healthz => not_found(req.uri().path().starts_with("/api/")),
     };

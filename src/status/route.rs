@@ -9,6 +9,8 @@ use super::pages::PAGES;
 pub(crate) enum Route {
     Healthz,
     Metrics,
+    /// `/export/orders.csv`
+    ExportOrders,
     Page {
         page: &'static PageSpec,
         /// The decoded `{id}` parameter; empty when the page has none.
@@ -22,6 +24,7 @@ pub(crate) fn route(path: &str) -> Route {
     match path {
         "/healthz" => return Route::Healthz,
         "/metrics" => return Route::Metrics,
+        "/export/orders.csv" => return Route::ExportOrders,
         _ => {}
     }
     // `/orders/` is `/orders`; `/` stays itself.

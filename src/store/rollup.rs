@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use jiff::tz::TimeZone;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
-use super::records::{DeliveryRecord, OrderRecord};
+use super::records::{DeliveryRecord, OrderRecord, OutboxDraft};
 use super::rollup_facts::{Counters, DEFAULT_ZONE, Day, Facts, contributions, zone};
 use super::{LEDGER, ORDERS, Result, Store, StoreError, decode, encode, get_json};
 
@@ -295,6 +295,37 @@ impl Store {
                 out.push((Day(day), acc.to_string(), stage.to_string(), v.value()));
             }
             Ok(out)
+        })
+    }
+
+    /// Every order in key order, in one read transaction, until `f` returns false (the
+    /// orders export streams from this).
+    pub fn each_order(&self, mut f: impl FnMut(&OrderRecord) -> bool) -> Result<()> {
+        self.read(|tx| {
+            for row in tx.open_table(ORDERS)?.iter()? {
+                let order: OrderRecord = decode("orders", row?.1.value())?;
+                if !f(&order) {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Claim the daily report of `day` and queue its notification rows in one transaction;
+    /// false when that day's report was claimed before (the marker stays forever).
+    pub fn claim_daily_report(&self, day: &str, drafts: &[OutboxDraft]) -> Result<bool> {
+        let now = self.now();
+        let key = format!("report:{day}");
+        self.write(|tx| {
+            let mut meta = tx.open_table(STATS_META)?;
+            if meta.get(key.as_str())?.is_some() {
+                return Ok(false);
+            }
+            meta.insert(key.as_str(), now.to_le_bytes().as_slice())?;
+            drop(meta);
+            super::outbox::enqueue(tx, drafts, now)?;
+            Ok(true)
         })
     }
 

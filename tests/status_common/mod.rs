@@ -262,6 +262,8 @@ pub const PAGES: &[&str] = &[
     "/problems",
     "/chats",
     "/logs",
+    "/stats",
+    "/stats?by=item",
     "/api/status",
     "/api/manual",
     "/api/orders",
@@ -271,6 +273,7 @@ pub const PAGES: &[&str] = &[
     "/api/problems",
     "/api/chats",
     "/api/logs",
+    "/api/stats?by=item",
     "/metrics",
 ];
 

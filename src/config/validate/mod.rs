@@ -76,6 +76,7 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
     let marketplace = v.marketplace(&pdoc, &praw.marketplace);
     let blacklist = v.blacklist(&pdoc, &praw.blacklist);
     let aftersale = v.aftersale(&pdoc, &praw.aftersale);
+    let stats = v.stats(&pdoc, &praw.stats, &praw.report, &channels);
     if !v.errors.is_empty() {
         return Err(ConfigErrors(v.errors));
     }
@@ -99,6 +100,7 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
         },
         blacklist,
         aftersale,
+        stats,
     })
 }
 
@@ -720,4 +722,5 @@ mod chat;
 mod delivery;
 mod marketplace;
 mod products;
+mod stats;
 mod supplier;

@@ -9,16 +9,23 @@ use crate::health::{Health, ReloadStatus};
 use crate::store::DeliveryState;
 use crate::store::views::{DayCounts, ShopView};
 
-use crate::status::page::{Built, Input, ready};
+use crate::stats::chart::Chart;
+use crate::stats::overview;
+use crate::status::page::{Built, Input};
 use crate::status::parts::{AccountView, accounts};
 
 pub(super) fn build<'a>(input: &'a Input<'a>) -> BoxFuture<'a, Built> {
-    ready(dashboard(
-        input.view,
-        input.config,
-        &input.ctx.health,
-        input.now,
-    ))
+    Box::pin(async move {
+        let mut page = dashboard(input.view, input.config, &input.ctx.health, input.now);
+        // From the rollups (a few rows), like the 统计 page; a failed read only hides it.
+        let spark = input.ctx.store.call(|s| {
+            let today = crate::stats::today(s)?;
+            let rows = s.rollups(today.add(-6), today, None)?;
+            Ok(overview::sparkline(&overview::daily(&rows, today, 7)))
+        });
+        page.sparkline = spark.await.ok();
+        Built::Page(Box::new(page))
+    })
 }
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
@@ -116,6 +123,8 @@ pub struct Dashboard {
     pub problems: ProblemCounts,
     pub pending_jobs: u64,
     pub total_orders: usize,
+    /// Orders per day over the last 7 days (see the 统计 page).
+    pub sparkline: Option<Chart>,
 }
 
 pub fn dashboard(view: &ShopView, config: &Config, health: &Health, now: u64) -> Dashboard {
@@ -152,5 +161,6 @@ pub fn dashboard(view: &ShopView, config: &Config, health: &Health, now: u64) ->
         problems,
         pending_jobs: view.pending_jobs,
         total_orders: view.orders.len(),
+        sparkline: None,
     }
 }

@@ -36,6 +36,7 @@ page_table! {
     orders:     "/orders",       "/api/orders",       "订单",       Listed,           "orders.html",    30;
     order:      "/orders/{id}",  "/api/orders/{id}",  "订单详情",   Under("/orders"), "order.html",     30;
     products:   "/products",     "/api/products",     "商品",       Listed,           "products.html",  30;
+    stats:      "/stats",        "/api/stats",        "统计",       Listed,           "stats.html",     60;
     chats:      "/chats",        "/api/chats",        "会话",       Listed,           "chats.html",     15;
     aftersale:  "/aftersale",    "/api/aftersale",    "售后",       Listed,           "aftersale.html", 30;
     problems:   "/problems",     "/api/problems",     "异常",       Listed,           "problems.html",  15;
