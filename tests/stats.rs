@@ -596,3 +596,66 @@ async fn the_daily_report_is_sent_once_per_day_across_restarts() {
     assert_eq!(sent.len(), 2);
     assert!(sent.iter().any(|t| t.contains("日期：2026-11-21")));
 }
+
+/// A reply counts for its chat stage once, on the day it reached the buyer; one that was not
+/// delivered does not count.
+#[test]
+fn replies_count_by_stage_when_they_reach_the_buyer() {
+    use xianyu_shopd::store::{BeginSend, NewInbound, PlanOutcome, PlannedReply, SendResult};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let shared: SharedClock = clock.clone();
+    let store = Store::open(&dir.path().join("state"), shared).unwrap();
+    let reply = |id: &str, stage: &str, ok: bool| {
+        store
+            .chat_record_inbound(&NewInbound {
+                account: "main".into(),
+                cid: format!("c-{id}"),
+                buyer_id: "b1".into(),
+                buyer_nick: None,
+                item_id: None,
+                message_id: id.into(),
+                text: "在吗".into(),
+                at: START_MS,
+            })
+            .unwrap();
+        let planned = PlannedReply {
+            account: "main".into(),
+            cid: format!("c-{id}"),
+            buyer_id: "b1".into(),
+            inbound: vec![id.into()],
+            messages: vec!["在的".into()],
+            stage: stage.into(),
+            effects: Vec::new(),
+        };
+        let PlanOutcome::Planned(rid) = store.chat_plan_reply(&planned).unwrap() else {
+            panic!("planned")
+        };
+        assert!(matches!(
+            store.chat_begin_send(rid).unwrap(),
+            BeginSend::Go { .. }
+        ));
+        let result = if ok {
+            SendResult::Accepted { message_id: None }
+        } else {
+            SendResult::NotDelivered {
+                reason: "offline".into(),
+            }
+        };
+        store.chat_finish_send(rid, &result).unwrap();
+        if ok {
+            // A second look at a sent reply changes nothing.
+            assert_eq!(store.chat_begin_send(rid).unwrap(), BeginSend::Closed);
+        }
+    };
+    reply("1.PNM", "keywords", true);
+    reply("2.PNM", "keywords", true);
+    reply("3.PNM", "llm", true);
+    reply("4.PNM", "llm", false);
+    let counts =
+        stats::overview::replies_by_stage(&store, Day(20261101), Day(20261130), None).unwrap();
+    assert_eq!(
+        counts,
+        vec![("keywords".to_string(), 2), ("llm".to_string(), 1)]
+    );
+}

@@ -1,0 +1,81 @@
+//! Load on an HTTP/1.1 route from keep-alive connections in this process: requests/s and
+//! client-side latency percentiles (the status page and statistics benches).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// Drive `path` from `conns` connections for `secs` seconds and print one line of figures.
+pub async fn load(addr: SocketAddr, path: &str, secs: u64, conns: usize) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| tokio::spawn(client(addr, path.to_string(), until)))
+        .collect();
+    let mut lat: Vec<Duration> = Vec::new();
+    let mut bytes = 0;
+    for t in tasks {
+        let (l, b) = t.await.unwrap();
+        lat.extend(l);
+        bytes = b;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    lat.sort();
+    let pct =
+        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    println!(
+        "{path:<40} {:>7.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  ({} requests, {} KiB/page)",
+        lat.len() as f64 / elapsed,
+        pct(0.50),
+        pct(0.99),
+        lat.last().unwrap().as_secs_f64() * 1000.0,
+        lat.len(),
+        bytes / 1024
+    );
+}
+
+/// One keep-alive connection issuing GETs back to back until `until`.
+pub async fn client(addr: SocketAddr, path: String, until: Instant) -> (Vec<Duration>, usize) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
+    let mut lat = Vec::new();
+    let mut size;
+    loop {
+        let t = Instant::now();
+        w.write_all(req.as_bytes()).await.unwrap();
+        size = read_response(&mut r).await;
+        lat.push(t.elapsed());
+        if Instant::now() >= until {
+            break;
+        }
+    }
+    (lat, size)
+}
+
+async fn read_response(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> usize {
+    let mut line = String::new();
+    let mut len = 0;
+    let mut first = true;
+    loop {
+        line.clear();
+        r.read_line(&mut line).await.unwrap();
+        if first {
+            assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+            first = false;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).await.unwrap();
+    len
+}
