@@ -36,30 +36,39 @@ pub async fn load(addr: SocketAddr, path: &str, secs: u64, conns: usize) {
     );
 }
 
-/// One keep-alive connection issuing GETs back to back until `until`.
+/// One keep-alive connection issuing GETs back to back until `until`; when the server ends a
+/// connection (the status page answers at most 100 requests per connection) it opens another.
 pub async fn client(addr: SocketAddr, path: String, until: Instant) -> (Vec<Duration>, usize) {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (r, mut w) = stream.into_split();
-    let mut r = BufReader::new(r);
     let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
     let mut lat = Vec::new();
     let mut size;
-    loop {
-        let t = Instant::now();
-        w.write_all(req.as_bytes()).await.unwrap();
-        size = read_response(&mut r).await;
-        lat.push(t.elapsed());
-        if Instant::now() >= until {
-            break;
+    'connections: loop {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (r, mut w) = stream.into_split();
+        let mut r = BufReader::new(r);
+        loop {
+            let t = Instant::now();
+            w.write_all(req.as_bytes()).await.unwrap();
+            let (len, close) = read_response(&mut r).await;
+            size = len;
+            lat.push(t.elapsed());
+            if Instant::now() >= until {
+                break 'connections;
+            }
+            if close {
+                continue 'connections;
+            }
         }
     }
     (lat, size)
 }
 
-async fn read_response(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> usize {
+/// Body length, and whether the server closes the connection after this answer.
+async fn read_response(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> (usize, bool) {
     let mut line = String::new();
     let mut len = 0;
+    let mut close = false;
     let mut first = true;
     loop {
         line.clear();
@@ -71,11 +80,13 @@ async fn read_response(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> usi
         if line == "\r\n" {
             break;
         }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
             len = v.trim().parse().unwrap();
         }
+        close |= lower.starts_with("connection:") && lower.contains("close");
     }
     let mut body = vec![0; len];
     r.read_exact(&mut body).await.unwrap();
-    len
+    (len, close)
 }
