@@ -3,7 +3,7 @@
 //!
 //! Every task is off unless the seller writes `enabled: true`: these calls are exactly what
 //! Xianyu's risk control watches. Validated in `validate/aftersale.rs`; run by
-//! `crate::aftersale`.
+//! the top-level after-sale module.
 
 use std::time::Duration;
 
