@@ -121,6 +121,19 @@ fn demo_with_the_shipped_example_config() {
     let store = Store::open(&dir.path().join("state/demo/state"), clock::system()).unwrap();
     let orders = store.list_orders(None).unwrap();
     assert_eq!(orders.len(), 30);
+    // The simulated platform never sells a sold-out listing (the stock-1 iPhone sells once):
+    // no order ends 库存不足 because of the simulator.
+    let short: Vec<&str> = orders
+        .iter()
+        .filter(|o| {
+            store
+                .delivery(&o.order_id)
+                .unwrap()
+                .is_some_and(|d| matches!(d.why, Some(xianyu_shopd::why::Why::OutOfStock { .. })))
+        })
+        .map(|o| o.order_id.as_str())
+        .collect();
+    assert!(short.is_empty(), "orders short of stock: {short:?}");
     let mut card_orders = 0u64;
     for order in &orders {
         let Some(d) = store.delivery(&order.order_id).unwrap() else {

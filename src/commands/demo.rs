@@ -92,8 +92,18 @@ pub async fn run(dirs: &Dirs, args: DemoArgs) -> anyhow::Result<ExitCode> {
         let price_cents = p.chat.price.map_or(990, |c| c.0);
         fake.add_item(SELLER, &p.item_id, &p.title, price_cents, &sku_refs);
         fake.set_item_description(&p.item_id, &format!("{}（演示商品）", p.title));
+        let pool_units = |pool: Option<&String>| pool.map(|_| KEYS_PER_POOL as u64);
+        let stock = match &p.stock {
+            Stock::Unlimited => vec![None],
+            Stock::Quantity(n) => vec![Some(u64::from(*n))],
+            Stock::Cards { by_sku, .. } if !skus.is_empty() => {
+                skus.iter().map(|s| pool_units(by_sku.get(s))).collect()
+            }
+            Stock::Cards { pool, .. } => vec![pool_units(pool.as_ref()).or(Some(0))],
+        };
         items.push(SimItem {
             item_id: p.item_id.clone(),
+            stock: std::sync::Mutex::new(stock),
             skus,
             price_cents,
             bargains: p.chat.bargain.is_some(),

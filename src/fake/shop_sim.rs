@@ -5,10 +5,16 @@
 //! to use it, a discount — sometimes naming their own price), and some ask "发货了吗" after
 //! paying, so the daemon's chat pipeline has real questions to answer.
 //!
+//! Like the real platform, the simulated shop never sells a sold-out listing: each listing
+//! (each SKU) has the units the seller's config gives it (counted stock, the keys in its card
+//! pool), an order takes one, and a listing at zero is not bought again; when nothing is left
+//! to buy the run ends early.
+//!
 //! [`ShopSim::run`] starts one buyer task per order at a steady rate and returns the order
 //! ids once every buyer task has finished its part (or `shutdown` fires). It only plays the
 //! marketplace's side: what the daemon does with the orders is read from its store.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rand::RngExt;
@@ -19,10 +25,13 @@ use super::FakeGoofish;
 use crate::store::{DeliveryState, Store};
 
 /// One listed item the buyers may order; `skus` empty for items without SKUs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SimItem {
     pub item_id: String,
     pub skus: Vec<String>,
+    /// Units the listing still offers: one entry per SKU (one for an item without SKUs);
+    /// `None` is unlimited. An order takes one unit; a listing at zero is not bought.
+    pub stock: Mutex<Vec<Option<u64>>>,
     /// The listed price, for buyers who name their own (`80行吗`).
     pub price_cents: u64,
     /// The seller bargains on this item: every fifth buyer tries.
@@ -75,7 +84,7 @@ impl ShopSim {
         let tasks = TaskTracker::new();
         let gap = Duration::from_secs_f64(60.0 / rate_per_min.clamp(0.1, 60_000.0));
         let mut created = 0u64;
-        while !self.items.is_empty() && limit.is_none_or(|n| created < n) {
+        while limit.is_none_or(|n| created < n) {
             if created > 0 {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -85,8 +94,14 @@ impl ShopSim {
             if shutdown.is_cancelled() {
                 break;
             }
+            let Some((order_id, fate)) = self.place_order(created + 1) else {
+                tracing::info!(
+                    orders = created,
+                    "Every listing is sold out; the simulated shop stops."
+                );
+                break;
+            };
             created += 1;
-            let (order_id, fate) = self.place_order(created);
             let _ = tx.send(order_id.clone());
             tasks.spawn(self.buyer(order_id, fate, shutdown.clone()));
         }
@@ -100,8 +115,28 @@ impl ShopSim {
         ids
     }
 
-    /// A buyer (maybe after a chat) orders a random item; returns the order and its fate.
-    fn place_order(&self, n: u64) -> (String, Fate) {
+    /// Take one unit of a random listing that is not sold out: the item and its SKU index.
+    fn take_unit(&self, rng: &mut impl rand::Rng) -> Option<(&SimItem, usize)> {
+        let mut open = Vec::new();
+        for item in &self.items {
+            let stock = item.stock.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, units) in stock.iter().enumerate() {
+                if units.is_none_or(|u| u > 0) {
+                    open.push((item, i));
+                }
+            }
+        }
+        let (item, i) = *open.get(rng.random_range(0..open.len().max(1)))?;
+        let mut stock = item.stock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Some(units)) = stock.get_mut(i) {
+            *units -= 1;
+        }
+        Some((item, i))
+    }
+
+    /// A buyer (maybe after a chat) orders a random listing that is not sold out; returns the
+    /// order and its fate, or `None` when everything is sold out.
+    fn place_order(&self, n: u64) -> Option<(String, Fate)> {
         let mut rng = rand::rng();
         let buyer = format!("31496{:05}", n % 100_000);
         let bargain_item = self.items.iter().find(|i| i.bargains);
@@ -115,7 +150,7 @@ impl ShopSim {
                     .push_chat_about(&self.seller_id, &buyer, &item.item_id, text);
             }
         }
-        let item = &self.items[rng.random_range(0..self.items.len())];
+        let (item, sku_index) = self.take_unit(&mut rng)?;
         if rng.random_bool(0.5) {
             for _ in 0..rng.random_range(1..=2) {
                 let text = question(&mut rng, item.price_cents);
@@ -123,8 +158,7 @@ impl ShopSim {
                     .push_chat_about(&self.seller_id, &buyer, &item.item_id, &text);
             }
         }
-        let sku = (!item.skus.is_empty())
-            .then(|| item.skus[rng.random_range(0..item.skus.len())].as_str());
+        let sku = item.skus.get(sku_index).map(String::as_str);
         let order_id = self
             .fake
             .create_order(&self.seller_id, &buyer, &item.item_id, 1, sku);
@@ -134,7 +168,7 @@ impl ShopSim {
             10..20 => Fate::Refund,
             _ => Fate::Pay,
         };
-        (order_id, fate)
+        Some((order_id, fate))
     }
 
     /// The buyer's part after ordering: pay or let it close; maybe refund after delivery.
