@@ -17,7 +17,7 @@ use minijinja::Environment;
 use super::TEMPLATES_DIR;
 use super::render;
 use super::template_files::TemplateFiles;
-use super::yaml::did_you_mean;
+use super::yaml::did_you_mean_or;
 use crate::alert::{Alert, AlertView, EventKind};
 
 /// The directory under the config's `templates/` that holds notification templates.
@@ -196,10 +196,9 @@ fn overrides(files: &TemplateFiles) -> (Vec<(String, String)>, Vec<TemplateIssue
             continue; // a subdirectory of notify/ is not read
         }
         if !known.iter().any(|k| k == name) {
-            let hint = did_you_mean(name, &known).map_or_else(
-                || format!("expected one of {}", known.join(", ")),
-                |b| format!("did you mean `{b}`?"),
-            );
+            let hint = did_you_mean_or(name, &known, || {
+                format!("expected one of {}", known.join(", "))
+            });
             issues.push(TemplateIssue {
                 file: location(name),
                 line: 1,

@@ -269,6 +269,16 @@ impl UnknownName {
     }
 }
 
+/// "did you mean `x`?" for the closest candidate, or `otherwise()` when none is close: the tail
+/// of every "unknown name" error.
+pub fn did_you_mean_or(
+    name: &str,
+    candidates: &[String],
+    otherwise: impl FnOnce() -> String,
+) -> String {
+    did_you_mean(name, candidates).map_or_else(otherwise, |b| format!("did you mean `{b}`?"))
+}
+
 /// The closest candidate by edit distance, if it is close enough to be a plausible typo.
 pub fn did_you_mean<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
     candidates

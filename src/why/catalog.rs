@@ -4,15 +4,29 @@
 use super::*;
 
 /// One instance of every [`Why`] variant. The exhaustive match in [`variant_index`] makes a
-/// new variant a compile error until it is added here too.
+/// new variant a compile error until it is added to one of the families below.
 pub fn every_why() -> Vec<Why> {
-    let f = Failure::Refused;
-    let part = Some(PartRef {
+    let mut all = handed_to_seller();
+    all.extend(delivery_failures(Failure::Refused));
+    all.extend(progress_notes(Failure::Refused));
+    all.extend(supplier_notes(Failure::Refused));
+    all.extend(follow_up_notes(Failure::Refused));
+    all.extend(failure_variety());
+    all
+}
+
+/// A part of a split delivery, as the reasons about one part carry it.
+fn sample_part() -> Option<PartRef> {
+    Some(PartRef {
         index: 2,
         of: 3,
         image: true,
-    });
-    let mut all = vec![
+    })
+}
+
+/// Orders routed to the seller before any delivery attempt (stock, rules, blacklist, kind).
+fn handed_to_seller() -> Vec<Why> {
+    vec![
         Why::OutOfStock {
             pool: Some("office-2021".into()),
             item_id: None,
@@ -39,6 +53,13 @@ pub fn every_why() -> Vec<Why> {
             sku: "红色".into()
         },
         Why::NoShipStage,
+    ]
+}
+
+/// Deliveries that failed, or whose outcome is not known.
+fn delivery_failures(f: Failure) -> Vec<Why> {
+    let part = sample_part();
+    vec![
         Why::SendFailed {
             failure: f,
             attempts: 3,
@@ -63,7 +84,16 @@ pub fn every_why() -> Vec<Why> {
         Why::SellerTakesOver {
             operator: "alice".into(),
         },
-        Why::AttemptFailed { failure: f, part },
+    ]
+}
+
+/// The timeline's progress notes.
+fn progress_notes(f: Failure) -> Vec<Why> {
+    vec![
+        Why::AttemptFailed {
+            failure: f,
+            part: sample_part(),
+        },
         Why::Due {
             at_ms: 1_700_000_000_000,
         },
@@ -76,6 +106,12 @@ pub fn every_why() -> Vec<Why> {
         Why::Replanned,
         Why::CancelledBeforeDelivery,
         Why::KeysRevoked,
+    ]
+}
+
+/// The card supplier's steps.
+fn supplier_notes(f: Failure) -> Vec<Why> {
+    vec![
         Why::SupplierFetched { unit: 1 },
         Why::SupplierNotBought {
             unit: 1,
@@ -86,6 +122,12 @@ pub fn every_why() -> Vec<Why> {
             unit: 1,
             failure: f,
         },
+    ]
+}
+
+/// The after-delivery follow-up message.
+fn follow_up_notes(f: Failure) -> Vec<Why> {
+    vec![
         Why::FollowUpSent,
         Why::FollowUpUnknown { failure: Some(f) },
         Why::FollowUpFailed {
@@ -93,8 +135,12 @@ pub fn every_why() -> Vec<Why> {
             gave_up: true,
         },
         Why::FollowUpUnbuildable,
-    ];
-    // Every failure kind inside the reasons that show it most.
+    ]
+}
+
+/// Every failure kind inside the reasons that show it most, and stock counted per item.
+fn failure_variety() -> Vec<Why> {
+    let mut all = Vec::new();
     for failure in Failure::ALL {
         all.push(Why::SendFailed {
             failure,

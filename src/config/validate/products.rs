@@ -262,10 +262,9 @@ impl Validator<'_> {
             return;
         }
         let names: Vec<String> = pools.keys().cloned().collect();
-        let hint = did_you_mean(pool, &names).map_or_else(
-            || "declare it under `pools:` in products.yaml".to_string(),
-            |b| format!("did you mean `{b}`?"),
-        );
+        let hint = did_you_mean_or(pool, &names, || {
+            "declare it under `pools:` in products.yaml".to_string()
+        });
         self.err(
             doc,
             path,

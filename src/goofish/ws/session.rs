@@ -105,26 +105,13 @@ impl ImClient {
                     continue;
                 }
                 Err(WsError::Mtop(MtopError::TokenPaused { until })) => {
-                    // Too many token fetches this hour: the supervisor alerts once; nothing
-                    // is fetched until the pause ends or the seller pastes fresh cookies.
-                    tracing::warn!(account = %account, "IM token fetches paused for hours; the connection waits.");
-                    self.report(Connection::Paused);
-                    let mut generation = self.mtop.watch_generation();
-                    generation.borrow_and_update();
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep_until(until) => {}
-                        _ = generation.changed() => {}
+                    if !self.wait_out_token_pause(until, &shutdown).await {
+                        break;
                     }
                 }
                 Err(WsError::Mtop(e)) if e.is_blocking() => {
-                    // No cached token and the login is dead: the supervisor alerts; wait for
-                    // fresh cookies (or a risk-control probe) instead of retrying.
-                    tracing::warn!(account = %account, error = %e, "IM connection waits for the login to be fixed.");
-                    self.report(Connection::Paused);
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = self.mtop.wait_usable() => {}
+                    if !self.wait_for_login(&e, &shutdown).await {
+                        break;
                     }
                 }
                 Err(e) => {
@@ -145,6 +132,31 @@ impl ImClient {
             }
         }
         self.report(Connection::Disconnected);
+    }
+
+    /// Too many token fetches this hour: the supervisor alerts once; nothing is fetched until
+    /// the pause ends or the seller pastes fresh cookies. `false` when shutdown came first.
+    async fn wait_out_token_pause(&self, until: Instant, shutdown: &CancellationToken) -> bool {
+        tracing::warn!(account = %self.shared.account, "IM token fetches paused for hours; the connection waits.");
+        self.report(Connection::Paused);
+        let mut generation = self.mtop.watch_generation();
+        generation.borrow_and_update();
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = tokio::time::sleep_until(until) => true,
+            _ = generation.changed() => true,
+        }
+    }
+
+    /// No cached token and the login is dead: the supervisor alerts; wait for fresh cookies
+    /// (or a risk-control probe) instead of retrying. `false` when shutdown came first.
+    async fn wait_for_login(&self, error: &MtopError, shutdown: &CancellationToken) -> bool {
+        tracing::warn!(account = %self.shared.account, error = %error, "IM connection waits for the login to be fixed.");
+        self.report(Connection::Paused);
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = self.mtop.wait_usable() => true,
+        }
     }
 
     fn report(&self, state: Connection) {
