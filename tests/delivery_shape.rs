@@ -168,8 +168,7 @@ async fn a_crash_between_messages_leaves_only_the_one_in_flight_uncertain() {
     );
     h.import_keys(4);
     h.ingest(paid("C1", 2)).await;
-    h.shop.scheduler.dispatch_due().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.dispatch_and_wait().await;
     // The daemon claimed message 1, had it accepted, claimed message 2 and died.
     let mut build = |_: &OrderRecord, cards: &[String]| -> Result<Vec<PartPlan>, String> {
         Ok(cards

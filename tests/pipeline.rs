@@ -235,8 +235,7 @@ async fn a_send_interrupted_by_a_crash_is_not_repeated() {
     );
     h.import_keys(1);
     h.ingest(event("X1", Paid, CARD_ITEM)).await;
-    h.shop.scheduler.dispatch_due().await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    h.dispatch_and_wait().await;
     // The process claimed the send and died before recording the answer.
     h.store.begin_step("X1", ShipStep::Send, &[]).unwrap();
     let job = h
@@ -266,8 +265,7 @@ async fn a_start_gives_a_read_back_without_a_job_its_job_back() {
     );
     h.import_keys(1);
     h.ingest(event("X3", Paid, CARD_ITEM)).await;
-    h.shop.scheduler.dispatch_due().await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    h.dispatch_and_wait().await;
     // A send claimed, then found in flight by the next process, which armed the read-back
     // and was killed before the job came back (the hand-over had removed it).
     h.store.begin_step("X3", ShipStep::Send, &[]).unwrap();
@@ -302,8 +300,7 @@ async fn cancellation_before_delivery_releases_the_key() {
     );
     h.import_keys(1);
     h.ingest(event("K1", Paid, CARD_ITEM)).await;
-    h.shop.scheduler.dispatch_due().await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    h.dispatch_and_wait().await;
     assert_eq!(
         h.store.card_counts().unwrap()["keys"].get(CardState::Reserved),
         1,

@@ -180,6 +180,11 @@ async fn wait_until(fake: &FakeGoofish, f: impl Fn(&FakeGoofish) -> bool) -> boo
     fake.wait_until(Duration::from_secs(30), f).await
 }
 
+/// A step of the restart case, which starts the real binary twice: on a busy CI box a debug
+/// build's start alone can take many seconds (an idle machine passes each step in about one),
+/// so each step waits for its condition up to this generous deadline.
+const RESTART_STEP: Duration = Duration::from_secs(120);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_in_flight_at_a_crash_is_read_back_after_the_restart() {
     let fake = FakeGoofish::start().await.unwrap();
@@ -202,17 +207,27 @@ async fn a_send_in_flight_at_a_crash_is_read_back_after_the_restart() {
     assert!(import.status.success(), "{import:?}");
 
     let mut daemon = run_daemon(dir.path());
-    assert!(wait_until(&fake, |f| f.stats(SELLER).live >= 1).await);
+    assert!(
+        fake.wait_until(RESTART_STEP, |f| f.stats(SELLER).live >= 1)
+            .await
+    );
     let order = fake.create_order(SELLER, BUYER, ITEM, 1, None);
     fake.fault(Fault::LeaveSendsUnanswered);
     fake.pay(&order);
-    assert!(wait_until(&fake, |f| f.stats(SELLER).sends >= 1).await);
+    assert!(
+        fake.wait_until(RESTART_STEP, |f| f.stats(SELLER).sends >= 1)
+            .await
+    );
     daemon.kill().unwrap(); // SIGKILL: the ledger still says `sending`
     daemon.wait().unwrap();
     fake.clear_faults();
 
     let mut daemon = run_daemon(dir.path());
-    let shipped = wait_until(&fake, |f| f.consigns().iter().any(|c| c.order_id == order)).await;
+    let shipped = fake
+        .wait_until(RESTART_STEP, |f| {
+            f.consigns().iter().any(|c| c.order_id == order)
+        })
+        .await;
     // SIGTERM: a clean stop lets the confirm step record its result.
     let term = Command::new("kill")
         .arg("-TERM")

@@ -180,8 +180,7 @@ async fn a_delayed_order_fires_under_the_config_current_when_it_fires() {
     );
     h.import_keys(1);
     h.ingest(event("V1", Paid, CARD_ITEM)).await;
-    h.shop.scheduler.dispatch_due().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.dispatch_and_wait().await;
     let job = h
         .store
         .due_jobs(u64::MAX, 10)

@@ -233,13 +233,7 @@ async fn a_platform_shipment_before_our_send_gives_the_key_back() {
     );
     h.import_keys(1);
     h.ingest(event("S", Paid, CARD_ITEM)).await;
-    h.shop.scheduler.dispatch_due().await.unwrap();
-    for _ in 0..50 {
-        if h.store.delivery("S").unwrap().unwrap().state == DeliveryState::Scheduled {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    h.dispatch_and_wait().await;
     assert_eq!(counts(&h.store), [0, 1, 0, 0]);
     // The seller shipped it in the app while our delay was running.
     h.ingest(event("S", Shipped, CARD_ITEM)).await;

@@ -106,6 +106,21 @@ impl Harness {
         self.shop.runner.ingest(ev).await.unwrap();
     }
 
+    /// Start the jobs that are due now and wait until every one of them has run (its stages
+    /// done up to a delay, a hand-over or the end). The deadline is generous: a busy CI box can
+    /// take seconds where an idle one takes milliseconds.
+    pub async fn dispatch_and_wait(&self) {
+        self.shop.scheduler.dispatch_due().await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.shop.scheduler.running() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dispatched jobs still running after 60 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     pub async fn settle(&self) {
         self.shop.scheduler.run_until_idle(None).await.unwrap();
         self.shop.dispatcher.drain_due().await.unwrap();
