@@ -120,3 +120,47 @@ fn supplier_mistakes_are_reported_where_they_are_written() {
     let errs = errors(&pipeline(), &r, &[]);
     assert!(errs.is_empty(), "{errs:#?}");
 }
+
+/// `delivery.images` (issue 13 item 2): a missing file, a path leaving the config directory,
+/// a file that is not an image and one that is too big are each reported at their own line.
+#[test]
+fn bad_delivery_images_are_reported_where_they_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = product(
+        "    delivery:\n      images:\n        - images/missing.png\n        - ../outside.png\n        - images/notes.txt\n        - images/huge.png\n        - images/ok.png\n",
+    );
+    write_config(dir.path(), &pipeline(), &r);
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(images.join("notes.txt"), "not an image").unwrap();
+    let huge = std::fs::File::create(images.join("huge.png")).unwrap();
+    huge.set_len(5 * 1024 * 1024 + 1).unwrap();
+    // A real PNG header (1×1) is enough for the reader.
+    let mut ok = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0".to_vec();
+    ok.extend_from_slice(&[0; 16]);
+    std::fs::write(images.join("ok.png"), ok).unwrap();
+    let errs = match xianyu_shopd::config::load(dir.path()) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    };
+    assert_one(
+        &errs,
+        "products.yaml:9:",
+        "image `images/missing.png` not found",
+    );
+    assert_one(&errs, "products.yaml:10:", "outside the config directory");
+    assert_one(
+        &errs,
+        "products.yaml:11:",
+        "not a PNG, JPEG, GIF or WebP image",
+    );
+    assert_one(&errs, "products.yaml:12:", "at most 5 MB");
+    assert_eq!(errs.len(), 4, "the good image is accepted: {errs:#?}");
+}
+
+#[test]
+fn proof_images_without_images_is_refused() {
+    let r = product("    delivery:\n      proof_images: true\n");
+    let errs = errors(&pipeline(), &r, &[]);
+    assert_one(&errs, "products.yaml:8:", "no `images:`");
+}

@@ -212,6 +212,7 @@ fn write_demo_config(
     let mut market = serde_yaml::Mapping::new();
     market.insert("mtop_url".into(), fake.mtop_base().into());
     market.insert("ws_url".into(), fake.ws_url().into());
+    market.insert("upload_url".into(), fake.upload_url().into());
     map.insert("marketplace".into(), Value::Mapping(market));
 
     let status = map

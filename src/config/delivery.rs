@@ -70,6 +70,49 @@ pub struct DeliveryOptions {
     pub proof: Proof,
     /// Keys appear in full in the proof (the seller opted in with `proof_cards: plain`).
     pub proof_plain_cards: bool,
+    /// Images sent after the text messages, one chat message each (`delivery.images`).
+    pub images: Vec<DeliveryImage>,
+    /// The images' CDN URLs (the first [`PROOF_PICS_MAX`]) go into the 无需寄件 form.
+    pub proof_images: bool,
+}
+
+/// The 无需寄件 form takes at most this many pictures (`picList`).
+pub const PROOF_PICS_MAX: usize = 3;
+
+/// Largest image file `delivery.images` accepts.
+pub const IMAGE_MAX_BYTES: u64 = 5 * 1024 * 1024;
+
+/// One image of `delivery.images`, read and checked when the config was loaded: what was
+/// validated is what is sent, even if the file changes before the next reload.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeliveryImage {
+    /// As written in products.yaml (relative to the config dir).
+    pub path: String,
+    /// SHA-256 of `bytes`, hex: the upload cache key.
+    pub sha256: String,
+    pub bytes: std::sync::Arc<[u8]>,
+    /// `image/png`, `image/jpeg`, `image/gif` or `image/webp`.
+    pub mime: &'static str,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl DeliveryImage {
+    /// The file name alone, for the upload form and the status page.
+    pub fn file_name(&self) -> &str {
+        self.path.rsplit(['/', '\\']).next().unwrap_or(&self.path)
+    }
+}
+
+impl std::fmt::Debug for DeliveryImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryImage")
+            .field("path", &self.path)
+            .field("sha256", &self.sha256)
+            .field("bytes", &self.bytes.len())
+            .field("mime", &self.mime)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `blacklist:` in pipeline.yaml: buyers whose paid orders always go to the seller. The chat

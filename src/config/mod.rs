@@ -30,7 +30,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use delivery::{Blacklist, DeliveryOptions, MessageShape, Proof};
+pub use delivery::{Blacklist, DeliveryImage, DeliveryOptions, MessageShape, Proof};
 pub use model::*;
 pub use notify_templates::NotifyTemplates;
 pub use stage_kind::StageKind;

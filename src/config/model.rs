@@ -138,6 +138,8 @@ pub struct MarketplaceConfig {
     pub mtop_url: String,
     /// The IM WebSocket endpoint.
     pub ws_url: String,
+    /// The image upload endpoint (`stream-upload.goofish.com/api/upload.api`, reference §3.8).
+    pub upload_url: String,
     /// Browser user agent; should match the browser the cookies came from (risk control).
     pub user_agent: Option<String>,
     /// That browser's `sec-ch-ua` client hint, sent with a custom `user_agent` (without one no
@@ -173,6 +175,7 @@ impl Default for MarketplaceConfig {
         Self {
             mtop_url: "https://h5api.m.goofish.com/h5/".into(),
             ws_url: "wss://wss-goofish.dingtalk.com/".into(),
+            upload_url: "https://stream-upload.goofish.com/api/upload.api".into(),
             user_agent: None,
             sec_ch_ua: None,
             heartbeat: Duration::from_secs(15),

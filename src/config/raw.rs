@@ -79,6 +79,7 @@ pub struct Blacklist {
 pub struct Marketplace {
     pub mtop_url: Option<String>,
     pub ws_url: Option<String>,
+    pub upload_url: Option<String>,
     pub user_agent: Option<String>,
     pub sec_ch_ua: Option<String>,
     pub heartbeat: Option<String>,
@@ -320,6 +321,10 @@ pub struct ProductDelivery {
     pub proof: Option<super::delivery::ProofKind>,
     pub proof_template: Option<String>,
     pub proof_cards: Option<super::delivery::ProofCards>,
+    /// Image files under the config dir, sent after the text.
+    pub images: Vec<String>,
+    /// Put the images' CDN URLs into the 无需寄件 form (`picList`).
+    pub proof_images: Option<bool>,
 }
 
 /// `readback:` — what to do when the read-back of an uncertain send does not find it.

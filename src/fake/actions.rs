@@ -24,6 +24,8 @@ pub(crate) const RET_STATUS_ERROR: &str = "FAIL_BIZ_ORDER_STATUS_ERROR::订单�
 /// `ret` for an order the caller is not party to (guessed; no capture).
 pub(crate) const RET_NO_ORDER: &str = "FAIL_BIZ_ORDER_NOT_EXIST::订单不存在";
 pub(crate) const RET_SUCCESS: &str = "SUCCESS::调用成功";
+/// A 无需寄件 form with more than three pictures (the text is assumed; no capture).
+pub(crate) const RET_TOO_MANY_PICS: &str = "FAIL_SYS_PARAMINVALID_ERROR::图片最多3张";
 /// The seller-centre consign for a seller without 鱼小铺 (XP `OrderServiceImplConsignTest`).
 pub(crate) const RET_NO_SELLER_CENTRE: &str = "FAIL_BIZ_IDLE_USER_UNAUTHORIZED::无需邮寄发货";
 
@@ -271,6 +273,8 @@ impl State {
             .filter(|o| o.seller == account)
             .map(|o| o.status);
         let outcome = match status {
+            // The form takes three pictures at most (anchors-2026 §2(e)).
+            _ if form.pic_list.len() > 3 => Err(RET_TOO_MANY_PICS),
             None => Err(RET_NO_ORDER),
             Some(FakeOrderStatus::Paid) => Ok(()),
             Some(FakeOrderStatus::Shipped | FakeOrderStatus::Completed) => Err(RET_ALREADY_SHIPPED),

@@ -283,6 +283,11 @@ fn check_token(state: &mut State, req: &MtopRequest, user: Option<&str>) -> Resu
     })
 }
 
+/// The user whose live session `cookies` carry (the image upload's login check).
+pub(super) fn session_user(state: &State, cookies: &Cookies) -> Option<String> {
+    check_session(state, cookies).ok()
+}
+
 /// `cookie2` must name a live session of the `unb` user; returns the user.
 fn check_session(state: &State, cookies: &Cookies) -> Result<String, Refusal> {
     let expired = || Refusal::ret(RET_SESSION_EXPIRED);

@@ -2,8 +2,8 @@
 //! sockets, turn live connections into zombies), or stands until `clear_faults` (session
 //! expired, risk control, slowness, rejected sends, send answers without a code or none at
 //! all, refused `/reg`, unanswered `ackDiff`, redirects to the punish page, a history that
-//! fails or never answers) or until its count
-//! is used up (HTTP 5xx, lost send responses). Standing faults apply to every account or to one (`fault_for`).
+//! fails or never answers, stalled uploads) or until its count
+//! is used up (HTTP 5xx, lost send responses, failed uploads, rejected images). Standing faults apply to every account or to one (`fault_for`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -71,6 +71,13 @@ pub enum Fault {
     /// `FAIL_BIZ_IDLE_USER_UNAUTHORIZED::无需邮寄发货`, as XP's `OrderServiceImplConsignTest`
     /// has it for a regular seller. Until cleared.
     NoSellerCentre,
+    /// The next `count` image uploads are answered HTTP 502 by the gateway.
+    FailUploads { count: u32 },
+    /// Image uploads are never answered (the client times out), until cleared.
+    StallUploads,
+    /// The next `count` image sends (`contentType` 2) are rejected like
+    /// [`Fault::RejectSends`] (`CSI_FORBID`); texts go through.
+    RejectImages { count: u32 },
 }
 
 /// Faults that persist until cleared or used up, for one scope.
@@ -92,6 +99,9 @@ struct Standing {
     lose_history: bool,
     drop_sends: bool,
     no_seller_centre: bool,
+    fail_uploads: u32,
+    stall_uploads: bool,
+    reject_images: u32,
 }
 
 /// Standing faults: one set for everyone, one per account.
@@ -125,6 +135,11 @@ impl Faults {
             Fault::DropSends => s.drop_sends = true,
             Fault::LoseHistoryAnswers => s.lose_history = true,
             Fault::NoSellerCentre => s.no_seller_centre = true,
+            Fault::FailUploads { count } => s.fail_uploads = s.fail_uploads.saturating_add(*count),
+            Fault::StallUploads => s.stall_uploads = true,
+            Fault::RejectImages { count } => {
+                s.reject_images = s.reject_images.saturating_add(*count);
+            }
             _ => return false,
         }
         true
@@ -166,6 +181,20 @@ impl Faults {
     /// Uses up one pending lost send response, if any.
     pub(crate) fn take_lost_response(&mut self, seller: Option<&str>) -> bool {
         take_one(self.scopes_mut(seller), |s| &mut s.lose)
+    }
+
+    /// Uses up one pending upload failure, if any.
+    pub(crate) fn take_failed_upload(&mut self, seller: Option<&str>) -> bool {
+        take_one(self.scopes_mut(seller), |s| &mut s.fail_uploads)
+    }
+
+    pub(crate) fn stall_uploads(&self, seller: Option<&str>) -> bool {
+        self.any(seller, |s| s.stall_uploads)
+    }
+
+    /// Uses up one pending image rejection, if any.
+    pub(crate) fn take_rejected_image(&mut self, seller: Option<&str>) -> bool {
+        take_one(self.scopes_mut(seller), |s| &mut s.reject_images)
     }
 
     pub(crate) fn slow(&self, seller: Option<&str>) -> Option<Duration> {

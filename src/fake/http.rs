@@ -37,6 +37,9 @@ pub(crate) async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared
 }
 
 async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+    if req.uri().path() == super::upload::UPLOAD_PATH {
+        return super::upload::handle(req, shared).await;
+    }
     let Some((api, version)) = mtop_path(req.uri().path()) else {
         return plain(StatusCode::NOT_FOUND, "not found");
     };
@@ -93,7 +96,7 @@ fn mtop_path(path: &str) -> Option<(String, String)> {
 }
 
 /// All `Cookie` headers of the request as one jar (HTTP/1 clients send one, but two are legal).
-fn request_cookies(req: &Request<Incoming>) -> Cookies {
+pub(super) fn request_cookies(req: &Request<Incoming>) -> Cookies {
     let joined: Vec<&str> = req
         .headers()
         .get_all(COOKIE)

@@ -42,6 +42,21 @@ impl Ids {
         format!("{}.PNM", self.next_message)
     }
 
+    /// A fresh CDN URL for an image `account` uploaded as `file_name` (the alicdn shape the
+    /// bots log: `https://img.alicdn.com/imgextra/i<n>/<user>/O1CN01<id>_!!<user>-2-xy_chat.<ext>`).
+    pub(crate) fn cdn_url(&mut self, account: &str, file_name: &str) -> String {
+        let ext = file_name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .filter(|e| e.len() <= 4 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+            .unwrap_or_else(|| "jpg".into());
+        let id = self.unique(|| alnum(20));
+        format!(
+            "https://img.alicdn.com/imgextra/i{}/{account}/O1CN01{id}_!!{account}-2-xy_chat.{ext}",
+            random_range(1..=4u8)
+        )
+    }
+
     fn unique(&mut self, make: impl Fn() -> String) -> String {
         loop {
             let id = make();

@@ -11,7 +11,7 @@
 //! Module map: `state` (the shared state), `book` (accounts, items, orders, conversations),
 //! `auth` (tokens and sessions), `actions` (scenarios: state change + pushes), `cards` and
 //! `pushes` (payload builders, shapes A–F), `hub` (connections, push frames, ACKs), `apis` +
-//! `http` (mtop), `ws` (IM socket), `history` (a conversation's messages), `aftersale` (rating, pending ratings, item list, polishing), `faults`, `record`, `ids`, `wire` (small codecs); `supplier` is a fake card supplier
+//! `http` (mtop), `ws` (IM socket), `history` (a conversation's messages), `aftersale` (rating, pending ratings, item list, polishing), `faults`, `record`, `ids`, `wire` (small codecs), `upload` (the image upload endpoint); `supplier` is a fake card supplier
 //! (HTTP) for `products[].supplier`.
 
 mod actions;
@@ -32,6 +32,7 @@ mod serve;
 pub mod shop_sim;
 mod state;
 pub mod supplier;
+mod upload;
 mod wire;
 mod ws;
 
@@ -45,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 pub use aftersale::{FakePolish, FakeRating};
 pub use book::FakeOrderStatus;
 pub use faults::Fault;
-pub use record::{ConnStats, Consign, SendReply, SentChat};
+pub use record::{ConnStats, Consign, FakeUpload, SendReply, SentChat};
 
 use actions::PayNews;
 use cards::CardKind;
@@ -109,6 +110,11 @@ impl FakeGoofish {
     /// The mtop base URL, `http://127.0.0.1:PORT/h5/`; clients append `<api>/<v>/`.
     pub fn mtop_base(&self) -> String {
         format!("http://{}/h5/", self.http)
+    }
+
+    /// The image upload URL (`marketplace.upload_url`), `http://127.0.0.1:PORT/api/upload.api`.
+    pub fn upload_url(&self) -> String {
+        format!("http://{}{}", self.http, upload::UPLOAD_PATH)
     }
 
     /// The IM WebSocket URL, `ws://127.0.0.1:PORT/`.
@@ -368,6 +374,11 @@ impl FakeGoofish {
     /// Every `sendByReceiverScope` the client made, in order.
     pub fn sent_messages(&self) -> Vec<SentChat> {
         self.shared.lock().record.sent.clone()
+    }
+
+    /// Every image upload, in order (failed and refused ones included).
+    pub fn uploads(&self) -> Vec<FakeUpload> {
+        self.shared.lock().record.uploads.clone()
     }
 
     /// Every consign call, in order.

@@ -66,6 +66,21 @@ pub struct Consign {
     pub pic_list: Vec<String>,
 }
 
+/// One image upload the client made (`stream-upload.goofish.com/api/upload.api`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeUpload {
+    /// The uploading account (`unb` of the cookies), empty without a session.
+    pub account: String,
+    /// The multipart part's file name.
+    pub file_name: String,
+    /// The part's `Content-Type`.
+    pub mime: String,
+    /// Size of the uploaded bytes.
+    pub bytes: usize,
+    /// The CDN URL answered; empty when the upload was refused or failed.
+    pub url: String,
+}
+
 /// Per-account counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnStats {
@@ -128,6 +143,7 @@ impl ConnStats {
 pub(crate) struct Recorder {
     pub sent: Vec<SentChat>,
     pub consigns: Vec<Consign>,
+    pub uploads: Vec<FakeUpload>,
     stats: HashMap<String, ConnStats>,
 }
 

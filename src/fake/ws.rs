@@ -348,10 +348,15 @@ fn send_message(st: &mut State, id: u64, mid: &str, frame: &Value) -> Option<Val
             _ => None,
         }
     });
+    let image = image_check(st, &account, &req);
     let (reply, delivered, response) = match (peer, zombie, st.faults.reject(Some(&account))) {
         (None, _, _) => refused(mid, 400, "conversation not exist"),
         (_, true, _) => refused(mid, 400, "session invalid"),
         (_, _, Some(reason)) => rejected(mid, reason),
+        (Some(_), false, None) if image.is_some() => match image {
+            Some(ImageCheck::NotOnCdn) => refused(mid, 400, "image not on cdn"),
+            _ => rejected(mid, "CSI_FORBID".to_owned()),
+        },
         (Some(_), false, None) if st.faults.drop_sends(Some(&account)) => {
             (SendReply::Withheld, false, None)
         }
@@ -372,6 +377,38 @@ fn send_message(st: &mut State, id: u64, mid: &str, frame: &Value) -> Option<Val
 }
 
 type Outcome = (SendReply, bool, Option<Value>);
+
+/// Why an image message is refused.
+enum ImageCheck {
+    /// Its URL is not one the upload endpoint handed out: images must be on the CDN before
+    /// they are sent (zn's comment, reference §3.8).
+    NotOnCdn,
+    /// [`super::Fault::RejectImages`].
+    Rejected,
+}
+
+/// `None` for texts and for images that may go out.
+fn image_check(st: &mut State, account: &str, req: &SendRequest) -> Option<ImageCheck> {
+    if req.content.get("contentType").and_then(Value::as_i64) != Some(2) {
+        return None;
+    }
+    let url = req
+        .content
+        .pointer("/image/pics/0/url")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !st
+        .record
+        .uploads
+        .iter()
+        .any(|u| !u.url.is_empty() && u.url == url)
+    {
+        return Some(ImageCheck::NotOnCdn);
+    }
+    st.faults
+        .take_rejected_image(Some(account))
+        .then_some(ImageCheck::Rejected)
+}
 
 fn refused(mid: &str, code: u16, reason: &str) -> Outcome {
     let reply = SendReply::Refused {

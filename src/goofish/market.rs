@@ -11,12 +11,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::mtop::{Consigned, MtopClient};
+use super::mtop::{Consigned, MtopClient, MtopError};
 use super::ws::ImHandle;
 use crate::chat::{ChatPort, LiveItem};
 use crate::marketplace::{
-    ActionOutcome, AftersalePort, ConsignOutcome, ConsignRequest, DeliveryMessage, ListOutcome,
-    Marketplace, ReadBack, SendOutcome,
+    ActionOutcome, AftersalePort, ConsignOutcome, ConsignRequest, DeliveryMessage, ImageMessage,
+    ImageUpload, ListOutcome, Marketplace, ReadBack, SendOutcome, UploadOutcome,
 };
 use crate::money::Cents;
 
@@ -51,11 +51,11 @@ impl GoofishMarketplace {
 
     /// The buyer to address: the order's, else the one the order detail names (a reconciled
     /// order may lack it; a wrong `actualReceivers` silently loses the message, §6.1).
-    async fn buyer(link: &AccountLink, msg: &DeliveryMessage) -> Result<String, String> {
-        if let Some(b) = msg.buyer_id.as_deref().filter(|b| !b.is_empty()) {
+    async fn buyer(link: &AccountLink, msg: &Target<'_>) -> Result<String, String> {
+        if let Some(b) = msg.buyer_id.filter(|b| !b.is_empty()) {
             return Ok(b.to_string());
         }
-        match link.mtop.order_detail(&msg.order_id).await {
+        match link.mtop.order_detail(msg.order_id).await {
             Ok(detail) => detail
                 .buyer_id
                 .ok_or_else(|| "buyer id unknown (not in the order detail either)".to_string()),
@@ -66,38 +66,121 @@ impl GoofishMarketplace {
     /// The conversation: the order's, else a newly created one with the buyer.
     async fn conversation(
         link: &AccountLink,
-        msg: &DeliveryMessage,
+        msg: &Target<'_>,
         buyer: &str,
     ) -> Result<String, String> {
-        if let Some(cid) = msg.cid.as_deref().filter(|c| !c.is_empty()) {
+        if let Some(cid) = msg.cid.filter(|c| !c.is_empty()) {
             return Ok(cid.to_string());
         }
-        link.im
-            .create_conversation(buyer, msg.item_id.as_deref())
-            .await
+        link.im.create_conversation(buyer, msg.item_id).await
+    }
+
+    /// The account's link, the conversation and the buyer of a message, or why not.
+    async fn route(&self, msg: &Target<'_>) -> Result<(&AccountLink, String, String), String> {
+        let link = self
+            .accounts
+            .get(msg.account)
+            .ok_or_else(|| format!("account `{}` has no Goofish connection", msg.account))?;
+        let buyer = Self::buyer(link, msg).await?;
+        let cid = Self::conversation(link, msg, &buyer).await?;
+        Ok((link, cid, buyer))
+    }
+}
+
+/// Whom a delivery message (text or image) goes to.
+struct Target<'a> {
+    account: &'a str,
+    order_id: &'a str,
+    cid: Option<&'a str>,
+    buyer_id: Option<&'a str>,
+    item_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a DeliveryMessage> for Target<'a> {
+    fn from(m: &'a DeliveryMessage) -> Self {
+        Self {
+            account: &m.account,
+            order_id: &m.order_id,
+            cid: m.cid.as_deref(),
+            buyer_id: m.buyer_id.as_deref(),
+            item_id: m.item_id.as_deref(),
+        }
+    }
+}
+
+impl<'a> From<&'a ImageMessage> for Target<'a> {
+    fn from(m: &'a ImageMessage) -> Self {
+        Self {
+            account: &m.account,
+            order_id: &m.order_id,
+            cid: m.cid.as_deref(),
+            buyer_id: m.buyer_id.as_deref(),
+            item_id: m.item_id.as_deref(),
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl Marketplace for GoofishMarketplace {
     async fn send_delivery(&self, msg: &DeliveryMessage) -> SendOutcome {
-        let Some(link) = self.accounts.get(&msg.account) else {
-            return SendOutcome::NotDelivered {
-                reason: format!("account `{}` has no Goofish connection", msg.account),
-            };
-        };
-        let target = match Self::buyer(link, msg).await {
-            Ok(buyer) => Self::conversation(link, msg, &buyer)
-                .await
-                .map(|cid| (cid, buyer)),
-            Err(e) => Err(e),
-        };
-        let (cid, buyer) = match target {
-            Ok(t) => t,
+        let (link, cid, buyer) = match self.route(&Target::from(msg)).await {
+            Ok(r) => r,
             Err(reason) => return SendOutcome::NotDelivered { reason },
         };
         let outcome = link.im.send_text(&cid, &buyer, &msg.text).await;
         tracing::info!(account = %msg.account, order_id = %msg.order_id, cid = %cid, outcome = ?outcome_label(&outcome), "Delivery message sent.");
+        outcome
+    }
+
+    async fn upload_image(&self, image: &ImageUpload<'_>) -> UploadOutcome {
+        let Some(link) = self.accounts.get(image.account) else {
+            return UploadOutcome::Failed {
+                reason: format!("account `{}` has no Goofish connection", image.account),
+                retryable: false,
+            };
+        };
+        let uploaded = link
+            .mtop
+            .upload_image(image.file_name, image.mime, image.bytes)
+            .await;
+        tracing::info!(account = %image.account, file = %image.file_name, bytes = image.bytes.len(), ok = uploaded.is_ok(), "Image uploaded.");
+        match uploaded {
+            Ok(pic) => {
+                // zn falls back to 800x600 without `pix`; the file's own size is better.
+                let (width, height) = pic.size.unwrap_or_else(|| {
+                    imagesize::blob_size(image.bytes)
+                        .map(|s| {
+                            (
+                                u32::try_from(s.width).unwrap_or(800),
+                                u32::try_from(s.height).unwrap_or(600),
+                            )
+                        })
+                        .unwrap_or((800, 600))
+                });
+                UploadOutcome::Uploaded {
+                    url: pic.url,
+                    width,
+                    height,
+                }
+            }
+            Err(e) => UploadOutcome::Failed {
+                reason: format!("image upload failed: {e}"),
+                // A refusal of this very file (`success: false`) will not change by itself.
+                retryable: !matches!(e, MtopError::Business { .. }),
+            },
+        }
+    }
+
+    async fn send_image(&self, msg: &ImageMessage) -> SendOutcome {
+        let (link, cid, buyer) = match self.route(&Target::from(msg)).await {
+            Ok(r) => r,
+            Err(reason) => return SendOutcome::NotDelivered { reason },
+        };
+        let outcome = link
+            .im
+            .send_image(&cid, &buyer, (&msg.url, msg.width, msg.height))
+            .await;
+        tracing::info!(account = %msg.account, order_id = %msg.order_id, cid = %cid, outcome = ?outcome_label(&outcome), "Delivery image sent.");
         outcome
     }
 
@@ -119,8 +202,9 @@ impl Marketplace for GoofishMarketplace {
         let Some(me) = link.mtop.user_id() else {
             return unreadable("cookies not loaded".into());
         };
-        let cid = match Self::buyer(link, msg).await {
-            Ok(buyer) => Self::conversation(link, msg, &buyer).await,
+        let target = Target::from(msg);
+        let cid = match Self::buyer(link, &target).await {
+            Ok(buyer) => Self::conversation(link, &target, &buyer).await,
             Err(e) => Err(e),
         };
         let cid = match cid {
@@ -158,11 +242,13 @@ impl Marketplace for GoofishMarketplace {
                 retryable: false,
             };
         };
-        let consigned = match req.trade_text.as_deref() {
-            Some(text) if !text.trim().is_empty() => {
-                link.mtop.consign_with_proof(&req.order_id, text).await
-            }
-            _ => link.mtop.consign(&req.order_id).await,
+        let text = req.trade_text.as_deref().unwrap_or_default();
+        let consigned = if text.trim().is_empty() && req.pic_list.is_empty() {
+            link.mtop.consign(&req.order_id).await
+        } else {
+            link.mtop
+                .consign_with_proof(&req.order_id, text, &req.pic_list)
+                .await
         };
         match consigned {
             Ok(Consigned::Confirmed) => ConsignOutcome::Confirmed,

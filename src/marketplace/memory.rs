@@ -9,7 +9,10 @@ use std::sync::Mutex;
 use crate::event::shown;
 
 use super::aftersale::{ActionOutcome, AftersalePort, ListOutcome};
-use super::{ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, ReadBack, SendOutcome};
+use super::{
+    ConsignOutcome, ConsignRequest, DeliveryMessage, ImageMessage, ImageUpload, Marketplace,
+    ReadBack, SendOutcome, UploadOutcome,
+};
 
 #[derive(Debug, Default)]
 pub struct MemoryMarketplace {
@@ -22,6 +25,10 @@ pub struct MemoryMarketplace {
 #[derive(Debug, Default)]
 struct State {
     sent: Vec<DeliveryMessage>,
+    /// Image messages accepted, in order.
+    images: Vec<ImageMessage>,
+    /// File names uploaded, in order.
+    uploads: Vec<String>,
     consigned: Vec<ConsignRequest>,
     send_script: VecDeque<SendOutcome>,
     send_calls: u64,
@@ -91,6 +98,16 @@ impl MemoryMarketplace {
         self.lock().send_calls
     }
 
+    /// Image messages accepted, in order.
+    pub fn images_sent(&self) -> Vec<ImageMessage> {
+        self.lock().images.clone()
+    }
+
+    /// File names uploaded, in order.
+    pub fn uploads(&self) -> Vec<String> {
+        self.lock().uploads.clone()
+    }
+
     pub fn consigned(&self) -> Vec<ConsignRequest> {
         self.lock().consigned.clone()
     }
@@ -144,6 +161,48 @@ impl Marketplace for MemoryMarketplace {
                 shown(&msg.account),
                 shown(msg.cid.as_deref().unwrap_or("-")),
                 msg.masked_text
+            );
+        }
+        SendOutcome::Accepted {
+            message_id: Some(id),
+        }
+    }
+
+    async fn upload_image(&self, image: &ImageUpload<'_>) -> UploadOutcome {
+        let mut st = self.lock();
+        st.uploads.push(image.file_name.to_string());
+        let n = st.uploads.len();
+        if self.print {
+            println!(
+                "upload  account={} file={} bytes={}",
+                shown(image.account),
+                shown(image.file_name),
+                image.bytes.len()
+            );
+        }
+        let size = imagesize::blob_size(image.bytes).ok();
+        UploadOutcome::Uploaded {
+            url: format!("memory://images/{n}"),
+            width: size.map_or(800, |s| u32::try_from(s.width).unwrap_or(800)),
+            height: size.map_or(600, |s| u32::try_from(s.height).unwrap_or(600)),
+        }
+    }
+
+    async fn send_image(&self, msg: &ImageMessage) -> SendOutcome {
+        let mut st = self.lock();
+        st.send_calls += 1;
+        if let Some(outcome) = st.send_script.pop_front() {
+            return outcome;
+        }
+        st.next_message_id += 1;
+        let id = format!("mem-{}", st.next_message_id);
+        st.images.push(msg.clone());
+        if self.print {
+            println!(
+                "image   order={} account={} url={}",
+                shown(&msg.order_id),
+                shown(&msg.account),
+                shown(&msg.url)
             );
         }
         SendOutcome::Accepted {

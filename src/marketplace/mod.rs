@@ -43,6 +43,43 @@ impl std::fmt::Debug for DeliveryMessage {
     }
 }
 
+/// One image message of a delivery: an image already on the platform's CDN
+/// ([`Marketplace::upload_image`]), addressed like [`DeliveryMessage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageMessage {
+    pub account: String,
+    pub order_id: String,
+    pub cid: Option<String>,
+    pub buyer_id: Option<String>,
+    pub item_id: Option<String>,
+    pub url: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// An image file to put on the platform's CDN.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageUpload<'a> {
+    pub account: &'a str,
+    pub file_name: &'a str,
+    pub mime: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// How an upload ended. An upload shows nothing to a buyer, so every failure may be retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadOutcome {
+    Uploaded {
+        url: String,
+        width: u32,
+        height: u32,
+    },
+    Failed {
+        reason: String,
+        retryable: bool,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendOutcome {
     /// The platform accepted the message.
@@ -60,6 +97,8 @@ pub struct ConsignRequest {
     /// Proof of delivery for the platform's 无需寄件 form (`tradeText`), if the product asks
     /// for one (`delivery.proof`); keys already masked unless the seller opted in.
     pub trade_text: Option<String>,
+    /// CDN URLs of delivered images for the same form (`picList`, `delivery.proof_images`).
+    pub pic_list: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +131,22 @@ pub enum ReadBack {
 pub trait Marketplace: Send + Sync {
     async fn send_delivery(&self, msg: &DeliveryMessage) -> SendOutcome;
     async fn confirm_shipment(&self, req: &ConsignRequest) -> ConsignOutcome;
+
+    /// Put an image on the platform's CDN (for [`Self::send_image`] and the proof form).
+    async fn upload_image(&self, _image: &ImageUpload<'_>) -> UploadOutcome {
+        UploadOutcome::Failed {
+            reason: "this marketplace cannot upload images".into(),
+            retryable: false,
+        }
+    }
+
+    /// Send an uploaded image in chat; judged like a text send (an unknown outcome is never
+    /// resent).
+    async fn send_image(&self, _msg: &ImageMessage) -> SendOutcome {
+        SendOutcome::NotDelivered {
+            reason: "this marketplace cannot send images".into(),
+        }
+    }
 
     /// Whether [`Self::read_back`] can read conversations. Without it an uncertain send goes
     /// to the seller at once, as before read-back existed.

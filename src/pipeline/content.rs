@@ -27,7 +27,15 @@ const SUMMARY_CHARS: usize = 200;
 /// One chat message of a delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Part {
-    Text { text: String, masked: String },
+    Text {
+        text: String,
+        masked: String,
+    },
+    /// One of `delivery.images`, sent from its CDN copy (found by `sha256`).
+    Image {
+        path: String,
+        sha256: String,
+    },
 }
 
 impl Part {
@@ -37,6 +45,11 @@ impl Part {
                 kind: PartKind::Text,
                 summary: masked.chars().take(SUMMARY_CHARS).collect(),
                 fingerprint: fingerprint(text.as_bytes()),
+            },
+            Part::Image { path, sha256 } => PartPlan {
+                kind: PartKind::Image,
+                summary: path.clone(),
+                fingerprint: sha256.chars().take(16).collect(),
             },
         }
     }
@@ -53,13 +66,15 @@ impl Content {
         self.parts.iter().map(Part::plan).collect()
     }
 
-    /// Every text with its keys masked, for the order's `ship_content`.
+    /// Every text with its keys masked (and each image as `[图片] path`), for the order's
+    /// `ship_content`.
     pub fn masked(&self) -> String {
-        let texts: Vec<&str> = self
+        let texts: Vec<String> = self
             .parts
             .iter()
             .map(|p| match p {
-                Part::Text { masked, .. } => masked.as_str(),
+                Part::Text { masked, .. } => masked.clone(),
+                Part::Image { path, .. } => format!("[图片] {path}"),
             })
             .collect();
         texts.join("\n———\n")
@@ -69,7 +84,19 @@ impl Content {
     pub fn message(&self, order: &OrderRecord, index: usize) -> Option<DeliveryMessage> {
         match self.parts.get(index)? {
             Part::Text { text, masked } => Some(message(order, text, masked)),
+            Part::Image { .. } => None,
         }
+    }
+
+    /// The texts only (real or masked), for the proof of delivery.
+    fn texts(&self, plain: bool) -> Vec<&str> {
+        self.parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text { text, masked } => Some(if plain { text } else { masked }.as_str()),
+                Part::Image { .. } => None,
+            })
+            .collect()
     }
 }
 
@@ -120,6 +147,17 @@ pub(super) fn build(
         )?;
         parts.push(Part::Text { text, masked });
     }
+    // Images follow the text, so the buyer reads what they are for first.
+    parts.extend(
+        plan.product
+            .delivery
+            .images
+            .iter()
+            .map(|image| Part::Image {
+                path: image.path.clone(),
+                sha256: image.sha256.clone(),
+            }),
+    );
     Ok(Content { parts })
 }
 
@@ -154,16 +192,7 @@ pub(super) fn proof(
     let plain = plan.product.delivery.proof_plain_cards;
     let text = match &plan.product.delivery.proof {
         Proof::Off => return None,
-        Proof::Content => build(config, plan, order, cards).map(|c| {
-            let texts: Vec<&str> = c
-                .parts
-                .iter()
-                .map(|p| match p {
-                    Part::Text { text, masked } => if plain { text } else { masked }.as_str(),
-                })
-                .collect();
-            texts.join("\n")
-        }),
+        Proof::Content => build(config, plan, order, cards).map(|c| c.texts(plain).join("\n")),
         Proof::Summary(template) => {
             render_whole(config, plan, order, template, cards, "发货凭证模板")
                 .map(|(text, masked)| if plain { text } else { masked })

@@ -17,6 +17,7 @@ pub mod alerts;
 mod classify;
 mod content;
 mod delay;
+mod images;
 mod ingest;
 mod notify;
 pub mod plan;

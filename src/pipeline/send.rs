@@ -7,12 +7,12 @@
 //! `needs_human` (or is read back from the conversation when the marketplace can).
 
 use crate::config::ShipParams;
-use crate::marketplace::{DeliveryMessage, SendOutcome};
+use crate::marketplace::{DeliveryMessage, ImageMessage, SendOutcome};
 use crate::store::{BeginDelivery, BeginFollowUp, OrderRecord, PartNext, PartResult, StoreError};
 use crate::why::{Failure, Why};
 
 use super::alerts;
-use super::content::{self, Content};
+use super::content::{self, Content, Part};
 use super::plan::Plan;
 use super::readback;
 use super::ship::after_safe_failure;
@@ -142,13 +142,63 @@ async fn send_one(
     order: &OrderRecord,
     index: usize,
 ) -> PartResult {
-    let Some(msg) = content.message(order, index) else {
-        return PartResult::NotDelivered {
+    if let Some(msg) = content.message(order, index) {
+        return part_result(send_registered(ctx, &msg).await);
+    }
+    match content.parts.get(index) {
+        Some(Part::Image { sha256, path }) => {
+            part_result(send_image(ctx, order, sha256, path).await)
+        }
+        _ => PartResult::NotDelivered {
             reason: format!("第 {} 条消息不存在", index + 1),
-        };
-    };
-    part_result(send_registered(ctx, &msg).await)
+        },
+    }
 }
+
+/// Send one image part from its CDN copy. Every image was uploaded before the first part was
+/// claimed ([`super::images::upload_all`]); a copy missing now (the cache was wiped) provably
+/// did not leave, so the step fails safely and the retry uploads it again.
+async fn send_image(
+    ctx: &StageCtx<'_>,
+    order: &OrderRecord,
+    sha256: &str,
+    path: &str,
+) -> SendOutcome {
+    let uploaded = match ctx.store_op(|s| s.uploaded_image(sha256)) {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return SendOutcome::NotDelivered {
+                reason: format!("图片 {path} 还没有上传"),
+            };
+        }
+        Err(e) => {
+            return SendOutcome::NotDelivered {
+                reason: format!("图片 {path} 的上传记录读取失败: {e}"),
+            };
+        }
+    };
+    let msg = ImageMessage {
+        account: order.account.clone(),
+        order_id: order.order_id.clone(),
+        cid: order.chat_id.clone(),
+        buyer_id: order.buyer_id.clone(),
+        item_id: order.item_id.clone(),
+        url: uploaded.url,
+        width: uploaded.width,
+        height: uploaded.height,
+    };
+    // Its echo reads `[图片]`: registered like a text, so it is not taken for the seller.
+    let (account, cid) = (msg.account.clone(), msg.cid.clone().unwrap_or_default());
+    let _ = ctx.store_op(|s| s.register_outgoing(&account, &cid, IMAGE_ECHO));
+    let outcome = ctx.market.send_image(&msg).await;
+    if matches!(outcome, SendOutcome::NotDelivered { .. }) {
+        let _ = ctx.store_op(|s| s.forget_outgoing(&account, &cid, IMAGE_ECHO));
+    }
+    outcome
+}
+
+/// What an image message reads as in the conversation.
+const IMAGE_ECHO: &str = "[图片]";
 
 /// Send one chat message. Its text is registered as the shop's own before it leaves, so its
 /// echo is never taken for the seller typing (which would pause the chat bot in this

@@ -16,6 +16,7 @@ use crate::why::{Failure, Why};
 
 use super::alerts;
 use super::content;
+use super::images;
 use super::plan::Plan;
 use super::send;
 use super::stage::{Outcome, Resume, StageCtx};
@@ -33,6 +34,13 @@ pub(super) async fn run(ctx: &StageCtx<'_>, params: &ShipParams) -> Result<Outco
     // A supplier product's cards are bought and stored before anything goes out.
     if steps.contains(&ShipStep::Send) {
         if let Some(outcome) = supplier::fetch_all(ctx, &plan, params).await? {
+            return Ok(outcome);
+        }
+    }
+    // Every image is on the CDN before any part is claimed or the shipment confirmed.
+    let proof_pics = plan.product.delivery.proof_images && steps.contains(&ShipStep::Confirm);
+    if steps.contains(&ShipStep::Send) || proof_pics {
+        if let Some(outcome) = images::upload_all(ctx, &plan, params).await? {
             return Ok(outcome);
         }
     }
@@ -208,6 +216,7 @@ async fn confirm(
         account: order.account.clone(),
         order_id: order.order_id.clone(),
         trade_text,
+        pic_list: images::proof_pics(ctx, plan),
     };
     match ctx.market.confirm_shipment(&req).await {
         ConsignOutcome::Confirmed | ConsignOutcome::AlreadyShipped => Attempted {

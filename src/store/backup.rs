@@ -65,6 +65,7 @@ macro_rules! every_table {
         $each!(chat_send::REPLIES_OPEN);
         $each!(chat_send::OUTGOING);
         $each!(supplier::SUPPLIER_CALLS);
+        $each!(images::IMAGE_UPLOADS);
         $each!(aftersale::ACTIONS);
         $each!(aftersale::GUARDS);
         $each!(aftersale::PLANS);

@@ -1,7 +1,7 @@
 //! The send step of the ledger, part by part.
 //!
 //! A delivery's chat content is one or more parts (one message per key with
-//! `delivery.shape: per_key`, the merged message, and later images), planned once on the first
+//! `delivery.shape: per_key` or the merged message, then one per `delivery.images` entry), planned once on the first
 //! attempt and kept on the ledger row with a sent marker each. [`Store::begin_send`] claims the
 //! step and the first unsent part in one transaction; [`Store::finish_part`] records a part's
 //! outcome and claims the next one in the same transaction, or finishes the step. So a
@@ -141,6 +141,26 @@ impl Store {
                 attempt,
                 part,
             })
+        })
+    }
+
+    /// An image upload failed before any part was claimed: nothing left and nothing was
+    /// confirmed. It counts as a failed attempt of the send step (the same retry budget), and
+    /// the delivery is `failed_safe` until the retry. Returns the attempt number.
+    pub fn upload_failed(&self, order_id: &str, image: &str, reason: &str) -> Result<u32> {
+        let now = self.now();
+        self.write(|tx| {
+            let mut rec = ledger::load(tx, order_id)?;
+            rec.attempts += 1;
+            rec.last_error = Some(reason.to_string());
+            let why = Why::UploadFailed {
+                failure: Failure::classify(reason),
+                attempts: rec.attempts,
+                image: image.to_string(),
+            };
+            rec.set_state(DeliveryState::FailedSafe, now, why);
+            ledger::save(tx, &rec)?;
+            Ok(rec.attempts)
         })
     }
 

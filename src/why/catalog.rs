@@ -70,6 +70,11 @@ fn delivery_failures(f: Failure) -> Vec<Why> {
             message_sent: true,
         },
         Why::SupplierFailed { failure: f },
+        Why::UploadFailed {
+            failure: f,
+            attempts: 2,
+            image: "images/guide.png".into(),
+        },
         Why::SupplierUncertain {
             unit: 1,
             failure: None,
@@ -200,10 +205,11 @@ pub fn variant_index(w: &Why) -> usize {
         Why::FollowUpUnknown { .. } => 34,
         Why::FollowUpFailed { .. } => 35,
         Why::FollowUpUnbuildable => 36,
+        Why::UploadFailed { .. } => 37,
     }
 }
 
-pub const VARIANTS: usize = 37;
+pub const VARIANTS: usize = 38;
 
 /// A run of ASCII words outside backticks, three words or more: an English sentence (or a
 /// raw error) where a seller reads. Commands in backticks and ids are fine.

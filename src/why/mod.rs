@@ -268,6 +268,14 @@ pub enum Why {
     },
     /// The card supplier did not sell a card, retries used up.
     SupplierFailed { failure: Failure },
+    /// A delivery image could not be put on the platform's CDN: nothing was sent and the
+    /// order was not confirmed (retried while `attempts` is within the budget).
+    UploadFailed {
+        failure: Failure,
+        attempts: u32,
+        /// The config-relative path of the image.
+        image: String,
+    },
     /// The supplier call for `unit` has no known result (no answer, or a crash mid-call).
     SupplierUncertain {
         unit: u32,
@@ -354,6 +362,7 @@ impl Why {
                 | Self::SendFailed { .. }
                 | Self::ConfirmFailed { .. }
                 | Self::SupplierFailed { .. }
+                | Self::UploadFailed { .. }
                 | Self::SupplierUncertain { .. }
                 | Self::OutcomeUnknown { .. }
                 | Self::Interrupted { .. }
@@ -428,6 +437,14 @@ impl Why {
             Self::SupplierFailed { failure } => {
                 format!("供应商没有卖出卡密：{}", failure.label())
             }
+            Self::UploadFailed {
+                failure,
+                attempts,
+                image,
+            } => format!(
+                "发货图片 {image} 上传失败（已试 {attempts} 次），消息一条都没有发出，订单也没有确认发货：{}",
+                failure.label()
+            ),
             Self::SupplierUncertain { unit, failure } => format!(
                 "供应商结果不确定：第 {unit} 件{}，不会重复购买",
                 failure
@@ -552,6 +569,10 @@ impl Why {
             }
             Self::SupplierFailed { failure } => format!(
                 "{}；确认供应商有货后运行 {retry}，或{by_hand}",
+                failure.advice()
+            ),
+            Self::UploadFailed { failure, .. } => format!(
+                "{}；也检查 products.yaml 里 delivery.images 的图片文件（运行 `xianyu-shopd check`），然后运行 {retry} 重新发货，或{by_hand}",
                 failure.advice()
             ),
             Self::SupplierUncertain { .. } => format!(

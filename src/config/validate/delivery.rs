@@ -1,7 +1,12 @@
 //! `products[].delivery` (message shape, follow-up) and `blacklist:`.
 
 use super::*;
-use crate::config::delivery::{Blacklist, DeliveryOptions, Proof, ProofCards, ProofKind};
+use crate::config::delivery::{
+    Blacklist, DeliveryImage, DeliveryOptions, IMAGE_MAX_BYTES, Proof, ProofCards, ProofKind,
+};
+
+/// Most images one delivery may send.
+const MAX_IMAGES: usize = 9;
 
 impl Validator<'_> {
     /// `blacklist.buyers`: buyer ids are the numbers Xianyu shows as 用户ID; a nickname would
@@ -59,12 +64,52 @@ impl Validator<'_> {
                 format!("{dpath}.proof_template: only used with `proof: summary`"),
             );
         }
+        let images = self.delivery_images(doc, &dpath, &raw.images);
+        let proof_images = raw.proof_images.unwrap_or(false);
+        if proof_images && raw.images.is_empty() {
+            self.key_err(
+                doc,
+                &format!("{dpath}.proof_images"),
+                format!("{dpath}.proof_images: there are no `images:` to put into the form"),
+            );
+        }
         DeliveryOptions {
             shape: raw.shape.unwrap_or_default(),
             follow_up: raw.follow_up.clone(),
             proof,
             proof_plain_cards: raw.proof_cards == Some(ProofCards::Plain),
+            images,
+            proof_images,
         }
+    }
+
+    /// `delivery.images`: files under the config dir, each a PNG, JPEG, GIF or WebP image of
+    /// at most [`IMAGE_MAX_BYTES`]; read once here, so what was checked is what is sent.
+    fn delivery_images(
+        &mut self,
+        doc: &YamlDoc,
+        dpath: &str,
+        paths: &[String],
+    ) -> Vec<DeliveryImage> {
+        if paths.len() > MAX_IMAGES {
+            self.err(
+                doc,
+                &format!("{dpath}.images"),
+                format!(
+                    "{dpath}.images: at most {MAX_IMAGES} images per delivery (got {})",
+                    paths.len()
+                ),
+            );
+        }
+        let mut out = Vec::new();
+        for (i, raw_path) in paths.iter().enumerate().take(MAX_IMAGES) {
+            let path = format!("{dpath}.images[{i}]");
+            match read_image(self.dir, raw_path.trim()) {
+                Ok(image) => out.push(image),
+                Err(why) => self.err(doc, &path, format!("{path}: {why}")),
+            }
+        }
+        out
     }
 
     /// A template named at `path`: it must exist in `templates/`, pass the static checks and
@@ -96,4 +141,67 @@ impl Validator<'_> {
             ));
         }
     }
+}
+
+/// Read and check one image named relative to the config dir `dir`.
+fn read_image(dir: &std::path::Path, rel: &str) -> Result<DeliveryImage, String> {
+    use sha2::{Digest, Sha256};
+    use std::path::Component;
+    if rel.is_empty() {
+        return Err("empty path; name an image file under the config directory".into());
+    }
+    let relative = std::path::Path::new(rel);
+    let escapes = relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+    if escapes {
+        return Err(format!(
+            "`{rel}` is outside the config directory; put the image under it and write a relative path such as images/guide.png"
+        ));
+    }
+    let full = dir.join(relative);
+    let meta = std::fs::metadata(&full).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            format!("image `{rel}` not found (paths are relative to the config directory)")
+        }
+        _ => format!("image `{rel}` cannot be read: {e}"),
+    })?;
+    if !meta.is_file() {
+        return Err(format!("`{rel}` is not a file"));
+    }
+    // A symlink may point anywhere: the file itself must live under the config dir too.
+    if let (Ok(real), Ok(base)) = (full.canonicalize(), dir.canonicalize()) {
+        if !real.starts_with(&base) {
+            return Err(format!(
+                "`{rel}` leads outside the config directory (a link); copy the image into it"
+            ));
+        }
+    }
+    if meta.len() > IMAGE_MAX_BYTES {
+        return Err(format!(
+            "image `{rel}` is {} bytes; at most {} MB (compress or shrink it)",
+            meta.len(),
+            IMAGE_MAX_BYTES / (1024 * 1024)
+        ));
+    }
+    let bytes = std::fs::read(&full).map_err(|e| format!("image `{rel}` cannot be read: {e}"))?;
+    let mime = match imagesize::image_type(&bytes) {
+        Ok(imagesize::ImageType::Png) => "image/png",
+        Ok(imagesize::ImageType::Jpeg) => "image/jpeg",
+        Ok(imagesize::ImageType::Gif) => "image/gif",
+        Ok(imagesize::ImageType::Webp) => "image/webp",
+        _ => return Err(format!("`{rel}` is not a PNG, JPEG, GIF or WebP image")),
+    };
+    let size = imagesize::blob_size(&bytes)
+        .ok()
+        .filter(|s| s.width > 0 && s.height > 0)
+        .ok_or_else(|| format!("image `{rel}` is damaged (its size cannot be read)"))?;
+    Ok(DeliveryImage {
+        path: rel.to_string(),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        mime,
+        width: u32::try_from(size.width).unwrap_or(u32::MAX),
+        height: u32::try_from(size.height).unwrap_or(u32::MAX),
+        bytes: bytes.into(),
+    })
 }

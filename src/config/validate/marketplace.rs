@@ -28,6 +28,13 @@ impl Validator<'_> {
                 &d.ws_url,
                 ["wss", "ws"],
             ),
+            upload_url: self.endpoint(
+                doc,
+                "upload_url",
+                raw.upload_url.as_deref(),
+                &d.upload_url,
+                ["https", "http"],
+            ),
             user_agent: non_blank(&raw.user_agent),
             sec_ch_ua: non_blank(&raw.sec_ch_ua),
             heartbeat: dur(self, "heartbeat", &raw.heartbeat, d.heartbeat),

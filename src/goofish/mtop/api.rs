@@ -19,6 +19,8 @@ const MAX_SOLD_PAGES: u32 = 10;
 /// The 无需寄件 form takes at most 200 characters of `tradeText` (XP truncates to 200; the Go
 /// client in the corpus cites the same official limit).
 pub const PROOF_TEXT_MAX: usize = 200;
+/// …and at most three pictures in `picList` (the same Go client; the fake enforces it).
+pub const PROOF_PICS_MAX: usize = crate::config::delivery::PROOF_PICS_MAX;
 
 /// The IM access token (`/reg` `token` header). `Debug` hides the value.
 #[derive(Clone)]
@@ -254,12 +256,16 @@ impl MtopClient {
         &self,
         order_id: &str,
         trade_text: &str,
+        pics: &[String],
     ) -> Result<Consigned, MtopError> {
         let text: String = trade_text.chars().take(PROOF_TEXT_MAX).collect();
+        let pics = serde_json::to_string(&pics.iter().take(PROOF_PICS_MAX).collect::<Vec<_>>())
+            .unwrap_or_else(|_| "[]".into());
         let data = format!(
-            r#"{{"orderId":{},"tradeText":{},"picList":"[]","newUnconsign":true}}"#,
+            r#"{{"orderId":{},"tradeText":{},"picList":{},"newUnconsign":true}}"#,
             json_str(order_id),
-            json_str(&text)
+            json_str(&text),
+            json_str(&pics)
         );
         let result = self
             .call(Call::v1(
@@ -277,9 +283,10 @@ impl MtopClient {
                 if ret.contains("FAIL_BIZ_IDLE_USER_UNAUTHORIZED") =>
             {
                 let data = format!(
-                    r#"{{"orderId":{}, "tradeText":{},"picList":[],"newUnconsign":true}}"#,
+                    r#"{{"orderId":{}, "tradeText":{},"picList":{},"newUnconsign":true}}"#,
                     json_str(order_id),
-                    json_str(&text)
+                    json_str(&text),
+                    pics
                 );
                 self.consign_data(data).await
             }

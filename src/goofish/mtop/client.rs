@@ -64,8 +64,12 @@ pub(super) struct Answer {
 /// The mtop client of one account.
 pub struct MtopClient {
     pub(super) account: String,
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     base: String,
+    /// The image upload endpoint (`marketplace.upload_url`).
+    pub(super) upload_url: String,
+    /// How long an upload may take (`marketplace.send_timeout`).
+    pub(super) upload_timeout: Duration,
     user_agent: String,
     /// `sec-ch-ua` to send: the built-in one with the built-in user agent, the configured one
     /// with a custom agent, none for a custom agent without one (hints must match the agent).
@@ -113,6 +117,8 @@ impl MtopClient {
             account: account.to_string(),
             http,
             base,
+            upload_url: settings.upload_url.clone(),
+            upload_timeout: settings.send_timeout,
             user_agent: settings
                 .user_agent
                 .clone()
@@ -352,7 +358,7 @@ impl MtopClient {
     }
 
     /// Merge the server's `Set-Cookie`s into the jar and save the jar when it changed.
-    fn merge_set_cookies(&self, headers: &reqwest::header::HeaderMap) {
+    pub(super) fn merge_set_cookies(&self, headers: &reqwest::header::HeaderMap) {
         let values: Vec<&str> = headers
             .get_all(reqwest::header::SET_COOKIE)
             .iter()
@@ -506,7 +512,7 @@ pub fn device_id_for(
 
 /// A transport error with its causes ("error sending request: … Connection refused"); the
 /// URL is left out (it is long and says nothing the API name does not).
-fn network_error(e: reqwest::Error) -> MtopError {
+pub(super) fn network_error(e: reqwest::Error) -> MtopError {
     let e = e.without_url();
     let mut text = e.to_string();
     let mut source = std::error::Error::source(&e);

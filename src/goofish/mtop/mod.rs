@@ -13,7 +13,7 @@
 //!
 //! Layout: this file holds the error and login-state types; `client` owns the cookie jar,
 //! signing and the call machinery (headers, retries, blocked states); `api` holds one method
-//! per mtop API and the typed answers (`aftersale` the rating and polishing ones); `jar` the cookie jar and its saved copy; `interpret` turns raw answers into those answers or
+//! per mtop API and the typed answers (`aftersale` the rating and polishing ones, `upload` the image upload); `jar` the cookie jar and its saved copy; `interpret` turns raw answers into those answers or
 //! errors (pure, unit-tested).
 
 use crate::why::Failure;
@@ -27,10 +27,12 @@ mod interpret;
 mod jar;
 #[cfg(test)]
 mod tests;
+mod upload;
 
 pub use api::{Consigned, ImToken, ItemDetail, OrderDetail, Sku, SoldOrder};
 pub use client::{MtopClient, device_id_for};
 pub use interpret::form_encode;
+pub use upload::UploadedPic;
 
 /// Desktop Chrome, as the bots send it (reference §2.4); overridable by `marketplace.user_agent`.
 pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/146.0.0.0 Safari/537.36";

@@ -58,15 +58,43 @@ fn next_uuid(last: &mut (u64, u32), now_ms: u64) -> String {
 
 /// The `sendByReceiverScope` body for a text message (reference §6.1).
 pub(super) fn send_body(cid: &str, peer: &str, me: &str, text: &str, uuid: &str) -> Value {
-    let inner = json!({"contentType": 1, "text": {"text": text}}).to_string();
-    let data = base64::engine::general_purpose::STANDARD.encode(inner);
+    let inner = json!({"contentType": 1, "text": {"text": text}});
+    scope_body(cid, peer, me, &inner, 1, uuid)
+}
+
+/// The `sendByReceiverScope` body for an image already on the CDN (reference §6.2): inner
+/// `{"contentType":2,"image":{"pics":[{height,type:0,url,width}]}}`. `custom.type` is 2 as in
+/// `cv-cat/XianYuApis` `goofish_live.py` `send_msg` and jv (zn sends 1; both reported working).
+pub(super) fn image_body(
+    cid: &str,
+    peer: &str,
+    me: &str,
+    image: (&str, u32, u32),
+    uuid: &str,
+) -> Value {
+    let (url, width, height) = image;
+    let inner = json!({"contentType": 2, "image": {"pics": [
+        {"height": height, "type": 0, "url": url, "width": width}
+    ]}});
+    scope_body(cid, peer, me, &inner, 2, uuid)
+}
+
+fn scope_body(
+    cid: &str,
+    peer: &str,
+    me: &str,
+    inner: &Value,
+    custom_type: u8,
+    uuid: &str,
+) -> Value {
+    let data = base64::engine::general_purpose::STANDARD.encode(inner.to_string());
     let cid = strip_handle(cid);
     json!([
         {
             "uuid": uuid,
             "cid": format!("{cid}{HANDLE}"),
             "conversationType": 1,
-            "content": {"contentType": 101, "custom": {"type": 1, "data": data}},
+            "content": {"contentType": 101, "custom": {"type": custom_type, "data": data}},
             "redPointPolicy": 0,
             "extension": {"extJson": "{}"},
             "ctx": {"appVersion": "1.0", "platform": "web"},

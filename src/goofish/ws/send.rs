@@ -1,5 +1,5 @@
-//! The sending side of an account's connection, used by the marketplace: text messages and
-//! opening a conversation, each judged by the server's answer.
+//! The sending side of an account's connection, used by the marketplace: text and image
+//! messages and opening a conversation, each judged by the server's answer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::conn::{Conn, RequestError};
-use super::frames::{conversation_cid, message_uuid, reason_of, send_body, send_outcome};
+use super::frames::{
+    conversation_cid, image_body, message_uuid, reason_of, send_body, send_outcome,
+};
 use super::{HANDLE, Shared};
 use crate::clock::now_ms;
 use crate::marketplace::SendOutcome;
@@ -49,13 +51,24 @@ impl ImHandle {
 
     /// Send a text message to `cid`, addressed to `peer` and ourselves (reference §6.1).
     pub async fn send_text(&self, cid: &str, peer: &str, text: &str) -> SendOutcome {
+        self.send_scoped(|me, uuid| send_body(cid, peer, me, text, uuid))
+            .await
+    }
+
+    /// Send an image already on the CDN to `cid` (reference §6.2), judged like a text.
+    pub async fn send_image(&self, cid: &str, peer: &str, image: (&str, u32, u32)) -> SendOutcome {
+        self.send_scoped(|me, uuid| image_body(cid, peer, me, image, uuid))
+            .await
+    }
+
+    async fn send_scoped(&self, body: impl FnOnce(&str, &str) -> Value) -> SendOutcome {
         let Some(conn) = self.connection().await else {
             return SendOutcome::NotDelivered {
                 reason: format!("IM not connected within {:?}", self.send_timeout),
             };
         };
         let uuid = message_uuid(now_ms());
-        let body = send_body(cid, peer, &conn.user_id, text, &uuid);
+        let body = body(&conn.user_id, &uuid);
         let answer = conn
             .request(
                 "/r/MessageSend/sendByReceiverScope",
