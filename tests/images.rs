@@ -125,7 +125,7 @@ async fn a_failed_upload_sends_nothing_and_leaves_the_order_unconfirmed() {
     let why = d.why.clone().unwrap();
     let label = why.label();
     assert!(
-        label.contains("发货图片 images/guide.png 上传失败"),
+        label.contains("发货图片 `images/guide.png` 上传失败"),
         "{label}"
     );
     assert!(label.contains("订单也没有确认发货"), "{label}");

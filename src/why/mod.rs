@@ -442,7 +442,7 @@ impl Why {
                 attempts,
                 image,
             } => format!(
-                "发货图片 {image} 上传失败（已试 {attempts} 次），消息一条都没有发出，订单也没有确认发货：{}",
+                "发货图片 `{image}` 上传失败（已试 {attempts} 次），消息一条都没有发出，订单也没有确认发货：{}",
                 failure.label()
             ),
             Self::SupplierUncertain { unit, failure } => format!(
