@@ -341,15 +341,20 @@ fn write_config(
 
 // -- 2. latency ---------------------------------------------------------------------------
 
-async fn delivery_latency(orders: usize) -> anyhow::Result<Vec<Duration>> {
+/// The fake with one seller selling [`ITEM`], and the daemon on it (connected) with `keys`
+/// card keys named `{prefix}-NNNNNN-SECRET`. The directory must outlive the daemon.
+async fn one_seller_shop(
+    keys: usize,
+    prefix: &str,
+) -> anyhow::Result<(FakeGoofish, tempfile::TempDir, Daemon)> {
     let fake = FakeGoofish::start().await?;
     let dir = tempfile::tempdir()?;
     let cookies = fake.add_seller(SELLER, "基准小店");
     fake.add_item(SELLER, ITEM, "基准激活码", 990, &[]);
     write_config(dir.path(), &fake, &[("main".into(), cookies)], "")?;
     let daemon = Daemon::start(dir.path(), &dir.path().join("state"), clock::system()).await?;
-    let keys: String = (0..orders + 50)
-        .map(|i| format!("BENCH-{i:06}-SECRET\n"))
+    let keys: String = (0..keys)
+        .map(|i| format!("{prefix}-{i:06}-SECRET\n"))
         .collect();
     daemon.store.import_cards("keys", &keys, false, "bench")?;
     if !fake
@@ -358,6 +363,11 @@ async fn delivery_latency(orders: usize) -> anyhow::Result<Vec<Duration>> {
     {
         bail!("the account did not connect: {:?}", fake.stats(SELLER));
     }
+    Ok((fake, dir, daemon))
+}
+
+async fn delivery_latency(orders: usize) -> anyhow::Result<Vec<Duration>> {
+    let (fake, _dir, daemon) = one_seller_shop(orders + 50, "BENCH").await?;
 
     let mut latencies = Vec::with_capacity(orders);
     let mut paid = Vec::with_capacity(orders);
@@ -410,22 +420,7 @@ async fn delivery_latency(orders: usize) -> anyhow::Result<Vec<Duration>> {
 /// delivery chat frame reaches the fake. Returns (time to push every payment, time to the last
 /// frame).
 async fn burst_delivery(orders: usize) -> anyhow::Result<(Duration, Duration)> {
-    let fake = FakeGoofish::start().await?;
-    let dir = tempfile::tempdir()?;
-    let cookies = fake.add_seller(SELLER, "基准小店");
-    fake.add_item(SELLER, ITEM, "基准激活码", 990, &[]);
-    write_config(dir.path(), &fake, &[("main".into(), cookies)], "")?;
-    let daemon = Daemon::start(dir.path(), &dir.path().join("state"), clock::system()).await?;
-    let keys: String = (0..orders + 50)
-        .map(|i| format!("BURST-{i:06}-SECRET\n"))
-        .collect();
-    daemon.store.import_cards("keys", &keys, false, "bench")?;
-    if !fake
-        .wait_until(WAIT, |f| all_connected(f, &[SELLER.to_owned()]))
-        .await
-    {
-        bail!("the account did not connect: {:?}", fake.stats(SELLER));
-    }
+    let (fake, _dir, daemon) = one_seller_shop(orders + 50, "BURST").await?;
     let created: Vec<String> = (0..orders)
         .map(|i| {
             fake.create_order(

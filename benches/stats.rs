@@ -17,18 +17,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use xianyu_shopd::clock::{self, ManualClock, SharedClock};
-use xianyu_shopd::config;
 use xianyu_shopd::event::{EventStatus, OrderEvent};
-use xianyu_shopd::status::{self, StatusContext};
 use xianyu_shopd::store::rollup_facts::{self, LATENCY_BUCKETS};
 use xianyu_shopd::store::{Counters, Day, NextRun, Store};
 
 mod common;
 use common::env_or;
-use common::http_load::{client, load};
+use common::http_load::{StatusServer, block_on, client, file_store, load};
 
 const PIPELINE: &str = "accounts:\n  - id: main\n    name: 主店\n    cookies_env: BENCH_COOKIES\n  - id: second\n    cookies_env: BENCH_COOKIES\npipeline:\n  - ingest: {}\n  - classify: {}\n  - stock-check: {}\n  - delay: { virtual: { min: 0s, max: 0s } }\n  - ship: { mode: send_then_confirm }\n  - notify: { channels: [log] }\n";
 const ITEMS: usize = 50;
@@ -42,22 +38,14 @@ fn main() {
     write_config(dir.path());
     let started = Instant::now();
     let memory = year_of_rollups(orders);
-    let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let bytes = memory.backup_to(&state.join("shop.redb")).expect("copy");
     let rows = memory.rollup_row_count().unwrap();
-    drop(memory);
+    let (store, bytes) = file_store(memory, dir.path());
     println!(
         "reads: {orders} orders over 365 days as {rows} rollup rows (2 accounts x {ITEMS} items), built in {:.1}s; redb file {:.1} MiB",
         started.elapsed().as_secs_f64(),
         bytes as f64 / 1048576.0
     );
-    let store = Store::open(&state, clock::system()).expect("open file store");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(serve_and_load(store, dir.path(), secs, conns));
+    block_on(serve_and_load(store, dir.path(), secs, conns));
 }
 
 fn write_config(dir: &std::path::Path) {
@@ -172,12 +160,8 @@ fn year_of_rollups(orders: u64) -> Store {
 }
 
 async fn serve_and_load(store: Store, dir: &std::path::Path, secs: u64, conns: usize) {
-    let config = config::load(dir).expect("bench config");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let ctx = StatusContext::new(store.clone(), config::handle(config));
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(status::serve(listener, ctx, shutdown.clone()));
+    let server = StatusServer::start(&store, dir).await;
+    let addr = server.addr;
     client(addr, "/stats".to_string(), Instant::now()).await;
     println!("{conns} connections, {secs}s per route; latency is per request, client-side");
     let zone = rollup_facts::zone(rollup_facts::DEFAULT_ZONE).unwrap();
@@ -194,6 +178,5 @@ async fn serve_and_load(store: Store, dir: &std::path::Path, secs: u64, conns: u
     ] {
         load(addr, path, secs, conns).await;
     }
-    shutdown.cancel();
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }

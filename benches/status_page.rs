@@ -13,17 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use xianyu_shopd::clock::{self, ManualClock, SharedClock};
-use xianyu_shopd::config;
 use xianyu_shopd::event::{EventStatus, OrderEvent};
-use xianyu_shopd::status::{self, StatusContext};
 use xianyu_shopd::store::{NextRun, Store};
 
 mod common;
 use common::env_or;
-use common::http_load::{client, load};
+use common::http_load::{StatusServer, block_on, client, file_store, load};
 
 const PIPELINE: &str = "accounts:\n  - id: main\n    name: 主店\n    cookies_env: BENCH_COOKIES\npipeline:\n  - ingest: {}\n  - classify: {}\n  - stock-check: {}\n  - delay: { virtual: { min: 0s, max: 0s } }\n  - ship: { mode: send_then_confirm }\n  - notify: { channels: [log] }\n";
 const PRODUCTS: &str = "pools:\n  keys: {}\nproducts:\n  - item_id: \"900000000001\"\n    title: 基准测试激活码\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n  - item_id: \"700000000001\"\n    title: 基准测试实物\n    category: physical\n    stock: { quantity: 100000 }\n";
@@ -37,26 +33,14 @@ fn main() {
     write_config(dir.path());
 
     let started = Instant::now();
-    let memory = build_store(orders);
-    let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let bytes = memory
-        .backup_to(&state.join("shop.redb"))
-        .expect("copy to file");
-    drop(memory);
+    let (store, bytes) = file_store(build_store(orders), dir.path());
     println!(
         "store: {orders} orders + 20000 keys built in {:.1}s; redb file {:.1} MiB",
         started.elapsed().as_secs_f64(),
         bytes as f64 / 1048576.0
     );
-    let store = Store::open(&state, clock::system()).expect("open file store");
     print_view_cost(&store);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(run(store, dir.path(), secs, conns));
+    block_on(run(store, dir.path(), secs, conns));
 }
 
 fn write_config(dir: &std::path::Path) {
@@ -141,12 +125,8 @@ fn print_view_cost(store: &Store) {
 }
 
 async fn run(store: Store, dir: &std::path::Path, secs: u64, conns: usize) {
-    let config = config::load(dir).expect("bench config");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let ctx = StatusContext::new(store.clone(), config::handle(config));
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(status::serve(listener, ctx, shutdown.clone()));
+    let server = StatusServer::start(&store, dir).await;
+    let addr = server.addr;
     let an_order = store.shop_view().unwrap().orders[1234].order_id.clone();
     let detail = format!("/orders/{an_order}");
     // The first request builds the cached view (the uncached scan above); measure after it.
@@ -176,8 +156,7 @@ async fn run(store: Store, dir: &std::path::Path, secs: u64, conns: usize) {
     writing.store(false, Ordering::Relaxed);
     let written = writer.await.unwrap();
     println!("  ({written} orders written during the run)");
-    shutdown.cancel();
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 async fn write_orders(store: Store, writing: Arc<AtomicBool>) -> usize {

@@ -28,10 +28,7 @@ async fn a_kill_during_a_burst_loses_and_repeats_nothing() {
     let keys: String = (0..imported).map(|i| format!("BURST-{i:05}\n")).collect();
     std::fs::write(dir.join("keys.txt"), keys).unwrap();
     cli(&dir, &["cards", "import", "keys", "keys.txt"]);
-    let mut daemon = Daemon {
-        dir: dir.clone(),
-        child: None,
-    };
+    let mut daemon = Daemon::new(&dir);
     daemon.start();
     let user = seller(0);
     assert!(
@@ -75,13 +72,7 @@ async fn a_kill_during_a_burst_loses_and_repeats_nothing() {
     );
 
     let record = Record::of(&fake);
-    assert_eq!(
-        record.duplicates(),
-        0,
-        "keys that reached two buyers {:?}, conversations with two deliveries {:?}",
-        record.shared_keys(),
-        record.repeated_conversations()
-    );
+    record.assert_no_duplicates("");
     let store = Store::open(&dir.join("state"), clock::system()).unwrap();
     let (mut delivered, mut needs_human, mut held) = (0, 0, 0);
     for order in &orders {
@@ -120,11 +111,7 @@ async fn a_kill_during_a_burst_loses_and_repeats_nothing() {
     }
     drop(store);
     let counts = cards_list(&dir);
-    assert_eq!(
-        counts.available + counts.reserved + counts.delivered + counts.revoked,
-        imported as u64,
-        "{counts:?}"
-    );
+    counts.assert_balance(imported as u64, "");
     assert_eq!(
         counts.reserved, held,
         "only needs_human orders hold keys: {counts:?}"

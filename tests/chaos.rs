@@ -130,10 +130,7 @@ async fn run_chaos(plan: Plan) {
     std::fs::write(dir.join("keys.txt"), keys).unwrap();
     cli(&dir, &["cards", "import", "keys", "keys.txt"]);
 
-    let mut daemon = Daemon {
-        dir: dir.clone(),
-        child: None,
-    };
+    let mut daemon = Daemon::new(&dir);
     daemon.start();
     let mut figures = Figures::default();
     let orders = traffic(&fake, &mut daemon, &mut rng, plan, seed, &mut figures).await;
@@ -164,13 +161,7 @@ async fn run_chaos(plan: Plan) {
 
     let record = Record::of(&fake);
     figures.duplicates = record.duplicates();
-    assert_eq!(
-        figures.duplicates,
-        0,
-        "seed {seed}: keys that reached two buyers {:?}, conversations with two deliveries {:?}",
-        record.shared_keys(),
-        record.repeated_conversations()
-    );
+    record.assert_no_duplicates(&format!("seed {seed}: "));
 
     let mut held_by_needs_human = 0;
     let mut needs_human = Vec::new();
@@ -230,11 +221,7 @@ async fn run_chaos(plan: Plan) {
     drop(store);
 
     let counts = cards_list(&dir);
-    assert_eq!(
-        counts.available + counts.reserved + counts.delivered + counts.revoked,
-        imported as u64,
-        "seed {seed}: cards list does not balance: {counts:?}"
-    );
+    counts.assert_balance(imported as u64, &format!("seed {seed}: "));
     assert_eq!(
         counts.reserved,
         held_by_needs_human + held_by_failed,

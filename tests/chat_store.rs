@@ -49,6 +49,23 @@ fn planned(store: &Store, p: &PlannedReply) -> u64 {
     }
 }
 
+/// A store on a fresh directory with a manual clock at [`T0`].
+fn fresh() -> (tempfile::TempDir, Arc<ManualClock>) {
+    (tempfile::tempdir().unwrap(), Arc::new(ManualClock::new(T0)))
+}
+
+/// The buyer's `在吗` recorded and the reply `在的` planned for it: the reply's id.
+fn hello_answered(store: &Store) -> u64 {
+    store.chat_record_inbound(&msg("1.PNM", "在吗")).unwrap();
+    planned(store, &plan(&["1.PNM"], &["在的"], vec![]))
+}
+
+/// Who answers conversation `c1` now.
+fn takeover(store: &Store) -> Takeover {
+    let conversation = store.chat_conversation("main", "c1").unwrap();
+    conversation.expect("conversation c1").takeover
+}
+
 fn rule() -> TakeoverRule {
     TakeoverRule {
         pause_ms: 30 * 60_000,
@@ -58,8 +75,7 @@ fn rule() -> TakeoverRule {
 
 #[test]
 fn a_message_is_recorded_once_and_answered_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
+    let (dir, clock) = fresh();
     let store = open(dir.path(), &clock);
     assert_eq!(
         store.chat_record_inbound(&msg("1.PNM", "在吗")).unwrap(),
@@ -134,12 +150,10 @@ fn a_message_is_recorded_once_and_answered_once() {
 
 #[test]
 fn a_send_claimed_before_a_crash_is_never_repeated() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
+    let (dir, clock) = fresh();
     let id = {
         let store = open(dir.path(), &clock);
-        store.chat_record_inbound(&msg("1.PNM", "在吗")).unwrap();
-        let id = planned(&store, &plan(&["1.PNM"], &["在的"], vec![]));
+        let id = hello_answered(&store);
         assert!(matches!(
             store.chat_begin_send(id).unwrap(),
             BeginSend::Go { .. }
@@ -168,12 +182,10 @@ fn a_send_claimed_before_a_crash_is_never_repeated() {
 
 #[test]
 fn planned_but_unclaimed_replies_and_waiting_messages_are_resumable() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
+    let (dir, clock) = fresh();
     {
         let store = open(dir.path(), &clock);
-        store.chat_record_inbound(&msg("1.PNM", "在吗")).unwrap();
-        planned(&store, &plan(&["1.PNM"], &["在的"], vec![]));
+        hello_answered(&store);
         store.chat_record_inbound(&msg("2.PNM", "多少钱")).unwrap();
     }
     let store = open(dir.path(), &clock);
@@ -190,11 +202,9 @@ fn planned_but_unclaimed_replies_and_waiting_messages_are_resumable() {
 
 #[test]
 fn our_echo_is_not_the_seller_but_the_seller_typing_pauses_only_that_conversation() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
+    let (dir, clock) = fresh();
     let store = open(dir.path(), &clock);
-    store.chat_record_inbound(&msg("1.PNM", "在吗")).unwrap();
-    let id = planned(&store, &plan(&["1.PNM"], &["在的"], vec![]));
+    let id = hello_answered(&store);
     let BeginSend::Go { .. } = store.chat_begin_send(id).unwrap() else {
         panic!()
     };
@@ -223,14 +233,7 @@ fn our_echo_is_not_the_seller_but_the_seller_typing_pauses_only_that_conversatio
             .unwrap(),
         OwnMessage::Duplicate
     );
-    assert_eq!(
-        store
-            .chat_conversation("main", "c1")
-            .unwrap()
-            .unwrap()
-            .takeover,
-        Takeover::Auto
-    );
+    assert_eq!(takeover(&store), Takeover::Auto);
 
     // the seller types "在的" by hand: not registered any more, so it is the seller
     let typed = store
@@ -263,25 +266,11 @@ fn our_echo_is_not_the_seller_but_the_seller_typing_pauses_only_that_conversatio
         .unwrap();
     drop(store);
     let store = open(dir.path(), &clock);
-    assert_eq!(
-        store
-            .chat_conversation("main", "c1")
-            .unwrap()
-            .unwrap()
-            .takeover,
-        Takeover::Manual { since: T0 + 6 }
-    );
+    assert_eq!(takeover(&store), Takeover::Manual { since: T0 + 6 });
     store
         .chat_observe_own("main", "c1", "h3.PNM", "。", T0 + 7, Some(&rule()))
         .unwrap();
-    assert_eq!(
-        store
-            .chat_conversation("main", "c1")
-            .unwrap()
-            .unwrap()
-            .takeover,
-        Takeover::Auto
-    );
+    assert_eq!(takeover(&store), Takeover::Auto);
     let history = store
         .chat_snapshot("main", "c1", None, "b1", 40)
         .unwrap()
@@ -297,11 +286,9 @@ fn our_echo_is_not_the_seller_but_the_seller_typing_pauses_only_that_conversatio
 
 #[test]
 fn a_send_that_provably_failed_leaves_no_echo_registration() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
+    let (dir, clock) = fresh();
     let store = open(dir.path(), &clock);
-    store.chat_record_inbound(&msg("1.PNM", "在吗")).unwrap();
-    let id = planned(&store, &plan(&["1.PNM"], &["在的"], vec![]));
+    let id = hello_answered(&store);
     store.chat_begin_send(id).unwrap();
     let state = store
         .chat_finish_send(
@@ -321,8 +308,7 @@ fn a_send_that_provably_failed_leaves_no_echo_registration() {
 
 #[test]
 fn effects_commit_with_the_reply_and_skips_are_recorded() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
+    let (dir, clock) = fresh();
     let store = open(dir.path(), &clock);
     store.chat_record_inbound(&msg("1.PNM", "便宜点")).unwrap();
     let bargain = ChatEffect::Bargain {
@@ -360,8 +346,7 @@ fn effects_commit_with_the_reply_and_skips_are_recorded() {
 
 #[test]
 fn history_is_bounded_pruning_keeps_what_is_open_and_backups_carry_chat() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
+    let (dir, clock) = fresh();
     let store = open(dir.path(), &clock);
     for i in 0..100 {
         store

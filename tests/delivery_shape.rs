@@ -6,8 +6,6 @@
 mod status_common;
 mod support;
 
-use std::time::Duration;
-
 use support::*;
 use xianyu_shopd::alert::EventKind;
 use xianyu_shopd::event::EventStatus::Paid;

@@ -542,12 +542,7 @@ async fn an_account_that_cannot_reconnect_needs_attention_with_the_reason_in_chi
             .contains("检查网络和代理"),
         "{account:#}"
     );
-    let problems = reqwest::get(format!("{base}/problems"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let problems = fetch_page(&format!("{base}/problems")).await;
     let table = &problems[problems.find("id=\"problem-accounts\"").expect("listed")..];
     assert!(table.contains("主店") || table.contains("main"), "{table}");
     assert!(
@@ -558,12 +553,7 @@ async fn an_account_that_cannot_reconnect_needs_attention_with_the_reason_in_chi
         !table.contains("os error") && !table.contains("Connection refused"),
         "{table}"
     );
-    let dashboard = reqwest::get(format!("{base}/"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let dashboard = fetch_page(&format!("{base}/")).await;
     assert!(
         dashboard.contains("id=\"disconnected-accounts\">1<"),
         "需要关注 counts it"

@@ -5,14 +5,23 @@
 mod goofish_env;
 
 use goofish_env::*;
-use xianyu_shopd::app::Daemon;
-use xianyu_shopd::clock;
 use xianyu_shopd::fake::{FakeGoofish, Fault};
-use xianyu_shopd::health::Health;
 use xianyu_shopd::store::mask_secret;
 
 const MERCHANT: &str = "mtop.taobao.idle.logistics.merchant.consign.dummy";
 const PLAIN: &str = "mtop.taobao.idle.logistic.consign.dummy";
+
+/// The key a delivery message carries (its `卡密：` line).
+fn key_in(text: &str) -> String {
+    let line = text.lines().find_map(|l| l.strip_prefix("卡密："));
+    line.expect("a 卡密 line").to_string()
+}
+
+/// The confirm calls the fake received for `order`, in order.
+fn consigns_of(env: &Env, order: &str) -> Vec<xianyu_shopd::fake::Consign> {
+    let all = env.fake.consigns().into_iter();
+    all.filter(|c| c.order_id == order).collect()
+}
 
 /// ITEM delivers a key from the pool with `delivery` as given.
 async fn start_env(delivery: &str, fault: Option<Fault>) -> Env {
@@ -31,25 +40,8 @@ async fn start_env(delivery: &str, fault: Option<Fault>) -> Env {
         "已发货：{% for k in cards %}{{ k }}{% endfor %}（{{ order.item_title }}）",
     )
     .unwrap();
-    let daemon = Daemon::start_with(
-        dir.path(),
-        &dir.path().join("state"),
-        clock::system(),
-        Health::new(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("daemon did not start: {e:#}"));
-    daemon
-        .store
-        .import_cards("keys", "KEY-0001-SECRET\nKEY-0002-SECRET\n", false, "test")
-        .unwrap();
-    let env = Env {
-        fake,
-        dir,
-        daemon: Some(daemon),
-    };
-    env.wait_connected(SELLER, 1).await;
-    env
+    let keys = "KEY-0001-SECRET\nKEY-0002-SECRET\n";
+    Env::launch_on(fake, dir, keys, &[SELLER]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,19 +53,9 @@ async fn the_confirm_carries_the_delivered_message_with_its_key_masked() {
     let cid = env.fake.order_cid(&order).unwrap();
     let sent = env.delivered_to(&cid);
     assert_eq!(sent.len(), 1, "{sent:?}");
-    let key = sent[0]
-        .text
-        .lines()
-        .find_map(|l| l.strip_prefix("卡密："))
-        .unwrap()
-        .to_string();
+    let key = key_in(&sent[0].text);
     let expected = sent[0].text.replace(&key, &mask_secret(&key));
-    let consigns: Vec<_> = env
-        .fake
-        .consigns()
-        .into_iter()
-        .filter(|c| c.order_id == order)
-        .collect();
+    let consigns = consigns_of(&env, &order);
     assert_eq!(consigns.len(), 1, "{consigns:?}");
     assert!(consigns[0].accepted);
     assert_eq!(consigns[0].api, MERCHANT);
@@ -98,18 +80,8 @@ async fn a_summary_with_keys_in_full_reaches_a_seller_without_seller_centre_on_t
     env.wait_delivered(&order).await;
     let cid = env.fake.order_cid(&order).unwrap();
     let sent = env.delivered_to(&cid);
-    let key = sent[0]
-        .text
-        .lines()
-        .find_map(|l| l.strip_prefix("卡密："))
-        .unwrap()
-        .to_string();
-    let consigns: Vec<_> = env
-        .fake
-        .consigns()
-        .into_iter()
-        .filter(|c| c.order_id == order)
-        .collect();
+    let key = key_in(&sent[0].text);
+    let consigns = consigns_of(&env, &order);
     assert_eq!(consigns.len(), 2, "{consigns:?}");
     assert_eq!(consigns[0].api, MERCHANT);
     assert!(!consigns[0].accepted);

@@ -6,8 +6,7 @@
 
 mod goofish_env;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use goofish_env::*;
@@ -165,21 +164,6 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
 }
 
-fn run_daemon(dir: &Path) -> Child {
-    bin()
-        .args(["--config-dir"])
-        .arg(dir)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start xianyu-shopd run")
-}
-
-async fn wait_until(fake: &FakeGoofish, f: impl Fn(&FakeGoofish) -> bool) -> bool {
-    fake.wait_until(Duration::from_secs(30), f).await
-}
-
 /// A step of the restart case, which starts the real binary twice: on a busy CI box a debug
 /// build's start alone can take many seconds (an idle machine passes each step in about one),
 /// so each step waits for its condition up to this generous deadline.
@@ -206,7 +190,7 @@ async fn a_send_in_flight_at_a_crash_is_read_back_after_the_restart() {
         .unwrap();
     assert!(import.status.success(), "{import:?}");
 
-    let mut daemon = run_daemon(dir.path());
+    let mut daemon = run_binary(dir.path());
     assert!(
         fake.wait_until(RESTART_STEP, |f| f.stats(SELLER).live >= 1)
             .await
@@ -222,7 +206,7 @@ async fn a_send_in_flight_at_a_crash_is_read_back_after_the_restart() {
     daemon.wait().unwrap();
     fake.clear_faults();
 
-    let mut daemon = run_daemon(dir.path());
+    let mut daemon = run_binary(dir.path());
     let shipped = fake
         .wait_until(RESTART_STEP, |f| {
             f.consigns().iter().any(|c| c.order_id == order)

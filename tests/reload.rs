@@ -75,15 +75,7 @@ async fn a_broken_edit_keeps_the_running_config_and_says_where() {
     assert!(matches!(r.reload(), ReloadOutcome::Applied(_)));
     assert_ne!(h.shop.config.load().version, before);
     assert!(r.report().ok);
-    assert!(
-        h.shop
-            .config
-            .load()
-            .product(CARD_ITEM)
-            .unwrap()
-            .title
-            .ends_with("v2")
-    );
+    assert!(card_title(&h).ends_with("v2"));
     assert_eq!(r.reload(), ReloadOutcome::Unchanged);
 }
 
@@ -286,7 +278,8 @@ async fn an_in_flight_order_completes_under_its_snapshot() {
 
 // ---- hostile saves (issue 10) ---------------------------------------------------------------
 
-fn start_watcher(
+/// The watcher running over the harness's config, given time to install its watches.
+async fn start_watcher(
     h: &Harness,
     r: &Arc<Reloader>,
     timing: watch::Timing,
@@ -299,7 +292,16 @@ fn start_watcher(
         |_, _| {},
         timing,
     ));
+    tokio::time::sleep(Duration::from_millis(300)).await; // watches installed
     (shutdown, task)
+}
+
+/// The disk poll off, so only the file watch can notice an edit.
+fn watch_only(reload_timeout: Duration) -> watch::Timing {
+    watch::Timing {
+        reload_timeout,
+        disk_poll: Duration::from_secs(3600),
+    }
 }
 
 async fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
@@ -338,8 +340,7 @@ async fn a_looping_template_saved_while_running_is_rejected_and_later_fixes_appl
     // SIGHUP ignored, the status page still "ok", shutdown never returning).
     let h = Harness::default_shop();
     let r = reloader(&h);
-    let (shutdown, task) = start_watcher(&h, &r, watch::Timing::default());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (shutdown, task) = start_watcher(&h, &r, watch::Timing::default()).await;
     let before = h.shop.config.load().version.clone();
     let card = h.dir.path().join("templates/card.txt.j2");
     atomic_write(
@@ -376,12 +377,7 @@ async fn a_stuck_reload_is_shown_given_up_on_and_never_holds_the_watcher() {
     // shutdown does not wait for them.
     let h = Harness::default_shop();
     let r = reloader(&h);
-    let timing = watch::Timing {
-        reload_timeout: Duration::from_secs(1),
-        disk_poll: Duration::from_secs(3600),
-    };
-    let (shutdown, task) = start_watcher(&h, &r, timing);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (shutdown, task) = start_watcher(&h, &r, watch_only(Duration::from_secs(1))).await;
     let before = h.shop.config.load().version.clone();
     let path = h.dir.path().join("products.yaml");
     let products = std::fs::read_to_string(&path).unwrap();
@@ -467,8 +463,7 @@ async fn a_save_caught_half_way_is_never_applied() {
     use std::io::Write;
     let h = Harness::default_shop();
     let r = reloader(&h);
-    let (shutdown, task) = start_watcher(&h, &r, watch::Timing::default());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (shutdown, task) = start_watcher(&h, &r, watch::Timing::default()).await;
     let path = h.dir.path().join("products.yaml");
     let full = std::fs::read_to_string(&path)
         .unwrap()
@@ -517,12 +512,7 @@ async fn template_edits_are_picked_up_after_templates_is_replaced() {
     // poll is off here, so only the re-registered watch can notice the edit.
     let h = Harness::default_shop();
     let r = reloader(&h);
-    let timing = watch::Timing {
-        reload_timeout: watch::RELOAD_TIMEOUT,
-        disk_poll: Duration::from_secs(3600),
-    };
-    let (shutdown, task) = start_watcher(&h, &r, timing);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (shutdown, task) = start_watcher(&h, &r, watch_only(watch::RELOAD_TIMEOUT)).await;
     let (templates, old) = (
         h.dir.path().join("templates"),
         h.dir.path().join("templates.old"),

@@ -103,13 +103,7 @@ async fn a_damaged_store_is_named_never_panicked_on_nor_written() {
 async fn every_command_names_the_damage_and_how_to_restore() {
     let dir = tempfile::tempdir().unwrap();
     let pristine = sample_store(dir.path()).await;
-    let cfg = dir.path().join("cfg");
-    std::fs::create_dir_all(&cfg).unwrap();
-    write_config(
-        &cfg,
-        &pipeline_yaml("{ min: 0s, max: 0s }", "{}"),
-        &products_yaml("send_then_confirm"),
-    );
+    let cfg = config_dir(dir.path());
     std::fs::write(cfg.join("keys.txt"), "KEY-NEW-0001\n").unwrap();
     let state = cfg.join("state");
     std::fs::create_dir_all(&state).unwrap();
@@ -176,16 +170,22 @@ fn bin_with_file_limit(config: &Path, max_bytes: u64, args: &[&str]) -> Output {
         .unwrap()
 }
 
-#[test]
-fn a_full_disk_stops_replay_with_one_message_and_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("cfg");
+/// `dir/cfg` holding a shop that delivers at once.
+fn config_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    let cfg = dir.join("cfg");
     std::fs::create_dir_all(&cfg).unwrap();
     write_config(
         &cfg,
         &pipeline_yaml("{ min: 0s, max: 0s }", "{}"),
         &products_yaml("send_then_confirm"),
     );
+    cfg
+}
+
+#[test]
+fn a_full_disk_stops_replay_with_one_message_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_dir(dir.path());
     const EVENTS: usize = 700;
     let events: String = (0..EVENTS)
         .map(|i| format!("{{\"account\":\"main\",\"order_id\":\"F{i:05}\",\"status\":\"pending_payment\",\"item_id\":\"{STOCK_ITEM}\",\"buyer_id\":\"b{i}\",\"cid\":\"c{i}\"}}\n"))

@@ -7,16 +7,13 @@
 mod goofish_env;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use goofish_env::*;
 use xianyu_shopd::alert::EventKind;
-use xianyu_shopd::app::Daemon;
 use xianyu_shopd::clock;
 use xianyu_shopd::fake::supplier::{FakeSupplier, SupplierMode};
 use xianyu_shopd::fake::{FakeGoofish, Fault};
-use xianyu_shopd::health::Health;
 use xianyu_shopd::store::{CallState, DeliveryState, ReturnState, Store};
 
 /// ITEM's product buys its card from the supplier whose URL is in `state/supplier-url.txt`.
@@ -35,21 +32,7 @@ async fn start_env(url: &str, timeout: &str) -> Env {
     let fake = FakeGoofish::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_supplier_config(dir.path(), &fake, url, timeout);
-    let daemon = Daemon::start_with(
-        dir.path(),
-        &dir.path().join("state"),
-        clock::system(),
-        Health::new(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("daemon did not start: {e:#}"));
-    let env = Env {
-        fake,
-        dir,
-        daemon: Some(daemon),
-    };
-    env.wait_connected(SELLER, 1).await;
-    env
+    Env::launch_on(fake, dir, "", &[SELLER]).await
 }
 
 fn delivery_state(store: &Store, order: &str) -> Option<DeliveryState> {
@@ -147,12 +130,7 @@ async fn a_refused_connection_is_retried_and_the_card_fetched_once() {
     assert!(!content.contains(&format!("CARD-{key}")), "{content}");
     // The order page shows the supplier-call record, the card masked.
     let addr = env.daemon.as_ref().unwrap().status_addr;
-    let page = reqwest::get(format!("http://{addr}/orders/{order}"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = fetch_page(&format!("http://{addr}/orders/{order}")).await;
     assert!(
         page.contains("供货商请求") && page.contains("已取得"),
         "{page}"
@@ -208,15 +186,6 @@ async fn a_fetched_card_is_given_back_once_when_the_order_is_refunded_before_it_
     assert_eq!(supplier.hits_on("/buy").len(), 1);
     supplier.shutdown();
     env.stop().await;
-}
-
-fn run_binary(dir: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
-        .args(["--config-dir", dir.to_str().unwrap(), "run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the daemon")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

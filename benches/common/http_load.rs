@@ -1,11 +1,68 @@
 //! Load on an HTTP/1.1 route from keep-alive connections in this process: requests/s and
-//! client-side latency percentiles (the status page and statistics benches).
+//! client-side latency percentiles (the status page and statistics benches), and the status
+//! page they load, on a file store as the daemon opens it.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use xianyu_shopd::clock;
+use xianyu_shopd::config;
+use xianyu_shopd::status::{self, StatusContext};
+use xianyu_shopd::store::Store;
+
+/// `memory` copied to `dir/state/shop.redb` and opened from there, as the daemon would open
+/// it: the file store and the file's size in bytes.
+pub fn file_store(memory: Store, dir: &Path) -> (Store, u64) {
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let bytes = memory
+        .backup_to(&state.join("shop.redb"))
+        .expect("copy to file");
+    drop(memory);
+    let store = Store::open(&state, clock::system()).expect("open file store");
+    (store, bytes)
+}
+
+/// Runs `work` on a multi-threaded runtime, as the daemon does.
+pub fn block_on<F: std::future::Future>(work: F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(work)
+}
+
+/// The status page over `store` with the config in `dir`, on a loopback port.
+pub struct StatusServer {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), status::StatusError>>,
+}
+
+impl StatusServer {
+    pub async fn start(store: &Store, dir: &Path) -> Self {
+        let config = config::load(dir).expect("bench config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ctx = StatusContext::new(store.clone(), config::handle(config));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(status::serve(listener, ctx, shutdown.clone()));
+        Self {
+            addr,
+            shutdown,
+            task,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
 
 /// Drive `path` from `conns` connections for `secs` seconds and print one line of figures.
 pub async fn load(addr: SocketAddr, path: &str, secs: u64, conns: usize) {

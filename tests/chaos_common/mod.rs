@@ -83,6 +83,14 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Not started yet.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            child: None,
+        }
+    }
+
     pub fn log(&self) -> PathBuf {
         self.dir.join("daemon.log")
     }
@@ -293,6 +301,18 @@ impl Record {
     pub fn keys_seen(&self) -> usize {
         self.key_cids.len()
     }
+
+    /// No key reached two buyers and no conversation got two deliveries; `context` names the
+    /// run for the failure's reader.
+    pub fn assert_no_duplicates(&self, context: &str) {
+        assert_eq!(
+            self.duplicates(),
+            0,
+            "{context}keys that reached two buyers {:?}, conversations with two deliveries {:?}",
+            self.shared_keys(),
+            self.repeated_conversations()
+        );
+    }
 }
 
 #[derive(Debug, Default)]
@@ -301,6 +321,18 @@ pub struct Counts {
     pub reserved: u64,
     pub delivered: u64,
     pub revoked: u64,
+}
+
+impl Counts {
+    /// Every imported key is in exactly one state; `context` names the run for the failure's
+    /// reader.
+    pub fn assert_balance(&self, imported: u64, context: &str) {
+        assert_eq!(
+            self.available + self.reserved + self.delivered + self.revoked,
+            imported,
+            "{context}cards list does not balance: {self:?}"
+        );
+    }
 }
 
 /// The `keys` row of `xianyu-shopd cards list`.

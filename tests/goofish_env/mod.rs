@@ -45,18 +45,28 @@ impl Env {
         let fake = FakeGoofish::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         write_config(dir.path(), &fake, marketplace, accounts);
-        let daemon = launch(dir.path()).await;
         let text: String = (0..20).map(|i| format!("KEY-{i:04}-SECRET\n")).collect();
-        daemon
-            .store
-            .import_cards("keys", &text, false, "test")
-            .unwrap();
+        let users: Vec<&str> = accounts.iter().map(|(_, user)| *user).collect();
+        Self::launch_on(fake, dir, &text, &users).await
+    }
+
+    /// The daemon started on the config already written to `dir` for `fake`, with `keys`
+    /// (one a line; may be empty) imported into the pool `keys`, once every one of `users`
+    /// is connected.
+    pub async fn launch_on(fake: FakeGoofish, dir: TempDir, keys: &str, users: &[&str]) -> Self {
+        let daemon = launch(dir.path()).await;
+        if !keys.is_empty() {
+            daemon
+                .store
+                .import_cards("keys", keys, false, "test")
+                .unwrap();
+        }
         let env = Self {
             fake,
             dir,
             daemon: Some(daemon),
         };
-        for (_, user) in accounts {
+        for user in users {
             env.wait_connected(user, 1).await;
         }
         env
@@ -243,10 +253,29 @@ pub fn write_config(dir: &Path, fake: &FakeGoofish, marketplace: &str, accounts:
     .unwrap();
 }
 
-async fn launch(dir: &Path) -> Daemon {
+/// The daemon in this process on the config in `dir`, its state in `dir/state`.
+pub async fn launch(dir: &Path) -> Daemon {
     Daemon::start_with(dir, &dir.join("state"), clock::system(), Health::new())
         .await
         .unwrap_or_else(|e| panic!("daemon did not start: {e:#}"))
+}
+
+/// The real binary (`xianyu-shopd run`) on the config in `dir`, its output discarded.
+pub fn run_binary(dir: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
+        .arg("--config-dir")
+        .arg(dir)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start xianyu-shopd run")
+}
+
+/// The body of a GET on the status page.
+pub async fn fetch_page(url: &str) -> String {
+    let reply = reqwest::get(url).await.unwrap();
+    reply.text().await.unwrap()
 }
 
 pub fn write_cookies(dir: &Path, account: &str, cookies: &str) {
