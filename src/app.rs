@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::chat::ChatRunner;
 use crate::clock::SharedClock;
+use crate::config::overlay::Overlay;
 use crate::config::reload::{ReloadOutcome, Reloader};
 use crate::config::{self, Config, ConfigHandle, Stock};
 use crate::goofish::account::AccountClient;
@@ -168,8 +169,20 @@ impl Daemon {
         clock: SharedClock,
         health: Health,
     ) -> anyhow::Result<Self> {
+        Self::start_overlaid(config_dir, state_dir, clock, health, Overlay::default()).await
+    }
+
+    /// [`Daemon::start_with`] with `overlay` laid over `pipeline.yaml` on the first load and
+    /// every reload (`demo`: the seller's files, the fake's account and endpoints).
+    pub async fn start_overlaid(
+        config_dir: &Path,
+        state_dir: &Path,
+        clock: SharedClock,
+        health: Health,
+        overlay: Overlay,
+    ) -> anyhow::Result<Self> {
         let lock = DaemonLock::acquire(state_dir)?;
-        let config = config::load(config_dir).map_err(|e| {
+        let config = config::load_with(config_dir, &overlay).map_err(|e| {
             anyhow::anyhow!("the config in {} is invalid:\n{e}", config_dir.display())
         })?;
         require_cookie_variables(&config)?;
@@ -184,11 +197,10 @@ impl Daemon {
         let shop = Shop::new(store.clone(), config, market.clone())?;
         seed_aftersale(&store, &shop.config.load());
         let runner = shop.runner.clone();
-        let reloader = Arc::new(Reloader::new(
-            config_dir.to_path_buf(),
-            shop.config.clone(),
-            clock,
-        ));
+        let reloader = Arc::new(
+            Reloader::new(config_dir.to_path_buf(), shop.config.clone(), clock)
+                .with_overlay(overlay),
+        );
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(watch_config(

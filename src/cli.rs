@@ -47,7 +47,8 @@ pub enum Command {
     /// Run the daemon.
     Run,
     /// Run the whole daemon against a built-in fake Xianyu that simulates a live shop;
-    /// prints the status page URL. Copies this config into CONFIG_DIR/state/demo first.
+    /// prints the status page URL. Runs this config's own files (edits are live); only the
+    /// account, endpoints and channels are replaced in memory. State in CONFIG_DIR/state/demo.
     Demo {
         /// Stop after N orders reached a final state and print a summary (default: until Ctrl-C).
         #[arg(long)]
@@ -58,6 +59,10 @@ pub enum Command {
         /// Send notifications through the configured channels instead of the `log` channel.
         #[arg(long)]
         notify_real: bool,
+        /// Simulated buyers act this many times faster than real time (tests: an hour of a
+        /// shop in a minute); the daemon keeps real time.
+        #[arg(long, default_value_t = 1.0, hide = true)]
+        speed: f64,
     },
     /// Validate the config; exit 0 with a summary, or 1 with every error as file:line:col.
     Check,

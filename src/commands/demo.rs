@@ -1,22 +1,27 @@
 //! `xianyu-shopd demo`: the whole daemon on the built-in fake Goofish server, which plays a
 //! live shop (`fake::shop_sim`).
 //!
-//! The seller's `pipeline.yaml`, `products.yaml` and `templates/` are copied into
-//! `CONFIG_DIR/state/demo/` (recreated each run) with only what must change rewritten: one
-//! account `main` logged in to the fake, `marketplace:` pointing at the fake, a free status
-//! port if the configured one is taken and, unless `--notify-real`, notifications to the
-//! built-in `log` channel. Every declared card pool gets demo keys. Then the real daemon runs
-//! (real pipeline, real store in `state/demo/state`, real status page) until Ctrl-C, or with
-//! `--orders N` until N orders reached a final state; it then prints a one-line summary.
+//! The demo runs on the seller's own config directory: `pipeline.yaml`, `products.yaml` and
+//! `templates/` are read where they are and hot-reloaded as under `run`, so an edit made while
+//! the demo runs is live in it within a second. What must differ from the files is laid over
+//! `pipeline.yaml` as it is loaded ([`Overlay`]) and never written back: one account `main`
+//! logged in to the fake, `marketplace:` pointing at the fake, a free status port if the
+//! configured one is taken, notifications to the built-in `log` channel unless
+//! `--notify-real`, and the `llm` chat stage pointed at the built-in simulated model
+//! (`fake::model`, on loopback, no key), whose answers start with `[模拟模型]` so it is never
+//! mistaken for a real model. The demo's store and cookies live in `CONFIG_DIR/state/demo/`,
+//! recreated each run.
 //!
-//! The simulated buyers also ask questions; if the config has a `chat:` section its `llm` stage
-//! is pointed at the built-in simulated model (`fake::model`, on loopback, no key), whose
-//! answers start with `[模拟模型]` — it is never mistaken for a real model.
+//! Every product is listed in the fake shop at its `price` (or a typical Xianyu price for its
+//! kind), every card pool gets demo keys and is topped up as the buyers take them
+//! ([`DemoKeys`]), and counted stock sells out as on the platform. The daemon runs until
+//! Ctrl-C, or with `--orders N` until N orders reached a final state; then a summary.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -25,21 +30,31 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::Daemon;
 use crate::cli::Dirs;
-use crate::config::Stock;
+use crate::config::overlay::{Overlay, OverlayAccount, OverlayLlm};
+use crate::config::{self, Category, Config, Product, Stock};
 use crate::fake::FakeGoofish;
 use crate::fake::model::FakeModel;
-use crate::fake::shop_sim::{ShopSim, SimItem};
+use crate::fake::shop_sim::{DemoKeys, ShopSim, SimItem};
 use crate::order::OrderStatus;
 use crate::store::{DeliveryState, Store};
 
 const SELLER: &str = "2200000000001";
-const KEYS_PER_POOL: usize = 50;
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The demo's state, under the config directory's `state/` like every secret file.
+const STATE_DIR: &str = "state/demo/state";
+/// The demo account's cookies, relative to the config directory.
+const COOKIES_FILE: &str = "state/demo/state/cookies-main.txt";
+/// How long `--orders N` waits for the last orders after the buyers are done. Generous: every
+/// delay and retry of the example config fits many times over.
+const FINAL_WAIT: Duration = Duration::from_secs(180);
 
 pub struct DemoArgs {
     pub orders: Option<u64>,
     pub rate: f64,
     pub notify_real: bool,
+    /// How many times faster than real time the simulated buyers act (`--speed`, for tests:
+    /// an hour of the shop's orders in a minute). The daemon keeps real time.
+    pub speed: f64,
 }
 
 /// Where one demo order ended; `None` from [`final_state`] while it is still moving.
@@ -58,221 +73,211 @@ pub async fn run(dirs: &Dirs, args: DemoArgs) -> anyhow::Result<ExitCode> {
             "--rate must be a positive number of orders per minute"
         ));
     }
-    let demo_dir = dirs.config_dir.join("state").join("demo");
-    if demo_dir.exists() {
-        std::fs::remove_dir_all(&demo_dir)
-            .with_context(|| format!("removing the old demo in {}", demo_dir.display()))?;
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(anyhow!("--speed must be a positive number"));
     }
-    let state_dir = demo_dir.join("state");
-    std::fs::create_dir_all(&state_dir)
-        .with_context(|| format!("creating {}", state_dir.display()))?;
-
-    let fake = FakeGoofish::start()
-        .await
-        .context("starting the fake Goofish server")?;
-    let cookies = fake.add_seller(SELLER, "演示小店");
-    std::fs::write(state_dir.join("cookies-main.txt"), cookies)?;
-    let model = FakeModel::start()
-        .await
-        .context("starting the simulated model")?;
-    let listen = write_demo_config(&dirs.config_dir, &demo_dir, &fake, &model, args.notify_real)?;
-
-    let config = super::load_config(&Dirs {
-        config_dir: demo_dir.clone(),
-        state_dir: Some(state_dir.clone()),
-        init: true,
-    })?;
-    let mut items = Vec::new();
-    for p in config.products.values() {
-        let skus: Vec<String> = match &p.stock {
-            Stock::Cards { by_sku, .. } => by_sku.keys().cloned().collect(),
-            _ => Vec::new(),
-        };
-        let sku_refs: Vec<&str> = skus.iter().map(String::as_str).collect();
-        let price_cents = p.chat.price.map_or(990, |c| c.0);
-        fake.add_item(SELLER, &p.item_id, &p.title, price_cents, &sku_refs);
-        fake.set_item_description(&p.item_id, &format!("{}（演示商品）", p.title));
-        let pool_units = |pool: Option<&String>| pool.map(|_| KEYS_PER_POOL as u64);
-        let stock = match &p.stock {
-            Stock::Unlimited => vec![None],
-            Stock::Quantity(n) => vec![Some(u64::from(*n))],
-            Stock::Cards { by_sku, .. } if !skus.is_empty() => {
-                skus.iter().map(|s| pool_units(by_sku.get(s))).collect()
-            }
-            Stock::Cards { pool, .. } => vec![pool_units(pool.as_ref()).or(Some(0))],
-        };
-        items.push(SimItem {
-            item_id: p.item_id.clone(),
-            stock: std::sync::Mutex::new(stock),
-            skus,
-            price_cents,
-            bargains: p.chat.bargain.is_some(),
-        });
-    }
-    items.sort_by(|a, b| a.item_id.cmp(&b.item_id));
-
-    let daemon = Daemon::start(&demo_dir, &state_dir, crate::clock::system()).await?;
-    for pool in config.pools.keys() {
-        let tag = pool.to_uppercase();
-        let keys: String = (1..=KEYS_PER_POOL)
-            .map(|n| format!("DEMO-{tag}-{n}\n"))
-            .collect();
-        daemon.store.import_cards(pool, &keys, false, "demo")?;
-    }
-    let connected = fake
-        .wait_until(Duration::from_secs(30), |f| {
-            let s = f.stats(SELLER);
-            s.syncs >= 1 && s.live >= 1
-        })
-        .await;
-    if !connected {
-        daemon.stop().await;
-        return Err(anyhow!(
-            "the daemon did not connect to the fake Goofish server"
-        ));
-    }
-
-    let url = format!("http://{listen}/");
-    println!(
-        "demo: status page {url}  (demo files: {})",
-        demo_dir.display()
-    );
-    println!(
-        "看这里：首页的订单数在增长；「订单」里是每单的发货过程，「待人工发货」是实物单，「日志」/「异常」里是通知。"
-    );
-    println!(
-        "Look: orders arrive on the home page; 订单 shows each delivery, 待人工发货 the physical orders, 日志/异常 the notifications. Ctrl-C stops."
-    );
-    if config.chat.is_enabled() {
-        println!(
-            "买家也会提问：「会话」里是自动回复。AI 回复来自内置的模拟模型（simulated model，{}），不是真实大模型，回复以 [模拟模型] 开头。",
-            model.base_url()
-        );
-    }
-
-    let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        stop.cancel();
-    });
-    let sim = ShopSim {
-        fake: fake.clone(),
-        seller_id: SELLER.into(),
-        items,
-        store: daemon.store.clone(),
+    let mut demo = Demo::start(&dirs.config_dir, args.notify_real).await?;
+    demo.print_intro();
+    let shutdown = stop_on_ctrl_c();
+    let shop = demo.shop(args.speed);
+    let ids = shop.run(args.rate, args.orders, shutdown.clone()).await;
+    let finished = match args.orders {
+        Some(_) => wait_final(&demo.daemon.store, &ids, FINAL_WAIT, &shutdown).await,
+        None => true,
     };
-    let ids = sim.run(args.rate, args.orders, shutdown.clone()).await;
-
-    let mut ok = true;
-    if args.orders.is_some() {
-        // Generous: every delay and retry of the example config fits many times over.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-        ok = wait_final(&daemon.store, &ids, deadline, &shutdown).await;
-    }
-    let summary = summarize(&daemon.store, &ids);
-    println!("{summary}");
-    if config.chat.is_enabled() {
-        daemon.chat.tasks().close();
-        let _ = tokio::time::timeout(Duration::from_secs(10), daemon.chat.tasks().wait()).await;
-        println!("{}", chat_summary(&daemon.store));
-    }
-    println!("{}", status_api_line(listen).await);
-    daemon.stop().await;
-    fake.shutdown();
-    if !ok {
+    demo.print_summary(&ids).await;
+    demo.stop().await;
+    if !finished {
         eprintln!("demo: not every order reached a final state in time");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Write the demo's `pipeline.yaml`, `products.yaml` and `templates/`; returns the status
-/// page's address.
-fn write_demo_config(
-    from: &Path,
-    to: &Path,
+/// A running demo: the fakes, the daemon on the seller's files under the demo overlay, and
+/// the listings the simulated buyers may order.
+struct Demo {
+    fake: FakeGoofish,
+    model: FakeModel,
+    daemon: Daemon,
+    keys: Arc<DemoKeys>,
+    /// Handed to the simulated shop by [`Demo::shop`].
+    items: Vec<SimItem>,
+    chat: bool,
+}
+
+impl Demo {
+    /// Start the fake Xianyu and model, list every product in the fake shop, start the daemon
+    /// on `config_dir` with the demo overlay, fill the card pools, and wait until the daemon
+    /// is connected.
+    async fn start(config_dir: &Path, notify_real: bool) -> anyhow::Result<Self> {
+        let state_dir = fresh_state_dir(config_dir)?;
+        let fake = FakeGoofish::start()
+            .await
+            .context("starting the fake Goofish server")?;
+        std::fs::write(
+            config_dir.join(COOKIES_FILE),
+            fake.add_seller(SELLER, "演示小店"),
+        )
+        .context("writing the demo account's cookies")?;
+        let model = FakeModel::start()
+            .await
+            .context("starting the simulated model")?;
+        let overlay = demo_overlay(config_dir, &fake, &model, notify_real);
+        let config = config::load_with(config_dir, &overlay)
+            .map_err(|e| anyhow!("the config in {} is invalid:\n{e}", config_dir.display()))?;
+        let items = list_products(&fake, &config);
+        let health = crate::health::global().clone();
+        let clock = crate::clock::system();
+        let daemon = Daemon::start_overlaid(config_dir, &state_dir, clock, health, overlay).await?;
+        let keys = Arc::new(DemoKeys::new(daemon.store.clone()));
+        for pool in config.pools.keys() {
+            keys.fill(pool)?;
+        }
+        let demo = Self {
+            fake,
+            model,
+            daemon,
+            keys,
+            items,
+            chat: config.chat.is_enabled(),
+        };
+        if !demo.connected().await {
+            demo.stop().await;
+            return Err(anyhow!(
+                "the daemon did not connect to the fake Goofish server"
+            ));
+        }
+        Ok(demo)
+    }
+
+    async fn connected(&self) -> bool {
+        self.fake
+            .wait_until(Duration::from_secs(30), |f| {
+                let s = f.stats(SELLER);
+                s.syncs >= 1 && s.live >= 1
+            })
+            .await
+    }
+
+    /// The simulated shop, buying what was listed at start.
+    fn shop(&mut self, speed: f64) -> ShopSim {
+        ShopSim {
+            fake: self.fake.clone(),
+            seller_id: SELLER.into(),
+            items: std::mem::take(&mut self.items),
+            store: self.daemon.store.clone(),
+            keys: self.keys.clone(),
+            speed,
+        }
+    }
+
+    fn print_intro(&self) {
+        let url = format!("http://{}/", self.daemon.status_addr);
+        println!(
+            "demo: status page {url}  (config: {}; demo state: {})",
+            self.daemon.reloader.dir().display(),
+            STATE_DIR
+        );
+        println!(
+            "看这里：首页的订单数在增长；「订单」里是每单的发货过程，「待人工发货」是实物单，「日志」/「异常」里是通知。"
+        );
+        println!(
+            "试试热更新：演示运行时直接改你的 products.yaml 或 templates/ 里的模板并保存，一秒左右就在演示里生效（「商品」页、下一次发货）。"
+        );
+        println!(
+            "Look: orders arrive on the home page; 订单 shows each delivery, 待人工发货 the physical orders, 日志/异常 the notifications. Edit your products.yaml or a template while it runs: the demo reloads it. Ctrl-C stops."
+        );
+        if self.chat {
+            println!(
+                "买家也会提问：「会话」里是自动回复。AI 回复来自内置的模拟模型（simulated model，{}），不是真实大模型，回复以 [模拟模型] 开头。",
+                self.model.base_url()
+            );
+        }
+    }
+
+    async fn print_summary(&self, ids: &[String]) {
+        println!("{}", summarize(&self.daemon.store, ids));
+        if self.chat {
+            let chat = self.daemon.chat.tasks();
+            chat.close();
+            let _ = tokio::time::timeout(Duration::from_secs(10), chat.wait()).await;
+            println!("{}", chat_summary(&self.daemon.store));
+        }
+        println!("{}", status_api_line(self.daemon.status_addr).await);
+    }
+
+    async fn stop(self) {
+        self.daemon.stop().await;
+        self.fake.shutdown();
+    }
+}
+
+/// `CONFIG_DIR/state/demo/state`, empty.
+fn fresh_state_dir(config_dir: &Path) -> anyhow::Result<PathBuf> {
+    let demo_dir = config_dir.join("state").join("demo");
+    if demo_dir.exists() {
+        std::fs::remove_dir_all(&demo_dir)
+            .with_context(|| format!("removing the old demo in {}", demo_dir.display()))?;
+    }
+    let state_dir = config_dir.join(STATE_DIR);
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating {}", state_dir.display()))?;
+    Ok(state_dir)
+}
+
+/// Ctrl-C cancels the returned token.
+fn stop_on_ctrl_c() -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stop.cancel();
+    });
+    shutdown
+}
+
+/// What the demo lays over the seller's `pipeline.yaml`: the fake's account and endpoints, a
+/// status address that is free now, the log channel, the simulated model.
+fn demo_overlay(
+    config_dir: &Path,
     fake: &FakeGoofish,
     model: &FakeModel,
     notify_real: bool,
-) -> anyhow::Result<SocketAddr> {
-    let read = |name: &str| -> anyhow::Result<String> {
-        let path = from.join(name);
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
-    };
-    let mut pipeline: Value =
-        serde_yaml::from_str(&read("pipeline.yaml")?).context("pipeline.yaml is not valid YAML")?;
-    let map = pipeline
-        .as_mapping_mut()
-        .ok_or_else(|| anyhow!("pipeline.yaml is not a mapping"))?;
-
-    let account: Value =
-        serde_yaml::from_str("{ id: main, name: 演示店, cookies_file: state/cookies-main.txt }")?;
-    map.insert("accounts".into(), Value::Sequence(vec![account]));
-    let mut market = serde_yaml::Mapping::new();
-    market.insert("mtop_url".into(), fake.mtop_base().into());
-    market.insert("ws_url".into(), fake.ws_url().into());
-    market.insert("upload_url".into(), fake.upload_url().into());
-    map.insert("marketplace".into(), Value::Mapping(market));
-
-    let status = map
-        .entry("status".into())
-        .or_insert_with(|| Value::Mapping(Default::default()));
-    if !status.is_mapping() {
-        *status = Value::Mapping(Default::default());
-    }
-    let wanted = status
-        .get("listen")
-        .and_then(Value::as_str)
-        .unwrap_or(DEFAULT_LISTEN)
-        .to_string();
+) -> Overlay {
+    let wanted = configured_listen(config_dir);
     let listen = pick_listen(&wanted);
-    if let Some(s) = status.as_mapping_mut() {
-        s.insert("listen".into(), listen.to_string().into());
-    }
     if listen.to_string() != wanted {
         println!("demo: {wanted} is taken or invalid; the status page uses {listen}");
     }
-
-    if !notify_real {
-        let stages = map.get_mut("pipeline").and_then(Value::as_sequence_mut);
-        for stage in stages.into_iter().flatten() {
-            if let Some(notify) = stage.get_mut("notify").and_then(Value::as_mapping_mut) {
-                notify.insert("channels".into(), Value::Sequence(vec!["log".into()]));
-                notify.insert("fallback".into(), Value::Sequence(vec![]));
-            }
-        }
-    }
-    point_chat_at_simulated_model(map, model);
-    std::fs::write(to.join("pipeline.yaml"), serde_yaml::to_string(&pipeline)?)?;
-    std::fs::write(to.join("products.yaml"), read("products.yaml")?)?;
-    copy_dir(&from.join("templates"), &to.join("templates"))?;
-    Ok(listen)
-}
-
-/// The `llm` stage, if any, talks to the simulated model: no key, its URL, its name.
-fn point_chat_at_simulated_model(map: &mut serde_yaml::Mapping, model: &FakeModel) {
-    let stages = map.get_mut("chat").and_then(Value::as_sequence_mut);
-    for stage in stages.into_iter().flatten() {
-        if let Some(llm) = stage.get_mut("llm").and_then(Value::as_mapping_mut) {
-            llm.insert("base_url".into(), model.base_url().into());
-            llm.insert("model".into(), "simulated-model".into());
-            llm.remove("api_key_env");
-            llm.remove("api_key_file");
-        }
+    Overlay {
+        account: Some(OverlayAccount {
+            id: "main".into(),
+            name: "演示店".into(),
+            cookies_file: COOKIES_FILE.into(),
+        }),
+        marketplace: Some(vec![
+            ("mtop_url".into(), fake.mtop_base()),
+            ("ws_url".into(), fake.ws_url()),
+            ("upload_url".into(), fake.upload_url()),
+        ]),
+        status_listen: Some(listen.to_string()),
+        notify_channels: (!notify_real).then(|| vec!["log".to_string()]),
+        llm: Some(OverlayLlm {
+            base_url: model.base_url(),
+            model: "simulated-model".into(),
+        }),
     }
 }
 
-/// One line about the chat: buyer messages, replies by answering stage.
-fn chat_summary(store: &Store) -> String {
-    let by_stage = store.chat_replies_by_stage().unwrap_or_default();
-    let total: u64 = by_stage.values().sum();
-    let parts: Vec<String> = by_stage.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    let conversations = store.chat_recent(usize::MAX).map_or(0, |c| c.len());
-    format!(
-        "demo chat: {conversations} conversations, {total} replies sent ({}); AI replies came from the simulated model",
-        parts.join(", ")
-    )
+/// `status.listen` as the seller wrote it (the default when absent or unreadable; a broken
+/// file is reported by the load that follows).
+fn configured_listen(config_dir: &Path) -> String {
+    std::fs::read_to_string(config_dir.join(config::PIPELINE_FILE))
+        .ok()
+        .and_then(|text| serde_yaml::from_str::<Value>(&text).ok())
+        .and_then(|v| v.get("status")?.get("listen")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string())
 }
 
 /// The configured address if it can be bound now, else a free loopback port.
@@ -291,22 +296,68 @@ fn pick_listen(wanted: &str) -> SocketAddr {
     free("127.0.0.1:0").unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    if !from.is_dir() {
-        return Ok(());
+/// Every product as a listing of the fake shop, at its price, with what it offers.
+fn list_products(fake: &FakeGoofish, config: &Config) -> Vec<SimItem> {
+    let mut items: Vec<SimItem> = config
+        .products
+        .values()
+        .map(|p| {
+            let skus: Vec<String> = match &p.stock {
+                Stock::Cards { by_sku, .. } => by_sku.keys().cloned().collect(),
+                _ => Vec::new(),
+            };
+            let sku_refs: Vec<&str> = skus.iter().map(String::as_str).collect();
+            let price_cents = p.chat.price.map_or_else(|| typical_price(p), |c| c.0);
+            fake.add_item(SELLER, &p.item_id, &p.title, price_cents, &sku_refs);
+            fake.set_item_description(&p.item_id, &format!("{}（演示商品）", p.title));
+            let offers = match &p.stock {
+                Stock::Unlimited => vec![(None, None)],
+                Stock::Quantity(n) => vec![(Some(u64::from(*n)), None)],
+                Stock::Cards { .. } if !skus.is_empty() => {
+                    skus.iter().map(|s| pool_offer(p, Some(s))).collect()
+                }
+                Stock::Cards { .. } => vec![pool_offer(p, None)],
+            };
+            SimItem::new(&p.item_id, skus, offers, u64::from(p.units), price_cents)
+                .bargaining(p.chat.bargain.is_some())
+        })
+        .collect();
+    items.sort_by(|a, b| a.item_id.cmp(&b.item_id));
+    items
+}
+
+/// A card listing (or SKU) is unlimited while its pool is topped up; without a pool the daemon
+/// could never deliver it, so the shop does not offer it.
+fn pool_offer(p: &Product, sku: Option<&str>) -> (Option<u64>, Option<String>) {
+    match p.pool_for(sku) {
+        Some(pool) => (None, Some(pool.to_string())),
+        None => (Some(0), None),
     }
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .with_context(|| format!("copying {}", entry.path().display()))?;
-        }
-    }
-    Ok(())
+}
+
+/// A product without `price:` is listed at a price typical of Xianyu for its kind, the same
+/// one every run (picked by its item id), so the items of a demo do not all cost the same.
+fn typical_price(p: &Product) -> u64 {
+    const VIRTUAL: [u64; 7] = [680, 990, 1280, 1580, 1990, 2990, 3900];
+    const PHYSICAL: [u64; 6] = [3900, 6900, 9900, 15900, 29900, 59900];
+    let pick: u64 = p.item_id.bytes().map(u64::from).sum();
+    let prices: &[u64] = match p.category {
+        Category::Virtual => &VIRTUAL,
+        _ => &PHYSICAL,
+    };
+    prices[(pick % prices.len() as u64) as usize]
+}
+
+/// One line about the chat: buyer messages, replies by answering stage.
+fn chat_summary(store: &Store) -> String {
+    let by_stage = store.chat_replies_by_stage().unwrap_or_default();
+    let total: u64 = by_stage.values().sum();
+    let parts: Vec<String> = by_stage.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let conversations = store.chat_recent(usize::MAX).map_or(0, |c| c.len());
+    format!(
+        "demo chat: {conversations} conversations, {total} replies sent ({}); AI replies came from the simulated model",
+        parts.join(", ")
+    )
 }
 
 fn final_state(store: &Store, id: &str) -> Option<Final> {
@@ -330,9 +381,10 @@ fn final_state(store: &Store, id: &str) -> Option<Final> {
 async fn wait_final(
     store: &Store,
     ids: &[String],
-    deadline: tokio::time::Instant,
+    within: Duration,
     shutdown: &CancellationToken,
 ) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
     let mut last: Option<Vec<Option<Final>>> = None;
     loop {
         let now: Vec<Option<Final>> = ids.iter().map(|id| final_state(store, id)).collect();

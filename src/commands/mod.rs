@@ -37,11 +37,13 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             orders,
             rate,
             notify_real,
+            speed,
         } => {
             let args = demo::DemoArgs {
                 orders,
                 rate,
                 notify_real,
+                speed,
             };
             demo::run(&dirs, args).await
         }

@@ -12,6 +12,7 @@ pub mod chat_view;
 pub mod delivery;
 pub mod model;
 pub mod notify_templates;
+pub mod overlay;
 pub mod raw;
 pub mod raw_chat;
 pub mod reload;
@@ -90,7 +91,12 @@ impl std::error::Error for ConfigErrors {}
 
 /// Load and validate the config in `dir`.
 pub fn load(dir: &Path) -> Result<Arc<Config>, ConfigErrors> {
-    validate::load_dir(dir).map(Arc::new)
+    load_with(dir, &overlay::Overlay::default())
+}
+
+/// [`load`] with `overlay` laid over `pipeline.yaml` before validation (`demo`).
+pub fn load_with(dir: &Path, overlay: &overlay::Overlay) -> Result<Arc<Config>, ConfigErrors> {
+    validate::load_dir(dir, overlay).map(Arc::new)
 }
 
 /// The version the files in `dir` have now (what [`load`] would report if they are valid),

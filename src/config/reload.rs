@@ -25,6 +25,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
+use super::overlay::Overlay;
 use super::stable;
 use super::{Config, ConfigHandle};
 use crate::clock::SharedClock;
@@ -96,6 +97,8 @@ pub struct Prepared {
 
 pub struct Reloader {
     dir: PathBuf,
+    /// Laid over `pipeline.yaml` on every load (`demo`); empty otherwise.
+    overlay: Overlay,
     handle: ConfigHandle,
     clock: SharedClock,
     cookies: Mutex<BTreeMap<String, String>>,
@@ -113,6 +116,7 @@ impl Reloader {
         let (changes, _) = broadcast::channel(16);
         Self {
             dir,
+            overlay: Overlay::default(),
             cookies: Mutex::new(cookie_fingerprints(&current)),
             report: Mutex::new(ReloadReport::started(current.version.clone(), 0)),
             handle,
@@ -121,6 +125,12 @@ impl Reloader {
             generation: AtomicU64::new(0),
             applying: Mutex::new(()),
         }
+    }
+
+    /// Lay `overlay` over `pipeline.yaml` on every reload, as on the first load.
+    pub fn with_overlay(mut self, overlay: Overlay) -> Self {
+        self.overlay = overlay;
+        self
     }
 
     pub fn dir(&self) -> &std::path::Path {
@@ -161,7 +171,9 @@ impl Reloader {
     pub fn prepare(&self, trigger: Trigger) -> Prepared {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let running = self.handle.load_full();
-        let loaded = match stable::when_stable(&self.dir, &running, || super::load(&self.dir)) {
+        let loaded = match stable::when_stable(&self.dir, &running, || {
+            super::load_with(&self.dir, &self.overlay)
+        }) {
             Err(waited) => Err(vec![waited]),
             Ok((result, snapshot)) => {
                 let mut errors = match trigger {

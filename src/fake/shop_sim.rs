@@ -5,16 +5,23 @@
 //! to use it, a discount — sometimes naming their own price), and some ask "发货了吗" after
 //! paying, so the daemon's chat pipeline has real questions to answer.
 //!
-//! Like the real platform, the simulated shop never sells a sold-out listing: each listing
-//! (each SKU) has the units the seller's config gives it (counted stock, the keys in its card
-//! pool), an order takes one, and a listing at zero is not bought again; when nothing is left
-//! to buy the run ends early.
+//! Like the real platform, the simulated shop never sells a sold-out listing: a listing with
+//! counted stock (`stock: N`) offers its N units, an order takes one, and a listing at zero is
+//! not bought again; when nothing is left to buy the run ends early. Card listings are never
+//! sold out, because the demo keeps their pools topped up ([`DemoKeys`]): a key is imported
+//! before the order that needs it, so a long demo never runs short of keys because of the
+//! simulator.
+//!
+//! `speed` makes the buyers act that many times faster (gaps between orders, pauses before
+//! paying, follow-up questions), so a test can play an hour of a shop in a minute; the daemon
+//! under test keeps real time.
 //!
 //! [`ShopSim::run`] starts one buyer task per order at a steady rate and returns the order
 //! ids once every buyer task has finished its part (or `shutdown` fires). It only plays the
 //! marketplace's side: what the daemon does with the orders is read from its store.
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::RngExt;
@@ -22,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::FakeGoofish;
-use crate::store::{DeliveryState, Store};
+use crate::store::{DeliveryState, Store, StoreError};
 
 /// One listed item the buyers may order; `skus` empty for items without SKUs.
 #[derive(Debug)]
@@ -30,12 +37,90 @@ pub struct SimItem {
     pub item_id: String,
     pub skus: Vec<String>,
     /// Units the listing still offers: one entry per SKU (one for an item without SKUs);
-    /// `None` is unlimited. An order takes one unit; a listing at zero is not bought.
-    pub stock: Mutex<Vec<Option<u64>>>,
+    /// `None` is unlimited. An order takes `units`; a listing with fewer is not bought.
+    stock: Mutex<Vec<Option<u64>>>,
+    /// The card pool each entry of `stock` draws on, topped up as orders take keys.
+    pools: Vec<Option<String>>,
+    /// Keys or stock units one order takes (the product's `units`).
+    units: u64,
     /// The listed price, for buyers who name their own (`80行吗`).
     pub price_cents: u64,
     /// The seller bargains on this item: every fifth buyer tries.
     pub bargains: bool,
+}
+
+impl SimItem {
+    /// A listing whose `offers` give, per SKU (or once without SKUs), the units it has
+    /// (`None`: unlimited) and the card pool it draws on.
+    pub fn new(
+        item_id: &str,
+        skus: Vec<String>,
+        offers: Vec<(Option<u64>, Option<String>)>,
+        units: u64,
+        price_cents: u64,
+    ) -> Self {
+        let (stock, pools) = offers.into_iter().unzip();
+        Self {
+            item_id: item_id.to_string(),
+            skus,
+            stock: Mutex::new(stock),
+            pools,
+            units: units.max(1),
+            price_cents,
+            bargains: false,
+        }
+    }
+
+    pub fn bargaining(mut self, bargains: bool) -> Self {
+        self.bargains = bargains;
+        self
+    }
+}
+
+/// Demo keys for the seller's card pools, imported ahead of the buyers: a pool always holds
+/// at least [`KEYS_AHEAD`] keys beyond every key the orders placed so far may take, so the
+/// daemon never finds a pool empty because of the simulator (orders that are never paid or
+/// are refunded only make the margin larger).
+pub struct DemoKeys {
+    store: Store,
+    /// Per pool: keys imported, keys promised to orders.
+    tally: Mutex<BTreeMap<String, (u64, u64)>>,
+}
+
+/// Keys imported at once.
+pub const KEYS_BATCH: u64 = 50;
+/// Keys a pool keeps beyond what placed orders may take.
+pub const KEYS_AHEAD: u64 = 20;
+
+impl DemoKeys {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            tally: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The first keys of `pool`.
+    pub fn fill(&self, pool: &str) -> Result<(), StoreError> {
+        self.take(pool, 0)
+    }
+
+    /// An order is about to take `units` keys of `pool`: import another batch first when
+    /// fewer than [`KEYS_AHEAD`] would be left.
+    pub fn take(&self, pool: &str, units: u64) -> Result<(), StoreError> {
+        let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        let (issued, taken) = tally.entry(pool.to_string()).or_default();
+        *taken += units;
+        let tag = pool.to_uppercase();
+        while *issued < *taken + KEYS_AHEAD {
+            let keys: String = (*issued + 1..=*issued + KEYS_BATCH)
+                .map(|n| format!("DEMO-{tag}-{n}\n"))
+                .collect();
+            self.store.import_cards(pool, &keys, false, "demo")?;
+            *issued += KEYS_BATCH;
+        }
+        Ok(())
+    }
 }
 
 /// What a simulated buyer does after ordering.
@@ -69,6 +154,10 @@ pub struct ShopSim {
     pub items: Vec<SimItem>,
     /// The daemon's store, to see when an order was delivered.
     pub store: Store,
+    /// Keeps the card pools ahead of the orders.
+    pub keys: Arc<DemoKeys>,
+    /// How many times faster than real time the buyers act.
+    pub speed: f64,
 }
 
 impl ShopSim {
@@ -82,7 +171,8 @@ impl ShopSim {
     ) -> Vec<String> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let tasks = TaskTracker::new();
-        let gap = Duration::from_secs_f64(60.0 / rate_per_min.clamp(0.1, 60_000.0));
+        let per_min = (rate_per_min * self.speed).clamp(0.1, 60_000.0);
+        let gap = Duration::from_secs_f64(60.0 / per_min);
         let mut created = 0u64;
         while limit.is_none_or(|n| created < n) {
             if created > 0 {
@@ -115,13 +205,14 @@ impl ShopSim {
         ids
     }
 
-    /// Take one unit of a random listing that is not sold out: the item and its SKU index.
+    /// Take one order's units of a random listing that is not sold out (keys of its pool are
+    /// topped up first): the item and its SKU index.
     fn take_unit(&self, rng: &mut impl rand::Rng) -> Option<(&SimItem, usize)> {
         let mut open = Vec::new();
         for item in &self.items {
             let stock = item.stock.lock().unwrap_or_else(|e| e.into_inner());
             for (i, units) in stock.iter().enumerate() {
-                if units.is_none_or(|u| u > 0) {
+                if units.is_none_or(|u| u >= item.units) {
                     open.push((item, i));
                 }
             }
@@ -129,7 +220,12 @@ impl ShopSim {
         let (item, i) = *open.get(rng.random_range(0..open.len().max(1)))?;
         let mut stock = item.stock.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(Some(units)) = stock.get_mut(i) {
-            *units -= 1;
+            *units -= item.units;
+        }
+        if let Some(Some(pool)) = item.pools.get(i)
+            && let Err(e) = self.keys.take(pool, item.units)
+        {
+            tracing::warn!(pool = %pool, error = %e, "Demo keys could not be imported.");
         }
         Some((item, i))
     }
@@ -181,9 +277,11 @@ impl ShopSim {
         let fake = self.fake.clone();
         let store = self.store.clone();
         let seller = self.seller_id.clone();
+        let speed = self.speed;
+        let sim = move |ms: u64| Duration::from_millis(ms).div_f64(speed);
         let (buyer, item) = fake.order_parties(&order_id).unwrap_or_default();
         async move {
-            let pause = Duration::from_millis(rand::rng().random_range(300..1500));
+            let pause = sim(rand::rng().random_range(300..1500));
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(pause) => {}
@@ -195,7 +293,7 @@ impl ShopSim {
             fake.pay(&order_id);
             if fate != Fate::Refund {
                 if rand::rng().random_bool(0.3) {
-                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    tokio::time::sleep(sim(1500)).await;
                     fake.push_chat_about(&seller, &buyer, &item, "发货了吗？");
                 }
                 return;
@@ -217,7 +315,7 @@ impl ShopSim {
                 }
             }
             fake.refund(&order_id);
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(sim(300)).await;
             fake.refund_complete(&order_id);
         }
     }

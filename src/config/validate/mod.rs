@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::NotifyTemplates;
 use super::chat::ChatConfig;
 use super::model::*;
+use super::overlay::Overlay;
 use super::raw;
 use super::template_files::TemplateFiles;
 use super::templates::{TemplateError, Templates};
@@ -26,7 +27,7 @@ use crate::secret::{SecretKeys, SecretRef, Written};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
+pub(super) fn load_dir(dir: &Path, overlay: &Overlay) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let pipeline_text = read_file(dir, PIPELINE_FILE, true, &mut errors);
     let products_text = read_file(dir, PRODUCTS_FILE, false, &mut errors);
@@ -38,8 +39,13 @@ pub(super) fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
         return Err(ConfigErrors(errors));
     };
 
-    let pipeline = parse::<raw::PipelineFile>(PIPELINE_FILE, &pipeline_text, &mut errors);
-    let products = parse::<raw::ProductsFile>(PRODUCTS_FILE, &products_text, &mut errors);
+    let pipeline = parse::<raw::PipelineFile>(PIPELINE_FILE, &pipeline_text, overlay, &mut errors);
+    let products = parse::<raw::ProductsFile>(
+        PRODUCTS_FILE,
+        &products_text,
+        &Overlay::default(),
+        &mut errors,
+    );
     let (Some((pdoc, praw)), Some((rdoc, rraw))) = (pipeline, products) else {
         return Err(ConfigErrors(errors));
     };
@@ -154,6 +160,7 @@ fn read_file(
 fn parse<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
+    overlay: &Overlay,
     errors: &mut Vec<ConfigError>,
 ) -> Option<(YamlDoc, T)> {
     let doc = match YamlDoc::parse(file, text) {
@@ -163,7 +170,8 @@ fn parse<T: serde::de::DeserializeOwned>(
             return None;
         }
     };
-    let doc = normalize_empty_stages(doc);
+    let mut doc = normalize_empty_stages(doc);
+    overlay.apply(&mut doc.value);
     let (value, errs) = doc.deserialize::<T>();
     errors.extend(errs);
     value.map(|v| (doc, v))
