@@ -126,26 +126,26 @@ corpus! {
     // The flow mapping on the last line is never closed: error at end of file.
     yaml_unclosed_brace_products: "products.yaml",
         "stock: { quantity: 1 }" => "stock: { quantity: 1",
-        "products.yaml:41:10:", "did not find expected ',' or '}'";
+        "products.yaml:44:10:", "did not find expected ',' or '}'";
     yaml_tab_indent_pipeline: "pipeline.yaml",
         "      max_retries: 3" => "\tmax_retries: 3",
         "pipeline.yaml:27:1:", "found character that cannot start any token";
     yaml_tab_indent_products: "products.yaml",
         "    title: 二手 iPhone" => "\ttitle: 二手 iPhone",
-        "products.yaml:36:1:", "found character that cannot start any token";
+        "products.yaml:39:1:", "found character that cannot start any token";
     yaml_bad_indent_pipeline: "pipeline.yaml",
         "      max_retries: 3" => "     max_retries: 3",
         "pipeline.yaml:27:6:", "did not find expected key";
     // Over-indented key continues the title's plain scalar; the `:` at col 14 is then illegal.
     yaml_bad_indent_products: "products.yaml",
         "    category: physical" => "     category: physical",
-        "products.yaml:37:14:", "mapping values are not allowed in this context";
+        "products.yaml:40:14:", "mapping values are not allowed in this context";
     yaml_duplicate_key_pipeline: "pipeline.yaml",
         "      max_retries: 3\n" => "      max_retries: 3\n      max_retries: 4\n",
         "pipeline.yaml:28:7:", "duplicate entry with key \"max_retries\"";
     yaml_duplicate_key_products: "products.yaml",
         "    category: physical\n" => "    category: physical\n    category: virtual\n",
-        "products.yaml:38:5:", "duplicate entry with key \"category\"";
+        "products.yaml:41:5:", "duplicate entry with key \"category\"";
 
     // ---- unknown keys and kinds ----------------------------------------------------------
     unknown_top_level_key: "pipeline.yaml",
@@ -156,13 +156,13 @@ corpus! {
         "pipeline.yaml:27:7:", "unknown key `max_retry`, did you mean `max_retries`?";
     unknown_product_key_did_you_mean: "products.yaml",
         "    auto_ship: false " => "    auto_shipp: false ",
-        "products.yaml:38:5:", "unknown key `auto_shipp`, did you mean `auto_ship`?";
+        "products.yaml:41:5:", "unknown key `auto_shipp`, did you mean `auto_ship`?";
     unknown_account_key_did_you_mean: "pipeline.yaml",
         "    name: 主店" => "    nmae: 主店",
         "pipeline.yaml:6:5:", "unknown key `nmae`, did you mean `name`?";
     retired_key_tracking_prefix: "products.yaml",
         "    logistics_company: 顺丰快递\n" => "    logistics_company: 顺丰快递\n    tracking_prefix: SF\n",
-        "products.yaml:40:5:", "unknown key `tracking_prefix`: xianyu-shopd never fabricates tracking numbers";
+        "products.yaml:43:5:", "unknown key `tracking_prefix`: xianyu-shopd never fabricates tracking numbers";
     unknown_stage_kind: "pipeline.yaml",
         "  - ship:" => "  - shipp:",
         "pipeline.yaml:24:5:", "unknown kind `shipp`, did you mean `ship`?";
@@ -194,7 +194,7 @@ corpus! {
         "pipeline.yaml:23:23:", "pipeline[3].delay.virtual: min (10s) is greater than max (3s)";
     delay_min_gt_max_product: "products.yaml",
         "{ min: 1s, max: 3s }" => "{ min: 5s, max: 3s }",
-        "products.yaml:17:19:", "products[0].delay: min (5s) is greater than max (3s)";
+        "products.yaml:18:19:", "products[0].delay: min (5s) is greater than max (3s)";
 
     // ---- marketplace ----------------------------------------------------------------------
     // Client hints without a user agent would describe a browser the requests do not claim.
@@ -209,7 +209,7 @@ corpus! {
     // ---- templates ---------------------------------------------------------------------------
     template_missing_file: "products.yaml",
         "template: link.txt.j2" => "template: links.txt.j2",
-        "products.yaml:31:15:", "template `links.txt.j2` not found in templates/";
+        "products.yaml:34:15:", "template `links.txt.j2` not found in templates/";
     template_syntax_error: "templates/link.txt.j2",
         "{{ product.title }}" => "{{ product.title }",
         "templates/link.txt.j2:1:1:", "unexpected `}`, expected end of variable block";
@@ -230,27 +230,27 @@ corpus! {
         "pipeline.yaml:31:16:", "unknown event `manual_shipp`, did you mean `manual_ship`?";
     unknown_card_pool: "products.yaml",
         "cards: office-2021" => "cards: office-2019",
-        "products.yaml:15:12:", "unknown card pool `office-2019`, did you mean `office-2021`?";
+        "products.yaml:16:12:", "unknown card pool `office-2019`, did you mean `office-2021`?";
     unknown_sku_card_pool: "products.yaml",
         "月卡: vip-monthly" => "月卡: vip-yearly",
-        "products.yaml:25:11:", "products[1].sku_cards.月卡: unknown card pool `vip-yearly`";
+        "products.yaml:27:11:", "products[1].sku_cards.月卡: unknown card pool `vip-yearly`";
     unknown_product_account: "products.yaml",
         "    title: 二手 iPhone 13 128G\n" => "    title: 二手 iPhone 13 128G\n    account: shop2\n",
-        "products.yaml:37:14:", "unknown account `shop2`";
+        "products.yaml:40:14:", "unknown account `shop2`";
 
     // ---- products ------------------------------------------------------------------------------
     duplicate_item_id: "products.yaml",
         "item_id: \"900052644388\"" => "item_id: \"900052644277\"",
-        "products.yaml:27:14:", "duplicate item_id `900052644277` (first defined at line 10)";
+        "products.yaml:29:14:", "duplicate item_id `900052644277` (first defined at line 10)";
     auto_ship_physical: "products.yaml",
         "auto_ship: false " => "auto_ship: true ",
-        "products.yaml:38:16:", "never fabricates tracking numbers";
+        "products.yaml:41:16:", "never fabricates tracking numbers";
     bad_stock_word: "products.yaml",
         "stock: unlimited" => "stock: lots",
-        "products.yaml:32:12:", "products[2].stock: write `unlimited`, a number, or `{ quantity: N }`";
+        "products.yaml:35:12:", "products[2].stock: write `unlimited`, a number, or `{ quantity: N }`";
     bad_stock_negative: "products.yaml",
         "stock: { quantity: 1 }" => "stock: -1",
-        "products.yaml:40:12:", "products[3].stock: write `unlimited`";
+        "products.yaml:43:12:", "products[3].stock: write `unlimited`";
 
     // ---- accounts, secrets, status ----------------------------------------------------------------
     empty_accounts: "pipeline.yaml",
@@ -305,7 +305,7 @@ corpus! {
         "pipeline.yaml:42:1:", "chat: replies are prepared but never sent";
     chat_floor_above_list_price: "products.yaml",
         "floor: 2399" => "floor: 2999",
-        "products.yaml:47:23:", "products[3].bargain.floor: 2999 is above the list price 2599";
+        "products.yaml:50:23:", "products[3].bargain.floor: 2999 is above the list price 2599";
     // ---- aftersale: (appended after the last line, 72; `aftersale:` is line 73) -----------
     aftersale_polish_needs_a_window: "pipeline.yaml",
         "# a human-looking pause before each reply\n" => "# a human-looking pause before each reply\naftersale:\n  polish: { enabled: true }\n",
@@ -390,9 +390,9 @@ fn independent_errors_are_all_reported() {
         &[
             ("pipeline.yaml:28:20:", "`abc` is not a duration"),
             ("pipeline.yaml:32:18:", "unknown channel `pager`"),
-            ("products.yaml:15:12:", "unknown card pool `office-2019`"),
-            ("products.yaml:17:19:", "min (5s) is greater than max (3s)"),
-            ("products.yaml:32:12:", "write `unlimited`"),
+            ("products.yaml:16:12:", "unknown card pool `office-2019`"),
+            ("products.yaml:18:19:", "min (5s) is greater than max (3s)"),
+            ("products.yaml:35:12:", "write `unlimited`"),
         ],
     );
 }
@@ -411,7 +411,7 @@ fn syntax_errors_in_every_file_are_all_reported() {
         ],
         &[
             ("pipeline.yaml:27:1:", "cannot start any token"),
-            ("products.yaml:41:10:", "did not find expected ',' or '}'"),
+            ("products.yaml:44:10:", "did not find expected ',' or '}'"),
             ("templates/link.txt.j2:1:1:", "unexpected `}`"),
         ],
     );
@@ -431,8 +431,8 @@ fn unknown_keys_do_not_hide_other_errors() {
             ("pipeline.yaml:27:7:", "did you mean `max_retries`?"),
             ("pipeline.yaml:28:7:", "did you mean `retry_delay`?"),
             ("pipeline.yaml:32:18:", "unknown channel `pager`"),
-            ("products.yaml:38:5:", "did you mean `auto_ship`?"),
-            ("products.yaml:32:12:", "write `unlimited`"),
+            ("products.yaml:41:5:", "did you mean `auto_ship`?"),
+            ("products.yaml:35:12:", "write `unlimited`"),
         ],
     );
 }
@@ -646,10 +646,10 @@ fn durations_and_counts_are_bounded() {
         ],
         &[
             (
-                "products.yaml:17:19:",
+                "products.yaml:18:19:",
                 "longer than 30 days, the limit for a delay",
             ),
-            ("products.yaml:17:36:", "longer than 30 days"),
+            ("products.yaml:18:36:", "longer than 30 days"),
             ("pipeline.yaml:28:20:", "longer than 30 days"),
             ("pipeline.yaml:27:20:", "must be at most 100 (got 1000)"),
             (
