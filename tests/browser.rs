@@ -364,8 +364,19 @@ const MEASURE_WIDTH: &str = r#"(() => {
   return { scroll_width: root.scrollWidth, view_width: view, wide };
 })()"#;
 
-/// Issue 16 acceptance: every status page works on a phone (390 CSS px): wide tables scroll
-/// inside their own box or become cards, and nothing makes the page itself wider than the
+/// Whether the rows of the page's `table.stack` lists are cards: each data cell a block of
+/// its own, each row wider than 80 % of the screen.
+const ROWS_AS_CARDS: &str = r#"(() => {
+  const view = document.documentElement.clientWidth;
+  const rows = [...document.querySelectorAll('table.stack tr')].filter((r) => r.querySelector('td'));
+  const stacked = rows.every((r) => r.getBoundingClientRect().width > 0.8 * view
+    && [...r.querySelectorAll('td')].every((td) => getComputedStyle(td).display !== 'table-cell'));
+  return { rows: rows.length, stacked };
+})()"#;
+
+/// Issue 16 acceptance: every status page works on a phone (390 CSS px): the long lists
+/// (账号, 待人工发货, 订单, 会话, 通知) become one card per row, other tables scroll inside their own box,
+/// and nothing makes the page itself wider than the
 /// screen (`document.documentElement.scrollWidth <= clientWidth`). Screenshots of each page
 /// are kept as `target/artifacts/phone-<page>.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,6 +422,17 @@ async fn every_status_page_fits_a_390_px_phone() {
             m["view_width"], 390,
             "{path}: the viewport is a phone's: {m}"
         );
+        if ["/", "/manual", "/orders"].contains(&path) {
+            // The long lists are cards here: every cell on its own line under its column's
+            // name, the row as wide as the screen allows.
+            let cards = chrome.eval(ROWS_AS_CARDS).await;
+            assert_eq!(
+                cards["rows"].as_u64().map(|n| n > 0),
+                Some(true),
+                "{path}: {cards}"
+            );
+            assert_eq!(cards["stacked"], true, "{path}: {cards}");
+        }
         if m["scroll_width"].as_u64() > m["view_width"].as_u64() {
             too_wide.push(format!("{path}: {m}"));
         }
