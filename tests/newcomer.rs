@@ -345,6 +345,17 @@ fn a_simulated_hour_of_the_demo_never_runs_short_or_oversells() {
     assert!(delivered > 100, "{counts:?}");
 }
 
+/// A product added to `products.yaml` while the demo runs.
+const NEW_PRODUCT: &str = r#"
+  - item_id: "900052699999"
+    title: 新上架 演示兑换码
+    category: virtual
+    auto_ship: true
+    template: link.txt.j2
+    stock: unlimited
+    price: 8.8
+"#;
+
 async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
     let answer = http.get(url).send().await.unwrap();
     assert!(answer.status().is_success(), "{url}: {}", answer.status());
@@ -352,8 +363,9 @@ async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
 }
 
 /// The demo runs on the seller's own files: an edit of `products.yaml` while it runs is live
-/// in it (the 商品 page shows the new title, the running version is the files' version), and
-/// the demo writes nothing into the seller's config files.
+/// in it (the 商品 page shows the new title, a new product is listed in the simulated shop
+/// and bought at its price, the running version is the files' version), and the demo writes
+/// nothing into the seller's config files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_picks_up_an_edit_of_the_sellers_products_yaml() {
     let dir = example_config();
@@ -361,7 +373,7 @@ async fn the_demo_picks_up_an_edit_of_the_sellers_products_yaml() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
         .arg("--config-dir")
         .arg(dir.path())
-        .args(["demo", "--rate", "30"])
+        .args(["demo", "--rate", "120"])
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -402,13 +414,15 @@ async fn the_demo_picks_up_an_edit_of_the_sellers_products_yaml() {
             .contains(&"Office 2021 专业增强版 激活码".to_string())
     );
 
+    // One edit: a product renamed, and a new product listed at its own price.
     let products = dir.path().join("products.yaml");
     let text = std::fs::read_to_string(&products).unwrap();
-    let edited = text.replace(
+    let mut edited = text.replace(
         "Office 2021 专业增强版 激活码",
         "Office 2024 专业增强版 激活码",
     );
     assert_ne!(text, edited);
+    edited.push_str(NEW_PRODUCT);
     std::fs::write(&products, edited).unwrap();
     let saved = Instant::now();
     let new_title = "Office 2024 专业增强版 激活码".to_string();
@@ -423,6 +437,26 @@ async fn the_demo_picks_up_an_edit_of_the_sellers_products_yaml() {
         "the edit was live in the demo {} ms after saving",
         saved.elapsed().as_millis()
     );
+    // The simulated buyers find the new listing and pay its price.
+    let new_orders = format!("{base}/api/orders?item=900052699999");
+    loop {
+        let page = get_json(&http, &new_orders).await;
+        let amounts: Vec<&str> = page["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o["amount"].as_str())
+            .collect();
+        if let Some(amount) = amounts.first() {
+            assert_eq!(Cents::parse(amount).unwrap().0, 880, "{page}");
+            break;
+        }
+        assert!(
+            saved.elapsed() < Duration::from_secs(90),
+            "nobody bought the new listing: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let status = get_json(&http, &format!("{base}/api/status")).await;
     assert_eq!(
         status["config"]["version"].as_str(),

@@ -21,11 +21,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use serde_yaml::Value;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Daemon;
@@ -79,8 +80,10 @@ pub async fn run(dirs: &Dirs, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut demo = Demo::start(&dirs.config_dir, args.notify_real).await?;
     demo.print_intro();
     let shutdown = stop_on_ctrl_c();
-    let shop = demo.shop(args.speed);
+    let shop = Arc::new(demo.shop(args.speed));
+    let follow = demo.follow_reloads(shop.clone());
     let ids = shop.run(args.rate, args.orders, shutdown.clone()).await;
+    follow.abort();
     let finished = match args.orders {
         Some(_) => wait_final(&demo.daemon.store, &ids, FINAL_WAIT, &shutdown).await,
         None => true,
@@ -103,7 +106,17 @@ struct Demo {
     keys: Arc<DemoKeys>,
     /// Handed to the simulated shop by [`Demo::shop`].
     items: Vec<SimItem>,
+    /// What the fake shop shows of each product, to re-list only what a reload changed.
+    listed: BTreeMap<String, Listing>,
     chat: bool,
+}
+
+/// What the fake shop shows of a product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Listing {
+    title: String,
+    price_cents: u64,
+    skus: Vec<String>,
 }
 
 impl Demo {
@@ -126,7 +139,8 @@ impl Demo {
         let overlay = demo_overlay(config_dir, &fake, &model, notify_real);
         let config = config::load_with(config_dir, &overlay)
             .map_err(|e| anyhow!("the config in {} is invalid:\n{e}", config_dir.display()))?;
-        let items = list_products(&fake, &config);
+        let mut listed = BTreeMap::new();
+        let items = list_products(&fake, &config, &mut listed);
         let health = crate::health::global().clone();
         let clock = crate::clock::system();
         let daemon = Daemon::start_overlaid(config_dir, &state_dir, clock, health, overlay).await?;
@@ -140,6 +154,7 @@ impl Demo {
             daemon,
             keys,
             items,
+            listed,
             chat: config.chat.is_enabled(),
         };
         if !demo.connected().await {
@@ -149,6 +164,25 @@ impl Demo {
             ));
         }
         Ok(demo)
+    }
+
+    /// Follow the seller's edits: after every applied reload, list new and changed products
+    /// in the fake shop and let the buyers order from the new listings.
+    fn follow_reloads(&mut self, shop: Arc<ShopSim>) -> tokio::task::JoinHandle<()> {
+        let reloader = self.daemon.reloader.clone();
+        let fake = self.fake.clone();
+        let mut listed = std::mem::take(&mut self.listed);
+        let mut changes = reloader.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match changes.recv().await {
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+                let config = reloader.handle().load_full();
+                shop.relist(list_products(&fake, &config, &mut listed));
+            }
+        })
     }
 
     async fn connected(&self) -> bool {
@@ -162,10 +196,11 @@ impl Demo {
 
     /// The simulated shop, buying what was listed at start.
     fn shop(&mut self, speed: f64) -> ShopSim {
+        let items = std::mem::take(&mut self.items);
         ShopSim {
             fake: self.fake.clone(),
             seller_id: SELLER.into(),
-            items: std::mem::take(&mut self.items),
+            items: Mutex::new(items.into_iter().map(Arc::new).collect()),
             store: self.daemon.store.clone(),
             keys: self.keys.clone(),
             speed,
@@ -296,8 +331,13 @@ fn pick_listen(wanted: &str) -> SocketAddr {
     free("127.0.0.1:0").unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
-/// Every product as a listing of the fake shop, at its price, with what it offers.
-fn list_products(fake: &FakeGoofish, config: &Config) -> Vec<SimItem> {
+/// Every product as a listing of the fake shop, at its price, with what it offers; `listed`
+/// holds what the fake shows, so only new or changed listings are written to it again.
+fn list_products(
+    fake: &FakeGoofish,
+    config: &Config,
+    listed: &mut BTreeMap<String, Listing>,
+) -> Vec<SimItem> {
     let mut items: Vec<SimItem> = config
         .products
         .values()
@@ -306,10 +346,18 @@ fn list_products(fake: &FakeGoofish, config: &Config) -> Vec<SimItem> {
                 Stock::Cards { by_sku, .. } => by_sku.keys().cloned().collect(),
                 _ => Vec::new(),
             };
-            let sku_refs: Vec<&str> = skus.iter().map(String::as_str).collect();
             let price_cents = p.chat.price.map_or_else(|| typical_price(p), |c| c.0);
-            fake.add_item(SELLER, &p.item_id, &p.title, price_cents, &sku_refs);
-            fake.set_item_description(&p.item_id, &format!("{}（演示商品）", p.title));
+            let listing = Listing {
+                title: p.title.clone(),
+                price_cents,
+                skus: skus.clone(),
+            };
+            if listed.get(&p.item_id) != Some(&listing) {
+                let sku_refs: Vec<&str> = skus.iter().map(String::as_str).collect();
+                fake.add_item(SELLER, &p.item_id, &p.title, price_cents, &sku_refs);
+                fake.set_item_description(&p.item_id, &format!("{}（演示商品）", p.title));
+                listed.insert(p.item_id.clone(), listing);
+            }
             let offers = match &p.stock {
                 Stock::Unlimited => vec![(None, None)],
                 Stock::Quantity(n) => vec![(Some(u64::from(*n)), None)],

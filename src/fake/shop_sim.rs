@@ -36,6 +36,8 @@ use crate::store::{DeliveryState, Store, StoreError};
 pub struct SimItem {
     pub item_id: String,
     pub skus: Vec<String>,
+    /// The offers as the config gave them, to tell a restock from an unchanged listing.
+    configured: Vec<(Option<u64>, Option<String>)>,
     /// Units the listing still offers: one entry per SKU (one for an item without SKUs);
     /// `None` is unlimited. An order takes `units`; a listing with fewer is not bought.
     stock: Mutex<Vec<Option<u64>>>,
@@ -59,10 +61,11 @@ impl SimItem {
         units: u64,
         price_cents: u64,
     ) -> Self {
-        let (stock, pools) = offers.into_iter().unzip();
+        let (stock, pools) = offers.iter().cloned().unzip();
         Self {
             item_id: item_id.to_string(),
             skus,
+            configured: offers,
             stock: Mutex::new(stock),
             pools,
             units: units.max(1),
@@ -151,7 +154,8 @@ const DELIVERY_WAIT: Duration = Duration::from_secs(60);
 pub struct ShopSim {
     pub fake: FakeGoofish,
     pub seller_id: String,
-    pub items: Vec<SimItem>,
+    /// What the buyers may order now; [`ShopSim::relist`] replaces it after a reload.
+    pub items: Mutex<Vec<Arc<SimItem>>>,
     /// The daemon's store, to see when an order was delivered.
     pub store: Store,
     /// Keeps the card pools ahead of the orders.
@@ -161,6 +165,27 @@ pub struct ShopSim {
 }
 
 impl ShopSim {
+    /// The seller's config changed: the buyers order from `fresh` from now on. A listing
+    /// whose configured offers are unchanged keeps what it has sold; changed offers (a
+    /// restock, another pool) start afresh; a product no longer configured is not bought.
+    pub fn relist(&self, fresh: Vec<SimItem>) {
+        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        let next: Vec<Arc<SimItem>> = fresh
+            .into_iter()
+            .map(|item| {
+                let same = items
+                    .iter()
+                    .find(|old| old.item_id == item.item_id && old.configured == item.configured);
+                if let Some(old) = same {
+                    let left = old.stock.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    *item.stock.lock().unwrap_or_else(|e| e.into_inner()) = left;
+                }
+                Arc::new(item)
+            })
+            .collect();
+        *items = next;
+    }
+
     /// Create orders at `rate_per_min` until `limit` orders (if any) or `shutdown`; returns
     /// the ids of the orders created, after every buyer task has finished.
     pub async fn run(
@@ -207,9 +232,10 @@ impl ShopSim {
 
     /// Take one order's units of a random listing that is not sold out (keys of its pool are
     /// topped up first): the item and its SKU index.
-    fn take_unit(&self, rng: &mut impl rand::Rng) -> Option<(&SimItem, usize)> {
+    fn take_unit(&self, rng: &mut impl rand::Rng) -> Option<(Arc<SimItem>, usize)> {
+        let items = self.items.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut open = Vec::new();
-        for item in &self.items {
+        for item in &items {
             let stock = item.stock.lock().unwrap_or_else(|e| e.into_inner());
             for (i, units) in stock.iter().enumerate() {
                 if units.is_none_or(|u| u >= item.units) {
@@ -217,7 +243,8 @@ impl ShopSim {
                 }
             }
         }
-        let (item, i) = *open.get(rng.random_range(0..open.len().max(1)))?;
+        let (item, i) = open.get(rng.random_range(0..open.len().max(1)))?.clone();
+        let item = item.clone();
         let mut stock = item.stock.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(Some(units)) = stock.get_mut(i) {
             *units -= item.units;
@@ -227,6 +254,7 @@ impl ShopSim {
         {
             tracing::warn!(pool = %pool, error = %e, "Demo keys could not be imported.");
         }
+        drop(stock);
         Some((item, i))
     }
 
@@ -235,7 +263,13 @@ impl ShopSim {
     fn place_order(&self, n: u64) -> Option<(String, Fate)> {
         let mut rng = rand::rng();
         let buyer = format!("31496{:05}", n % 100_000);
-        let bargain_item = self.items.iter().find(|i| i.bargains);
+        let bargain_item = self
+            .items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|i| i.bargains)
+            .cloned();
         if let (Some(item), true) = (bargain_item, n % 5 == 1) {
             // A haggler: first "cheaper?", then their own price (what the demo should show).
             for text in [
