@@ -1,7 +1,8 @@
 //! Replay throughput: 10 000 paid orders with zero delay through the real pipeline and a real
 //! redb file, into the in-memory marketplace. Prints orders/s for each of 5 runs, the median,
-//! the store's file size after a run, and the durable commits (fsyncs) per order read from the
-//! store's commit counter (`Store::commit_count`).
+//! the store's file size after a run, the durable commits per order read from the store's
+//! commit counter (`Store::commit_count`) and the `fdatasync` calls per order counted at redb's
+//! file backend (`Store::fsync_count`).
 //!
 //! Then where the bytes of the last run's file go (issue 15 item 2): the file is opened with
 //! redb itself and each table's entries, key and value bytes, and pages (leaf and branch,
@@ -46,13 +47,14 @@ fn main() {
         .filter(|n| *n > 0)
         .unwrap_or(5);
     for run in 1..=runs {
-        let (rate, bytes, commits, dir) = runtime.block_on(one_run(orders));
+        let (rate, bytes, (commits, fsyncs), dir) = runtime.block_on(one_run(orders));
         last = Some(dir);
         println!(
-            "run {run}: {orders} orders in {:.2}s = {rate:.0} orders/s, store {bytes} bytes ({:.0} B/order), {:.2} fsyncs/order",
+            "run {run}: {orders} orders in {:.2}s = {rate:.0} orders/s, store {bytes} bytes ({:.0} B/order), {:.2} commits/order, {:.2} fsyncs/order",
             orders as f64 / rate,
             bytes as f64 / orders as f64,
-            commits as f64 / orders as f64
+            commits as f64 / orders as f64,
+            fsyncs as f64 / orders as f64
         );
         rates.push(rate);
         size = bytes;
@@ -129,9 +131,9 @@ fn window() -> usize {
         .unwrap_or(256)
 }
 
-/// One run: orders/s, the file size, the durable commits during the run, and the directory
-/// (kept until it is dropped).
-async fn one_run(orders: usize) -> (f64, u64, u64, tempfile::TempDir) {
+/// One run: orders/s, the file size, the durable commits and fsyncs during the run, and the
+/// directory (kept until it is dropped).
+async fn one_run(orders: usize) -> (f64, u64, (u64, u64), tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("templates")).unwrap();
     std::fs::write(dir.path().join("pipeline.yaml"), PIPELINE).unwrap();
@@ -150,6 +152,7 @@ async fn one_run(orders: usize) -> (f64, u64, u64, tempfile::TempDir) {
 
     let started = Instant::now();
     let commits_before = store.commit_count();
+    let fsyncs_before = store.fsync_count();
     let window = window();
     for first in (0..orders).step_by(window) {
         // One window of payments arrives together (a backlog after a reconnect): each event
@@ -177,7 +180,8 @@ async fn one_run(orders: usize) -> (f64, u64, u64, tempfile::TempDir) {
     );
     let size = store.file_size();
     let commits = store.commit_count() - commits_before;
+    let fsyncs = store.fsync_count() - fsyncs_before;
     drop(shop);
     drop(store);
-    (orders as f64 / elapsed, size, commits, dir)
+    (orders as f64 / elapsed, size, (commits, fsyncs), dir)
 }

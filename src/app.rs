@@ -70,12 +70,7 @@ impl Shop {
                 tracing::warn!(count = orphans.len(), orders = ?orphans, "Deliveries in progress without a job were rescheduled.");
             }
         }
-        if let Some(window) = config.stage(|s| match s {
-            crate::config::Stage::Ingest(p) => Some(&p.dedupe_window),
-            _ => None,
-        }) {
-            store.prune_seen(store.now().saturating_sub(crate::clock::millis(*window)))?;
-        }
+        prune_seen(&store, &config)?;
         let handle = config::handle(config);
         let runner =
             Arc::new(Runner::new(store.clone(), handle.clone(), market).with_supplier(supplier));
@@ -107,8 +102,57 @@ impl Shop {
         tokio::join!(
             scheduler.run(shutdown.clone()),
             dispatcher.run(shutdown.clone()),
-            crate::stats::report::run(store, config, shutdown),
+            crate::stats::report::run(store.clone(), config.clone(), shutdown.clone()),
+            prune_seen_hourly(store, config, shutdown),
         );
+    }
+}
+
+/// Forget source message ids older than `ingest.dedupe_window` (the order state machine keeps
+/// deduplicating after that); this bounds the seen-id table, which otherwise grows by a row
+/// per pushed message.
+fn prune_seen(store: &Store, config: &Config) -> Result<usize, StoreError> {
+    let Some(window) = config.stage(|s| match s {
+        crate::config::Stage::Ingest(p) => Some(&p.dedupe_window),
+        _ => None,
+    }) else {
+        return Ok(0);
+    };
+    store.prune_seen(store.now().saturating_sub(crate::clock::millis(*window)))
+}
+
+/// [`prune_seen`] once an hour while the daemon runs (it also runs at start).
+async fn prune_seen_hourly(store: Store, config: ConfigHandle, shutdown: CancellationToken) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+        let config = config.load_full();
+        match store.call(move |s| prune_seen(s, &config)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(forgotten = n, "Old message ids pruned."),
+            Err(e) => {
+                tracing::warn!(error = %e, "Pruning old message ids failed; trying again in an hour.")
+            }
+        }
+    }
+}
+
+/// A store file that is mostly space no record uses (after a flash sale) is compacted before
+/// anything opens it (`store/compact.rs`); a failure only means starting without that.
+fn compact_at_start(lock: &DaemonLock, state_dir: &Path) {
+    match crate::store::compact::compact_if_wasteful(lock, state_dir) {
+        Ok(Some(done)) => tracing::info!(
+            before_bytes = done.before.file,
+            after_bytes = done.after.file,
+            "The store file was mostly unused space; compacted it before starting."
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "Compacting the store at start failed; starting without.")
+        }
     }
 }
 
@@ -182,6 +226,7 @@ impl Daemon {
         overlay: Overlay,
     ) -> anyhow::Result<Self> {
         let lock = DaemonLock::acquire(state_dir)?;
+        compact_at_start(&lock, state_dir);
         let config = config::load_with(config_dir, &overlay).map_err(|e| {
             anyhow::anyhow!("the config in {} is invalid:\n{e}", config_dir.display())
         })?;

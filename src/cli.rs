@@ -107,6 +107,9 @@ pub enum Command {
         /// Where to write the copy (a new file; restore by putting it back as state/shop.redb).
         path: PathBuf,
     },
+    /// Give back the space of the store file that no record uses any more (many small commits
+    /// leave it behind). Refused while the daemon runs; records are not changed.
+    Compact,
     /// Render an event's notification template with sample data, send it through CHANNEL now
     /// (not through the outbox) and print how the channel answered. Exit 0 only if accepted.
     NotifyTest {

@@ -63,8 +63,10 @@ pub const LLM_LAST_LATENCY_MS: &str = "llm_last_latency_milliseconds";
 pub const GUARD_REJECTIONS: &str = "chat_guard_rejections_total";
 /// Supplier card calls (`products[].supplier`) that settled, by `outcome`.
 pub const SUPPLIER_CALLS: &str = "supplier_calls_total";
-/// Durable store commits (each one fsync) since the daemon opened the store.
+/// Durable store commits since the daemon opened the store.
 pub const STORE_COMMITS: &str = "store_commits_total";
+/// `fdatasync` calls on the store file since the daemon opened it (counted, not estimated).
+pub const STORE_FSYNCS: &str = "store_fsyncs_total";
 /// After-sale actions (`rate`, `thanks`, `polish`) that settled, by `action` and `outcome`
 /// (`done`, `already_done`, `failed`, `unknown`, `risk_control`).
 pub const AFTERSALE_ACTIONS: &str = "aftersale_actions_total";
@@ -240,7 +242,13 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         name: STORE_COMMITS,
-        help: "Durable store commits since the store was opened; each is one fsync of the redb file.",
+        help: "Durable store commits since the store was opened (one write transaction each, shared by the writes that arrived together).",
+        kind: Kind::Counter,
+        seeds: &[&[]],
+    },
+    Family {
+        name: STORE_FSYNCS,
+        help: "fdatasync calls on the store file since it was opened, counted at the file: a commit is two (redb's two-phase commit) plus one when the file grows.",
         kind: Kind::Counter,
         seeds: &[&[]],
     },

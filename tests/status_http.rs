@@ -487,6 +487,17 @@ async fn metrics_export_every_family_in_prometheus_text() {
         .parse()
         .unwrap();
     assert!(commits > 0, "the setup's writes are counted: {commits}");
+    // Real fsyncs, counted at the file: redb's two-phase commit syncs at least twice a commit.
+    let fsyncs: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("xianyu_shopd_store_fsyncs_total "))
+        .expect("the store fsync counter is exported")
+        .parse()
+        .unwrap();
+    assert!(
+        fsyncs >= 2 * commits,
+        "two syncs per commit at least: {fsyncs} fsyncs, {commits} commits"
+    );
     // Every sample line is `name{labels} integer`.
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let value = line.rsplit(' ').next().unwrap();

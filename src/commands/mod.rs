@@ -5,6 +5,7 @@ mod backup;
 mod cards;
 mod chat_test;
 mod check;
+mod compact;
 mod decode;
 mod demo;
 mod healthcheck;
@@ -55,6 +56,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cards(c) => cards::run(&dirs, c),
         Command::Orders(c) => orders::run(&dirs, c),
         Command::Backup { path } => backup::run(&dirs, &path),
+        Command::Compact => compact::run(&dirs),
         Command::Stats {
             command,
             from,

@@ -24,6 +24,11 @@ pub(crate) async fn metrics(server: &Server) -> Response<Body> {
         server.ctx.store.commit_count() as i64,
     ));
     extra.push(Sample::new(
+        metrics::STORE_FSYNCS,
+        &[],
+        server.ctx.store.fsync_count() as i64,
+    ));
+    extra.push(Sample::new(
         metrics::PROCESS_RSS,
         &[],
         metrics::process_rss_bytes() as i64,

@@ -37,9 +37,13 @@ pub(super) struct Handle {
     /// The database file, or `None` for an in-memory store.
     file: Option<PathBuf>,
     state: RwLock<State>,
-    /// Durable write commits since this handle was made: each is one redb commit with
-    /// `Durability::Immediate`, i.e. one fsync of the file (an in-memory store counts them too).
+    /// Durable write commits since this handle was made (an in-memory store counts them too).
     commits: AtomicU64,
+    /// `fdatasync` calls redb made on the file since this handle was made, counted where they
+    /// happen ([`SyncCounter`]), across reopens. A commit in multi-writer mode is a two-phase
+    /// commit (data pages, then the header that points at them), so it is two syncs, plus one
+    /// whenever the file grows.
+    syncs: Arc<AtomicU64>,
 }
 
 enum State {
@@ -63,11 +67,13 @@ enum Failure {
 impl Handle {
     /// Open `path` (creating it if needed) with verification.
     pub(super) fn open_file(path: &Path) -> Result<Self> {
-        let db = open_verified(path)?;
+        let syncs = Arc::new(AtomicU64::new(0));
+        let db = open_counted(path, &syncs)?;
         Ok(Self {
             file: Some(path.to_path_buf()),
             state: RwLock::new(State::Open(Arc::new(db))),
             commits: AtomicU64::new(0),
+            syncs,
         })
     }
 
@@ -76,6 +82,7 @@ impl Handle {
             file: None,
             state: RwLock::new(State::Open(Arc::new(db))),
             commits: AtomicU64::new(0),
+            syncs: Arc::default(),
         }
     }
 
@@ -100,9 +107,14 @@ impl Handle {
         self.commits.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Durable commits (fsyncs) this process made through this handle.
+    /// Durable commits this process made through this handle.
     pub(super) fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
+    }
+
+    /// `fdatasync` calls on the file this process made through this handle (0 in memory).
+    pub(super) fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     fn current(&self) -> Result<Arc<Database>> {
@@ -144,7 +156,7 @@ impl Handle {
                 detail.clone()
             }
         };
-        match open_verified(path) {
+        match open_counted(path, &self.syncs) {
             Ok(db) => {
                 let db = Arc::new(db);
                 *state = State::Open(db.clone());
@@ -231,11 +243,27 @@ impl Handle {
 /// Open with redb's integrity check, turning every way a damaged file can fail (an error or a
 /// panic inside redb) into [`StoreError::Damaged`].
 pub(super) fn open_verified(path: &Path) -> Result<Database> {
+    open_counted(path, &Arc::default())
+}
+
+/// [`open_verified`], counting the file's syncs in `syncs`.
+fn open_counted(path: &Path, syncs: &Arc<AtomicU64>) -> Result<Database> {
     let opened = catch_unwind(|| {
+        // What `Builder::create(path)` does, with the file backend wrapped to count syncs.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let backend = SyncCounter {
+            inner: redb::backends::FileBackend::new(file)?,
+            syncs: syncs.clone(),
+        };
         redb::Builder::new()
             .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
             .set_check_integrity_on_open(true)
-            .create(path)
+            .create_with_backend(backend)
     });
     let damaged = |detail: String| StoreError::Damaged {
         path: path.to_path_buf(),
@@ -257,6 +285,70 @@ pub(super) fn open_verified(path: &Path) -> Result<Database> {
             detail: e.to_string(),
         }),
         Ok(Err(e)) => Err(e.into()),
+    }
+}
+
+/// redb's own file backend, counting `sync_data` (one `fdatasync` each): the `/metrics` fsync
+/// counter is read here, not estimated from commits. Everything else is passed through.
+#[derive(Debug)]
+struct SyncCounter {
+    inner: redb::backends::FileBackend,
+    syncs: Arc<AtomicU64>,
+}
+
+// redb 4 without `experimental-api-5`: the data methods report `std::io::Error`.
+type IoResult<T> = std::io::Result<T>;
+type LockResult<T> = std::result::Result<T, redb::BackendError>;
+type Bounds = std::ops::Bound<u64>;
+
+impl redb::StorageBackend for SyncCounter {
+    fn len(&self) -> IoResult<u64> {
+        self.inner.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> IoResult<()> {
+        self.inner.read(offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> IoResult<()> {
+        self.inner.set_len(len)
+    }
+
+    fn sync_data(&self) -> IoResult<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.inner.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> IoResult<()> {
+        self.inner.write(offset, data)
+    }
+
+    fn close(&self) -> IoResult<()> {
+        self.inner.close()
+    }
+
+    fn try_lock_range(&self, start: Bounds, end: Bounds) -> LockResult<bool> {
+        self.inner.try_lock_range(start, end)
+    }
+
+    fn try_lock_shared_range(&self, start: Bounds, end: Bounds) -> LockResult<bool> {
+        self.inner.try_lock_shared_range(start, end)
+    }
+
+    fn lock_range(&self, start: Bounds, end: Bounds) -> LockResult<()> {
+        self.inner.lock_range(start, end)
+    }
+
+    fn lock_shared_range(&self, start: Bounds, end: Bounds) -> LockResult<()> {
+        self.inner.lock_shared_range(start, end)
+    }
+
+    fn unlock_range(&self, start: Bounds, end: Bounds) -> LockResult<()> {
+        self.inner.unlock_range(start, end)
+    }
+
+    fn query_lock_range(&self, start: Bounds, end: Bounds) -> LockResult<bool> {
+        self.inner.query_lock_range(start, end)
     }
 }
 
