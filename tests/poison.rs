@@ -134,8 +134,12 @@ async fn a_job_that_fails_is_not_retried_in_a_loop() {
 fn a_reservation_never_allocates_beyond_the_pool() {
     let h = Harness::default_shop();
     h.import_keys(3);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(h.ingest(event("Q1", Paid, CARD_ITEM)));
+    // The store's plain ingest: the delivery stays `planned`, so the reservation below is its
+    // first (the pipeline's ingest would already hold a key for it).
+    let start = xianyu_shopd::pipeline::first_run(&h.shop.runner.config());
+    h.store
+        .ingest(&event("Q1", Paid, CARD_ITEM), &start)
+        .unwrap();
     // 4 × 10⁹ keys: before the fix this allocated 32 GB and aborted the process.
     let req = ReserveRequest::Cards {
         pool: "keys".into(),

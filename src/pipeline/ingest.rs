@@ -1,7 +1,11 @@
 //! ingest: de-duplicate the event and apply the order state machine, in one transaction.
-//! Only a real transition to "paid" schedules pipeline work (the stage after this one).
+//! Only a real transition to "paid" schedules pipeline work (the stage after this one), and
+//! holds the order's keys or stock in the same transaction when the stock-check stage would do
+//! exactly that next (`stock::early`).
 //! An event with an empty id or a control character in one is refused here, whatever its
 //! source (`OrderEvent::sanitize`).
+
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::event::{MAX_QUANTITY, OrderEvent};
@@ -11,7 +15,7 @@ use super::{PipelineError, first_run};
 
 pub(super) async fn ingest(
     store: &Store,
-    config: &Config,
+    config: &Arc<Config>,
     mut ev: OrderEvent,
 ) -> Result<IngestOutcome, PipelineError> {
     ev.sanitize()?;
@@ -25,6 +29,12 @@ pub(super) async fn ingest(
         });
     }
     let start = first_run(config);
-    let outcome = store.call(move |s| s.ingest(&ev, &start)).await?;
+    let early = super::stock::early(config);
+    let outcome = store
+        .call(move |s| match &early {
+            Some(early) => s.ingest_reserving(&ev, &start, early.as_ref()),
+            None => s.ingest(&ev, &start),
+        })
+        .await?;
     Ok(outcome)
 }

@@ -100,7 +100,9 @@ impl Store {
         self.read(|tx| get_json(&tx.open_table(LEDGER)?, "delivery_ledger", order_id))
     }
 
-    /// Hold keys or stock for an order: all units or none.
+    /// Hold keys or stock for an order: all units or none. A delivery that is already past
+    /// `planned` (reserved in its ingest transaction, or by an earlier run of the job) is
+    /// answered from a read, without a commit.
     pub fn reserve(
         &self,
         order_id: &str,
@@ -108,71 +110,13 @@ impl Store {
         on_short: &dyn Fn(&Why) -> Vec<OutboxDraft>,
         low_stock: &dyn Fn(i64) -> Vec<OutboxDraft>,
     ) -> Result<ReserveOutcome> {
+        if let Some(rec) = self.delivery(order_id)? {
+            if let Some(answer) = settled_reservation(rec.state) {
+                return Ok(answer);
+            }
+        }
         let now = self.now();
-        self.write(|tx| {
-            let mut rec = load(tx, order_id)?;
-            match rec.state {
-                DeliveryState::Planned => {}
-                DeliveryState::Cancelled | DeliveryState::Manual | DeliveryState::NeedsHuman => {
-                    return Ok(ReserveOutcome::NotActive(rec.state));
-                }
-                _ => return Ok(ReserveOutcome::AlreadyReserved),
-            }
-            let taken = match req {
-                ReserveRequest::Nothing | ReserveRequest::NoPool => Ok((Holding::Nothing, None)),
-                ReserveRequest::Cards {
-                    pool,
-                    count,
-                    reusable,
-                    low_stock_alert,
-                } => cards::take(tx, pool, *count, *reusable, order_id, *low_stock_alert, now)?,
-                ReserveRequest::Stock {
-                    item_id,
-                    units,
-                    configured,
-                    low_stock_alert,
-                } => stock::take(
-                    tx,
-                    item_id,
-                    *units,
-                    *configured,
-                    order_id,
-                    *low_stock_alert,
-                    now,
-                )?,
-            };
-            match taken {
-                Ok((holding, crossed_low)) => {
-                    rec.holding = holding;
-                    rec.set_state(DeliveryState::Reserved, now, Note::None);
-                    save(tx, &rec)?;
-                    if let Some(remaining) = crossed_low {
-                        outbox::enqueue(tx, &low_stock(remaining), now)?;
-                    }
-                    Ok(ReserveOutcome::Reserved)
-                }
-                Err(available) => {
-                    let (needed, pool, item_id) = match req {
-                        ReserveRequest::Cards { count, pool, .. } => {
-                            (*count, Some(pool.clone()), None)
-                        }
-                        ReserveRequest::Stock { units, item_id, .. } => {
-                            (*units, None, Some(item_id.clone()))
-                        }
-                        ReserveRequest::Nothing | ReserveRequest::NoPool => (0, None, None),
-                    };
-                    let why = Why::OutOfStock {
-                        pool,
-                        item_id,
-                        needed,
-                        available: i64::try_from(available).unwrap_or(i64::MAX),
-                    };
-                    let alerts = on_short(&why);
-                    hand_over(tx, &mut rec, why, &alerts, now)?;
-                    Ok(ReserveOutcome::Short { needed, available })
-                }
-            }
-        })
+        self.write(|tx| reserve_in(tx, order_id, req, on_short, low_stock, now))
     }
 
     /// Record the delay stage's draw. Drawn once: a resumed job gets the stored due time back.
@@ -406,6 +350,86 @@ impl Store {
             super::audit::append(tx, now, operator, "orders.retry", &format!("{order_id} force={force}"))?;
             Ok(rec)
         })
+    }
+}
+
+/// What `reserve` answers without writing for a delivery in `state`; `None` while it is
+/// `planned` (the reservation is still to be made).
+fn settled_reservation(state: DeliveryState) -> Option<ReserveOutcome> {
+    match state {
+        DeliveryState::Planned => None,
+        DeliveryState::Cancelled | DeliveryState::Manual | DeliveryState::NeedsHuman => {
+            Some(ReserveOutcome::NotActive(state))
+        }
+        _ => Some(ReserveOutcome::AlreadyReserved),
+    }
+}
+
+/// The reservation in the caller's transaction: the stock-check stage's own request, or a
+/// paid order's ingest (`orders.rs`). Short stock hands the order over here.
+pub(super) fn reserve_in(
+    tx: &WriteTransaction,
+    order_id: &str,
+    req: &ReserveRequest,
+    on_short: &dyn Fn(&Why) -> Vec<OutboxDraft>,
+    low_stock: &dyn Fn(i64) -> Vec<OutboxDraft>,
+    now: u64,
+) -> Result<ReserveOutcome> {
+    let mut rec = load(tx, order_id)?;
+    if let Some(answer) = settled_reservation(rec.state) {
+        return Ok(answer);
+    }
+    let taken = match req {
+        ReserveRequest::Nothing | ReserveRequest::NoPool => Ok((Holding::Nothing, None)),
+        ReserveRequest::Cards {
+            pool,
+            count,
+            reusable,
+            low_stock_alert,
+        } => cards::take(tx, pool, *count, *reusable, order_id, *low_stock_alert, now)?,
+        ReserveRequest::Stock {
+            item_id,
+            units,
+            configured,
+            low_stock_alert,
+        } => stock::take(
+            tx,
+            item_id,
+            *units,
+            *configured,
+            order_id,
+            *low_stock_alert,
+            now,
+        )?,
+    };
+    match taken {
+        Ok((holding, crossed_low)) => {
+            rec.holding = holding;
+            rec.set_state(DeliveryState::Reserved, now, Note::None);
+            save(tx, &rec)?;
+            if let Some(remaining) = crossed_low {
+                outbox::enqueue(tx, &low_stock(remaining), now)?;
+            }
+            Ok(ReserveOutcome::Reserved)
+        }
+        Err(available) => {
+            let (needed, pool, item_id) = match req {
+                ReserveRequest::Cards { count, pool, .. } => (*count, Some(pool.clone()), None),
+                ReserveRequest::Stock { units, item_id, .. } => {
+                    (*units, None, Some(item_id.clone()))
+                }
+                ReserveRequest::Nothing | ReserveRequest::NoPool => (0, None, None),
+            };
+            let why = Why::OutOfStock {
+                pool,
+                item_id,
+                needed,
+                available: i64::try_from(available).unwrap_or(i64::MAX),
+            };
+            let alerts = on_short(&why);
+            hand_over(tx, &mut rec, why, &alerts, now)?;
+            Ok(ReserveOutcome::Short { needed, available })
+        }
     }
 }
 

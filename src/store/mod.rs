@@ -67,7 +67,7 @@ pub use images::UploadedImage;
 pub use jobs::NextRun;
 pub use ledger::{BeginStep, ReserveOutcome, ReserveRequest, ShipStep, StepResult};
 pub use lock::DaemonLock;
-pub use orders::{IngestOutcome, OrderDetail};
+pub use orders::{EarlyReserve, IngestOutcome, OrderDetail, Reservation};
 pub use outbox::{OutboxAttempt, OutboxCounts, problem_quiet_key};
 pub use readback::ReadBackResult;
 pub use records::*;

@@ -5,6 +5,7 @@ use redb::{
 };
 
 use super::jobs::NextRun;
+use super::ledger::{ReserveOutcome, ReserveRequest};
 use super::order_rows::{LogNote, append_log, stamp};
 use super::records::*;
 use super::rollup::put_order;
@@ -14,6 +15,7 @@ use super::{
 };
 use crate::event::OrderEvent;
 use crate::order::{Decision, OrderStatus, Work, decide};
+use crate::why::Why;
 
 /// What ingesting one event did.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,10 +38,36 @@ pub struct OrderDetail {
     pub notifications: Vec<OutboxRow>,
 }
 
+/// The stock-check stage's reservation, made by a paid order's ingest transaction instead of a
+/// commit of its own ([`Store::ingest_reserving`]). Given the order as the event leaves it, the
+/// request and the alerts for short and low stock, or `None` to leave it to the stage.
+pub type EarlyReserve = dyn Fn(&OrderRecord) -> Option<Reservation<'static>> + Send + Sync;
+
+/// What to hold for an order, as `Store::reserve` takes it: the request and the alerts for
+/// short stock and for crossing the low-stock threshold.
+pub struct Reservation<'a> {
+    pub request: ReserveRequest,
+    pub on_short: Box<dyn Fn(&Why) -> Vec<OutboxDraft> + Send + Sync + 'a>,
+    pub low_stock: Box<dyn Fn(i64) -> Vec<OutboxDraft> + Send + Sync + 'a>,
+}
+
 impl Store {
     /// Apply one observed event: dedupe, state machine, status log, and the delivery work the
     /// transition implies, in one transaction.
     pub fn ingest(&self, ev: &OrderEvent, start: &NextRun) -> Result<IngestOutcome> {
+        self.ingest_reserving(ev, start, &|_| None)
+    }
+
+    /// [`Store::ingest`], and for an order this event makes paid, the reservation `early`
+    /// asks for in the same transaction (one durable point instead of two: nothing outside
+    /// the store happens between them). Short stock hands the order over right here and
+    /// schedules no job, as the stage would have.
+    pub fn ingest_reserving(
+        &self,
+        ev: &OrderEvent,
+        start: &NextRun,
+        early: &EarlyReserve,
+    ) -> Result<IngestOutcome> {
         let now = self.now();
         self.write(|tx| {
             if let Some(msg) = &ev.source_msg_id {
@@ -94,6 +122,9 @@ impl Store {
             }
             order.updated_time = now;
             put_order(tx, &order)?;
+            if scheduled.is_some() && !reserve_early(tx, &order, early, now)? {
+                scheduled = None;
+            }
             Ok(IngestOutcome {
                 decision,
                 scheduled,
@@ -231,6 +262,28 @@ impl Store {
             Ok((before - seen.len()?) as usize)
         })
     }
+}
+
+/// The early reservation of a newly planned delivery; false when the stock was short and the
+/// order was handed over (its job removed in the same transaction).
+fn reserve_early(
+    tx: &WriteTransaction,
+    order: &OrderRecord,
+    early: &EarlyReserve,
+    now: u64,
+) -> Result<bool> {
+    let Some(r) = early(order) else {
+        return Ok(true);
+    };
+    let outcome = ledger::reserve_in(
+        tx,
+        &order.order_id,
+        &r.request,
+        &*r.on_short,
+        &*r.low_stock,
+        now,
+    )?;
+    Ok(!matches!(outcome, ReserveOutcome::Short { .. }))
 }
 
 fn new_order(ev: &OrderEvent, now: u64) -> OrderRecord {
