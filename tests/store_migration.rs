@@ -1,19 +1,29 @@
 //! A store written by an older build opens in this one with everything a seller had: orders,
 //! their status logs, the delivery ledger, card keys, notifications and the audit trail.
 //!
-//! `tests/data/store-schema1.redb` was written by the schema-1 build (JSON records) with the
-//! shipped example config: `cards import office-2021 example-cards.txt`, `replay
+//! `tests/data/store-schema1.redb` was written by the first schema-1 build (JSON records) with
+//! the shipped example config: `cards import office-2021 example-cards.txt`, `replay
 //! example-events.jsonl`, then `orders ship 3003 --company 顺丰快递 --tracking SF1234567890`.
-//! The test works on a copy; the committed file is never opened for writing.
+//! `tests/data/store-schema1-d734f78.redb` was written the same way by the last schema-1 build
+//! (commit d734f78: chat, after-sale and statistics tables too). Both open in this build and
+//! are migrated to schema 2 (MessagePack records, `src/store/codec.rs`). The tests work on
+//! copies; the committed files are never opened for writing.
 
 use std::path::Path;
 
 use xianyu_shopd::clock;
 use xianyu_shopd::order::OrderStatus;
+use xianyu_shopd::store::rollup_facts::Day;
 use xianyu_shopd::store::{CardState, DeliveryState, OutboxState, Store};
 
 fn open_copy(dir: &Path) -> Store {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-schema1.redb");
+    open_fixture(dir, "store-schema1.redb")
+}
+
+fn open_fixture(dir: &Path, name: &str) -> Store {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     let state = dir.join("state");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::copy(fixture, state.join("shop.redb")).unwrap();
@@ -24,7 +34,57 @@ fn open_copy(dir: &Path) -> Store {
 fn a_schema_1_store_opens_with_every_order_key_and_notification() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_copy(dir.path());
+    the_example_shop_is_all_there(&store);
+    drop(store);
+    per_order_rows_are_message_pack(dir.path());
+}
 
+#[test]
+fn a_store_of_the_last_schema_1_build_migrates_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_fixture(dir.path(), "store-schema1-d734f78.redb");
+    let stats_before = store.rollups(Day(0), Day(u32::MAX), None).unwrap();
+    assert!(!stats_before.is_empty(), "the fixture has statistics");
+    the_example_shop_is_all_there(&store);
+    drop(store);
+    per_order_rows_are_message_pack(dir.path());
+    // Opened again: already schema 2, nothing to migrate, the statistics as they were.
+    let store = Store::open(&dir.path().join("state"), clock::system()).unwrap();
+    assert_eq!(
+        store.rollups(Day(0), Day(u32::MAX), None).unwrap(),
+        stats_before
+    );
+    assert_eq!(store.list_orders(None).unwrap().len(), 5);
+}
+
+/// After the migration the per-order tables hold MessagePack maps, not JSON objects.
+fn per_order_rows_are_message_pack(dir: &Path) {
+    use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+    let db = redb::Database::builder()
+        .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
+        .open(dir.join("state/shop.redb"))
+        .unwrap();
+    let tx = db.begin_read().unwrap();
+    let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
+    let version = tx.open_table(meta).unwrap().get("schema_version").unwrap();
+    assert_eq!(version.map(|v| v.value()), Some(2));
+    for name in ["orders", "delivery_ledger"] {
+        let table: TableDefinition<&str, &[u8]> = TableDefinition::new(name);
+        let table = tx.open_table(table).unwrap();
+        let mut rows = 0;
+        for row in table.iter().unwrap() {
+            let first = row.unwrap().1.value()[0];
+            assert!(
+                first & 0xf0 == 0x80 || first == 0xde,
+                "{name}: a map, not JSON"
+            );
+            rows += 1;
+        }
+        assert!(rows > 0, "{name} has rows");
+    }
+}
+
+fn the_example_shop_is_all_there(store: &Store) {
     let mut orders: Vec<(String, OrderStatus)> = store
         .list_orders(None)
         .unwrap()

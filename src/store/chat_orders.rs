@@ -23,13 +23,14 @@ impl Store {
         self.read(|tx| {
             let orders = tx.open_table(ORDERS)?;
             let ledger = tx.open_table(LEDGER)?;
-            let needle = format!("\"{buyer_id}\"");
+            let needle = buyer_id.as_bytes();
             let mut out = Vec::new();
             for row in orders.iter()? {
                 let (_, v) = row?;
-                // Decoding every order is the cost; the buyer id as a JSON string is a cheap
-                // test that skips nearly all of them.
-                if !contains(v.value(), needle.as_bytes()) {
+                // Decoding every order is the cost; the buyer id's bytes, which a record holds
+                // verbatim (a MessagePack string, or a JSON one of schema 1), are a cheap test
+                // that skips nearly all of them.
+                if !contains(v.value(), needle) {
                     continue;
                 }
                 let order: OrderRecord = decode("orders", v.value())?;

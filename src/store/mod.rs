@@ -19,6 +19,7 @@ mod chat_orders;
 pub mod chat_records;
 mod chat_send;
 mod closeout;
+mod codec;
 mod commit;
 pub mod compact;
 mod file_check;
@@ -78,7 +79,8 @@ pub use supplier::{BeginCall, CallResult, CallState, ReturnState, SupplierRecord
 
 pub const DB_FILE: &str = "shop.redb";
 pub const LOCK_FILE: &str = "daemon.lock";
-pub const SCHEMA_VERSION: u64 = 1;
+/// 2: records are MessagePack maps (`codec.rs`); 1: JSON, migrated on first open.
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
@@ -214,62 +216,48 @@ impl Store {
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
             Err(e) => Err(e.into()),
         })?;
-        if current == Some(SCHEMA_VERSION) {
-            // Tables added without a format change (chat) are created on first open.
-            if !self.read(chat::tables_exist)? {
-                self.write(chat::create_tables)?;
-            }
-            if !self.read(aftersale::tables_exist)? {
-                self.write(aftersale::create_tables)?;
-            }
-            // A store made before the statistics gets them computed from its orders once.
-            if !self.read(rollup::ready)? {
-                self.write(|tx| {
-                    rollup::create_tables(tx)?;
-                    rollup::rebuild(tx).map(drop)
-                })?;
-            }
-            return Ok(());
+        if current != Some(SCHEMA_VERSION) {
+            self.write(|tx| self.create_or_migrate(tx))?;
         }
-        let path = self.path.clone();
-        self.write(|tx| {
-            let mut meta = tx.open_table(META)?;
-            let found = meta.get("schema_version")?.map(|v| v.value());
-            match found {
-                None => {
-                    meta.insert("schema_version", SCHEMA_VERSION)?;
-                }
-                Some(SCHEMA_VERSION) => {}
-                Some(other) => {
-                    return Err(StoreError::Schema {
-                        path: path.clone(),
-                        found: other,
-                    });
-                }
+        // Tables added without a format change (chat) are created on first open.
+        if !self.read(chat::tables_exist)? {
+            self.write(chat::create_tables)?;
+        }
+        if !self.read(aftersale::tables_exist)? {
+            self.write(aftersale::create_tables)?;
+        }
+        // A store made before the statistics gets them computed from its orders once.
+        if !self.read(rollup::ready)? {
+            self.write(|tx| {
+                rollup::create_tables(tx)?;
+                rollup::rebuild(tx).map(drop)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A new store gets every table; a schema-1 store (JSON records) is migrated in the same
+    /// transaction that writes the new version, so a crash leaves it all schema 1.
+    fn create_or_migrate(&self, tx: &WriteTransaction) -> Result<()> {
+        let mut meta = tx.open_table(META)?;
+        let found = meta.get("schema_version")?.map(|v| v.value());
+        match found {
+            None => {
+                meta.insert("schema_version", SCHEMA_VERSION)?;
+                drop(meta);
+                open_all_tables(tx)
             }
-            drop(meta);
-            tx.open_table(ORDERS)?;
-            tx.open_table(ORDER_LOG)?;
-            tx.open_table(SEEN)?;
-            tx.open_table(LEDGER)?;
-            tx.open_table(CARDS)?;
-            tx.open_table(CARDS_AVAILABLE)?;
-            tx.open_table(CARD_FINGERPRINTS)?;
-            tx.open_table(STOCK)?;
-            tx.open_table(STOCK_LOG)?;
-            tx.open_table(JOBS)?;
-            tx.open_table(JOBS_DUE)?;
-            tx.open_table(ORDER_JOBS)?;
-            tx.open_table(OUTBOX)?;
-            tx.open_table(OUTBOX_DUE)?;
-            tx.open_table(AUDIT)?;
-            tx.open_table(ACCOUNT_STATE)?;
-            tx.open_table(images::IMAGE_UPLOADS)?;
-            chat::create_tables(tx)?;
-            aftersale::create_tables(tx)?;
-            rollup::create_tables(tx)?;
-            rollup::rebuild(tx).map(drop)
-        })
+            Some(SCHEMA_VERSION) => Ok(()),
+            Some(1) => {
+                meta.insert("schema_version", SCHEMA_VERSION)?;
+                drop(meta);
+                codec::migrate_from_json(tx).map(drop)
+            }
+            Some(other) => Err(StoreError::Schema {
+                path: self.path.clone(),
+                found: other,
+            }),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -333,6 +321,32 @@ impl Store {
     }
 }
 
+/// Create every table (a new store) or make sure it exists (after a migration), and compute
+/// the statistics from the orders.
+fn open_all_tables(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(ORDERS)?;
+    tx.open_table(ORDER_LOG)?;
+    tx.open_table(SEEN)?;
+    tx.open_table(LEDGER)?;
+    tx.open_table(CARDS)?;
+    tx.open_table(CARDS_AVAILABLE)?;
+    tx.open_table(CARD_FINGERPRINTS)?;
+    tx.open_table(STOCK)?;
+    tx.open_table(STOCK_LOG)?;
+    tx.open_table(JOBS)?;
+    tx.open_table(JOBS_DUE)?;
+    tx.open_table(ORDER_JOBS)?;
+    tx.open_table(OUTBOX)?;
+    tx.open_table(OUTBOX_DUE)?;
+    tx.open_table(AUDIT)?;
+    tx.open_table(ACCOUNT_STATE)?;
+    tx.open_table(images::IMAGE_UPLOADS)?;
+    chat::create_tables(tx)?;
+    aftersale::create_tables(tx)?;
+    rollup::create_tables(tx)?;
+    rollup::rebuild(tx).map(drop)
+}
+
 /// Run blocking store work from async code: on a multi-threaded runtime the worker hands its
 /// other tasks away first (`block_in_place`); elsewhere it simply runs.
 pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
@@ -352,15 +366,14 @@ fn next_id(tx: &WriteTransaction, name: &str) -> Result<u64> {
     Ok(next)
 }
 
+/// Records are MessagePack maps with field names (schema 2, `codec.rs`).
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).expect("store records serialize")
+    codec::encode(v)
 }
 
+/// A MessagePack record, or a JSON one of schema 1 (`codec.rs`).
 fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        table,
-        detail: e.to_string(),
-    })
+    codec::decode(bytes).map_err(|detail| StoreError::Corrupt { table, detail })
 }
 
 /// Get and decode a JSON row by `&str` key.

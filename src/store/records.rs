@@ -1,7 +1,8 @@
-//! The rows the store keeps, serialized as JSON bytes in redb values.
+//! The rows the store keeps, serialized as MessagePack maps with field names in redb values
+//! (`codec.rs`; schema 1 stored JSON).
 //!
-//! JSON keeps the file inspectable and lets fields be added with `#[serde(default)]` without a
-//! migration; the schema version in `meta` guards the changes that need one.
+//! Self-describing maps let fields be added with `#[serde(default)]` without a migration; the
+//! schema version in `meta` guards the changes that need one.
 
 use serde::{Deserialize, Serialize};
 
