@@ -107,6 +107,29 @@ fn all_rows(store: &Store) -> Vec<RollupRow> {
     store.rollups(Day(19700101), Day(99991231), None).unwrap()
 }
 
+/// The per-day-per-account totals equal the item rows summed over items, key by key.
+fn assert_totals_match_items(store: &Store) {
+    let mut from_items: BTreeMap<(Day, String), Counters> = BTreeMap::new();
+    for r in all_rows(store) {
+        let sum = from_items.entry((r.day, r.account.clone())).or_default();
+        sum.add(&r.counters);
+    }
+    from_items.retain(|_, c| !c.is_zero());
+    let totals = store
+        .rollup_totals(Day(19700101), Day(99991231), None)
+        .unwrap();
+    assert!(
+        totals
+            .iter()
+            .all(|r| r.item == xianyu_shopd::store::ALL_ITEMS)
+    );
+    let totals: BTreeMap<(Day, String), Counters> = totals
+        .into_iter()
+        .map(|r| ((r.day, r.account), r.counters))
+        .collect();
+    assert_eq!(totals, from_items);
+}
+
 fn random_status(rng: &mut StdRng) -> EventStatus {
     match rng.random_range(0..100) {
         0..=14 => PendingPayment,
@@ -173,6 +196,7 @@ async fn rollups_equal_a_recount_after_a_random_history_with_refunds_duplicates_
 
     let kept = all_rows(&rig.store);
     let kept_total = stats::total(&kept);
+    assert_totals_match_items(&rig.store);
     // An independent recount of the totals straight from the order records.
     let records = rig.store.list_orders(None).unwrap();
     let mut expect = Counters::default();
@@ -227,6 +251,7 @@ async fn rollups_equal_a_recount_after_a_random_history_with_refunds_duplicates_
             .collect()
     };
     assert_eq!(key(&kept), key(&rebuilt));
+    assert_totals_match_items(&rig.store);
 }
 
 /// Orders at 15:59:59Z and 16:00:00Z fall on two Beijing days; in UTC they share one.
@@ -358,16 +383,22 @@ async fn the_stats_command_prints_an_aligned_table_with_titles() {
     assert_eq!(run(&["stats", "--by", "item"]), text);
 }
 
+/// `dir/state` holding a copy of the schema-1 fixture (a store from before the statistics).
+fn schema1_store(dir: &std::path::Path) -> std::path::PathBuf {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-schema1.redb");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(fixture, state.join("shop.redb")).unwrap();
+    state
+}
+
 /// A store written before the statistics existed gets them computed from its orders when it
 /// is first opened.
 #[test]
 fn an_older_store_gets_its_statistics_when_first_opened() {
     let dir = tempfile::tempdir().unwrap();
-    let fixture =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-schema1.redb");
-    let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    std::fs::copy(fixture, state.join("shop.redb")).unwrap();
+    let state = schema1_store(dir.path());
     let store = Store::open(&state, xianyu_shopd::clock::system()).unwrap();
     let t = stats::total(&all_rows(&store));
     assert_eq!(t.created, 5, "{t:?}");
@@ -376,6 +407,40 @@ fn an_older_store_gets_its_statistics_when_first_opened() {
     let before = all_rows(&store);
     store.rebuild_rollups().unwrap();
     assert_eq!(all_rows(&store), before);
+}
+
+/// A store whose statistics predate the per-day totals (item rows, no totals table and no
+/// marker) gets the totals computed once when it is opened, so its 统计 page is not empty.
+#[test]
+fn a_store_from_before_the_day_totals_gets_them_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = schema1_store(dir.path());
+    let rows = all_rows(&Store::open(&state, xianyu_shopd::clock::system()).unwrap());
+    assert!(!rows.is_empty());
+    // What the previous release left: its tables, without the totals.
+    {
+        let db = redb::Database::open(state.join("shop.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        let totals: redb::TableDefinition<(u32, &str), &[u8]> =
+            redb::TableDefinition::new("stats_rollup_totals");
+        assert!(tx.delete_table(totals).unwrap());
+        let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("stats_meta");
+        assert!(
+            tx.open_table(meta)
+                .unwrap()
+                .remove("totals")
+                .unwrap()
+                .is_some()
+        );
+        tx.commit().unwrap();
+    }
+    let store = Store::open(&state, xianyu_shopd::clock::system()).unwrap();
+    assert_eq!(all_rows(&store), rows);
+    assert_totals_match_items(&store);
+    let totals = store
+        .rollup_totals(Day(19700101), Day(99991231), None)
+        .unwrap();
+    assert_eq!(stats::total(&totals), stats::total(&rows));
 }
 
 /// A chunked HTTP/1.1 body as its bytes.

@@ -130,7 +130,11 @@ pub fn grouped(rows: &[RollupRow], by: By) -> BTreeMap<String, Counters> {
 /// The table for `from..=to` grouped `by`: days in order (every day, empty ones too), items
 /// by revenue then orders, accounts by name.
 pub fn lines(rows: &[RollupRow], by: By, from: Day, to: Day) -> Vec<Line> {
-    let groups = grouped(rows, by);
+    lines_of(&grouped(rows, by), by, from, to)
+}
+
+/// [`lines`] from counters already grouped `by` (see [`grouped`]).
+pub fn lines_of(groups: &BTreeMap<String, Counters>, by: By, from: Day, to: Day) -> Vec<Line> {
     match by {
         By::Day => {
             let mut out = Vec::new();
@@ -242,15 +246,25 @@ pub struct Table {
     pub lines: Vec<Line>,
 }
 
+/// Days and accounts come from the per-day totals, items from the item rows summed as they
+/// are read.
 pub fn table(store: &Store, q: &Query) -> Result<Table, StoreError> {
-    let rows = store.rollups(q.from, q.to, q.account.as_deref())?;
+    let account = q.account.as_deref();
+    let groups = match q.by {
+        By::Item => store.rollups_by_item(q.from, q.to, account)?,
+        By::Day | By::Account => grouped(&store.rollup_totals(q.from, q.to, account)?, q.by),
+    };
+    let mut sum = Counters::default();
+    for c in groups.values() {
+        sum.add(c);
+    }
     Ok(Table {
         from: q.from.label(),
         to: q.to.label(),
         by: q.by,
         account: q.account.clone(),
-        total: Line::of("合计", &total(&rows)),
-        lines: lines(&rows, q.by, q.from, q.to),
+        total: Line::of("合计", &sum),
+        lines: lines_of(&groups, q.by, q.from, q.to),
     })
 }
 

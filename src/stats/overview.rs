@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use super::chart::{Chart, Frame};
-use super::{By, Line, lines, total};
-use crate::store::rollup_facts::{Day, LATENCY_BOUNDS_MS};
+use super::{By, Line, lines};
+use crate::store::rollup_facts::{Counters, Day, LATENCY_BOUNDS_MS};
 use crate::store::{RollupRow, Store, StoreError};
 
 /// One period against the one before it.
@@ -41,15 +41,18 @@ fn change(now: i64, before: i64) -> (Option<String>, &'static str) {
     (Some(format!("{pct:+.0}%")), trend)
 }
 
+/// The sum of the rows of days `a..=b`.
+fn total_within(rows: &[RollupRow], a: Day, b: Day) -> Counters {
+    let mut sum = Counters::default();
+    for r in rows.iter().filter(|r| r.day >= a && r.day <= b) {
+        sum.add(&r.counters);
+    }
+    sum
+}
+
 fn period(rows: &[RollupRow], label: &'static str, from: Day, to: Day, len: i32) -> Period {
-    let within = |a: Day, b: Day| -> Vec<RollupRow> {
-        rows.iter()
-            .filter(|r| r.day >= a && r.day <= b)
-            .cloned()
-            .collect()
-    };
-    let current = Line::of(label, &total(&within(from, to)));
-    let previous = Line::of("上一期", &total(&within(from.add(-len), to.add(-len))));
+    let current = Line::of(label, &total_within(rows, from, to));
+    let previous = Line::of("上一期", &total_within(rows, from.add(-len), to.add(-len)));
     let (orders_change, orders_trend) = change(current.orders, previous.orders);
     let (revenue_change, revenue_trend) = change(current.revenue_fen, previous.revenue_fen);
     Period {
@@ -65,7 +68,8 @@ fn period(rows: &[RollupRow], label: &'static str, from: Day, to: Day, len: i32)
     }
 }
 
-/// Today, yesterday, the last 7 and 30 days (today included), each against the period before.
+/// Today, yesterday, the last 7 and 30 days (today included), each against the period before;
+/// `rows` may be the per-day totals ([`Store::rollup_totals`]).
 pub fn periods(rows: &[RollupRow], today: Day) -> Vec<Period> {
     let yesterday = today.add(-1);
     vec![
@@ -76,11 +80,9 @@ pub fn periods(rows: &[RollupRow], today: Day) -> Vec<Period> {
     ]
 }
 
-/// Per-day lines of the last `days` days (today included).
+/// Per-day lines of the last `days` days (today included); rows of other days are ignored.
 pub fn daily(rows: &[RollupRow], today: Day, days: i32) -> Vec<Line> {
-    let from = today.add(-(days - 1));
-    let within: Vec<RollupRow> = rows.iter().filter(|r| r.day >= from).cloned().collect();
-    lines(&within, By::Day, from, today)
+    lines(rows, By::Day, today.add(-(days - 1)), today)
 }
 
 /// `11-30` from `2026-11-30`.

@@ -93,7 +93,7 @@ fn send_if_due(
 
 /// Yesterday's numbers as an alert the template renders.
 pub fn summary(store: &Store, config: &Config, day: Day) -> Result<Alert, StoreError> {
-    let rows = store.rollups(day, day, None)?;
+    let rows = store.rollup_totals(day, day, None)?;
     let l = Line::of(day.label(), &super::total(&rows));
     let pending = pending_manual(store)?;
     let low = low_pools(store, config)?;

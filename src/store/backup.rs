@@ -70,6 +70,7 @@ macro_rules! every_table {
         $each!(aftersale::GUARDS);
         $each!(aftersale::PLANS);
         $each!(rollup::ROLLUP);
+        $each!(rollup::ROLLUP_TOTALS);
         $each!(rollup::REPLY_ROLLUP);
         $each!(rollup::STATS_META);
     }};

@@ -72,7 +72,7 @@ pub use orders::{EarlyReserve, IngestOutcome, OrderDetail, Reservation};
 pub use outbox::{OutboxAttempt, OutboxCounts, problem_quiet_key};
 pub use readback::ReadBackResult;
 pub use records::*;
-pub use rollup::{RebuildReport, RollupRow};
+pub use rollup::{ALL_ITEMS, RebuildReport, RollupRow};
 pub use rollup_facts::{Counters, Day};
 pub use sending::{BeginDelivery, BeginFollowUp, PartNext, PartPlan, PartResult};
 pub use supplier::{BeginCall, CallResult, CallState, ReturnState, SupplierRecord, SupplierUnit};

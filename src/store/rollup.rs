@@ -9,8 +9,9 @@
 //! [`rebuild`] computes the same sum from scratch (`stats rebuild`), and a store that predates
 //! the rollups, or whose zone changed, is rebuilt once when it is opened or re-zoned.
 //!
-//! A change touches one or two rows of a few dozen bytes; the reads of the statistics page and
-//! `/api/stats` are range scans of these rows and never read an order.
+//! A change touches one or two rows of a few dozen bytes, and as many per-day-per-account
+//! total rows ([`ROLLUP_TOTALS`], the sum over items, kept the same way); the reads of the
+//! statistics page and `/api/stats` are range scans of these rows and never read an order.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -25,6 +26,11 @@ use super::{LEDGER, ORDERS, Result, Store, StoreError, decode, encode, get_json}
 /// `(day yyyymmdd, account, item id)` → [`Counters`] bytes.
 pub(super) const ROLLUP: TableDefinition<(u32, &str, &str), &[u8]> =
     TableDefinition::new("stats_rollup");
+/// `(day yyyymmdd, account)` → the sum of that day's [`ROLLUP`] rows of the account over every
+/// item: what periods, day charts and day or account tables read (a year of two accounts is
+/// 730 rows however many items sold).
+pub(super) const ROLLUP_TOTALS: TableDefinition<(u32, &str), &[u8]> =
+    TableDefinition::new("stats_rollup_totals");
 /// `(day, account, chat stage)` → replies the buyer got from that stage that day.
 pub(super) const REPLY_ROLLUP: TableDefinition<(u32, &str, &str), u64> =
     TableDefinition::new("stats_replies");
@@ -33,9 +39,15 @@ pub(super) const STATS_META: TableDefinition<&str, &[u8]> = TableDefinition::new
 
 const ZONE_KEY: &str = "zone";
 const BUILT_KEY: &str = "built";
+/// Set once [`ROLLUP_TOTALS`] is filled: a store built before the totals lacks it and is
+/// rebuilt once when opened.
+const TOTALS_KEY: &str = "totals";
+/// The `item` of the rows [`Store::rollup_totals`] returns: never an item id.
+pub const ALL_ITEMS: &str = "*";
 
 pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(ROLLUP)?;
+    tx.open_table(ROLLUP_TOTALS)?;
     tx.open_table(REPLY_ROLLUP)?;
     tx.open_table(STATS_META)?;
     Ok(())
@@ -44,7 +56,7 @@ pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
 /// True when the rollups exist and were built (a store made before them lacks them).
 pub(super) fn ready(tx: &redb::ReadTransaction) -> Result<bool> {
     match tx.open_table(STATS_META) {
-        Ok(meta) => Ok(meta.get(BUILT_KEY)?.is_some()),
+        Ok(meta) => Ok(meta.get(BUILT_KEY)?.is_some() && meta.get(TOTALS_KEY)?.is_some()),
         Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
         Err(e) => Err(e.into()),
     }
@@ -146,21 +158,32 @@ fn apply(tx: &WriteTransaction, old: Option<&Facts>, new: Option<&Facts>) -> Res
         add_facts(&mut delta, f, &zone, -1);
     }
     let mut table = tx.open_table(ROLLUP)?;
+    let mut totals = tx.open_table(ROLLUP_TOTALS)?;
     for ((day, account, item), d) in delta {
         if d.is_zero() {
             continue;
         }
-        let key = (day.0, account.as_str(), item.as_str());
-        let mut row = table
-            .get(key)?
-            .map(|v| Counters::from_bytes(v.value()))
-            .unwrap_or_default();
-        row.add(&d);
-        if row.is_zero() {
-            table.remove(key)?;
-        } else {
-            table.insert(key, row.to_bytes().as_slice())?;
-        }
+        bump(&mut table, (day.0, account.as_str(), item.as_str()), &d)?;
+        bump(&mut totals, (day.0, account.as_str()), &d)?;
+    }
+    Ok(())
+}
+
+/// Add `d` to the counters row at `key` (a row that reaches zero is removed).
+fn bump<'k, K: redb::Key + 'static>(
+    table: &mut redb::Table<'_, K, &'static [u8]>,
+    key: K::SelfType<'k>,
+    d: &Counters,
+) -> Result<()> {
+    let mut row = table
+        .get(&key)?
+        .map(|v| Counters::from_bytes(v.value()))
+        .unwrap_or_default();
+    row.add(d);
+    if row.is_zero() {
+        table.remove(&key)?;
+    } else {
+        table.insert(&key, row.to_bytes().as_slice())?;
     }
     Ok(())
 }
@@ -203,7 +226,9 @@ pub(super) fn rebuild(tx: &WriteTransaction) -> Result<RebuildReport> {
     }
     drop((orders, ledger));
     tx.delete_table(ROLLUP)?;
+    tx.delete_table(ROLLUP_TOTALS)?;
     let mut table = tx.open_table(ROLLUP)?;
+    let mut totals = tx.open_table(ROLLUP_TOTALS)?;
     let mut rows = 0;
     for ((day, account, item), c) in sums {
         if !c.is_zero() {
@@ -211,14 +236,22 @@ pub(super) fn rebuild(tx: &WriteTransaction) -> Result<RebuildReport> {
                 (day.0, account.as_str(), item.as_str()),
                 c.to_bytes().as_slice(),
             )?;
+            bump(&mut totals, (day.0, account.as_str()), &c)?;
             rows += 1;
         }
     }
-    tx.open_table(STATS_META)?.insert(BUILT_KEY, &b"1"[..])?;
+    mark_built(tx)?;
     Ok(RebuildReport {
         orders: count,
         rows,
     })
+}
+
+fn mark_built(tx: &WriteTransaction) -> Result<()> {
+    let mut meta = tx.open_table(STATS_META)?;
+    meta.insert(BUILT_KEY, &b"1"[..])?;
+    meta.insert(TOTALS_KEY, &b"1"[..])?;
+    Ok(())
 }
 
 /// One rollup row as read back.
@@ -284,6 +317,63 @@ impl Store {
         })
     }
 
+    /// The per-day totals over every item for days `from..=to` (one account, or all), as rows
+    /// whose `item` is [`ALL_ITEMS`]: for sums, and for grouping by day or account.
+    pub fn rollup_totals(
+        &self,
+        from: Day,
+        to: Day,
+        account: Option<&str>,
+    ) -> Result<Vec<RollupRow>> {
+        self.read(|tx| {
+            let table = tx.open_table(ROLLUP_TOTALS)?;
+            let mut out = Vec::new();
+            for row in table.range((from.0, "")..(to.0.saturating_add(1), ""))? {
+                let (k, v) = row?;
+                let (day, acc) = k.value();
+                if account.is_some_and(|a| a != acc) {
+                    continue;
+                }
+                out.push(RollupRow {
+                    day: Day(day),
+                    account: acc.to_string(),
+                    item: ALL_ITEMS.to_string(),
+                    counters: Counters::from_bytes(v.value()),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// The rows of days `from..=to` (one account, or all) summed per item, in one pass that
+    /// allocates once per item, not once per row.
+    pub fn rollups_by_item(
+        &self,
+        from: Day,
+        to: Day,
+        account: Option<&str>,
+    ) -> Result<BTreeMap<String, Counters>> {
+        self.read(|tx| {
+            let table = tx.open_table(ROLLUP)?;
+            let mut out: BTreeMap<String, Counters> = BTreeMap::new();
+            for row in table.range((from.0, "", "")..(to.0.saturating_add(1), "", ""))? {
+                let (k, v) = row?;
+                let (_, acc, item) = k.value();
+                if account.is_some_and(|a| a != acc) {
+                    continue;
+                }
+                let c = Counters::from_bytes(v.value());
+                match out.get_mut(item) {
+                    Some(sum) => sum.add(&c),
+                    None => {
+                        out.insert(item.to_string(), c);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Replies by chat stage for days `from..=to`: `(day, account, stage, count)`.
     pub fn reply_rollups(&self, from: Day, to: Day) -> Result<Vec<(Day, String, String, u64)>> {
         self.read(|tx| {
@@ -340,17 +430,13 @@ impl Store {
     pub fn add_rollup_for_bench(&self, rows: &[(Day, String, String, Counters)]) -> Result<()> {
         self.write(|tx| {
             let mut table = tx.open_table(ROLLUP)?;
+            let mut totals = tx.open_table(ROLLUP_TOTALS)?;
             for (day, account, item, c) in rows {
-                let key = (day.0, account.as_str(), item.as_str());
-                let mut row = table
-                    .get(key)?
-                    .map(|v| Counters::from_bytes(v.value()))
-                    .unwrap_or_default();
-                row.add(c);
-                table.insert(key, row.to_bytes().as_slice())?;
+                bump(&mut table, (day.0, account.as_str(), item.as_str()), c)?;
+                bump(&mut totals, (day.0, account.as_str()), c)?;
             }
-            tx.open_table(STATS_META)?.insert(BUILT_KEY, &b"1"[..])?;
-            Ok(())
+            drop((table, totals));
+            mark_built(tx)
         })
     }
 }

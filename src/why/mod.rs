@@ -381,7 +381,12 @@ impl Why {
 
     /// The label of a hand-over reason ([`Why::is_problem`]).
     fn problem_label(&self) -> Option<String> {
-        let part = |p: &Option<PartRef>| p.map(|p| format!("{}：", p.label())).unwrap_or_default();
+        self.routing_label()
+            .or_else(|| self.delivery_problem_label())
+    }
+
+    /// The label of an order handed over before any delivery attempt (stock, rules, kind).
+    fn routing_label(&self) -> Option<String> {
         Some(match self {
             Self::OutOfStock {
                 pool,
@@ -413,6 +418,14 @@ impl Why {
             Self::ShippingOff => "自动发货已关闭".into(),
             Self::NoPoolForSku { sku } => format!("规格「{sku}」没有对应的卡池"),
             Self::NoShipStage => "流水线没有发货阶段".into(),
+            _ => return None,
+        })
+    }
+
+    /// The label of a delivery that failed, or whose outcome is not known.
+    fn delivery_problem_label(&self) -> Option<String> {
+        let part = |p: &Option<PartRef>| p.map(|p| format!("{}：", p.label())).unwrap_or_default();
+        Some(match self {
             Self::SendFailed { failure, attempts } => {
                 format!(
                     "自动发货 {attempts} 次都失败，买家没有收到：{}",

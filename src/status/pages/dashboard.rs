@@ -20,7 +20,7 @@ pub(super) fn build<'a>(input: &'a Input<'a>) -> BoxFuture<'a, Built> {
         // From the rollups (a few rows), like the 统计 page; a failed read only hides it.
         let spark = input.ctx.store.call(|s| {
             let today = crate::stats::today(s)?;
-            let rows = s.rollups(today.add(-6), today, None)?;
+            let rows = s.rollup_totals(today.add(-6), today, None)?;
             Ok(overview::sparkline(&overview::daily(&rows, today, 7)))
         });
         page.sparkline = spark.await.ok();

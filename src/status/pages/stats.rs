@@ -38,21 +38,19 @@ pub(super) fn build<'a>(input: &'a Input<'a>) -> BoxFuture<'a, Built> {
                 Err(e) => return Ok(Err(e)),
             };
             let account = q.account.as_deref();
-            let rows = s.rollups(today.add(-59), today, account)?;
-            let table = stats::table(s, &q)?;
-            let replies = overview::replies_by_stage(s, today.add(-29), today, account)?;
-            Ok(Ok((today, s.stats_zone()?, q, rows, table, replies)))
+            Ok(Ok(Read {
+                today,
+                zone: s.stats_zone()?,
+                rows: s.rollup_totals(today.add(-59), today, account)?,
+                month_by_item: s.rollups_by_item(today.add(-29), today, account)?,
+                table: stats::table(s, &q)?,
+                replies: overview::replies_by_stage(s, today.add(-29), today, account)?,
+                query: q,
+            }))
         });
         match read.await {
-            Ok(Ok((today, zone, q, rows, table, replies))) => {
-                let page = stats_page(input.view, input.config, Read {
-                    today,
-                    zone,
-                    query: q,
-                    rows,
-                    table,
-                    replies,
-                });
+            Ok(Ok(read)) => {
+                let page = stats_page(input.view, input.config, read);
                 Built::Page(Box::new(page))
             }
             Ok(Err(e)) => bad_query(&e),
@@ -77,7 +75,10 @@ struct Read {
     today: Day,
     zone: String,
     query: Query,
+    /// The per-day totals of the last 60 days (30 and the 30 before).
     rows: Vec<crate::store::RollupRow>,
+    /// The last 30 days per item, for the ranking.
+    month_by_item: std::collections::BTreeMap<String, crate::store::Counters>,
     table: stats::Table,
     replies: Vec<(String, u64)>,
 }
@@ -130,12 +131,6 @@ pub struct StatsPage {
 
 fn stats_page(view: &ShopView, config: &Config, read: Read) -> StatsPage {
     let days = overview::daily(&read.rows, read.today, 30);
-    let month: Vec<_> = read
-        .rows
-        .iter()
-        .filter(|r| r.day >= read.today.add(-29))
-        .cloned()
-        .collect();
     let products = super::products::products(view, config).products;
     let stock = |id: &str| products.iter().find(|p| p.item_id == id);
     let title = |id: &str| match (id, config.product(id)) {
@@ -143,7 +138,7 @@ fn stats_page(view: &ShopView, config: &Config, read: Read) -> StatsPage {
         (_, Some(p)) => p.title.clone(),
         (id, None) => id.to_string(),
     };
-    let ranking = stats::lines(&month, By::Item, read.today, read.today)
+    let ranking = stats::lines_of(&read.month_by_item, By::Item, read.today, read.today)
         .into_iter()
         .map(|l| {
             let p = stock(&l.key);
