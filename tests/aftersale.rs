@@ -321,12 +321,9 @@ fn a_rating_claimed_before_a_crash_is_not_repeated_blindly() {
     );
 }
 
-/// `replay --dry-run` (the real binary) prints what each after-sale task would do: the rating
-/// and thank-you of a completed order, and the daily polish plan.
-#[test]
-fn replay_dry_run_prints_what_each_task_would_do() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// A config dir (the shipped example, after-sale on) with one completed order to replay; the
+/// output of `replay events.jsonl` with `extra` arguments.
+fn replay_completed_order(d: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let pipeline = std::fs::read_to_string(root.join("pipeline.yaml")).unwrap();
     std::fs::write(
@@ -347,13 +344,52 @@ fn replay_dry_run_prints_what_each_task_would_do() {
         "{\"account\":\"main\",\"order_id\":\"3001\",\"status\":\"completed\",\"item_id\":\"900052644388\",\"buyer_id\":\"2201\",\"buyer_nick\":\"小林\",\"cid\":\"60001\"}\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
+    std::process::Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
         .arg("--config-dir")
         .arg(d)
-        .args(["replay", "events.jsonl", "--dry-run"])
+        .args(["replay", "events.jsonl"])
+        .args(extra)
         .current_dir(d)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `replay` without `--dry-run` writes the real store, so it must not record a rating (or a
+/// thank-you) that never reached Xianyu: `run` would then never rate that buyer.
+#[test]
+fn replay_that_writes_the_store_records_no_rating_it_never_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = replay_completed_order(d, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("rate    order=3001"), "{stdout}");
+    assert!(!stdout.contains("感谢"), "{stdout}");
+    assert!(
+        stdout.contains("replay without --dry-run neither rates nor thanks"),
+        "{stdout}"
+    );
+    let store = Store::open(&d.join("state"), xianyu_shopd::clock::system()).unwrap();
+    assert!(store.action(ActionKind::Rate, "3001").unwrap().is_none());
+    assert!(store.action(ActionKind::Thanks, "3001").unwrap().is_none());
+    assert_eq!(
+        store.pending_job_count().unwrap(),
+        0,
+        "nothing left to run either"
+    );
+}
+
+/// `replay --dry-run` (the real binary) prints what each after-sale task would do: the rating
+/// and thank-you of a completed order, and the daily polish plan.
+#[test]
+fn replay_dry_run_prints_what_each_task_would_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = replay_completed_order(d, &["--dry-run"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -17,7 +17,8 @@ use xianyu_shopd::clock::ManualClock;
 use xianyu_shopd::config;
 use xianyu_shopd::event::EventStatus::*;
 use xianyu_shopd::marketplace::{
-    ConsignOutcome, ConsignRequest, DeliveryMessage, Marketplace, SendOutcome,
+    ActionOutcome, AftersalePort, ConsignOutcome, ConsignRequest, DeliveryMessage, ListOutcome,
+    Marketplace, SendOutcome,
 };
 use xianyu_shopd::scheduler::Scheduler;
 use xianyu_shopd::store::{DeliveryState, Store};
@@ -154,4 +155,101 @@ async fn a_job_from_a_stale_due_list_does_not_run_the_order_again() {
         DeliveryState::Delivered
     );
     assert_eq!(store.pending_job_count().unwrap(), 0);
+}
+
+/// Listing on-shelf items panics the first time (a bug, or the store failing under the job),
+/// then works. Everything else is the in-memory marketplace.
+struct FlakyShelf {
+    inner: xianyu_shopd::marketplace::memory::MemoryMarketplace,
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Marketplace for FlakyShelf {
+    async fn send_delivery(&self, msg: &DeliveryMessage) -> SendOutcome {
+        self.inner.send_delivery(msg).await
+    }
+
+    async fn confirm_shipment(&self, req: &ConsignRequest) -> ConsignOutcome {
+        self.inner.confirm_shipment(req).await
+    }
+
+    fn aftersale(&self) -> Option<&dyn AftersalePort> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl AftersalePort for FlakyShelf {
+    async fn rate_buyer(&self, account: &str, order_id: &str, text: &str) -> ActionOutcome {
+        self.inner.rate_buyer(account, order_id, text).await
+    }
+
+    async fn pending_ratings(&self, account: &str) -> ListOutcome {
+        self.inner.pending_ratings(account).await
+    }
+
+    async fn on_shelf_items(&self, account: &str) -> ListOutcome {
+        if !self
+            .panicked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("item list exploded");
+        }
+        self.inner.on_shelf_items(account).await
+    }
+
+    async fn polish(&self, account: &str, item_id: &str) -> ActionOutcome {
+        self.inner.polish(account, item_id).await
+    }
+
+    fn cookie_epoch(&self, account: &str) -> Option<String> {
+        self.inner.cookie_epoch(account)
+    }
+}
+
+/// A daily after-sale job whose run fails is not lost until the next start: it runs again
+/// later in its window (here: the polish of every on-shelf item, 30 minutes later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_job_that_fails_runs_again_later_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline_yaml("{ min: 0s, max: 0s }", "{}")
+        + "aftersale:\n  polish: { enabled: true, window: \"00:00-23:59\" }\n  jitter: 0s\n  min_gap: 1s\n";
+    write_config(dir.path(), &pipeline, &products_yaml("send_then_confirm"));
+    let config = config::load(dir.path()).unwrap();
+    // 16:00 in Beijing: inside the window, far from midnight.
+    const T: u64 = 1_800_000_000_000;
+    let clock = Arc::new(ManualClock::new(T));
+    let store = Store::open(&dir.path().join("state"), clock.clone()).unwrap();
+    let market = Arc::new(FlakyShelf {
+        inner: xianyu_shopd::marketplace::memory::MemoryMarketplace::new(),
+        panicked: Default::default(),
+    });
+    market.inner.set_on_shelf(&["900000000001"]);
+    let shop = Shop::new(store.clone(), config.clone(), market.clone()).unwrap();
+    assert_eq!(
+        xianyu_shopd::aftersale::seed(&store, &config, &mut rand::rng()).unwrap(),
+        1
+    );
+    let scheduler = Scheduler::new(shop.runner.clone(), 2);
+    assert_eq!(scheduler.dispatch_due().await.unwrap(), 1);
+    wait_for(|| scheduler.running() == 0).await;
+    assert!(market.inner.polished().is_empty(), "the first run failed");
+    assert_eq!(
+        store.pending_job_count().unwrap(),
+        1,
+        "the daily job is still scheduled"
+    );
+    // Not before its retry time; then it polishes without a restart.
+    clock.set_ms(T + 29 * 60 * 1000);
+    assert_eq!(scheduler.dispatch_due().await.unwrap(), 0);
+    clock.set_ms(T + 31 * 60 * 1000);
+    assert_eq!(scheduler.dispatch_due().await.unwrap(), 1);
+    wait_for(|| scheduler.running() == 0).await;
+    // Listing and polishing are two calls `min_gap` (1 s) apart.
+    clock.set_ms(T + 31 * 60 * 1000 + 2_000);
+    assert_eq!(scheduler.dispatch_due().await.unwrap(), 1);
+    wait_for(|| scheduler.running() == 0).await;
+    assert_eq!(market.inner.polished(), vec!["900000000001".to_string()]);
+    assert_eq!(store.pending_job_count().unwrap(), 1, "tomorrow's run");
 }

@@ -101,6 +101,25 @@ pub async fn run(ctx: &TaskCtx<'_>, task: &TaskKey) -> Result<TaskEnd, StoreErro
     }
 }
 
+/// When a daily job (the pending-ratings sweep, polishing) whose run failed or panicked runs
+/// again: [`RETRY_AFTER_MS`] later, inside its window (today's if that is still open, else
+/// the next day's). `None` for a per-order task (its order's rating is caught by the sweep) or
+/// one the config no longer asks for. Without this a failed daily job would leave the schedule
+/// until the next start or reload re-seeded it.
+pub fn retry_after_failure(config: &Config, task: &TaskKey, now: u64) -> Option<u64> {
+    let a = &config.aftersale;
+    let window = match task.kind {
+        TaskKind::Sweep => a.rate.as_ref()?.sweep_window,
+        TaskKind::Polish => a.polish.as_ref()?.window,
+        TaskKind::Rate | TaskKind::Thanks => return None,
+    };
+    Some(schedule::next_in_window(
+        now.saturating_add(RETRY_AFTER_MS),
+        window,
+        0,
+    ))
+}
+
 /// Whether the order's buyer is on `blacklist.buyers`.
 async fn blacklisted(ctx: &TaskCtx<'_>, order_id: &str) -> Result<bool, StoreError> {
     let oid = order_id.to_string();

@@ -44,11 +44,18 @@ pub async fn run(
         super::open_store(dirs)?
     };
     // Replay never buys: supplier cards are printed calls with placeholder cards.
-    print_aftersale_plan(&config);
+    print_aftersale_plan(&config, dry_run);
+    // Writing the real store, a printed rating would be recorded as done although it never
+    // reached the platform (and `run` would then never make it): no after-sale at all.
+    let market = if dry_run {
+        MemoryMarketplace::printing()
+    } else {
+        MemoryMarketplace::printing().without_aftersale()
+    };
     let shop = Shop::with_supplier(
         store,
         config,
-        Arc::new(MemoryMarketplace::printing()),
+        Arc::new(market),
         Arc::new(crate::supplier::PrintingSupplier),
     )?;
     if dry_run {
@@ -77,10 +84,16 @@ pub async fn run(
     })
 }
 
-/// What the after-sale tasks would do. Ratings and thank-yous of the replayed orders run (and
-/// print) like any job; the daily jobs are `run`'s alone, so they are described here.
-fn print_aftersale_plan(config: &crate::config::Config) {
+/// What the after-sale tasks would do. In a dry run ratings and thank-yous of the replayed
+/// orders run (and print) like any job; a replay that writes the store runs none of them; the
+/// daily jobs are `run`'s alone, so they are described here.
+fn print_aftersale_plan(config: &crate::config::Config, dry_run: bool) {
     let a = &config.aftersale;
+    if !dry_run && (a.rate.is_some() || a.thanks.is_some()) {
+        println!(
+            "aftersale: replay without --dry-run neither rates nor thanks (nothing would reach Xianyu, yet it would be recorded as done); `run` rates completed orders through its daily sweep of the pending-ratings list"
+        );
+    }
     let accounts: Vec<&str> = config.accounts.iter().map(|x| x.id.as_str()).collect();
     if let Some(rate) = &a.rate {
         println!(

@@ -20,6 +20,8 @@ pub struct MemoryMarketplace {
     print: bool,
     /// Keeps conversations, so uncertain sends can be read back.
     conversations: bool,
+    /// Offers no after-sale port ([`Self::without_aftersale`]).
+    no_aftersale: bool,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +70,13 @@ impl MemoryMarketplace {
             conversations: true,
             ..Self::default()
         }
+    }
+
+    /// No ratings, thank-yous or polishing at all (`replay` writing a real store: a rating
+    /// recorded there as done would never be made on the platform).
+    pub fn without_aftersale(mut self) -> Self {
+        self.no_aftersale = true;
+        self
     }
 
     /// The next read-backs answer with these, in order; after that they look at what was sent.
@@ -237,7 +246,7 @@ impl Marketplace for MemoryMarketplace {
     }
 
     fn aftersale(&self) -> Option<&dyn AftersalePort> {
-        Some(self)
+        (!self.no_aftersale).then_some(self as &dyn AftersalePort)
     }
 
     async fn confirm_shipment(&self, req: &ConsignRequest) -> ConsignOutcome {

@@ -169,6 +169,12 @@ impl Runner {
         if config.aftersale.rate.is_none() && config.aftersale.thanks.is_none() {
             return Ok(());
         }
+        if self.market.aftersale().is_none() {
+            // Nothing could rate or thank (a replay writing the real store): schedule nothing,
+            // so nothing is recorded as done; `run`'s daily sweep finds the order later.
+            tracing::debug!(order_id = %order_id, "No after-sale port; rating and thank-you not scheduled.");
+            return Ok(());
+        }
         let store = self.store.clone();
         let config = config.clone();
         // The draw happens before the blocking call: the rng must not cross threads held.
@@ -322,8 +328,28 @@ impl Runner {
 
     /// A job that failed or panicked is never run again in a loop: its order goes to the seller
     /// as `needs_human` (处理时内部错误) with the usual alert, and the job leaves the schedule.
+    /// A daily after-sale job instead runs again later in its window.
     pub async fn quarantine(&self, job: &Job) -> Result<(), PipelineError> {
         let config = self.config.load_full();
+        // A daily after-sale job is not an order: it comes back on a later run of its window.
+        if let Some(task) = job.task.clone() {
+            if let Some(at) =
+                crate::aftersale::retry_after_failure(&config, &task, self.store.now())
+            {
+                let (id, version, kind) = (job.id, config.version.clone(), task.kind);
+                self.store
+                    .call(move |s| s.reschedule_task(id, &task, at, &version))
+                    .await?;
+                tracing::warn!(
+                    job_id = job.id,
+                    task = kind.as_str(),
+                    retry_at = at,
+                    "Daily after-sale job failed; it runs again later."
+                );
+                self.wake_scheduler.notify_one();
+                return Ok(());
+            }
+        }
         let oid = job.order_id.clone();
         let order = self.store.call(move |s| s.order(&oid)).await?;
         let drafts = match &order {
