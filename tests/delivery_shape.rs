@@ -304,7 +304,7 @@ async fn a_blacklisted_buyers_paid_order_goes_to_the_seller() {
     assert!(note.contains("黑名单"), "{note}");
     let sent = h.market.sent();
     assert_eq!(sent.len(), 1, "only the other buyer is delivered: {sent:?}");
-    assert_eq!(sent[0].order_id, "B2");
+    assert_eq!(sent[0].to.order_id, "B2");
     let manual = h
         .store
         .notifications(100)

@@ -52,7 +52,7 @@ async fn each_paid_event_five_times_delivers_once() {
     h.settle().await;
 
     let sent = h.market.sent();
-    let per_order: HashSet<_> = sent.iter().map(|m| m.order_id.clone()).collect();
+    let per_order: HashSet<_> = sent.iter().map(|m| m.to.order_id.clone()).collect();
     assert_eq!(sent.len(), 20, "one message per paid order");
     assert_eq!(per_order.len(), 20);
     assert_eq!(
@@ -475,7 +475,7 @@ async fn a_sku_without_a_pool_is_never_sent_without_keys() {
     );
     let sent = h.market.sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].order_id, "Q2");
+    assert_eq!(sent[0].to.order_id, "Q2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

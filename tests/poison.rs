@@ -33,8 +33,8 @@ struct PanicsOn {
 #[async_trait::async_trait]
 impl Marketplace for PanicsOn {
     async fn send_delivery(&self, msg: &DeliveryMessage) -> SendOutcome {
-        if msg.order_id == self.order_id {
-            panic!("simulated bug while sending order {}", msg.order_id);
+        if msg.to.order_id == self.order_id {
+            panic!("simulated bug while sending order {}", msg.to.order_id);
         }
         self.inner.send_delivery(msg).await
     }

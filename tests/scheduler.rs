@@ -37,11 +37,11 @@ impl Marketplace for GatedMarket {
     async fn send_delivery(&self, msg: &DeliveryMessage) -> SendOutcome {
         let sends = {
             let mut sends = self.sends.lock().unwrap();
-            let count = sends.entry(msg.order_id.clone()).or_default();
+            let count = sends.entry(msg.to.order_id.clone()).or_default();
             *count += 1;
             *count
         };
-        if msg.order_id != self.gated {
+        if msg.to.order_id != self.gated {
             return SendOutcome::Accepted { message_id: None };
         }
         self.gate.acquire().await.unwrap().forget();

@@ -6,7 +6,7 @@
 use super::guard::{self, Admit};
 use super::{RETRY_AFTER_MS, TaskCtx, TaskEnd, count, render_text, text_view};
 use crate::config::aftersale::DEFAULT_THANKS_TEXT;
-use crate::marketplace::{DeliveryMessage, SendOutcome};
+use crate::marketplace::{ChatAddress, DeliveryMessage, SendOutcome};
 use crate::store::{ActionKind, ActionResult, ActionTarget, BeginAction, StoreError, TaskKey};
 
 const MAX_ATTEMPTS: u32 = 3;
@@ -64,11 +64,13 @@ pub async fn thank(ctx: &TaskCtx<'_>, task: &TaskKey) -> Result<TaskEnd, StoreEr
         return Ok(TaskEnd::Finished);
     };
     let msg = DeliveryMessage {
-        account: account.clone(),
-        order_id: order_id.clone(),
-        cid: order.as_ref().and_then(|o| o.chat_id.clone()),
-        buyer_id: order.as_ref().and_then(|o| o.buyer_id.clone()),
-        item_id: order.as_ref().and_then(|o| o.item_id.clone()),
+        to: ChatAddress {
+            account: account.clone(),
+            order_id: order_id.clone(),
+            cid: order.as_ref().and_then(|o| o.chat_id.clone()),
+            buyer_id: order.as_ref().and_then(|o| o.buyer_id.clone()),
+            item_id: order.as_ref().and_then(|o| o.item_id.clone()),
+        },
         masked_text: text.clone(),
         text,
     };
@@ -78,8 +80,8 @@ pub async fn thank(ctx: &TaskCtx<'_>, task: &TaskKey) -> Result<TaskEnd, StoreEr
 /// Register the echo, send, record.
 async fn send(ctx: &TaskCtx<'_>, msg: DeliveryMessage) -> Result<TaskEnd, StoreError> {
     let (acc, cid, text) = (
-        msg.account.clone(),
-        msg.cid.clone().unwrap_or_default(),
+        msg.to.account.clone(),
+        msg.to.cid.clone().unwrap_or_default(),
         msg.text.clone(),
     );
     // Our own message comes back as an echo: it must not look like the seller typing.
@@ -97,8 +99,8 @@ async fn send(ctx: &TaskCtx<'_>, msg: DeliveryMessage) -> Result<TaskEnd, StoreE
         ),
         SendOutcome::NotDelivered { reason } => {
             let (acc, cid, text) = (
-                msg.account.clone(),
-                msg.cid.clone().unwrap_or_default(),
+                msg.to.account.clone(),
+                msg.to.cid.clone().unwrap_or_default(),
                 msg.text.clone(),
             );
             ctx.store_op(move |s| s.forget_outgoing(&acc, &cid, &text))
@@ -121,8 +123,8 @@ async fn send(ctx: &TaskCtx<'_>, msg: DeliveryMessage) -> Result<TaskEnd, StoreE
             TaskEnd::Finished,
         ),
     };
-    tracing::info!(account = %msg.account, order_id = %msg.order_id, outcome = label, "Thank-you message sent.");
-    let oid = msg.order_id.clone();
+    tracing::info!(account = %msg.to.account, order_id = %msg.to.order_id, outcome = label, "Thank-you message sent.");
+    let oid = msg.to.order_id.clone();
     ctx.store_op(move |s| s.finish_action(ActionKind::Thanks, &oid, &result, Some(chars)))
         .await?;
     count(ActionKind::Thanks, label);

@@ -15,8 +15,8 @@ use super::mtop::{Consigned, MtopClient, MtopError};
 use super::ws::ImHandle;
 use crate::chat::{ChatPort, LiveItem};
 use crate::marketplace::{
-    ActionOutcome, AftersalePort, ConsignOutcome, ConsignRequest, DeliveryMessage, ImageMessage,
-    ImageUpload, ListOutcome, Marketplace, ReadBack, SendOutcome, UploadOutcome,
+    ActionOutcome, AftersalePort, ChatAddress, ConsignOutcome, ConsignRequest, DeliveryMessage,
+    ImageMessage, ImageUpload, ListOutcome, Marketplace, ReadBack, SendOutcome, UploadOutcome,
 };
 use crate::money::Cents;
 
@@ -51,11 +51,11 @@ impl GoofishMarketplace {
 
     /// The buyer to address: the order's, else the one the order detail names (a reconciled
     /// order may lack it; a wrong `actualReceivers` silently loses the message, §6.1).
-    async fn buyer(link: &AccountLink, msg: &Target<'_>) -> Result<String, String> {
-        if let Some(b) = msg.buyer_id.filter(|b| !b.is_empty()) {
+    async fn buyer(link: &AccountLink, to: &ChatAddress) -> Result<String, String> {
+        if let Some(b) = to.buyer_id.as_deref().filter(|b| !b.is_empty()) {
             return Ok(b.to_string());
         }
-        match link.mtop.order_detail(msg.order_id).await {
+        match link.mtop.order_detail(&to.order_id).await {
             Ok(detail) => detail
                 .buyer_id
                 .ok_or_else(|| "buyer id unknown (not in the order detail either)".to_string()),
@@ -66,69 +66,38 @@ impl GoofishMarketplace {
     /// The conversation: the order's, else a newly created one with the buyer.
     async fn conversation(
         link: &AccountLink,
-        msg: &Target<'_>,
+        to: &ChatAddress,
         buyer: &str,
     ) -> Result<String, String> {
-        if let Some(cid) = msg.cid.filter(|c| !c.is_empty()) {
+        if let Some(cid) = to.cid.as_deref().filter(|c| !c.is_empty()) {
             return Ok(cid.to_string());
         }
-        link.im.create_conversation(buyer, msg.item_id).await
+        link.im
+            .create_conversation(buyer, to.item_id.as_deref())
+            .await
     }
 
     /// The account's link, the conversation and the buyer of a message, or why not.
-    async fn route(&self, msg: &Target<'_>) -> Result<(&AccountLink, String, String), String> {
+    async fn route(&self, to: &ChatAddress) -> Result<(&AccountLink, String, String), String> {
         let link = self
             .accounts
-            .get(msg.account)
-            .ok_or_else(|| format!("account `{}` has no Goofish connection", msg.account))?;
-        let buyer = Self::buyer(link, msg).await?;
-        let cid = Self::conversation(link, msg, &buyer).await?;
+            .get(&to.account)
+            .ok_or_else(|| format!("account `{}` has no Goofish connection", to.account))?;
+        let buyer = Self::buyer(link, to).await?;
+        let cid = Self::conversation(link, to, &buyer).await?;
         Ok((link, cid, buyer))
-    }
-}
-
-/// Whom a delivery message (text or image) goes to.
-struct Target<'a> {
-    account: &'a str,
-    order_id: &'a str,
-    cid: Option<&'a str>,
-    buyer_id: Option<&'a str>,
-    item_id: Option<&'a str>,
-}
-
-impl<'a> From<&'a DeliveryMessage> for Target<'a> {
-    fn from(m: &'a DeliveryMessage) -> Self {
-        Self {
-            account: &m.account,
-            order_id: &m.order_id,
-            cid: m.cid.as_deref(),
-            buyer_id: m.buyer_id.as_deref(),
-            item_id: m.item_id.as_deref(),
-        }
-    }
-}
-
-impl<'a> From<&'a ImageMessage> for Target<'a> {
-    fn from(m: &'a ImageMessage) -> Self {
-        Self {
-            account: &m.account,
-            order_id: &m.order_id,
-            cid: m.cid.as_deref(),
-            buyer_id: m.buyer_id.as_deref(),
-            item_id: m.item_id.as_deref(),
-        }
     }
 }
 
 #[async_trait::async_trait]
 impl Marketplace for GoofishMarketplace {
     async fn send_delivery(&self, msg: &DeliveryMessage) -> SendOutcome {
-        let (link, cid, buyer) = match self.route(&Target::from(msg)).await {
+        let (link, cid, buyer) = match self.route(&msg.to).await {
             Ok(r) => r,
             Err(reason) => return SendOutcome::NotDelivered { reason },
         };
         let outcome = link.im.send_text(&cid, &buyer, &msg.text).await;
-        tracing::info!(account = %msg.account, order_id = %msg.order_id, cid = %cid, outcome = ?outcome_label(&outcome), "Delivery message sent.");
+        tracing::info!(account = %msg.to.account, order_id = %msg.to.order_id, cid = %cid, outcome = ?outcome_label(&outcome), "Delivery message sent.");
         outcome
     }
 
@@ -172,7 +141,7 @@ impl Marketplace for GoofishMarketplace {
     }
 
     async fn send_image(&self, msg: &ImageMessage) -> SendOutcome {
-        let (link, cid, buyer) = match self.route(&Target::from(msg)).await {
+        let (link, cid, buyer) = match self.route(&msg.to).await {
             Ok(r) => r,
             Err(reason) => return SendOutcome::NotDelivered { reason },
         };
@@ -180,7 +149,7 @@ impl Marketplace for GoofishMarketplace {
             .im
             .send_image(&cid, &buyer, (&msg.url, msg.width, msg.height))
             .await;
-        tracing::info!(account = %msg.account, order_id = %msg.order_id, cid = %cid, outcome = ?outcome_label(&outcome), "Delivery image sent.");
+        tracing::info!(account = %msg.to.account, order_id = %msg.to.order_id, cid = %cid, outcome = ?outcome_label(&outcome), "Delivery image sent.");
         outcome
     }
 
@@ -193,18 +162,17 @@ impl Marketplace for GoofishMarketplace {
     /// delivery text. Texts are compared in memory only (they carry card keys).
     async fn read_back(&self, msg: &DeliveryMessage, since_ms: u64) -> ReadBack {
         let unreadable = |reason: String| ReadBack::Unreadable { reason };
-        let Some(link) = self.accounts.get(&msg.account) else {
+        let Some(link) = self.accounts.get(&msg.to.account) else {
             return unreadable(format!(
                 "account `{}` has no Goofish connection",
-                msg.account
+                msg.to.account
             ));
         };
         let Some(me) = link.mtop.user_id() else {
             return unreadable("cookies not loaded".into());
         };
-        let target = Target::from(msg);
-        let cid = match Self::buyer(link, &target).await {
-            Ok(buyer) => Self::conversation(link, &target, &buyer).await,
+        let cid = match Self::buyer(link, &msg.to).await {
+            Ok(buyer) => Self::conversation(link, &msg.to, &buyer).await,
             Err(e) => Err(e),
         };
         let cid = match cid {
@@ -221,7 +189,7 @@ impl Marketplace for GoofishMarketplace {
             m.sender.as_deref() == Some(me.as_str())
                 && m.text.as_deref().map(str::trim) == Some(wanted)
         });
-        tracing::info!(account = %msg.account, order_id = %msg.order_id, cid = %cid, found = found.is_some(), "Conversation read back.");
+        tracing::info!(account = %msg.to.account, order_id = %msg.to.order_id, cid = %cid, found = found.is_some(), "Conversation read back.");
         match found {
             Some(m) => ReadBack::Found {
                 message_id: m.message_id,

@@ -166,9 +166,9 @@ impl Marketplace for MemoryMarketplace {
         if self.print {
             println!(
                 "send    order={} account={} cid={} text={:?}",
-                shown(&msg.order_id),
-                shown(&msg.account),
-                shown(msg.cid.as_deref().unwrap_or("-")),
+                shown(&msg.to.order_id),
+                shown(&msg.to.account),
+                shown(msg.to.cid.as_deref().unwrap_or("-")),
                 msg.masked_text
             );
         }
@@ -209,8 +209,8 @@ impl Marketplace for MemoryMarketplace {
         if self.print {
             println!(
                 "image   order={} account={} url={}",
-                shown(&msg.order_id),
-                shown(&msg.account),
+                shown(&msg.to.order_id),
+                shown(&msg.to.account),
                 shown(&msg.url)
             );
         }
@@ -234,7 +234,7 @@ impl Marketplace for MemoryMarketplace {
         if let Some(answer) = st.read_back_script.pop_front() {
             return answer;
         }
-        let same = |m: &DeliveryMessage| m.order_id == msg.order_id && m.text == msg.text;
+        let same = |m: &DeliveryMessage| m.to.order_id == msg.to.order_id && m.text == msg.text;
         if st.sent.iter().chain(&st.uncertain).any(same) {
             ReadBack::Found {
                 message_id: None,

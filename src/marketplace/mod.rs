@@ -11,15 +11,22 @@ pub mod memory;
 
 pub use aftersale::{ActionOutcome, AftersalePort, ListOutcome};
 
-/// One delivery message for one order. Its `Debug` shows `text` (which holds the card keys) as
-/// its length only.
-#[derive(Clone, PartialEq)]
-pub struct DeliveryMessage {
+/// Whom a chat message of an order goes to: the selling account, the order, and what is known
+/// of its conversation (a missing conversation or buyer is looked up by the marketplace).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChatAddress {
     pub account: String,
     pub order_id: String,
     pub cid: Option<String>,
     pub buyer_id: Option<String>,
     pub item_id: Option<String>,
+}
+
+/// One delivery message for one order. Its `Debug` shows `text` (which holds the card keys) as
+/// its length only.
+#[derive(Clone, PartialEq)]
+pub struct DeliveryMessage {
+    pub to: ChatAddress,
     pub text: String,
     /// The delivery rendered over masked keys (issue 10 D5), for anything that stores, logs or
     /// prints it.
@@ -29,11 +36,7 @@ pub struct DeliveryMessage {
 impl std::fmt::Debug for DeliveryMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeliveryMessage")
-            .field("account", &self.account)
-            .field("order_id", &self.order_id)
-            .field("cid", &self.cid)
-            .field("buyer_id", &self.buyer_id)
-            .field("item_id", &self.item_id)
+            .field("to", &self.to)
             .field(
                 "text",
                 &format_args!("<{} chars>", self.text.chars().count()),
@@ -44,14 +47,10 @@ impl std::fmt::Debug for DeliveryMessage {
 }
 
 /// One image message of a delivery: an image already on the platform's CDN
-/// ([`Marketplace::upload_image`]), addressed like [`DeliveryMessage`].
+/// ([`Marketplace::upload_image`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageMessage {
-    pub account: String,
-    pub order_id: String,
-    pub cid: Option<String>,
-    pub buyer_id: Option<String>,
-    pub item_id: Option<String>,
+    pub to: ChatAddress,
     pub url: String,
     pub width: u32,
     pub height: u32,

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::templates::{AccountView, DeliveryView, OrderView, ProductView};
 use crate::config::{Config, MessageShape, Proof, Stock};
-use crate::marketplace::DeliveryMessage;
+use crate::marketplace::{ChatAddress, DeliveryMessage};
 use crate::store::{OrderRecord, PartKind, PartPlan, mask_secret, reveals_key};
 
 use super::plan::Plan;
@@ -210,13 +210,20 @@ pub(super) fn follow_up_plan(masked: &str, text: &str) -> PartPlan {
     .plan()
 }
 
-pub(super) fn message(order: &OrderRecord, text: &str, masked: &str) -> DeliveryMessage {
-    DeliveryMessage {
+/// Where the order's chat messages go.
+pub(super) fn address(order: &OrderRecord) -> ChatAddress {
+    ChatAddress {
         account: order.account.clone(),
         order_id: order.order_id.clone(),
         cid: order.chat_id.clone(),
         buyer_id: order.buyer_id.clone(),
         item_id: order.item_id.clone(),
+    }
+}
+
+pub(super) fn message(order: &OrderRecord, text: &str, masked: &str) -> DeliveryMessage {
+    DeliveryMessage {
+        to: address(order),
         text: text.to_string(),
         masked_text: masked.to_string(),
     }

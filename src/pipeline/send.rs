@@ -178,17 +178,16 @@ async fn send_image(
         }
     };
     let msg = ImageMessage {
-        account: order.account.clone(),
-        order_id: order.order_id.clone(),
-        cid: order.chat_id.clone(),
-        buyer_id: order.buyer_id.clone(),
-        item_id: order.item_id.clone(),
+        to: content::address(order),
         url: uploaded.url,
         width: uploaded.width,
         height: uploaded.height,
     };
     // Its echo reads `[图片]`: registered like a text, so it is not taken for the seller.
-    let (account, cid) = (msg.account.clone(), msg.cid.clone().unwrap_or_default());
+    let (account, cid) = (
+        msg.to.account.clone(),
+        msg.to.cid.clone().unwrap_or_default(),
+    );
     let _ = ctx.store_op(|s| s.register_outgoing(&account, &cid, IMAGE_ECHO));
     let outcome = ctx.market.send_image(&msg).await;
     if matches!(outcome, SendOutcome::NotDelivered { .. }) {
@@ -204,9 +203,12 @@ const IMAGE_ECHO: &str = "[图片]";
 /// echo is never taken for the seller typing (which would pause the chat bot in this
 /// conversation); a message that provably did not leave is forgotten again.
 async fn send_registered(ctx: &StageCtx<'_>, msg: &DeliveryMessage) -> SendOutcome {
-    let (account, cid) = (msg.account.clone(), msg.cid.clone().unwrap_or_default());
+    let (account, cid) = (
+        msg.to.account.clone(),
+        msg.to.cid.clone().unwrap_or_default(),
+    );
     if let Err(e) = ctx.store_op(|s| s.register_outgoing(&account, &cid, &msg.text)) {
-        tracing::warn!(order_id = %msg.order_id, error = %e, "Could not register the delivery message as our own.");
+        tracing::warn!(order_id = %msg.to.order_id, error = %e, "Could not register the delivery message as our own.");
     }
     let outcome = ctx.market.send_delivery(msg).await;
     if matches!(outcome, SendOutcome::NotDelivered { .. }) {
