@@ -175,6 +175,7 @@ async fn a_crash_between_messages_leaves_only_the_one_in_flight_uncertain() {
                 kind: PartKind::Text,
                 summary: String::new(),
                 fingerprint: String::new(),
+                url: None,
             })
             .collect())
     };

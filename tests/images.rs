@@ -184,6 +184,27 @@ async fn the_retry_after_a_refused_image_sends_only_the_image() {
     assert_eq!(consigns.len(), 1, "{consigns:?}");
     assert!(consigns[0].accepted);
     assert_eq!(consigns[0].pic_list, vec![uploads[0].url.clone()]);
+    // The order page shows the form's picList and each image part's CDN URL, as links.
+    let addr = env.daemon.as_ref().unwrap().status_addr;
+    let json = fetch_page(&format!("http://{addr}/api/orders/{order}")).await;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ledger = &json["ledger"];
+    let pics: Vec<_> = ledger["proof"]["pic_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["url"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(pics, consigns[0].pic_list, "{json}");
+    assert_eq!(ledger["parts"][1]["url"]["url"], uploads[0].url.as_str());
+    assert!(
+        ledger["parts"][0]["url"].is_null(),
+        "a text part has no URL"
+    );
+    let html = fetch_page(&format!("http://{addr}/orders/{order}")).await;
+    let href = format!("href=\"{}\"", uploads[0].url.replace('/', "&#x2f;"));
+    assert_eq!(html.matches(&href).count(), 2, "proof and part: {html}");
+    assert!(html.contains("凭证图片"), "{html}");
     env.stop().await;
 }
 

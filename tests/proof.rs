@@ -1,6 +1,7 @@
 //! Proof of delivery (issue 13 item 3) over real sockets: the confirm call's `tradeText`
 //! reaches the fake Goofish exactly as rendered, keys masked unless the seller opted in, on
-//! the seller-centre consign API, and on the plain one for a seller without 鱼小铺.
+//! the seller-centre consign API, and on the plain one for a seller without 鱼小铺; the order
+//! detail page (issue 13 item 7) shows the very `tradeText` the fake received, never a key.
 
 mod goofish_env;
 
@@ -21,6 +22,29 @@ fn key_in(text: &str) -> String {
 fn consigns_of(env: &Env, order: &str) -> Vec<xianyu_shopd::fake::Consign> {
     let all = env.fake.consigns().into_iter();
     all.filter(|c| c.order_id == order).collect()
+}
+
+/// The order detail page: its JSON twin and its HTML.
+async fn order_page(env: &Env, order: &str) -> (serde_json::Value, String) {
+    let addr = env.daemon.as_ref().unwrap().status_addr;
+    let json = fetch_page(&format!("http://{addr}/api/orders/{order}")).await;
+    let html = fetch_page(&format!("http://{addr}/orders/{order}")).await;
+    (serde_json::from_str(&json).unwrap(), html)
+}
+
+/// What minijinja's HTML auto-escaping makes of `s`.
+fn html_escape(s: &str) -> String {
+    let pairs = [
+        ("&", "&amp;"),
+        ("<", "&lt;"),
+        (">", "&gt;"),
+        ("\"", "&quot;"),
+        ("'", "&#x27;"),
+        ("/", "&#x2f;"),
+    ];
+    pairs
+        .iter()
+        .fold(s.to_string(), |s, (a, b)| s.replace(a, b))
 }
 
 /// ITEM delivers a key from the pool with `delivery` as given.
@@ -65,6 +89,23 @@ async fn the_confirm_carries_the_delivered_message_with_its_key_masked() {
     );
     assert!(!consigns[0].trade_text.contains(&key));
     assert!(consigns[0].pic_list.is_empty());
+    // The order page shows what the form received, as recorded when the call was claimed.
+    let (json, html) = order_page(&env, &order).await;
+    let proof = &json["ledger"]["proof"];
+    assert_eq!(
+        proof["trade_text"],
+        consigns[0].trade_text.as_str(),
+        "{json}"
+    );
+    assert_eq!(proof["plain_cards"], false);
+    assert_eq!(proof["attempt"], 1);
+    assert_eq!(proof["pic_list"], serde_json::json!([]));
+    let shown = format!(
+        "<pre id=\"proof-text\">{}</pre>",
+        html_escape(&consigns[0].trade_text)
+    );
+    assert!(html.contains("发货凭证") && html.contains(&shown), "{html}");
+    assert!(!html.contains(&key) && !json.to_string().contains(&key));
     env.stop().await;
 }
 
@@ -92,6 +133,19 @@ async fn a_summary_with_keys_in_full_reaches_a_seller_without_seller_centre_on_t
         consigns[1].trade_text,
         format!("已发货：{key}（测试激活码）")
     );
+    // The seller opted into keys in the form; the page still shows the text over masked keys.
+    let (json, html) = order_page(&env, &order).await;
+    let proof = &json["ledger"]["proof"];
+    let masked = format!("已发货：{}（测试激活码）", mask_secret(&key));
+    assert_eq!(proof["trade_text"], masked.as_str(), "{json}");
+    assert_eq!(proof["plain_cards"], true);
+    assert!(html.contains(&html_escape(&masked)) && html.contains("proof-plain"));
+    assert!(!html.contains(&key) && !json.to_string().contains(&key));
+    let ledger = env.store().delivery(&order).unwrap().unwrap();
+    assert!(
+        !format!("{ledger:?}").contains(&key),
+        "the ledger holds no key"
+    );
     env.stop().await;
 }
 
@@ -105,5 +159,8 @@ async fn without_proof_the_form_stays_empty_on_the_plain_api() {
     assert_eq!(consigns.len(), 1, "{consigns:?}");
     assert_eq!(consigns[0].api, PLAIN);
     assert_eq!(consigns[0].trade_text, "");
+    let (json, html) = order_page(&env, &order).await;
+    assert!(json["ledger"]["proof"].is_null(), "{json}");
+    assert!(!html.contains("发货凭证"), "{html}");
     env.stop().await;
 }

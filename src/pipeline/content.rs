@@ -39,17 +39,20 @@ pub(super) enum Part {
 }
 
 impl Part {
-    fn plan(&self) -> PartPlan {
+    /// Its ledger plan; `cdn_url` finds an image's CDN URL by SHA-256 (for the status page).
+    fn plan(&self, cdn_url: &dyn Fn(&str) -> Option<String>) -> PartPlan {
         match self {
             Part::Text { text, masked } => PartPlan {
                 kind: PartKind::Text,
                 summary: masked.chars().take(SUMMARY_CHARS).collect(),
                 fingerprint: fingerprint(text.as_bytes()),
+                url: None,
             },
             Part::Image { path, sha256 } => PartPlan {
                 kind: PartKind::Image,
                 summary: path.clone(),
                 fingerprint: sha256.chars().take(16).collect(),
+                url: cdn_url(sha256),
             },
         }
     }
@@ -62,8 +65,9 @@ pub(super) struct Content {
 }
 
 impl Content {
-    pub fn plans(&self) -> Vec<PartPlan> {
-        self.parts.iter().map(Part::plan).collect()
+    /// The ledger plan of every part; `cdn_url` as in [`Part::plan`].
+    pub fn plans(&self, cdn_url: &dyn Fn(&str) -> Option<String>) -> Vec<PartPlan> {
+        self.parts.iter().map(|p| p.plan(cdn_url)).collect()
     }
 
     /// Every text with its keys masked (and each image as `[图片] path`), for the order's
@@ -181,24 +185,39 @@ pub(super) fn follow_up(
 }
 
 /// The proof of delivery for the 无需寄件 form (`delivery.proof`), if the product asks for
-/// one: the delivered messages or the summary template, keys masked unless the seller opted
-/// in (`proof_cards: plain`); or why it cannot be built.
+/// one: the text the confirm call sends (keys masked unless the seller opted in with
+/// `proof_cards: plain`) and the same text over masked keys (what the ledger keeps); or why
+/// it cannot be built.
 pub(super) fn proof(
     config: &Config,
     plan: &Plan,
     order: &OrderRecord,
     cards: &[String],
-) -> Option<Result<String, String>> {
+) -> Option<Result<ProofText, String>> {
     let plain = plan.product.delivery.proof_plain_cards;
     let text = match &plan.product.delivery.proof {
         Proof::Off => return None,
-        Proof::Content => build(config, plan, order, cards).map(|c| c.texts(plain).join("\n")),
+        Proof::Content => build(config, plan, order, cards).map(|c| ProofText {
+            sent: c.texts(plain).join("\n"),
+            masked: c.texts(false).join("\n"),
+        }),
         Proof::Summary(template) => {
-            render_whole(config, plan, order, template, cards, "发货凭证模板")
-                .map(|(text, masked)| if plain { text } else { masked })
+            render_whole(config, plan, order, template, cards, "发货凭证模板").map(
+                |(text, masked)| ProofText {
+                    sent: if plain { text } else { masked.clone() },
+                    masked,
+                },
+            )
         }
     };
     Some(text)
+}
+
+/// A proof-of-delivery text: as sent, and over masked keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ProofText {
+    pub sent: String,
+    pub masked: String,
 }
 
 /// The plan entry of a follow-up text (for its ledger marker).
@@ -207,7 +226,7 @@ pub(super) fn follow_up_plan(masked: &str, text: &str) -> PartPlan {
         text: text.to_string(),
         masked: masked.to_string(),
     }
-    .plan()
+    .plan(&|_| None)
 }
 
 /// Where the order's chat messages go.

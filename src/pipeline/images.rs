@@ -7,6 +7,8 @@
 //! counted (`failed_safe`, [`crate::why::Why::UploadFailed`]) and the order is retried like a
 //! failed send, then handed to the seller when the retries are used up.
 
+use std::collections::HashMap;
+
 use crate::config::{DeliveryImage, ShipParams};
 use crate::marketplace::{ImageUpload, UploadOutcome};
 use crate::store::{StoreError, UploadedImage};
@@ -52,6 +54,22 @@ pub(super) fn proof_pics(ctx: &StageCtx<'_>, plan: &Plan) -> Vec<String> {
         .filter_map(|i| ctx.store_op(|s| s.uploaded_image(&i.sha256)).ok().flatten())
         .map(|u| u.url)
         .take(crate::config::delivery::PROOF_PICS_MAX)
+        .collect()
+}
+
+/// The CDN URL of each of the product's images that is uploaded, by SHA-256, read before the
+/// parts are planned so each image part keeps the URL it goes out with.
+pub(super) fn cdn_urls(ctx: &StageCtx<'_>, plan: &Plan) -> HashMap<String, String> {
+    let images = &plan.product.delivery.images;
+    images
+        .iter()
+        .filter_map(|i| {
+            let uploaded = ctx
+                .store_op(|s| s.uploaded_image(&i.sha256))
+                .ok()
+                .flatten()?;
+            Some((i.sha256.clone(), uploaded.url))
+        })
         .collect()
 }
 

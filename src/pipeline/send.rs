@@ -45,10 +45,11 @@ pub(super) async fn step(
             &Why::Interrupted { part: None }.label(),
         ))
     };
+    let cdn = super::images::cdn_urls(ctx, plan);
     let mut built: Option<Content> = None;
     let mut build = |order: &OrderRecord, cards: &[String]| {
         let c = content::build(ctx.config, plan, order, cards)?;
-        let plans = c.plans();
+        let plans = c.plans(&|sha256| cdn.get(sha256).cloned());
         built = Some(c);
         Ok(plans)
     };

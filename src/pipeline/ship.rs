@@ -11,7 +11,7 @@
 use crate::config::{Category, ShipParams};
 use crate::marketplace::{ConsignOutcome, ConsignRequest};
 use crate::order::ShipMode;
-use crate::store::{BeginStep, OrderRecord, ShipStep, StepResult, StoreError};
+use crate::store::{BeginStep, ConfirmProof, OrderRecord, ShipStep, StepResult, StoreError};
 use crate::why::{Failure, Why};
 
 use super::alerts;
@@ -93,23 +93,33 @@ async fn confirm_step(
     last: bool,
 ) -> Result<Option<Outcome>, StoreError> {
     let oid = ctx.order.order_id.clone();
-    let (order, attempt, cards) =
-        match ctx.store_op(|s| s.begin_step(&oid, ShipStep::Confirm, &[]))? {
-            BeginStep::Go {
-                order,
-                attempt,
-                cards,
-            } => (order, attempt, cards),
-            BeginStep::AlreadyDone => return Ok(None),
-            // A send was in flight at a crash (recorded as needs_human by begin_step).
-            BeginStep::OutcomeUnknown => {
-                return Ok(Some(Outcome::Stop(
-                    "send outcome unknown; needs_human".into(),
+    // The request is built inside the claim, which keeps what it carries (keys masked).
+    let pic_list = images::proof_pics(ctx, plan);
+    let mut request: Option<ConsignRequest> = None;
+    let mut build = |order: &OrderRecord, cards: &[String]| {
+        let (req, proof) = consign_request(ctx, plan, order, cards, &pic_list);
+        request = Some(req);
+        proof
+    };
+    let (attempt, request) = match ctx.store_op(|s| s.begin_confirm(&oid, &[], &mut build))? {
+        BeginStep::Go { attempt, .. } => match request {
+            Some(req) => (attempt, req),
+            None => {
+                return Err(StoreError::Rejected(format!(
+                    "order {oid}: the confirm request was not built"
                 )));
             }
-            BeginStep::NotShippable(why) => return Ok(Some(Outcome::Stop(why))),
-        };
-    let attempted = confirm(ctx, plan, &order, &cards).await;
+        },
+        BeginStep::AlreadyDone => return Ok(None),
+        // A send was in flight at a crash (recorded as needs_human by begin_step).
+        BeginStep::OutcomeUnknown => {
+            return Ok(Some(Outcome::Stop(
+                "send outcome unknown; needs_human".into(),
+            )));
+        }
+        BeginStep::NotShippable(why) => return Ok(Some(Outcome::Stop(why))),
+    };
+    let attempted = confirm(ctx, &request).await;
     ctx.store_op(|s| s.finish_step(&oid, &attempted.result, last, &[]))?;
     Ok(match attempted.result {
         StepResult::FailedSafe { reason } => Some(after_failure(
@@ -197,28 +207,43 @@ fn after_failure(ctx: &StageCtx<'_>, plan: &Plan, params: &ShipParams, failed: F
     }
 }
 
-async fn confirm(
+/// The confirm call for `order` with its `cards`, and what of it the ledger keeps (`None`
+/// when the form stays empty).
+fn consign_request(
     ctx: &StageCtx<'_>,
     plan: &Plan,
     order: &OrderRecord,
     cards: &[String],
-) -> Attempted {
-    let trade_text = match content::proof(ctx.config, plan, order, cards) {
-        Some(Ok(text)) => Some(text),
+    pic_list: &[String],
+) -> (ConsignRequest, Option<ConfirmProof>) {
+    let (trade_text, kept, error) = match content::proof(ctx.config, plan, order, cards) {
+        Some(Ok(text)) => (Some(text.sent), text.masked, None),
         Some(Err(reason)) => {
             // The shipment still gets confirmed; only the form stays empty.
             tracing::warn!(order_id = %order.order_id, reason = %reason, "Proof of delivery not built; confirming without it.");
-            None
+            (None, String::new(), Some(reason))
         }
-        None => None,
+        None => (None, String::new(), None),
     };
+    let proof =
+        (trade_text.is_some() || !pic_list.is_empty() || error.is_some()).then(|| ConfirmProof {
+            trade_text: kept,
+            plain_cards: trade_text.is_some() && plan.product.delivery.proof_plain_cards,
+            pic_list: pic_list.to_vec(),
+            error,
+            ..ConfirmProof::default()
+        });
     let req = ConsignRequest {
         account: order.account.clone(),
         order_id: order.order_id.clone(),
         trade_text,
-        pic_list: images::proof_pics(ctx, plan),
+        pic_list: pic_list.to_vec(),
     };
-    match ctx.market.confirm_shipment(&req).await {
+    (req, proof)
+}
+
+async fn confirm(ctx: &StageCtx<'_>, req: &ConsignRequest) -> Attempted {
+    match ctx.market.confirm_shipment(req).await {
         ConsignOutcome::Confirmed | ConsignOutcome::AlreadyShipped => Attempted {
             result: StepResult::Confirmed,
             retryable: false,

@@ -147,7 +147,31 @@ impl Store {
         step: ShipStep,
         on_unknown: &[OutboxDraft],
     ) -> Result<BeginStep> {
+        self.claim_step(order_id, step, on_unknown, &mut |_, _| None)
+    }
+
+    /// Claim the confirm step like [`Store::begin_step`] and keep, in the same transaction,
+    /// the proof of delivery the call will carry: `proof` builds it from the order and its
+    /// keys (it may run more than once); the store stamps the attempt and the time.
+    pub fn begin_confirm(
+        &self,
+        order_id: &str,
+        on_unknown: &[OutboxDraft],
+        proof: &mut dyn FnMut(&OrderRecord, &[String]) -> Option<ConfirmProof>,
+    ) -> Result<BeginStep> {
+        self.claim_step(order_id, ShipStep::Confirm, on_unknown, proof)
+    }
+
+    fn claim_step(
+        &self,
+        order_id: &str,
+        step: ShipStep,
+        on_unknown: &[OutboxDraft],
+        proof: &mut dyn FnMut(&OrderRecord, &[String]) -> Option<ConfirmProof>,
+    ) -> Result<BeginStep> {
         let now = self.now();
+        // A write request may run again (group commit); `proof` then builds again.
+        let proof = std::cell::RefCell::new(proof);
         self.write(|tx| {
             let mut rec = load(tx, order_id)?;
             let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
@@ -201,6 +225,15 @@ impl Store {
             rec.attempts += 1;
             let attempt = rec.attempts;
             rec.set_state(next, now, Why::Attempt { n: attempt });
+            if step == ShipStep::Confirm {
+                if let Some(p) = (proof.borrow_mut())(&order, &cards) {
+                    rec.proof = Some(ConfirmProof {
+                        attempt,
+                        at: now,
+                        ..p
+                    });
+                }
+            }
             save(tx, &rec)?;
             Ok(BeginStep::Go {
                 order: Box::new(order),

@@ -268,6 +268,32 @@ pub struct DeliveryRecord {
     /// The optional message after a successful delivery; sent at most once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_up: Option<PartMark>,
+    /// What the last confirm call carried into the 无需寄件 form, written when it was claimed.
+    #[serde(default)]
+    pub proof: Option<ConfirmProof>,
+}
+
+/// The proof of delivery a confirm call carried (`delivery.proof`, `delivery.proof_images`),
+/// recorded in the transaction that claims the call, so the status page shows what the
+/// platform was sent.
+///
+/// Never a key: `trade_text` is the `tradeText` exactly as sent when the keys in it were
+/// masked (the default); with `proof_cards: plain` the form got the keys in full and this
+/// keeps the same text rendered over masked keys (`plain_cards` says so).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmProof {
+    /// The confirm attempt that carried it.
+    pub attempt: u32,
+    /// When that attempt was claimed (unix ms).
+    pub at: u64,
+    /// `tradeText`; empty when the product has no proof text (or it could not be built).
+    pub trade_text: String,
+    /// The form got the keys in full (`proof_cards: plain`); `trade_text` shows them masked.
+    pub plain_cards: bool,
+    /// `picList`: the CDN URLs of the images, in order.
+    pub pic_list: Vec<String>,
+    /// Why the proof text could not be built (the shipment was confirmed without it).
+    pub error: Option<String>,
 }
 
 /// What a part of a delivery is.
@@ -327,6 +353,9 @@ pub struct PartMark {
     /// Why the last attempt did not deliver it, if it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// An image part's CDN URL, as planned from the upload cache (`None` for text).
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// The read-back of one uncertain send: which attempt, since when, how it went so far.
@@ -367,6 +396,7 @@ impl DeliveryRecord {
             read_back: None,
             parts: Vec::new(),
             follow_up: None,
+            proof: None,
         }
     }
 

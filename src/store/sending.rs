@@ -28,6 +28,8 @@ pub struct PartPlan {
     /// What the status page may show (keys masked).
     pub summary: String,
     pub fingerprint: String,
+    /// An image part's CDN URL (from the upload cache), kept for the status page.
+    pub url: Option<String>,
 }
 
 /// May the send step run now, and with which part first?
@@ -281,6 +283,7 @@ impl Store {
                             kind: PartKind::Text,
                             summary: String::new(),
                             fingerprint: String::new(),
+                            url: None,
                         })
                     });
                     mark.state = PartState::Unknown;
@@ -394,6 +397,7 @@ fn adopt(rec: &mut DeliveryRecord, plans: Vec<PartPlan>) -> Result<(), String> {
         if mark.state == PartState::Pending {
             mark.summary = plan.summary;
             mark.fingerprint = plan.fingerprint;
+            mark.url = plan.url;
         }
     }
     Ok(())
@@ -409,6 +413,7 @@ fn mark_of(plan: PartPlan) -> PartMark {
         at: 0,
         attempts: 0,
         last_error: None,
+        url: plan.url,
     }
 }
 
