@@ -11,10 +11,20 @@ fn errors(pipeline: &str, products: &str, templates: &[(&str, &str)]) -> Vec<Str
     for (name, text) in templates {
         std::fs::write(dir.path().join("templates").join(name), text).unwrap();
     }
-    match xianyu_shopd::config::load(dir.path()) {
+    load_errors(dir.path())
+}
+
+/// What `check` reports for the config in `dir`, one line each.
+fn load_errors(dir: &std::path::Path) -> Vec<String> {
+    match xianyu_shopd::config::load(dir) {
         Ok(_) => Vec::new(),
         Err(e) => e.0.iter().map(ToString::to_string).collect(),
     }
+}
+
+/// The errors of the default pipeline with one product carrying `extra`.
+fn product_errors(extra: &str, templates: &[(&str, &str)]) -> Vec<String> {
+    errors(&pipeline(), &product(extra), templates)
 }
 
 fn product(extra: &str) -> String {
@@ -46,24 +56,27 @@ fn a_nickname_in_the_blacklist_is_refused_where_it_is_written() {
 
 #[test]
 fn an_unknown_message_shape_and_a_missing_follow_up_are_both_reported() {
-    let r = product("    delivery:\n      shape: one_per_key\n");
-    let errs = errors(&pipeline(), &r, &[]);
+    let errs = product_errors("    delivery:\n      shape: one_per_key\n", &[]);
     assert_one(
         &errs,
         "products.yaml:8:7:",
         "unknown kind `one_per_key`, expected one of: merged, per_key",
     );
 
-    let r = product("    delivery:\n      shape: per_key\n      follow_up: usage.txt.j2\n");
-    let errs = errors(&pipeline(), &r, &[]);
+    let errs = product_errors(
+        "    delivery:\n      shape: per_key\n      follow_up: usage.txt.j2\n",
+        &[],
+    );
     assert_one(
         &errs,
         "products.yaml:9:18:",
         "template `usage.txt.j2` not found",
     );
 
-    let r = product("    delivery: { follow_up: usage.txt.j2 }\n");
-    let errs = errors(&pipeline(), &r, &[("usage.txt.j2", "{{ nope.nothing }}")]);
+    let errs = product_errors(
+        "    delivery: { follow_up: usage.txt.j2 }\n",
+        &[("usage.txt.j2", "{{ nope.nothing }}")],
+    );
     // Reported where the fix goes: the template's own line (issue 10 D15, checked statically).
     assert_one(
         &errs,
@@ -71,10 +84,8 @@ fn an_unknown_message_shape_and_a_missing_follow_up_are_both_reported() {
         "`nope` is not defined; this template sees:",
     );
 
-    let r = product("    delivery: { shape: per_key, follow_up: usage.txt.j2 }\n");
-    let errs = errors(
-        &pipeline(),
-        &r,
+    let errs = product_errors(
+        "    delivery: { shape: per_key, follow_up: usage.txt.j2 }\n",
         &[("usage.txt.j2", "第{{ unit }}/{{ units }}个")],
     );
     assert!(errs.is_empty(), "{errs:#?}");
@@ -83,10 +94,10 @@ fn an_unknown_message_shape_and_a_missing_follow_up_are_both_reported() {
 #[test]
 fn supplier_mistakes_are_reported_where_they_are_written() {
     // Line 7 is `supplier:`; its keys start on line 8, values at column 15 (`url_env: `).
-    let r = product(
+    let errs = product_errors(
         "    supplier:\n      url_env: SUPPLIER_URL\n      method: PUT\n      headers: { Authorization: abc }\n      headers_env: { X-Token: not-a-variable }\n      body: { ref: \"{{ ordr_id }}\" }\n      response: data..card\n      timeout: soon\n      retries: 99\n",
+        &[],
     );
-    let errs = errors(&pipeline(), &r, &[]);
     assert_one(&errs, "products.yaml:9:15:", "`PUT` is not supported");
     assert_one(&errs, "products.yaml:10:18:", "looks like a credential");
     assert_one(
@@ -114,10 +125,10 @@ fn supplier_mistakes_are_reported_where_they_are_written() {
     );
 
     // A good one loads.
-    let r = product(
+    let errs = product_errors(
         "    supplier:\n      url_file: state/supplier.url\n      headers_env: { Authorization: SUPPLIER_TOKEN }\n      body: { sku: \"{{ sku }}\", n: 1 }\n      response: data.cards[0].code\n      return: { url_env: SUPPLIER_RETURN, body: { card: \"{{ card }}\" } }\n",
+        &[],
     );
-    let errs = errors(&pipeline(), &r, &[]);
     assert!(errs.is_empty(), "{errs:#?}");
 }
 
@@ -139,10 +150,7 @@ fn bad_delivery_images_are_reported_where_they_are_written() {
     let mut ok = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0".to_vec();
     ok.extend_from_slice(&[0; 16]);
     std::fs::write(images.join("ok.png"), ok).unwrap();
-    let errs = match xianyu_shopd::config::load(dir.path()) {
-        Ok(_) => Vec::new(),
-        Err(e) => e.0.iter().map(ToString::to_string).collect(),
-    };
+    let errs = load_errors(dir.path());
     assert_one(
         &errs,
         "products.yaml:9:",
@@ -160,7 +168,6 @@ fn bad_delivery_images_are_reported_where_they_are_written() {
 
 #[test]
 fn proof_images_without_images_is_refused() {
-    let r = product("    delivery:\n      proof_images: true\n");
-    let errs = errors(&pipeline(), &r, &[]);
+    let errs = product_errors("    delivery:\n      proof_images: true\n", &[]);
     assert_one(&errs, "products.yaml:8:", "no `images:`");
 }

@@ -124,15 +124,7 @@ async fn a_cookie_file_change_names_only_its_account() {
 async fn the_watcher_applies_an_atomic_rename_save() {
     let h = Harness::default_shop();
     let r = reloader(&h);
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(watch::run(
-        r.clone(),
-        h.dir.path().to_path_buf(),
-        h.dir.path().join("state"),
-        shutdown.clone(),
-        |_, _| {},
-    ));
-    tokio::time::sleep(Duration::from_millis(300)).await; // watches installed
+    let (shutdown, task) = start_watcher(&h, &r, watch::Timing::default()).await;
     let before = h.shop.config.load().version.clone();
     let products = std::fs::read_to_string(h.dir.path().join("products.yaml")).unwrap();
     // The store writing under state/ must not count as a config change.
@@ -284,15 +276,28 @@ async fn start_watcher(
     r: &Arc<Reloader>,
     timing: watch::Timing,
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    start_watcher_with(h, r, timing, |_, _| {}).await
+}
+
+/// The watcher running on `h`'s config, returned once its OS watches are installed (so an
+/// edit made next is seen by the file watch, not only by the disk poll).
+async fn start_watcher_with(
+    h: &Harness,
+    r: &Arc<Reloader>,
+    timing: watch::Timing,
+    on_reload: impl Fn(&Reloader, Option<&ReloadOutcome>) + Send + Sync + 'static,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let shutdown = CancellationToken::new();
+    let (ready, watching) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(watch::run_with(
         r.clone(),
         (h.dir.path().to_path_buf(), h.dir.path().join("state")),
         shutdown.clone(),
-        |_, _| {},
+        on_reload,
         timing,
+        Some(ready),
     ));
-    tokio::time::sleep(Duration::from_millis(300)).await; // watches installed
+    assert_eq!(watching.await, Ok(true), "the config directory is watched");
     (shutdown, task)
 }
 
@@ -546,26 +551,20 @@ async fn files_changed_but_not_applied_are_shown_on_the_status_page() {
     let h = Harness::default_shop();
     let r = reloader(&h);
     let health = xianyu_shopd::health::Health::new();
-    let shutdown = CancellationToken::new();
-    let task = {
-        let health = health.clone();
-        tokio::spawn(watch::run_with(
-            r.clone(),
-            (h.dir.path().to_path_buf(), h.dir.path().join("state")),
-            shutdown.clone(),
-            move |r: &Reloader, _: Option<&ReloadOutcome>| health.set_reload(r.report().into()),
-            watch::Timing {
-                reload_timeout: watch::RELOAD_TIMEOUT,
-                disk_poll: Duration::from_millis(200),
-            },
-        ))
+    let timing = watch::Timing {
+        reload_timeout: watch::RELOAD_TIMEOUT,
+        disk_poll: Duration::from_millis(200),
     };
+    let shown = health.clone();
+    let (shutdown, task) = start_watcher_with(&h, &r, timing, move |r, _| {
+        shown.set_reload(r.report().into())
+    })
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let ctx = xianyu_shopd::status::StatusContext::new(h.store.clone(), h.shop.config.clone())
         .with_health(health.clone());
     tokio::spawn(xianyu_shopd::status::serve(listener, ctx, shutdown.clone()));
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let running = h.shop.config.load().version.clone();
     let path = h.dir.path().join("products.yaml");
     let products = std::fs::read_to_string(&path).unwrap();

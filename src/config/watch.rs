@@ -195,16 +195,19 @@ pub async fn run(
     on_reload: impl Fn(&Reloader, Option<&ReloadOutcome>) + Send + Sync + 'static,
 ) {
     let dirs = (config_dir, state_dir);
-    run_with(reloader, dirs, shutdown, on_reload, Timing::default()).await;
+    run_with(reloader, dirs, shutdown, on_reload, Timing::default(), None).await;
 }
 
-/// [`run`] with other timings.
+/// [`run`] with other timings. `ready`, when given, is told once the OS watches are installed
+/// (`true`) or could not be (`false`: only the disk poll and SIGHUP notice changes then), so a
+/// caller can edit files knowing the edit will be seen.
 pub async fn run_with(
     reloader: Arc<Reloader>,
     (config_dir, state_dir): (PathBuf, PathBuf),
     shutdown: CancellationToken,
     on_reload: impl Fn(&Reloader, Option<&ReloadOutcome>) + Send + Sync + 'static,
     timing: Timing,
+    ready: Option<oneshot::Sender<bool>>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut watcher = match watch(&config_dir, &state_dir, tx) {
@@ -214,6 +217,9 @@ pub async fn run_with(
             None
         }
     };
+    if let Some(ready) = ready {
+        let _ = ready.send(watcher.is_some());
+    }
     let mut hangup = hangup_signal();
     let mut reloads = Reloads {
         reloader,
