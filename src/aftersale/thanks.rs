@@ -79,12 +79,13 @@ pub async fn thank(ctx: &TaskCtx<'_>, task: &TaskKey) -> Result<TaskEnd, StoreEr
 
 /// Register the echo, send, record.
 async fn send(ctx: &TaskCtx<'_>, msg: DeliveryMessage) -> Result<TaskEnd, StoreError> {
-    let (acc, cid, text) = (
+    // Our own message comes back as an echo: it must not look like the seller typing.
+    let echo = (
         msg.to.account.clone(),
         msg.to.cid.clone().unwrap_or_default(),
         msg.text.clone(),
     );
-    // Our own message comes back as an echo: it must not look like the seller typing.
+    let (acc, cid, text) = echo.clone();
     ctx.store_op(move |s| s.register_outgoing(&acc, &cid, &text))
         .await?;
     let outcome = ctx.market.send_delivery(&msg).await;
@@ -98,11 +99,7 @@ async fn send(ctx: &TaskCtx<'_>, msg: DeliveryMessage) -> Result<TaskEnd, StoreE
             TaskEnd::Finished,
         ),
         SendOutcome::NotDelivered { reason } => {
-            let (acc, cid, text) = (
-                msg.to.account.clone(),
-                msg.to.cid.clone().unwrap_or_default(),
-                msg.text.clone(),
-            );
+            let (acc, cid, text) = echo;
             ctx.store_op(move |s| s.forget_outgoing(&acc, &cid, &text))
                 .await?;
             (

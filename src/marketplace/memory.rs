@@ -10,8 +10,8 @@ use crate::event::shown;
 
 use super::aftersale::{ActionOutcome, AftersalePort, ListOutcome};
 use super::{
-    ConsignOutcome, ConsignRequest, DeliveryMessage, ImageMessage, ImageUpload, Marketplace,
-    ReadBack, SendOutcome, UploadOutcome,
+    ChatAddress, ConsignOutcome, ConsignRequest, DeliveryMessage, ImageMessage, ImageUpload,
+    Marketplace, ReadBack, SendOutcome, UploadOutcome,
 };
 
 #[derive(Debug, Default)]
@@ -47,6 +47,31 @@ struct State {
     on_shelf: Vec<String>,
     /// `(item, day)` polished.
     polished: Vec<String>,
+}
+
+/// `order=… account=…` of a printed line.
+fn addressed(to: &ChatAddress) -> String {
+    format!(
+        "order={} account={}",
+        shown(&to.order_id),
+        shown(&to.account)
+    )
+}
+
+impl State {
+    /// Counts a send and takes its scripted outcome, if one is queued.
+    fn scripted_send(&mut self) -> Option<SendOutcome> {
+        self.send_calls += 1;
+        self.send_script.pop_front()
+    }
+
+    /// An unscripted send: accepted under a fresh message id.
+    fn accepted(&mut self) -> SendOutcome {
+        self.next_message_id += 1;
+        SendOutcome::Accepted {
+            message_id: Some(format!("mem-{}", self.next_message_id)),
+        }
+    }
 }
 
 impl MemoryMarketplace {
@@ -153,28 +178,22 @@ impl MemoryMarketplace {
 impl Marketplace for MemoryMarketplace {
     async fn send_delivery(&self, msg: &DeliveryMessage) -> SendOutcome {
         let mut st = self.lock();
-        st.send_calls += 1;
-        if let Some(outcome) = st.send_script.pop_front() {
+        if let Some(outcome) = st.scripted_send() {
             if matches!(outcome, SendOutcome::Unknown { .. }) {
                 st.uncertain.push(msg.clone());
             }
             return outcome;
         }
-        st.next_message_id += 1;
-        let id = format!("mem-{}", st.next_message_id);
         st.sent.push(msg.clone());
         if self.print {
             println!(
-                "send    order={} account={} cid={} text={:?}",
-                shown(&msg.to.order_id),
-                shown(&msg.to.account),
+                "send    {} cid={} text={:?}",
+                addressed(&msg.to),
                 shown(msg.to.cid.as_deref().unwrap_or("-")),
                 msg.masked_text
             );
         }
-        SendOutcome::Accepted {
-            message_id: Some(id),
-        }
+        st.accepted()
     }
 
     async fn upload_image(&self, image: &ImageUpload<'_>) -> UploadOutcome {
@@ -199,24 +218,14 @@ impl Marketplace for MemoryMarketplace {
 
     async fn send_image(&self, msg: &ImageMessage) -> SendOutcome {
         let mut st = self.lock();
-        st.send_calls += 1;
-        if let Some(outcome) = st.send_script.pop_front() {
+        if let Some(outcome) = st.scripted_send() {
             return outcome;
         }
-        st.next_message_id += 1;
-        let id = format!("mem-{}", st.next_message_id);
         st.images.push(msg.clone());
         if self.print {
-            println!(
-                "image   order={} account={} url={}",
-                shown(&msg.to.order_id),
-                shown(&msg.to.account),
-                shown(&msg.url)
-            );
+            println!("image   {} url={}", addressed(&msg.to), shown(&msg.url));
         }
-        SendOutcome::Accepted {
-            message_id: Some(id),
-        }
+        st.accepted()
     }
 
     fn reads_back(&self) -> bool {

@@ -96,20 +96,11 @@ impl Store {
     ) -> Result<DeliveryRecord> {
         let now = self.now();
         self.write(|tx| {
-            let mut rec = ledger::load(tx, order_id)?;
-            require_uncertain(&rec)?;
-            let status = order_status(tx, order_id)?;
-            received(tx, &mut rec, status, evidence, ship, now)?;
+            let (mut rec, status) = uncertain_delivery(tx, order_id)?;
+            received_as_audited(tx, &mut rec, (status, evidence), ship, now)?;
             order_rows::update_order(tx, order_id, |o| {
                 o.ship_method.get_or_insert(ShipMethod::Auto);
             })?;
-            audit::append(
-                tx,
-                now,
-                evidence.actor(),
-                "orders.resolve",
-                &format!("{order_id}: received; {}", evidence.note()),
-            )?;
             Ok(rec)
         })
     }
@@ -129,9 +120,7 @@ impl Store {
     ) -> Result<DeliveryRecord> {
         let now = self.now();
         self.write(|tx| {
-            let mut rec = ledger::load(tx, order_id)?;
-            require_uncertain(&rec)?;
-            let status = order_status(tx, order_id)?;
+            let (mut rec, status) = uncertain_delivery(tx, order_id)?;
             let payable = status == OrderStatus::PendingShip;
             if choice == NotReceived::Retry && !payable {
                 return Err(StoreError::Rejected(format!(
@@ -287,14 +276,7 @@ pub(super) fn settle_shipped(
         | DeliveryState::Cancelled => Ok(()),
         DeliveryState::NeedsHuman => {
             let evidence = ReceiptEvidence::Platform { status };
-            received(tx, &mut rec, status, &evidence, None, now)?;
-            audit::append(
-                tx,
-                now,
-                evidence.actor(),
-                "orders.resolve",
-                &format!("{order_id}: received; {}", evidence.note()),
-            )
+            received_as_audited(tx, &mut rec, (status, &evidence), None, now)
         }
         _ if rec.anything_sent() => {
             if rec.sent_at.is_none() {
@@ -319,6 +301,16 @@ pub(super) fn settle_shipped(
     }
 }
 
+/// The order's delivery, refused unless it is `needs_human`, and the order's status.
+fn uncertain_delivery(
+    tx: &WriteTransaction,
+    order_id: &str,
+) -> Result<(DeliveryRecord, OrderStatus)> {
+    let rec = ledger::load(tx, order_id)?;
+    require_uncertain(&rec)?;
+    Ok((rec, order_status(tx, order_id)?))
+}
+
 fn require_uncertain(rec: &DeliveryRecord) -> Result<()> {
     match rec.state {
         DeliveryState::NeedsHuman => Ok(()),
@@ -338,6 +330,19 @@ fn order_status(tx: &WriteTransaction, order_id: &str) -> Result<OrderStatus> {
     let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
         .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
     Ok(order.status)
+}
+
+/// [`received`], written to the audit log with its evidence.
+fn received_as_audited(
+    tx: &WriteTransaction,
+    rec: &mut DeliveryRecord,
+    (status, evidence): (OrderStatus, &ReceiptEvidence),
+    ship: Option<&ShipResume>,
+    now: u64,
+) -> Result<()> {
+    received(tx, rec, status, evidence, ship, now)?;
+    let note = format!("{}: received; {}", rec.order_id, evidence.note());
+    audit::append(tx, now, evidence.actor(), "orders.resolve", &note)
 }
 
 /// The buyer has the content: keys `delivered` (unless a refund already revoked them), stock
