@@ -117,6 +117,14 @@ pub fn shown(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// An order fact learnt later never overwrites one already known: `slot` takes `learnt` only
+/// while it is empty (the order row from a later event, an event from the order detail).
+pub fn fill_missing(slot: &mut Option<String>, learnt: &Option<String>) {
+    if slot.is_none() {
+        slot.clone_from(learnt);
+    }
+}
+
 fn one() -> u32 {
     1
 }

@@ -315,11 +315,7 @@ fn new_order(ev: &OrderEvent, now: u64) -> OrderRecord {
 
 /// Later events often know more (a nudge carries the cid a card lacked); never overwrite.
 fn fill_missing(order: &mut OrderRecord, ev: &OrderEvent) {
-    fn fill(slot: &mut Option<String>, v: &Option<String>) {
-        if slot.is_none() {
-            slot.clone_from(v);
-        }
-    }
+    use crate::event::fill_missing as fill;
     fill(&mut order.chat_id, &ev.cid);
     fill(&mut order.buyer_id, &ev.buyer_id);
     fill(&mut order.buyer_nick, &ev.buyer_nick);

@@ -68,24 +68,9 @@ impl Validator<'_> {
         doc: &YamlDoc,
         raw: &crate::config::aftersale::RawPolish,
     ) -> Option<PolishTask> {
-        let mut items = Vec::new();
-        for (i, id) in raw.items.iter().enumerate() {
-            let path = format!("aftersale.polish.items[{i}]");
-            let id = id.clone().into_string().trim().to_string();
-            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-                self.err(
-                    doc,
-                    &path,
-                    format!(
-                        "{path}: `{id}` is not an item id (the number in the listing's link, id=…)"
-                    ),
-                );
-                continue;
-            }
-            if !items.contains(&id) {
-                items.push(id);
-            }
-        }
+        let items = self.numeric_ids(doc, "aftersale.polish.items", &raw.items, |path, id| {
+            format!("{path}: `{id}` is not an item id (the number in the listing's link, id=…)")
+        });
         if raw.window.is_none() {
             self.err(
                 doc,

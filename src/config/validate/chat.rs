@@ -64,16 +64,8 @@ impl Validator<'_> {
         for (i, s) in raw.iter().enumerate() {
             let path = format!("chat[{i}]");
             let stage = self.chat_stage(doc, &path, s, texts);
-            if let Some(prev) = out.iter().position(|p| p.rank() == stage.rank()) {
-                self.err(
-                    doc,
-                    &path,
-                    format!(
-                        "{path}: stage `{}` appears twice (first at chat[{prev}])",
-                        stage.name()
-                    ),
-                );
-            }
+            let first = out.iter().position(|p| p.rank() == stage.rank());
+            self.listed_twice(doc, ("chat", i), stage.name(), first);
             if let Some(last) = out.last().filter(|l| l.rank() > stage.rank()) {
                 self.err(
                     doc,

@@ -12,21 +12,34 @@ impl Validator<'_> {
     /// `blacklist.buyers`: buyer ids are the numbers Xianyu shows as 用户ID; a nickname would
     /// silently never match, so anything else is refused.
     pub(super) fn blacklist(&mut self, doc: &YamlDoc, raw: &raw::Blacklist) -> Blacklist {
-        let mut buyers = std::collections::BTreeSet::new();
-        for (i, id) in raw.buyers.iter().enumerate() {
-            let path = format!("blacklist.buyers[{i}]");
+        let buyers = self.numeric_ids(doc, "blacklist.buyers", &raw.buyers, |path, id| {
+            format!("{path}: `{id}` is not a buyer id; write the buyer's numeric user id (用户ID, e.g. 2200000000001), a nickname cannot be matched")
+        });
+        Blacklist {
+            buyers: buyers.into_iter().collect(),
+        }
+    }
+
+    /// The ids listed at `at` (Xianyu's numeric buyer or item ids), trimmed, in order and
+    /// without repeats; any other entry is reported as `refusal(path, entry)`.
+    pub(super) fn numeric_ids(
+        &mut self,
+        doc: &YamlDoc,
+        at: &str,
+        listed: &[raw::ItemId],
+        refusal: impl Fn(&str, &str) -> String,
+    ) -> Vec<String> {
+        let mut ids = Vec::new();
+        for (i, id) in listed.iter().enumerate() {
+            let path = format!("{at}[{i}]");
             let id = id.clone().into_string().trim().to_string();
             if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-                self.err(
-                    doc,
-                    &path,
-                    format!("{path}: `{id}` is not a buyer id; write the buyer's numeric user id (用户ID, e.g. 2200000000001), a nickname cannot be matched"),
-                );
-                continue;
+                self.err(doc, &path, refusal(&path, &id));
+            } else if !ids.contains(&id) {
+                ids.push(id);
             }
-            buyers.insert(id);
         }
-        Blacklist { buyers }
+        ids
     }
 
     /// `products[i].delivery`: the shape, and a follow-up template that exists and renders.

@@ -253,6 +253,21 @@ impl Validator<'_> {
         self.errors.push(doc.error(path, msg));
     }
 
+    /// A stage list names each stage once: `list[at]` repeats the one at `list[first]`.
+    fn listed_twice(
+        &mut self,
+        doc: &YamlDoc,
+        (list, at): (&str, usize),
+        stage: &str,
+        first: Option<usize>,
+    ) {
+        if let Some(first) = first {
+            let path = format!("{list}[{at}]");
+            let msg = format!("{path}: stage `{stage}` appears twice (first at {list}[{first}])");
+            self.err(doc, &path, msg);
+        }
+    }
+
     fn key_err(&mut self, doc: &YamlDoc, path: &str, msg: impl Into<String>) {
         self.errors.push(doc.key_error(path, msg));
     }

@@ -24,16 +24,8 @@ impl Validator<'_> {
         for (i, s) in raw.iter().enumerate() {
             let path = format!("pipeline[{i}]");
             let stage = self.stage(doc, &path, s, channels);
-            if let Some(prev) = out.iter().position(|p| p.kind() == stage.kind()) {
-                self.err(
-                    doc,
-                    &path,
-                    format!(
-                        "{path}: stage `{}` appears twice (first at pipeline[{prev}])",
-                        stage.name()
-                    ),
-                );
-            }
+            let first = out.iter().position(|p| p.kind() == stage.kind());
+            self.listed_twice(doc, ("pipeline", i), stage.name(), first);
             out.push(stage);
         }
         self.stage_order(doc, &out);

@@ -81,11 +81,7 @@ impl OrderDetail {
     /// Fill what an event does not know yet from this detail (the event's own values win,
     /// except quantity, which only the detail knows reliably).
     pub fn fill(&self, ev: &mut crate::event::OrderEvent) {
-        fn fill(slot: &mut Option<String>, v: &Option<String>) {
-            if slot.is_none() {
-                slot.clone_from(v);
-            }
-        }
+        use crate::event::fill_missing as fill;
         fill(&mut ev.item_id, &self.item_id);
         fill(&mut ev.item_title, &self.title);
         fill(&mut ev.buyer_id, &self.buyer_id);
