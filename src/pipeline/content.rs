@@ -21,6 +21,9 @@ use crate::store::{OrderRecord, PartKind, PartPlan, mask_secret, reveals_key};
 
 use super::plan::Plan;
 
+/// What an image message reads as in the conversation.
+pub(super) const IMAGE_ECHO: &str = "[图片]";
+
 /// Longest masked text a part keeps on the ledger row for the status page.
 const SUMMARY_CHARS: usize = 200;
 
@@ -89,6 +92,15 @@ impl Content {
         match self.parts.get(index)? {
             Part::Text { text, masked } => Some(message(order, text, masked)),
             Part::Image { .. } => None,
+        }
+    }
+
+    /// What part `index` reads as in the conversation when its echo comes back: the text, or
+    /// `[图片]` for an image. Registered as the shop's own with the part's claim.
+    pub fn echo(&self, index: usize) -> Option<String> {
+        match self.parts.get(index)? {
+            Part::Text { text, .. } => Some(text.clone()),
+            Part::Image { .. } => Some(IMAGE_ECHO.to_string()),
         }
     }
 

@@ -255,6 +255,7 @@ impl Runner {
                 supplier: self.supplier.as_ref(),
                 order,
                 stage_index: index,
+                job_id: job.id,
                 rng: &self.rng,
             };
             let outcome = run_stage(&ctx, &config.stages[index]).await?;
@@ -283,6 +284,11 @@ impl Runner {
                     self.hand_to_human(config, &order.order_id, &why, &alerts)
                         .await?;
                     return Ok(JobEnd::Manual(why));
+                }
+                Outcome::Finished => return Ok(JobEnd::Completed),
+                Outcome::Rescheduled { until } => {
+                    self.wake_scheduler.notify_one();
+                    return Ok(JobEnd::Deferred { until });
                 }
             }
         }

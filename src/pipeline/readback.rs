@@ -20,7 +20,8 @@
 
 use crate::config::ShipParams;
 use crate::store::{
-    NotReceived, ReadBackResult, ReadBackState, ReceiptEvidence, ShipResume, StoreError,
+    NotReceived, ReadBackArm, ReadBackResult, ReadBackState, ReceiptEvidence, ShipResume,
+    StoreError,
 };
 
 use super::alerts;
@@ -40,13 +41,14 @@ const NOT_TEXT: &str = "结果未知的是一条图片消息，无法从聊天�
 /// What the seller reads when the conversation could not be read.
 const UNREADABLE: &str = "无法读取聊天记录核对发货结果，请在闲鱼聊天中人工核对";
 
-/// A send's outcome just became unknown (`needs_human`): arm its read-back and come back
-/// after `readback_after`.
-pub(super) fn arm(ctx: &StageCtx<'_>, params: &ShipParams) -> Result<Outcome, StoreError> {
-    let oid = ctx.order.order_id.clone();
-    ctx.store_op(|s| s.arm_read_back(&oid))?;
-    tracing::info!(order_id = %oid, "Send outcome unknown; reading the conversation back.");
-    Ok(defer(ctx, params, 0))
+/// Where and when the read-back of a send whose outcome becomes unknown runs: the ship stage
+/// again after `readback_after`. The store arms it in the transaction that records the
+/// unknown outcome (`needs_human`), so no crash can leave that send without its read-back.
+pub(super) fn arming(ctx: &StageCtx<'_>, params: &ShipParams) -> ReadBackArm {
+    ReadBackArm {
+        resume: super::next_run(ctx.config, ctx.stage_index),
+        due_ms: due(ctx, params, 0),
+    }
 }
 
 /// One read of the conversation for the armed read-back `state`.
@@ -143,11 +145,17 @@ fn give_up(ctx: &StageCtx<'_>, reason: &str) -> Result<Outcome, StoreError> {
 
 /// Come back to the ship stage after `readback_after`, doubled `backoff` times.
 fn defer(ctx: &StageCtx<'_>, params: &ShipParams, backoff: u32) -> Outcome {
+    Outcome::Defer {
+        until: due(ctx, params, backoff),
+        resume: Resume::Same,
+    }
+}
+
+/// `readback_after` from now, doubled `backoff` times.
+fn due(ctx: &StageCtx<'_>, params: &ShipParams, backoff: u32) -> u64 {
     let wait = params
         .readback_after
         .saturating_mul(1u32 << backoff.min(10));
-    Outcome::Defer {
-        until: ctx.now() + u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-        resume: Resume::Same,
-    }
+    ctx.now()
+        .saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
 }

@@ -6,34 +6,39 @@
 //! `failed_safe` (the retry starts at that part), one without an answer makes the delivery
 //! `needs_human` (or is read back from the conversation when the marketplace can).
 
+use std::sync::Mutex;
+
 use crate::config::ShipParams;
 use crate::marketplace::{DeliveryMessage, ImageMessage, SendOutcome};
-use crate::store::{BeginDelivery, BeginFollowUp, OrderRecord, PartNext, PartResult, StoreError};
+use crate::store::{
+    BeginDelivery, BeginFollowUp, EchoTo, OrderRecord, PartFinish, PartNext, PartResult, SendClaim,
+    SendThen, StoreError,
+};
 use crate::why::{Failure, Why};
 
 use super::alerts;
 use super::content::{self, Content, Part};
 use super::plan::Plan;
 use super::readback;
-use super::ship::after_safe_failure;
+use super::ship::{StepEnd, after_safe_failure};
 use super::stage::{Outcome, Resume, StageCtx};
 
-/// Run the send step. `None` means "go on with the next step".
+/// Run the send step. `then` says what follows it: the confirm step (whose claim rides on
+/// the send result) or the job's end.
 pub(super) async fn step(
     ctx: &StageCtx<'_>,
     plan: &Plan,
     params: &ShipParams,
-    last: bool,
-) -> Result<Option<Outcome>, StoreError> {
+    then: SendThen<'_>,
+) -> Result<StepEnd, StoreError> {
     let oid = ctx.order.order_id.clone();
     // With a marketplace that reads conversations back, an unknown outcome is checked there
     // first; the seller hears of it only if the read-back cannot settle it.
     let reads_back = ctx.market.reads_back();
     if reads_back {
         if let Some((state, cards)) = ctx.store_op(|s| s.pending_read_back(&oid))? {
-            return readback::run(ctx, plan, params, state, &cards)
-                .await
-                .map(Some);
+            let outcome = readback::run(ctx, plan, params, state, &cards).await?;
+            return Ok(StepEnd::End(outcome));
         }
     }
     let on_unknown = if reads_back {
@@ -45,15 +50,8 @@ pub(super) async fn step(
             &Why::Interrupted { part: None }.label(),
         ))
     };
-    let cdn = super::images::cdn_urls(ctx, plan);
-    let mut built: Option<Content> = None;
-    let mut build = |order: &OrderRecord, cards: &[String]| {
-        let c = content::build(ctx.config, plan, order, cards)?;
-        let plans = c.plans(&|sha256| cdn.get(sha256).cloned());
-        built = Some(c);
-        Ok(plans)
-    };
-    let begin = ctx.store_op(|s| s.begin_send(&oid, &on_unknown, &mut build))?;
+    let arm = reads_back.then(|| readback::arming(ctx, params));
+    let (begin, built) = claim(ctx, plan, &on_unknown, arm.as_ref())?;
     let (order, attempt, part) = match begin {
         BeginDelivery::Go {
             order,
@@ -61,19 +59,14 @@ pub(super) async fn step(
             part,
             ..
         } => (order, attempt, part),
-        BeginDelivery::AlreadyDone => return Ok(None),
-        BeginDelivery::OutcomeUnknown if reads_back => return readback::arm(ctx, params).map(Some),
-        BeginDelivery::OutcomeUnknown => {
-            return Ok(Some(Outcome::Stop(
-                "send outcome unknown; needs_human".into(),
-            )));
-        }
-        BeginDelivery::NotShippable(why) => return Ok(Some(Outcome::Stop(why))),
+        BeginDelivery::AlreadyDone => return Ok(StepEnd::Next(None)),
+        BeginDelivery::OutcomeUnknown => return Ok(StepEnd::End(unknown(&oid, arm.as_ref()))),
+        BeginDelivery::NotShippable(why) => return Ok(StepEnd::End(Outcome::Stop(why))),
         BeginDelivery::Unbuildable { reason, attempt } => {
             tracing::warn!(order_id = %oid, reason = %reason, "Delivery content cannot be built.");
             let why = Why::Unbuildable;
             let alert = alerts::ship_failed(ctx.order, &plan.product.title, attempt, &why);
-            return Ok(Some(Outcome::Manual {
+            return Ok(StepEnd::End(Outcome::Manual {
                 why,
                 alerts: vec![alert],
             }));
@@ -84,59 +77,134 @@ pub(super) async fn step(
             "order {oid}: the delivery content was not built"
         )));
     };
-    send_parts(
-        ctx, plan, params, &content, &order, part, attempt, last, reads_back,
-    )
-    .await
+    let sending = Sending {
+        content: &content,
+        order: *order,
+        attempt,
+        then,
+        reads_back,
+    };
+    send_parts(ctx, plan, params, sending, part).await
 }
 
-/// Send `first` and every unsent part after it, each settled in the ledger before the next.
-#[allow(clippy::too_many_arguments)]
+/// Claim the send step (and register the first part's echo) in one transaction; the content
+/// is built inside it and returned with the answer.
+fn claim(
+    ctx: &StageCtx<'_>,
+    plan: &Plan,
+    on_unknown: &[crate::store::OutboxDraft],
+    arm: Option<&crate::store::ReadBackArm>,
+) -> Result<(BeginDelivery, Option<Content>), StoreError> {
+    let oid = ctx.order.order_id.clone();
+    let cdn = super::images::cdn_urls(ctx, plan);
+    let built: Mutex<Option<Content>> = Mutex::new(None);
+    let lock = || built.lock().unwrap_or_else(|p| p.into_inner());
+    let mut build = |order: &OrderRecord, cards: &[String]| {
+        let c = content::build(ctx.config, plan, order, cards)?;
+        let plans = c.plans(&|sha256| cdn.get(sha256).cloned());
+        *lock() = Some(c);
+        Ok(plans)
+    };
+    let echo = |i: usize| lock().as_ref().and_then(|c| c.echo(i));
+    let with = SendClaim {
+        on_unknown,
+        echo: Some(&echo),
+        read_back: arm,
+    };
+    let begin = ctx.store_op(|s| s.begin_send_with(&oid, &with, &mut build))?;
+    Ok((begin, lock().take()))
+}
+
+/// A send outcome became unknown: with a read-back it was armed (and the job moved to it) in
+/// the transaction that recorded it; without one the seller was told there.
+fn unknown(oid: &str, arm: Option<&crate::store::ReadBackArm>) -> Outcome {
+    match arm {
+        Some(arm) => {
+            tracing::info!(order_id = %oid, "Send outcome unknown; reading the conversation back.");
+            Outcome::Rescheduled { until: arm.due_ms }
+        }
+        None => Outcome::Stop("send outcome unknown; needs_human".into()),
+    }
+}
+
+/// A claimed send: what goes out and what follows it.
+struct Sending<'a> {
+    content: &'a Content,
+    order: OrderRecord,
+    attempt: u32,
+    then: SendThen<'a>,
+    reads_back: bool,
+}
+
+/// Send `first` and every unsent part after it, each settled in the ledger before the next
+/// (the next part's claim and echo registration ride on that same transaction).
 async fn send_parts(
     ctx: &StageCtx<'_>,
     plan: &Plan,
     params: &ShipParams,
-    content: &Content,
-    order: &OrderRecord,
+    s: Sending<'_>,
     first: usize,
-    attempt: u32,
-    last: bool,
-    reads_back: bool,
-) -> Result<Option<Outcome>, StoreError> {
-    let oid = order.order_id.clone();
-    let masked = content.masked();
+) -> Result<StepEnd, StoreError> {
+    let oid = s.order.order_id.clone();
+    let masked = s.content.masked();
+    let text = |i: usize| s.content.echo(i);
+    let echo = EchoTo {
+        account: &s.order.account,
+        cid: s.order.chat_id.as_deref().unwrap_or_default(),
+        text: &text,
+    };
     let mut part = first;
     loop {
-        let result = send_one(ctx, content, order, part).await;
+        let result = send_one(ctx, s.content, &s.order, part).await;
         let alerts = match &result {
-            PartResult::Unknown { reason } if !reads_back => {
+            PartResult::Unknown { reason } if !s.reads_back => {
                 let why = Why::OutcomeUnknown {
                     failure: Failure::classify(reason),
                     part: None,
                 };
                 ctx.router()
-                    .drafts(&alerts::needs_human(ctx.config, order, &why.label()))
+                    .drafts(&alerts::needs_human(ctx.config, &s.order, &why.label()))
             }
             _ => Vec::new(),
         };
-        let next = ctx.store_op(|s| s.finish_part(&oid, part, &result, last, &masked, &alerts))?;
-        if let PartNext::Next(j) = next {
-            part = j;
-            continue;
-        }
+        let arm = (s.reads_back && matches!(result, PartResult::Unknown { .. }))
+            .then(|| readback::arming(ctx, params));
+        let finish = PartFinish {
+            then: s.then,
+            masked: &masked,
+            alerts: &alerts,
+            echo: Some(echo),
+            read_back: arm.as_ref(),
+        };
+        let next = ctx.store_op(|st| st.finish_part_with(&oid, part, &result, &finish))?;
+        let done = match next {
+            PartNext::Next(j) => {
+                part = j;
+                continue;
+            }
+            PartNext::Confirming { attempt } => return Ok(StepEnd::Next(Some(attempt))),
+            PartNext::Done(state) => state,
+        };
         return Ok(match result {
-            PartResult::Accepted { .. } => None,
-            PartResult::Unknown { .. } if reads_back => Some(readback::arm(ctx, params)?),
-            PartResult::Unknown { reason } => {
-                Some(Outcome::Stop(format!("outcome unknown: {reason}")))
-            }
-            PartResult::NotDelivered { reason } => {
-                Some(after_safe_failure(ctx, plan, params, attempt, true, reason))
-            }
+            PartResult::Accepted { .. } => match s.then {
+                SendThen::Last(Some(_)) if done == crate::store::DeliveryState::Delivered => {
+                    StepEnd::End(Outcome::Finished)
+                }
+                _ => StepEnd::Next(None),
+            },
+            PartResult::Unknown { reason } => StepEnd::End(match arm {
+                Some(arm) => unknown(&oid, Some(&arm)),
+                None => Outcome::Stop(format!("outcome unknown: {reason}")),
+            }),
+            PartResult::NotDelivered { reason } => StepEnd::End(after_safe_failure(
+                ctx, plan, params, s.attempt, true, reason,
+            )),
         });
     }
 }
 
+/// Send part `index`. Its echo was registered with its claim; a part that provably did not
+/// leave is forgotten again with its outcome.
 async fn send_one(
     ctx: &StageCtx<'_>,
     content: &Content,
@@ -144,7 +212,7 @@ async fn send_one(
     index: usize,
 ) -> PartResult {
     if let Some(msg) = content.message(order, index) {
-        return part_result(send_registered(ctx, &msg).await);
+        return part_result(ctx.market.send_delivery(&msg).await);
     }
     match content.parts.get(index) {
         Some(Part::Image { sha256, path }) => {
@@ -184,25 +252,14 @@ async fn send_image(
         width: uploaded.width,
         height: uploaded.height,
     };
-    // Its echo reads `[图片]`: registered like a text, so it is not taken for the seller.
-    let (account, cid) = (
-        msg.to.account.clone(),
-        msg.to.cid.clone().unwrap_or_default(),
-    );
-    let _ = ctx.store_op(|s| s.register_outgoing(&account, &cid, IMAGE_ECHO));
-    let outcome = ctx.market.send_image(&msg).await;
-    if matches!(outcome, SendOutcome::NotDelivered { .. }) {
-        let _ = ctx.store_op(|s| s.forget_outgoing(&account, &cid, IMAGE_ECHO));
-    }
-    outcome
+    // Its echo reads `[图片]`, registered with the claim like a text's.
+    ctx.market.send_image(&msg).await
 }
 
-/// What an image message reads as in the conversation.
-const IMAGE_ECHO: &str = "[图片]";
-
-/// Send one chat message. Its text is registered as the shop's own before it leaves, so its
-/// echo is never taken for the seller typing (which would pause the chat bot in this
-/// conversation); a message that provably did not leave is forgotten again.
+/// Send the follow-up message. Its text is registered as the shop's own before it leaves, so
+/// its echo is never taken for the seller typing (which would pause the chat bot in this
+/// conversation); a message that provably did not leave is forgotten again. (The delivery's
+/// own parts register theirs with their claims.)
 async fn send_registered(ctx: &StageCtx<'_>, msg: &DeliveryMessage) -> SendOutcome {
     let (account, cid) = (
         msg.to.account.clone(),

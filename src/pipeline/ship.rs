@@ -8,10 +8,15 @@
 //! (each step has its own budget), then handed over as `ship_failed`, whose advice says whether
 //! the message had already reached the buyer.
 
-use crate::config::{Category, ShipParams};
+use std::sync::Mutex;
+
+use crate::config::{Category, ShipParams, Stage};
 use crate::marketplace::{ConsignOutcome, ConsignRequest};
 use crate::order::ShipMode;
-use crate::store::{BeginStep, ConfirmProof, OrderRecord, ShipStep, StepResult, StoreError};
+use crate::store::{
+    BeginStep, ConfirmProof, DeliveryState, JobDone, OrderRecord, SendThen, ShipStep, StepResult,
+    StoreError,
+};
 use crate::why::{Failure, Why};
 
 use super::alerts;
@@ -44,19 +49,102 @@ pub(super) async fn run(ctx: &StageCtx<'_>, params: &ShipParams) -> Result<Outco
             return Ok(outcome);
         }
     }
+    let call = ConfirmCall::new(ctx, &plan);
+    let build = |order: &OrderRecord, cards: &[String]| call.build(order, cards);
+    let mut claimed = None;
     for (i, step) in steps.iter().enumerate() {
-        let last = i + 1 == steps.len();
-        let outcome = match step {
-            ShipStep::Send => send::step(ctx, &plan, params, last).await?,
-            ShipStep::Confirm => confirm_step(ctx, &plan, params, last).await?,
+        let next = steps.get(i + 1);
+        let end = match step {
+            ShipStep::Send => {
+                let done = next.is_none().then(|| job_done(ctx, &plan)).flatten();
+                let then = match next {
+                    None => SendThen::Last(done.as_ref()),
+                    Some(ShipStep::Confirm) => SendThen::Confirm(&build),
+                    Some(ShipStep::Send) => SendThen::More,
+                };
+                send::step(ctx, &plan, params, then).await?
+            }
+            ShipStep::Confirm => {
+                let last = next.is_none();
+                confirm_step(ctx, &plan, params, last, claimed.take(), &call).await?
+            }
         };
-        if let Some(outcome) = outcome {
-            return Ok(outcome);
+        match end {
+            StepEnd::Next(claim) => claimed = claim,
+            StepEnd::End(outcome) => return Ok(outcome),
         }
     }
     Ok(send::follow_up(ctx, &plan, params)
         .await?
         .unwrap_or(Outcome::Continue))
+}
+
+/// How a ship step ended.
+pub(super) enum StepEnd {
+    /// Go on with the next step; `Some(attempt)` when its claim rode on this step's result.
+    Next(Option<u32>),
+    /// The ship stage ends here with this outcome.
+    End(Outcome),
+}
+
+/// The confirm call, built inside the transaction that claims it (the claim keeps what the
+/// call carries): by `begin_confirm`, or by the send result that carries the confirm claim.
+pub(super) struct ConfirmCall<'a> {
+    ctx: &'a StageCtx<'a>,
+    plan: &'a Plan,
+    pic_list: Vec<String>,
+    request: Mutex<Option<ConsignRequest>>,
+}
+
+impl<'a> ConfirmCall<'a> {
+    fn new(ctx: &'a StageCtx<'a>, plan: &'a Plan) -> Self {
+        Self {
+            ctx,
+            plan,
+            pic_list: images::proof_pics(ctx, plan),
+            request: Mutex::default(),
+        }
+    }
+
+    /// Build the request for `order` with its `cards`; returns what the ledger keeps of it.
+    /// Runs inside a write request, which may run more than once.
+    pub(super) fn build(&self, order: &OrderRecord, cards: &[String]) -> Option<ConfirmProof> {
+        let (req, proof) = consign_request(self.ctx, self.plan, order, cards, &self.pic_list);
+        *self.request.lock().unwrap_or_else(|p| p.into_inner()) = Some(req);
+        proof
+    }
+
+    fn take(&self) -> Option<ConsignRequest> {
+        self.request
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+/// The job's end, when it may ride on the ship stage's last step: no follow-up message is
+/// due, and no stage after this one writes anything but the notify stage's `delivered`
+/// announcement, which is queued with it. `None`: the runner ends the job as usual.
+fn job_done(ctx: &StageCtx<'_>, plan: &Plan) -> Option<JobDone> {
+    if plan.product.delivery.follow_up.is_some() {
+        return None;
+    }
+    let rest = ctx
+        .config
+        .stages
+        .get(ctx.stage_index + 1..)
+        .unwrap_or_default();
+    if !rest.iter().all(|s| matches!(s, Stage::Notify(_))) {
+        return None;
+    }
+    let announce = rest
+        .iter()
+        .flat_map(|_| ctx.router().drafts(&alerts::delivered(ctx.order)))
+        .collect();
+    Some(JobDone {
+        job_id: ctx.job_id,
+        announce,
+    })
 }
 
 fn steps(mode: ShipMode) -> &'static [ShipStep] {
@@ -85,44 +173,46 @@ struct Attempted {
     retryable: bool,
 }
 
-/// The confirm step. `None` means "go on with the next step".
+/// The confirm step, claimed here or by the send result before it (`claimed`: that attempt).
+/// When it is the last step, the job's end rides on its result.
 async fn confirm_step(
     ctx: &StageCtx<'_>,
     plan: &Plan,
     params: &ShipParams,
     last: bool,
-) -> Result<Option<Outcome>, StoreError> {
+    claimed: Option<u32>,
+    call: &ConfirmCall<'_>,
+) -> Result<StepEnd, StoreError> {
     let oid = ctx.order.order_id.clone();
-    // The request is built inside the claim, which keeps what it carries (keys masked).
-    let pic_list = images::proof_pics(ctx, plan);
-    let mut request: Option<ConsignRequest> = None;
-    let mut build = |order: &OrderRecord, cards: &[String]| {
-        let (req, proof) = consign_request(ctx, plan, order, cards, &pic_list);
-        request = Some(req);
-        proof
-    };
-    let (attempt, request) = match ctx.store_op(|s| s.begin_confirm(&oid, &[], &mut build))? {
-        BeginStep::Go { attempt, .. } => match request {
-            Some(req) => (attempt, req),
-            None => {
-                return Err(StoreError::Rejected(format!(
-                    "order {oid}: the confirm request was not built"
-                )));
+    let attempt = match claimed {
+        Some(attempt) => attempt,
+        None => {
+            let mut build = |order: &OrderRecord, cards: &[String]| call.build(order, cards);
+            match ctx.store_op(|s| s.begin_confirm(&oid, &[], &mut build))? {
+                BeginStep::Go { attempt, .. } => attempt,
+                BeginStep::AlreadyDone => return Ok(StepEnd::Next(None)),
+                // A send was in flight at a crash (recorded as needs_human by begin_step).
+                BeginStep::OutcomeUnknown => {
+                    return Ok(StepEnd::End(Outcome::Stop(
+                        "send outcome unknown; needs_human".into(),
+                    )));
+                }
+                BeginStep::NotShippable(why) => return Ok(StepEnd::End(Outcome::Stop(why))),
             }
-        },
-        BeginStep::AlreadyDone => return Ok(None),
-        // A send was in flight at a crash (recorded as needs_human by begin_step).
-        BeginStep::OutcomeUnknown => {
-            return Ok(Some(Outcome::Stop(
-                "send outcome unknown; needs_human".into(),
-            )));
         }
-        BeginStep::NotShippable(why) => return Ok(Some(Outcome::Stop(why))),
+    };
+    // The request was built inside the claim, which keeps what it carries (keys masked).
+    let Some(request) = call.take() else {
+        return Err(StoreError::Rejected(format!(
+            "order {oid}: the confirm request was not built"
+        )));
     };
     let attempted = confirm(ctx, &request).await;
-    ctx.store_op(|s| s.finish_step(&oid, &attempted.result, last, &[]))?;
+    let done = last.then(|| job_done(ctx, plan)).flatten();
+    let state =
+        ctx.store_op(|s| s.finish_step(&oid, &attempted.result, last, &[], done.as_ref()))?;
     Ok(match attempted.result {
-        StepResult::FailedSafe { reason } => Some(after_failure(
+        StepResult::FailedSafe { reason } => StepEnd::End(after_failure(
             ctx,
             plan,
             params,
@@ -134,7 +224,8 @@ async fn confirm_step(
                 reason,
             },
         )),
-        _ => None,
+        _ if done.is_some() && state == DeliveryState::Delivered => StepEnd::End(Outcome::Finished),
+        _ => StepEnd::Next(None),
     })
 }
 

@@ -35,6 +35,14 @@ pub enum Outcome {
         why: Why,
         alerts: Vec<Alert>,
     },
+    /// The job is over and already gone from the schedule: its end (and the notify stage's
+    /// announcement) rode on the stage's last write, so the runner writes nothing more.
+    Finished,
+    /// The job was already moved to `until` by the stage's last write (a read-back armed with
+    /// the unknown outcome); the runner writes nothing more.
+    Rescheduled {
+        until: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +60,8 @@ pub struct StageCtx<'a> {
     pub supplier: &'a dyn CardSupplier,
     pub order: &'a OrderRecord,
     pub stage_index: usize,
+    /// The durable job running this pipeline (its end may ride on a stage's last write).
+    pub job_id: u64,
     pub(super) rng: &'a Mutex<StdRng>,
 }
 

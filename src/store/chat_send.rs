@@ -447,7 +447,13 @@ pub(super) fn fingerprint(text: &str) -> String {
     hex::encode(&digest[..12])
 }
 
-fn register(tx: &WriteTransaction, account: &str, cid: &str, text: &str, now: u64) -> Result<()> {
+pub(super) fn register(
+    tx: &WriteTransaction,
+    account: &str,
+    cid: &str,
+    text: &str,
+    now: u64,
+) -> Result<()> {
     let fp = fingerprint(text);
     let mut table = tx.open_table(OUTGOING)?;
     let mut row: OutgoingRow = match table.get((account, cid, fp.as_str()))? {
@@ -463,7 +469,12 @@ fn register(tx: &WriteTransaction, account: &str, cid: &str, text: &str, now: u6
     Ok(())
 }
 
-fn unregister(tx: &WriteTransaction, account: &str, cid: &str, text: &str) -> Result<()> {
+pub(super) fn unregister(
+    tx: &WriteTransaction,
+    account: &str,
+    cid: &str,
+    text: &str,
+) -> Result<()> {
     take_one(tx, account, cid, text, u64::MAX).map(|_| ())
 }
 

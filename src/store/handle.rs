@@ -39,6 +39,8 @@ pub(super) struct Handle {
     state: RwLock<State>,
     /// Durable write commits since this handle was made (an in-memory store counts them too).
     commits: AtomicU64,
+    /// Write requests made since this handle was made (several may share one commit).
+    requests: AtomicU64,
     /// `fdatasync` calls redb made on the file since this handle was made, counted where they
     /// happen ([`SyncCounter`]), across reopens. A commit in multi-writer mode is a two-phase
     /// commit (data pages, then the header that points at them), so it is two syncs, plus one
@@ -73,6 +75,7 @@ impl Handle {
             file: Some(path.to_path_buf()),
             state: RwLock::new(State::Open(Arc::new(db))),
             commits: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
             syncs,
         })
     }
@@ -82,6 +85,7 @@ impl Handle {
             file: None,
             state: RwLock::new(State::Open(Arc::new(db))),
             commits: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
             syncs: Arc::default(),
         }
     }
@@ -105,6 +109,16 @@ impl Handle {
     /// Count one durable commit (see [`Handle::commits`]).
     pub(super) fn count_commit(&self) {
         self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count one write request (see [`Handle::requests`]).
+    pub(super) fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Write requests this process made through this handle.
+    pub(super) fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// Durable commits this process made through this handle.

@@ -6,8 +6,8 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::records::{DeliveryRecord, DeliveryState, Job};
-use super::{JOBS, JOBS_DUE, ORDER_JOBS, Result, Store, decode, encode, next_id};
+use super::records::{DeliveryRecord, DeliveryState, Job, OutboxDraft};
+use super::{JOBS, JOBS_DUE, ORDER_JOBS, Result, Store, decode, encode, next_id, outbox};
 
 /// Where an order's pipeline continues.
 #[derive(Debug, Clone)]
@@ -15,6 +15,23 @@ pub struct NextRun {
     pub stage: usize,
     pub stage_name: String,
     pub config_version: String,
+}
+
+/// The end of an order's job when it rides on the transaction of the ship stage's last step
+/// (issue 15): the job leaves the schedule and the `delivered` announcement the notify stage
+/// would queue is queued, with the result that makes the delivery `delivered`. A crash after
+/// that commit leaves nothing to redo; one before it re-runs a job whose steps all answer
+/// "already done".
+#[derive(Debug, Clone)]
+pub struct JobDone {
+    pub job_id: u64,
+    pub announce: Vec<OutboxDraft>,
+}
+
+/// End the job in the caller's transaction (see [`JobDone`]).
+pub(super) fn done(tx: &WriteTransaction, done: &JobDone, now: u64) -> Result<()> {
+    remove(tx, done.job_id)?;
+    outbox::enqueue(tx, &done.announce, now)
 }
 
 /// Schedule (or move) the order's job. Returns the job id.

@@ -243,13 +243,15 @@ impl Store {
         })
     }
 
-    /// Record how a step ended. `last` marks the final step of the ship mode.
+    /// Record how a step ended. `last` marks the final step of the ship mode; `done`, the
+    /// job's end, rides on a result that makes the delivery `delivered`.
     pub fn finish_step(
         &self,
         order_id: &str,
         result: &StepResult,
         last: bool,
         alerts: &[OutboxDraft],
+        done: Option<&jobs::JobDone>,
     ) -> Result<DeliveryState> {
         let now = self.now();
         self.write(|tx| {
@@ -259,7 +261,12 @@ impl Store {
                     message_id,
                     masked_content,
                 } => {
-                    super::sending::send_done(tx, &mut rec, masked_content, last, now)?;
+                    let then = if last {
+                        super::sending::SendThen::Last(done)
+                    } else {
+                        super::sending::SendThen::More
+                    };
+                    super::sending::send_done(tx, &mut rec, masked_content, then, now)?;
                     if rec.message_id.is_none() {
                         rec.message_id.clone_from(message_id);
                     }
@@ -282,6 +289,9 @@ impl Store {
                         DeliveryState::Confirmed
                     };
                     rec.set_state(state, now, Why::Confirmed);
+                    if let (true, Some(done)) = (last, done) {
+                        jobs::done(tx, done, now)?;
+                    }
                 }
                 StepResult::FailedSafe { reason } => {
                     rec.last_error = Some(reason.clone());

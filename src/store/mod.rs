@@ -65,16 +65,19 @@ pub use chat_send::{BeginSend, PlanOutcome, SendResult};
 pub use closeout::{INTERNAL_ERROR_REASON, NotReceived, ReceiptEvidence, ShipResume};
 pub use handle::RETRY_EVERY as REOPEN_EVERY;
 pub use images::UploadedImage;
-pub use jobs::NextRun;
+pub use jobs::{JobDone, NextRun};
 pub use ledger::{BeginStep, ReserveOutcome, ReserveRequest, ShipStep, StepResult};
 pub use lock::DaemonLock;
 pub use orders::{EarlyReserve, IngestOutcome, OrderDetail, Reservation};
 pub use outbox::{OutboxAttempt, OutboxCounts, problem_quiet_key};
-pub use readback::ReadBackResult;
+pub use readback::{ReadBackArm, ReadBackResult};
 pub use records::*;
 pub use rollup::{ALL_ITEMS, RebuildReport, RollupRow};
 pub use rollup_facts::{Counters, Day};
-pub use sending::{BeginDelivery, BeginFollowUp, PartNext, PartPlan, PartResult};
+pub use sending::{
+    BeginDelivery, BeginFollowUp, EchoTo, PartFinish, PartNext, PartPlan, PartResult, SendClaim,
+    SendThen,
+};
 pub use supplier::{BeginCall, CallResult, CallState, ReturnState, SupplierRecord, SupplierUnit};
 
 pub const DB_FILE: &str = "shop.redb";
@@ -289,8 +292,16 @@ impl Store {
     /// Requests arriving together share one transaction and one fsync (`commit.rs`, which
     /// also says why `f` is `Fn`: it may run again). Guarded like every access (`handle.rs`).
     fn write<T>(&self, f: impl Fn(&WriteTransaction) -> Result<T>) -> Result<T> {
+        self.handle.count_request();
         self.handle
             .run(|db| self.committer.write(db, || self.handle.count_commit(), &f))
+    }
+
+    /// Write requests this process has made since it opened the store (requests that arrive
+    /// together share a commit, so this is at least [`Store::commit_count`]): what a merge of
+    /// durable points saves, counted in tests.
+    pub fn write_request_count(&self) -> u64 {
+        self.handle.requests()
     }
 
     /// Durable commits this process has made to the store since it opened it: `/metrics`

@@ -91,19 +91,20 @@ pub(super) fn set_status(
     )
 }
 
-/// Update free-form order fields in the caller's transaction.
+/// Update free-form order fields in the caller's transaction; returns the updated order.
 pub(super) fn update_order(
     tx: &WriteTransaction,
     order_id: &str,
     f: impl FnOnce(&mut OrderRecord),
-) -> Result<()> {
+) -> Result<Option<OrderRecord>> {
     // Bound first: the table must be closed again before `put_order` opens it.
     let found: Option<OrderRecord> = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?;
-    if let Some(mut order) = found {
-        f(&mut order);
-        put_order(tx, &order)?;
-    }
-    Ok(())
+    let Some(mut order) = found else {
+        return Ok(None);
+    };
+    f(&mut order);
+    put_order(tx, &order)?;
+    Ok(Some(order))
 }
 
 /// Record the moments the statistics count: first paid (or past paid), refunded, closed.

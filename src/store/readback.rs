@@ -6,8 +6,65 @@
 //! order to the seller or, when the product opts in, re-arms it through
 //! [`Store::resolve_not_received`].
 
+use redb::WriteTransaction;
+
+use super::jobs::{self, NextRun};
 use super::records::*;
 use super::{Result, Store, StoreError, ledger, outbox};
+
+/// Where the ship stage's job comes back to read the conversation: armed in the same
+/// transaction that records a send's outcome as unknown, so a crash between the two cannot
+/// leave an unknown send with no read-back scheduled (issue 9).
+#[derive(Debug, Clone)]
+pub struct ReadBackArm {
+    /// The ship stage, under the config that armed it.
+    pub resume: NextRun,
+    pub due_ms: u64,
+}
+
+/// Arm the read-back of `rec` (just made `needs_human` by an unknown send, its job cancelled)
+/// and schedule the job that performs it, in the caller's transaction. The caller saves `rec`.
+pub(super) fn arm_in(
+    tx: &WriteTransaction,
+    rec: &mut DeliveryRecord,
+    arm: &ReadBackArm,
+    now: u64,
+) -> Result<()> {
+    arm_state(rec, now);
+    let next = &arm.resume;
+    jobs::schedule(
+        tx,
+        &rec.order_id,
+        next.stage,
+        &next.stage_name,
+        arm.due_ms,
+        &next.config_version,
+        now,
+    )?;
+    Ok(())
+}
+
+/// The read-back state for the unknown part of `rec`, with the note the seller reads.
+fn arm_state(rec: &mut DeliveryRecord, now: u64) {
+    let since_ms = rec
+        .history
+        .iter()
+        .rev()
+        .find(|e| e.state == DeliveryState::Sending)
+        .map_or(now, |e| e.at);
+    let part = rec
+        .parts
+        .iter()
+        .position(|p| matches!(p.state, PartState::Unknown | PartState::Sending));
+    rec.read_back = Some(ReadBackState {
+        attempt: rec.attempts,
+        since_ms,
+        unreadable: 0,
+        absent: 0,
+        part,
+    });
+    rec.note(now, "发送结果未知，正在核对聊天记录");
+}
 
 /// What one read found, for the count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,35 +83,29 @@ impl Store {
             if rec.state != DeliveryState::NeedsHuman {
                 return Ok(false);
             }
-            let since_ms = rec
-                .history
-                .iter()
-                .rev()
-                .find(|e| e.state == DeliveryState::Sending)
-                .map_or(now, |e| e.at);
-            let part = rec
-                .parts
-                .iter()
-                .position(|p| matches!(p.state, PartState::Unknown | PartState::Sending));
-            rec.read_back = Some(ReadBackState {
-                attempt: rec.attempts,
-                since_ms,
-                unreadable: 0,
-                absent: 0,
-                part,
-            });
-            rec.note(now, "发送结果未知，正在核对聊天记录");
+            arm_state(&mut rec, now);
             ledger::save(tx, &rec)?;
             Ok(true)
         })
     }
 
     /// The read-back `order_id` waits for, with the keys it holds (to rebuild the message):
-    /// only for a `needs_human` delivery armed for its current attempt.
+    /// only for a `needs_human` delivery armed for its current attempt. Every send step asks,
+    /// so the common answer (none) comes from a read, without a commit.
     pub fn pending_read_back(
         &self,
         order_id: &str,
     ) -> Result<Option<(ReadBackState, Vec<String>)>> {
+        let armed = self.delivery(order_id)?.is_some_and(|rec| {
+            rec.state == DeliveryState::NeedsHuman
+                && rec
+                    .read_back
+                    .as_ref()
+                    .is_some_and(|s| s.attempt == rec.attempts)
+        });
+        if !armed {
+            return Ok(None);
+        }
         self.write(|tx| {
             let Some(rec) = ledger::find(tx, order_id)? else {
                 return Ok(None);

@@ -16,8 +16,12 @@ use std::cell::RefCell;
 
 use redb::WriteTransaction;
 
+use super::jobs::{self, JobDone};
+use super::readback::{self, ReadBackArm};
 use super::records::*;
-use super::{ORDERS, Result, Store, StoreError, cards, get_json, ledger, order_rows, outbox};
+use super::{
+    ORDERS, Result, Store, StoreError, cards, chat_send, get_json, ledger, order_rows, outbox,
+};
 use crate::order::OrderStatus;
 use crate::why::{Failure, PartRef, Why};
 
@@ -69,6 +73,63 @@ pub enum PartNext {
     Next(usize),
     /// The step ended in this state.
     Done(DeliveryState),
+    /// Every part is out and the confirm step is claimed (attempt `attempt`) in the same
+    /// transaction: call the platform now.
+    Confirming { attempt: u32 },
+}
+
+/// What the send step's claim writes in its own transaction besides the claim (issue 15: the
+/// fewer durable points before the message leaves, the sooner the buyer has it).
+#[derive(Default)]
+pub struct SendClaim<'a> {
+    /// The `needs_human` alerts for a send found in flight (when no read-back settles it).
+    pub on_unknown: &'a [OutboxDraft],
+    /// What part `i`'s chat echo reads (its text; `[图片]` for an image): registered as the
+    /// shop's own with the part's claim, so the echo is never taken for the seller typing
+    /// (which would pause the chat bot). Sent to the order's conversation.
+    pub echo: Option<&'a (dyn Fn(usize) -> Option<String> + Sync)>,
+    /// Arm the read-back (and move the job to it) when the claim finds a send in flight.
+    pub read_back: Option<&'a ReadBackArm>,
+}
+
+/// The conversation a delivery's parts go to and what each part's echo reads (see
+/// [`SendClaim::echo`]).
+#[derive(Clone, Copy)]
+pub struct EchoTo<'a> {
+    pub account: &'a str,
+    pub cid: &'a str,
+    pub text: &'a (dyn Fn(usize) -> Option<String> + Sync),
+}
+
+/// Builds the confirm call from the order and its keys inside the transaction that claims
+/// it, answering what the ledger keeps of it (as `Store::begin_confirm`'s `proof`).
+pub type ConfirmBuild<'a> = &'a (dyn Fn(&OrderRecord, &[String]) -> Option<ConfirmProof> + Sync);
+
+/// What follows a finished send step.
+#[derive(Clone, Copy)]
+pub enum SendThen<'a> {
+    /// The send is the ship mode's last step (`delivered`); the job's end rides on its
+    /// result when given.
+    Last(Option<&'a JobDone>),
+    /// The confirm step follows and its claim (with the proof its call carries, built by
+    /// this) rides on the send result.
+    Confirm(ConfirmBuild<'a>),
+    /// Another step follows (`sent`), claimed by itself.
+    More,
+}
+
+/// How [`Store::finish_part_with`] records a part's outcome.
+pub struct PartFinish<'a> {
+    pub then: SendThen<'a>,
+    /// The order's `ship_content` once every part is out (keys masked).
+    pub masked: &'a str,
+    /// Alerts queued with the outcome (an unknown one without read-back).
+    pub alerts: &'a [OutboxDraft],
+    /// Registers the next part's echo with its claim; forgets this part's if it provably
+    /// did not leave.
+    pub echo: Option<EchoTo<'a>>,
+    /// Arm the read-back in the transaction that records an unknown outcome.
+    pub read_back: Option<&'a ReadBackArm>,
 }
 
 /// The follow-up message: may it go out?
@@ -96,6 +157,21 @@ impl Store {
         on_unknown: &[OutboxDraft],
         build: &mut dyn FnMut(&OrderRecord, &[String]) -> Result<Vec<PartPlan>, String>,
     ) -> Result<BeginDelivery> {
+        let claim = SendClaim {
+            on_unknown,
+            ..SendClaim::default()
+        };
+        self.begin_send_with(order_id, &claim, build)
+    }
+
+    /// [`Store::begin_send`] with what the claim's transaction carries besides the claim: the
+    /// first part's echo registration, and the read-back of a send found in flight.
+    pub fn begin_send_with(
+        &self,
+        order_id: &str,
+        with: &SendClaim<'_>,
+        build: &mut dyn FnMut(&OrderRecord, &[String]) -> Result<Vec<PartPlan>, String>,
+    ) -> Result<BeginDelivery> {
         let now = self.now();
         // A write request may run again (group commit); `build` then renders again.
         let build = RefCell::new(build);
@@ -105,7 +181,7 @@ impl Store {
                 .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
             let in_flight = rec.parts.iter().position(|p| p.state == PartState::Sending);
             if rec.send_in_flight() {
-                interrupted(tx, &mut rec, in_flight, on_unknown, now)?;
+                interrupted(tx, &mut rec, in_flight, with, now)?;
                 return Ok(BeginDelivery::OutcomeUnknown);
             }
             if rec.sent_at.is_some() {
@@ -130,11 +206,15 @@ impl Store {
                 // but a row is never trusted to be tidy): finish the step now.
                 rec.attempts -= 1;
                 let masked = order.ship_content.clone().unwrap_or_default();
-                send_done(tx, &mut rec, &masked, true, now)?;
+                send_done(tx, &mut rec, &masked, SendThen::Last(None), now)?;
                 ledger::save(tx, &rec)?;
                 return Ok(BeginDelivery::AlreadyDone);
             };
             claim(&mut rec, part, now);
+            if let Some(text) = with.echo.and_then(|echo| echo(part)) {
+                let cid = order.chat_id.as_deref().unwrap_or_default();
+                chat_send::register(tx, &order.account, cid, &text, now)?;
+            }
             rec.set_state(DeliveryState::Sending, now, Why::Attempt { n: attempt });
             ledger::save(tx, &rec)?;
             Ok(BeginDelivery::Go {
@@ -179,6 +259,31 @@ impl Store {
         masked: &str,
         alerts: &[OutboxDraft],
     ) -> Result<PartNext> {
+        let then = if last_step {
+            SendThen::Last(None)
+        } else {
+            SendThen::More
+        };
+        let finish = PartFinish {
+            then,
+            masked,
+            alerts,
+            echo: None,
+            read_back: None,
+        };
+        self.finish_part_with(order_id, index, result, &finish)
+    }
+
+    /// [`Store::finish_part`] with what its transaction carries besides the outcome: the next
+    /// part's echo registration (or this part's removal when it provably did not leave), the
+    /// confirm claim or the job's end after the last part, the read-back of an unknown one.
+    pub fn finish_part_with(
+        &self,
+        order_id: &str,
+        index: usize,
+        result: &PartResult,
+        with: &PartFinish<'_>,
+    ) -> Result<PartNext> {
         let now = self.now();
         self.write(|tx| {
             let mut rec = ledger::load(tx, order_id)?;
@@ -194,18 +299,14 @@ impl Store {
                     part.state = PartState::Sent;
                     part.message_id.clone_from(message_id);
                     part.last_error = None;
-                    match next_pending(&rec) {
-                        Some(j) => {
-                            claim(&mut rec, j, now);
-                            PartNext::Next(j)
-                        }
-                        None => {
-                            send_done(tx, &mut rec, masked, last_step, now)?;
-                            PartNext::Done(rec.state)
-                        }
-                    }
+                    accepted(tx, &mut rec, with, now)?
                 }
                 PartResult::NotDelivered { reason } => {
+                    if let Some(echo) = &with.echo {
+                        if let Some(text) = (echo.text)(index) {
+                            chat_send::unregister(tx, echo.account, echo.cid, &text)?;
+                        }
+                    }
                     let part = &mut rec.parts[index];
                     part.state = PartState::Pending;
                     part.last_error = Some(reason.clone());
@@ -234,11 +335,14 @@ impl Store {
                         &[],
                         now,
                     )?;
+                    if let Some(arm) = with.read_back {
+                        readback::arm_in(tx, &mut rec, arm, now)?;
+                    }
                     PartNext::Done(DeliveryState::NeedsHuman)
                 }
             };
             ledger::save(tx, &rec)?;
-            outbox::enqueue(tx, alerts, now)?;
+            outbox::enqueue(tx, with.alerts, now)?;
             Ok(next)
         })
     }
@@ -358,6 +462,30 @@ impl Store {
     }
 }
 
+/// A part went out: claim the next one (registering its echo), or finish the step with what
+/// follows it riding on the same transaction.
+fn accepted(
+    tx: &WriteTransaction,
+    rec: &mut DeliveryRecord,
+    with: &PartFinish<'_>,
+    now: u64,
+) -> Result<PartNext> {
+    if let Some(j) = next_pending(rec) {
+        claim(rec, j, now);
+        if let Some(echo) = &with.echo {
+            if let Some(text) = (echo.text)(j) {
+                chat_send::register(tx, echo.account, echo.cid, &text, now)?;
+            }
+        }
+        return Ok(PartNext::Next(j));
+    }
+    let claimed = send_done(tx, rec, with.masked, with.then, now)?;
+    Ok(match claimed {
+        Some(attempt) => PartNext::Confirming { attempt },
+        None => PartNext::Done(rec.state),
+    })
+}
+
 /// The keys a delivery holds, to build its content from.
 pub(super) fn keys_of(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result<Vec<String>> {
     match &rec.holding {
@@ -444,7 +572,7 @@ fn interrupted(
     tx: &WriteTransaction,
     rec: &mut DeliveryRecord,
     in_flight: Option<usize>,
-    on_unknown: &[OutboxDraft],
+    with: &SendClaim<'_>,
     now: u64,
 ) -> Result<()> {
     if let Some(i) = in_flight {
@@ -456,35 +584,65 @@ fn interrupted(
     let why = Why::Interrupted {
         part: in_flight.and_then(|i| part_ref(rec, i)),
     };
-    ledger::hand_over_state(tx, rec, DeliveryState::NeedsHuman, why, on_unknown, now)?;
+    ledger::hand_over_state(
+        tx,
+        rec,
+        DeliveryState::NeedsHuman,
+        why,
+        with.on_unknown,
+        now,
+    )?;
+    if let Some(arm) = with.read_back {
+        readback::arm_in(tx, rec, arm, now)?;
+    }
     ledger::save(tx, rec)
 }
 
-/// Every part went out: keys delivered, `ship_content` kept (masked), `sent` or `delivered`.
+/// Every part went out: keys delivered, `ship_content` kept (masked), `delivered` (with the
+/// job's end when it rides along) or `sent`, and then the confirm step claimed when it
+/// follows and the order can still be shipped. Returns the confirm attempt when claimed.
 pub(super) fn send_done(
     tx: &WriteTransaction,
     rec: &mut DeliveryRecord,
     masked: &str,
-    last_step: bool,
+    then: SendThen<'_>,
     now: u64,
-) -> Result<()> {
+) -> Result<Option<u32>> {
     rec.sent_at = Some(now);
     rec.message_id = rec.parts.iter().find_map(|p| p.message_id.clone());
     rec.last_error = None;
     ledger::mark_delivered(tx, rec, now)?;
     let content = masked.to_string();
-    order_rows::update_order(tx, &rec.order_id, |o| {
+    let order = order_rows::update_order(tx, &rec.order_id, |o| {
         o.ship_content = Some(content);
         o.ship_method.get_or_insert(ShipMethod::Auto);
     })?;
-    let state = if last_step {
-        DeliveryState::Delivered
-    } else {
-        // The confirm step gets its own retry budget: a send that needed retries must not
-        // leave the idempotent confirm a single try (found by the chaos test).
-        rec.attempts = 0;
-        DeliveryState::Sent
+    if let SendThen::Last(done) = then {
+        rec.set_state(DeliveryState::Delivered, now, Why::Accepted);
+        if let Some(done) = done {
+            jobs::done(tx, done, now)?;
+        }
+        return Ok(None);
+    }
+    // The confirm step gets its own retry budget: a send that needed retries must not
+    // leave the idempotent confirm a single try (found by the chaos test).
+    rec.attempts = 0;
+    rec.set_state(DeliveryState::Sent, now, Why::Accepted);
+    let (SendThen::Confirm(build), Some(order)) = (then, order) else {
+        return Ok(None);
     };
-    rec.set_state(state, now, Why::Accepted);
-    Ok(())
+    if rec.confirmed_at.is_some() || not_shippable(rec, &order).is_some() {
+        return Ok(None);
+    }
+    rec.attempts = 1;
+    rec.set_state(DeliveryState::Confirming, now, Why::Attempt { n: 1 });
+    let keys = keys_of(tx, rec)?;
+    if let Some(p) = build(&order, &keys) {
+        rec.proof = Some(ConfirmProof {
+            attempt: 1,
+            at: now,
+            ..p
+        });
+    }
+    Ok(Some(1))
 }
