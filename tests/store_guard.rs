@@ -186,7 +186,8 @@ fn config_dir(dir: &std::path::Path) -> std::path::PathBuf {
 fn a_full_disk_stops_replay_with_one_message_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_dir(dir.path());
-    const EVENTS: usize = 700;
+    // Enough events to outgrow the file limit below with compact records (schema 3).
+    const EVENTS: usize = 1500;
     let events: String = (0..EVENTS)
         .map(|i| format!("{{\"account\":\"main\",\"order_id\":\"F{i:05}\",\"status\":\"pending_payment\",\"item_id\":\"{STOCK_ITEM}\",\"buyer_id\":\"b{i}\",\"cid\":\"c{i}\"}}\n"))
         .collect();

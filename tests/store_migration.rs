@@ -5,16 +5,23 @@
 //! the shipped example config: `cards import office-2021 example-cards.txt`, `replay
 //! example-events.jsonl`, then `orders ship 3003 --company 顺丰快递 --tracking SF1234567890`.
 //! `tests/data/store-schema1-d734f78.redb` was written the same way by the last schema-1 build
-//! (commit d734f78: chat, after-sale and statistics tables too). Both open in this build and
-//! are migrated to schema 2 (MessagePack records, `src/store/codec.rs`). The tests work on
-//! copies; the committed files are never opened for writing.
+//! (commit d734f78: chat, after-sale and statistics tables too), and
+//! `tests/data/store-schema2-88f8c04.redb` the same way by the last schema-2 build (commit
+//! 88f8c04: MessagePack maps). All open in this build and are migrated to schema 3 (the
+//! per-order records as positional MessagePack arrays, `src/store/codec.rs`). The tests work
+//! on copies; the committed files are never opened for writing.
 
 use std::path::Path;
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use xianyu_shopd::clock;
 use xianyu_shopd::order::OrderStatus;
 use xianyu_shopd::store::rollup_facts::Day;
-use xianyu_shopd::store::{CardState, DeliveryState, OutboxState, Store};
+use xianyu_shopd::store::{
+    CardRow, CardState, DeliveryRecord, DeliveryState, OrderRecord, OutboxState, StatusLogEntry,
+    StockLogEntry, Store,
+};
 
 fn open_copy(dir: &Path) -> Store {
     open_fixture(dir, "store-schema1.redb")
@@ -36,7 +43,7 @@ fn a_schema_1_store_opens_with_every_order_key_and_notification() {
     let store = open_copy(dir.path());
     the_example_shop_is_all_there(&store);
     drop(store);
-    per_order_rows_are_message_pack(dir.path());
+    per_order_rows_are_positional(dir.path());
 }
 
 #[test]
@@ -47,8 +54,8 @@ fn a_store_of_the_last_schema_1_build_migrates_too() {
     assert!(!stats_before.is_empty(), "the fixture has statistics");
     the_example_shop_is_all_there(&store);
     drop(store);
-    per_order_rows_are_message_pack(dir.path());
-    // Opened again: already schema 2, nothing to migrate, the statistics as they were.
+    per_order_rows_are_positional(dir.path());
+    // Opened again: already schema 3, nothing to migrate, the statistics as they were.
     let store = Store::open(&dir.path().join("state"), clock::system()).unwrap();
     assert_eq!(
         store.rollups(Day(0), Day(u32::MAX), None).unwrap(),
@@ -57,31 +64,135 @@ fn a_store_of_the_last_schema_1_build_migrates_too() {
     assert_eq!(store.list_orders(None).unwrap().len(), 5);
 }
 
-/// After the migration the per-order tables hold MessagePack maps, not JSON objects.
-fn per_order_rows_are_message_pack(dir: &Path) {
-    use redb::{ReadableDatabase, ReadableTable, TableDefinition};
-    let db = redb::Database::builder()
+fn open_raw(file: &Path) -> redb::Database {
+    redb::Database::builder()
         .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
-        .open(dir.join("state/shop.redb"))
-        .unwrap();
+        .open(file)
+        .unwrap()
+}
+
+/// After the migration the store is schema 3 and its per-order tables hold positional
+/// MessagePack arrays, neither JSON objects nor maps.
+fn per_order_rows_are_positional(dir: &Path) {
+    let db = open_raw(&dir.join("state/shop.redb"));
     let tx = db.begin_read().unwrap();
     let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
     let version = tx.open_table(meta).unwrap().get("schema_version").unwrap();
-    assert_eq!(version.map(|v| v.value()), Some(2));
+    assert_eq!(version.map(|v| v.value()), Some(3));
+    let is_array = |first: u8| first & 0xf0 == 0x90 || first == 0xdc || first == 0xdd;
     for name in ["orders", "delivery_ledger"] {
         let table: TableDefinition<&str, &[u8]> = TableDefinition::new(name);
         let table = tx.open_table(table).unwrap();
         let mut rows = 0;
         for row in table.iter().unwrap() {
             let first = row.unwrap().1.value()[0];
-            assert!(
-                first & 0xf0 == 0x80 || first == 0xde,
-                "{name}: a map, not JSON"
-            );
+            assert!(is_array(first), "{name}: an array, not JSON or a map");
             rows += 1;
         }
         assert!(rows > 0, "{name} has rows");
     }
+    for name in ["order_status_log", "card_keys"] {
+        let table: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new(name);
+        for row in tx.open_table(table).unwrap().iter().unwrap() {
+            let first = row.unwrap().1.value()[0];
+            assert!(is_array(first), "{name}: an array, not JSON or a map");
+        }
+    }
+}
+
+/// Every row of a per-order table, decoded (maps before the migration, arrays after).
+fn records<K, T>(db: &redb::Database, name: &str) -> Vec<(String, T)>
+where
+    K: redb::Key + 'static,
+    for<'a> K::SelfType<'a>: std::fmt::Debug,
+    T: serde::de::DeserializeOwned,
+{
+    let def: TableDefinition<K, &[u8]> = TableDefinition::new(name);
+    let tx = db.begin_read().unwrap();
+    let table = tx.open_table(def).unwrap();
+    let rows: Vec<(String, T)> = table
+        .iter()
+        .unwrap()
+        .map(|row| {
+            let (k, v) = row.unwrap();
+            let record = rmp_serde::from_slice(v.value())
+                .unwrap_or_else(|e| panic!("{name} {:?}: {e}", k.value()));
+            (format!("{:?}", k.value()), record)
+        })
+        .collect();
+    rows
+}
+
+/// The raw rows of a table whose encoding the migration must not touch (statistics).
+fn raw_rows<K>(db: &redb::Database, name: &str) -> Vec<(String, Vec<u8>)>
+where
+    K: redb::Key + 'static,
+    for<'a> K::SelfType<'a>: std::fmt::Debug,
+{
+    let def: TableDefinition<K, &[u8]> = TableDefinition::new(name);
+    let tx = db.begin_read().unwrap();
+    let table = tx.open_table(def).unwrap();
+    let rows: Vec<(String, Vec<u8>)> = table
+        .iter()
+        .unwrap()
+        .map(|row| {
+            let (k, v) = row.unwrap();
+            (format!("{:?}", k.value()), v.value().to_vec())
+        })
+        .collect();
+    rows
+}
+
+/// Everything the migration must keep: every per-order record (decoded) and the statistics
+/// rows (byte for byte).
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    orders: Vec<(String, OrderRecord)>,
+    ledger: Vec<(String, DeliveryRecord)>,
+    log: Vec<(String, StatusLogEntry)>,
+    cards: Vec<(String, CardRow)>,
+    stock_log: Vec<(String, StockLogEntry)>,
+    rollup: Vec<(String, Vec<u8>)>,
+    totals: Vec<(String, Vec<u8>)>,
+}
+
+fn snapshot(file: &Path) -> Snapshot {
+    let db = open_raw(file);
+    Snapshot {
+        orders: records::<&str, _>(&db, "orders"),
+        ledger: records::<&str, _>(&db, "delivery_ledger"),
+        log: records::<(&str, u64), _>(&db, "order_status_log"),
+        cards: records::<(&str, u64), _>(&db, "card_keys"),
+        stock_log: records::<u64, _>(&db, "stock_log"),
+        rollup: raw_rows::<(u32, &str, &str)>(&db, "stats_rollup"),
+        totals: raw_rows::<(u32, &str)>(&db, "stats_rollup_totals"),
+    }
+}
+
+#[test]
+fn a_store_of_the_last_schema_2_build_migrates_with_every_record_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    // redb may write to a file it opens: the snapshot reads a copy, never the fixture.
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-schema2-88f8c04.redb");
+    let copy = dir.path().join("before.redb");
+    std::fs::copy(&fixture, &copy).unwrap();
+    let before = snapshot(&copy);
+    assert_eq!(before.orders.len(), 5);
+    assert!(!before.ledger.is_empty() && !before.log.is_empty() && !before.cards.is_empty());
+    assert!(
+        !before.rollup.is_empty() && !before.totals.is_empty(),
+        "the fixture has statistics"
+    );
+    let store = open_fixture(dir.path(), "store-schema2-88f8c04.redb");
+    drop(store);
+    per_order_rows_are_positional(dir.path());
+    let file = dir.path().join("state/shop.redb");
+    assert!(snapshot(&file) == before, "the migration changed a record");
+    // Opened again: already schema 3, nothing to migrate; everything a seller had is there
+    // (this last check also writes: it imports a key).
+    let store = Store::open(&dir.path().join("state"), clock::system()).unwrap();
+    the_example_shop_is_all_there(&store);
 }
 
 fn the_example_shop_is_all_there(store: &Store) {

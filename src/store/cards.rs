@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::records::*;
 use super::{
     CARD_FINGERPRINTS, CARDS, CARDS_AVAILABLE, LEDGER, Result, STOCK_LOG, Store, StoreError,
-    decode, encode, get_json, next_id,
+    decode, encode_row, get_json, next_id,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -78,7 +78,7 @@ impl Store {
                         imported_at: now,
                         updated_at: now,
                     };
-                    cards.insert((pool, id), encode(&row).as_slice())?;
+                    cards.insert((pool, id), encode_row(&row).as_slice())?;
                     avail.insert((pool, id), ())?;
                     fps.insert((pool, fp.as_str()), id)?;
                     report.added += 1;
@@ -373,7 +373,7 @@ fn move_cards(
         row.state = to;
         row.order_id = (to != CardState::Available).then(|| order_id.to_string());
         row.updated_at = now;
-        cards.insert((pool, *id), encode(&row).as_slice())?;
+        cards.insert((pool, *id), encode_row(&row).as_slice())?;
         if to == CardState::Available {
             avail.insert((pool, *id), ())?;
         } else {
@@ -403,6 +403,6 @@ pub(super) fn log_stock(
         order_id: order_id.map(str::to_string),
     };
     tx.open_table(STOCK_LOG)?
-        .insert(seq, encode(&entry).as_slice())?;
+        .insert(seq, encode_row(&entry).as_slice())?;
     Ok(())
 }

@@ -1,28 +1,68 @@
-//! How a record is kept in a redb value: a MessagePack map with field names (schema 2), and
-//! how the JSON records of schema 1 are still read and migrated.
+//! How a record is kept in a redb value (schema 3): the per-order records as positional
+//! MessagePack arrays, everything else as MessagePack maps with field names; and how the
+//! records of schemas 1 (JSON) and 2 (maps everywhere) are still read and migrated.
 //!
-//! **Why MessagePack maps.** The per-order records (order, delivery ledger with its history,
-//! status log, card key, stock log) are most of the file, and JSON spent a third of their bytes
-//! on digits of timestamps, quotes, `null`s and punctuation. A map with field names stays
-//! self-describing like JSON: a field added with `#[serde(default)]` (the rule for every new
-//! field) needs no migration, a removed one is ignored, `skip_serializing_if` and tagged
-//! enums work as before, and a record written by a newer build with a new variant fails as
-//! `Corrupt` instead of being misread. Positional arrays would save the names too, but every
-//! field would then have to be appended last and never skipped; not worth the trap.
+//! **Why positional arrays for the hot records.** The per-order records (order, delivery
+//! ledger with its history, status log, card key, stock log) are most of the file. As maps
+//! (schema 2) their field names were about a third of their bytes: a ledger history entry
+//! spelled `at` and `state` again for every step. An array keeps only the values.
 //!
-//! **Schema 1 rows.** A JSON record is an object and starts with `{`; a MessagePack map never
-//! does (0x7b would be a positive integer), so [`decode`] reads either. Opening a schema-1
-//! store migrates the per-order tables at once ([`migrate_from_json`], in the transaction that
-//! writes schema 2); the rest is rewritten as MessagePack on its next write. The statistics
-//! rollups have their own encoding and are not touched.
+//! **The rules for a [`Positional`] record** (and every type nested in one: `LedgerEvent`,
+//! `PartMark`, `ReadBackState`, `ConfirmProof`, `Holding`, `Why`, `PartRef`), because a field
+//! is known by its place, not its name:
+//! 1. a new field is appended LAST, with `#[serde(default)]`: a row written before it is a
+//!    shorter array, and the missing tail reads as the default;
+//! 2. never `skip_serializing_if`: a skipped field would shift every field after it;
+//! 3. never reorder, remove or retype a field, and never rename an enum variant (variants
+//!    are stored by their serde name, so adding or reordering variants is fine);
+//! 4. a change that breaks 1–3 needs a new schema version and a migration.
+//!
+//! A row with more fields than this build knows (written by a newer build) is refused as
+//! `Corrupt`, never misread; an upgraded store is not meant for an older build anyway.
+//!
+//! `codec_golden.rs` holds bytes written by the first schema-3 build for every positional
+//! type and checks they still read as the same values, and that a sparse record (every
+//! optional field empty) and a full one survive a round trip: reordering fields, inserting
+//! one in the middle or adding `skip_serializing_if` fails there, not in a seller's store.
+//!
+//! The other records (jobs, outbox, chat, after-sale, supplier, audit) stay maps: they are
+//! few or short-lived, and a map tolerates any new field. A reader that wants only some
+//! fields of a positional record (the views) declares them in order through [`Head`].
+//!
+//! **Older rows.** A JSON record (schema 1) is an object and starts with `{`, which
+//! MessagePack never does (0x7b would be a positive integer), so [`decode`] reads JSON,
+//! maps and arrays alike (serde reads a struct from either a map or a sequence). Opening a
+//! schema-1 or schema-2 store rewrites the per-order tables as arrays at once ([`migrate`],
+//! in the transaction that writes schema 3); the remaining JSON jobs are rewritten as maps,
+//! the rest on its next write. The statistics rollups have their own encoding and are not
+//! touched.
+
+use std::marker::PhantomData;
 
 use redb::{ReadableTable, WriteTransaction};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::records::{CardRow, DeliveryRecord, Job, OrderRecord, StatusLogEntry, StockLogEntry};
 use super::{CARDS, JOBS, LEDGER, ORDER_LOG, ORDERS, Result, STOCK_LOG};
 
+/// A record stored as a positional array: it follows the rules of the module doc, and
+/// `codec_golden.rs` holds its golden bytes.
+pub(super) trait Positional: Serialize {}
+
+impl Positional for OrderRecord {}
+impl Positional for DeliveryRecord {}
+impl Positional for StatusLogEntry {}
+impl Positional for CardRow {}
+impl Positional for StockLogEntry {}
+
+/// A per-order record as a positional array (schema 3).
+pub(super) fn encode_row<T: Positional>(v: &T) -> Vec<u8> {
+    rmp_serde::to_vec(v).expect("store records serialize")
+}
+
+/// Any other record as a map with field names.
 pub(super) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(v).expect("store records serialize")
 }
@@ -35,22 +75,64 @@ pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T
     }
 }
 
+/// The leading fields of a record, for a reader that needs only some of them (the views): `T`
+/// declares the record's fields in their order up to the last one it needs, under the
+/// record's names, with [`serde::de::IgnoredAny`] for those it skips. The rest of an array is
+/// skipped without allocating anything; a map (an older row) is read by field name.
+pub(super) struct Head<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Head<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Fields<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+            type Value = Head<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a record (an array or a map)")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Head<T>, A::Error> {
+                let head = T::deserialize(SeqAccessDeserializer::new(&mut seq))?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Head(head))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Head<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(Head)
+            }
+        }
+        d.deserialize_any(Fields(PhantomData))
+    }
+}
+
 /// A schema-1 record (see the module doc).
 fn is_json(bytes: &[u8]) -> bool {
     bytes.first() == Some(&b'{')
 }
 
-/// Re-encode every JSON row of `$table` (records of type `$ty`) as MessagePack. The rows to
-/// rewrite are collected first (redb tables cannot be written while iterated).
+/// A MessagePack array: fixarray, array 16 or array 32.
+fn is_array(bytes: &[u8]) -> bool {
+    matches!(bytes.first(), Some(0x90..=0x9f | 0xdc | 0xdd))
+}
+
+/// Re-encode every row of `$table` (records of type `$ty`) for which `$stale` holds with
+/// `$encode`. The rows to rewrite are collected first (redb tables cannot be written while
+/// iterated).
 macro_rules! rewrite {
-    ($tx:expr, $table:expr, $name:literal, $ty:ty, $owned:expr, $key:expr) => {{
+    ($tx:expr, $table:expr, $name:literal, $ty:ty, $stale:expr, $encode:expr, $owned:expr, $key:expr) => {{
         let mut table = $tx.open_table($table)?;
         let mut rows = Vec::new();
         for row in table.iter()? {
             let (k, v) = row?;
-            if is_json(v.value()) {
+            if $stale(v.value()) {
                 let record: $ty = super::decode($name, v.value())?;
-                rows.push(($owned(k.value()), encode(&record)));
+                rows.push(($owned(k.value()), $encode(&record)));
             }
         }
         for (k, v) in &rows {
@@ -60,8 +142,9 @@ macro_rules! rewrite {
     }};
 }
 
-/// Schema 1 → 2: the per-order tables, in the caller's transaction. Returns the rows rewritten.
-pub(super) fn migrate_from_json(tx: &WriteTransaction) -> Result<usize> {
+/// Schema 1 or 2 → 3: the per-order tables become positional arrays and JSON jobs become
+/// maps, in the caller's transaction. Returns the rows rewritten.
+pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
     fn str_key(k: &String) -> &str {
         k
     }
@@ -72,12 +155,24 @@ pub(super) fn migrate_from_json(tx: &WriteTransaction) -> Result<usize> {
     let by_pair = |(a, n): (&str, u64)| (a.to_string(), n);
     let by_id = |k: u64| k;
     let id_key = |k: &u64| *k;
-    let mut n = rewrite!(tx, ORDERS, "orders", OrderRecord, by_str, str_key);
+    let not_array = |v: &[u8]| !is_array(v);
+    let mut n = rewrite!(
+        tx,
+        ORDERS,
+        "orders",
+        OrderRecord,
+        not_array,
+        encode_row,
+        by_str,
+        str_key
+    );
     n += rewrite!(
         tx,
         LEDGER,
         "delivery_ledger",
         DeliveryRecord,
+        not_array,
+        encode_row,
         by_str,
         str_key
     );
@@ -86,12 +181,32 @@ pub(super) fn migrate_from_json(tx: &WriteTransaction) -> Result<usize> {
         ORDER_LOG,
         "order_status_log",
         StatusLogEntry,
+        not_array,
+        encode_row,
         by_pair,
         pair_key
     );
-    n += rewrite!(tx, CARDS, "card_keys", CardRow, by_pair, pair_key);
-    n += rewrite!(tx, STOCK_LOG, "stock_log", StockLogEntry, by_id, id_key);
-    n += rewrite!(tx, JOBS, "jobs", Job, by_id, id_key);
+    n += rewrite!(
+        tx,
+        CARDS,
+        "card_keys",
+        CardRow,
+        not_array,
+        encode_row,
+        by_pair,
+        pair_key
+    );
+    n += rewrite!(
+        tx,
+        STOCK_LOG,
+        "stock_log",
+        StockLogEntry,
+        not_array,
+        encode_row,
+        by_id,
+        id_key
+    );
+    n += rewrite!(tx, JOBS, "jobs", Job, is_json, encode, by_id, id_key);
     Ok(n)
 }
 
@@ -106,19 +221,51 @@ mod tests {
     }
 
     #[test]
-    fn a_record_reads_back_and_is_smaller_than_its_json() {
+    fn a_record_reads_back_and_is_smaller_than_its_json_and_its_map() {
         let o = order();
         assert_eq!(o.status, OrderStatus::Shipped);
-        let packed = encode(&o);
-        assert!(!is_json(&packed));
+        let packed = encode_row(&o);
+        assert!(is_array(&packed) && !is_json(&packed));
         assert_eq!(decode::<OrderRecord>(&packed).unwrap(), o);
         let json = serde_json::to_vec(&o).unwrap();
+        let map = encode(&o);
+        assert_eq!(
+            decode::<OrderRecord>(&map).unwrap(),
+            o,
+            "a schema-2 map reads"
+        );
         assert!(
-            packed.len() * 10 < json.len() * 8,
-            "{} bytes packed vs {} as JSON",
+            packed.len() * 2 < json.len() && packed.len() * 10 < map.len() * 7,
+            "{} bytes as an array vs {} as a map, {} as JSON",
             packed.len(),
+            map.len(),
             json.len()
         );
+    }
+
+    #[test]
+    fn a_shorter_array_reads_its_missing_tail_as_default_and_a_longer_one_is_refused() {
+        let card = CardRow {
+            secret: "K".into(),
+            state: crate::store::CardState::Reserved,
+            order_id: Some("3002".into()),
+            reusable: false,
+            imported_at: 7,
+            updated_at: 9,
+        };
+        let bytes = encode_row(&card);
+        // Six fields: a fixarray (0x96) whose last element is the one byte 9 (`updated_at`).
+        assert_eq!((bytes[0], bytes[bytes.len() - 1]), (0x96, 9));
+        // Written before `updated_at` existed (the last field, `#[serde(default)]`).
+        let mut older = vec![0x95];
+        older.extend_from_slice(&bytes[1..bytes.len() - 1]);
+        let read: CardRow = decode(&older).unwrap();
+        assert_eq!((read.imported_at, read.updated_at), (7, 0));
+        // Written by a newer build with one more field: an error (`Corrupt`), never misread.
+        let mut newer = vec![0x97];
+        newer.extend_from_slice(&bytes[1..]);
+        newer.extend_from_slice(&encode(&"a newer field"));
+        assert!(decode::<CardRow>(&newer).is_err());
     }
 
     #[test]

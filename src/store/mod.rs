@@ -20,6 +20,8 @@ pub mod chat_records;
 mod chat_send;
 mod closeout;
 mod codec;
+#[cfg(test)]
+mod codec_golden;
 mod commit;
 pub mod compact;
 mod file_check;
@@ -82,8 +84,9 @@ pub use supplier::{BeginCall, CallResult, CallState, ReturnState, SupplierRecord
 
 pub const DB_FILE: &str = "shop.redb";
 pub const LOCK_FILE: &str = "daemon.lock";
-/// 2: records are MessagePack maps (`codec.rs`); 1: JSON, migrated on first open.
-pub const SCHEMA_VERSION: u64 = 2;
+/// 3: per-order records are positional MessagePack arrays, the rest maps (`codec.rs`);
+/// 2: MessagePack maps; 1: JSON. Older stores are migrated on first open.
+pub const SCHEMA_VERSION: u64 = 3;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
@@ -239,8 +242,8 @@ impl Store {
         Ok(())
     }
 
-    /// A new store gets every table; a schema-1 store (JSON records) is migrated in the same
-    /// transaction that writes the new version, so a crash leaves it all schema 1.
+    /// A new store gets every table; a schema-1 (JSON) or schema-2 (maps) store is migrated in
+    /// the same transaction that writes the new version, so a crash leaves it as it was.
     fn create_or_migrate(&self, tx: &WriteTransaction) -> Result<()> {
         let mut meta = tx.open_table(META)?;
         let found = meta.get("schema_version")?.map(|v| v.value());
@@ -251,10 +254,10 @@ impl Store {
                 open_all_tables(tx)
             }
             Some(SCHEMA_VERSION) => Ok(()),
-            Some(1) => {
+            Some(1 | 2) => {
                 meta.insert("schema_version", SCHEMA_VERSION)?;
                 drop(meta);
-                codec::migrate_from_json(tx).map(drop)
+                codec::migrate(tx).map(drop)
             }
             Some(other) => Err(StoreError::Schema {
                 path: self.path.clone(),
@@ -377,12 +380,17 @@ fn next_id(tx: &WriteTransaction, name: &str) -> Result<u64> {
     Ok(next)
 }
 
-/// Records are MessagePack maps with field names (schema 2, `codec.rs`).
+/// Records other than the per-order ones are MessagePack maps with field names (`codec.rs`).
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     codec::encode(v)
 }
 
-/// A MessagePack record, or a JSON one of schema 1 (`codec.rs`).
+/// The per-order records are positional MessagePack arrays (schema 3, `codec.rs`).
+fn encode_row<T: codec::Positional>(v: &T) -> Vec<u8> {
+    codec::encode_row(v)
+}
+
+/// A MessagePack record (array or map), or a JSON one of schema 1 (`codec.rs`).
 fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
     codec::decode(bytes).map_err(|detail| StoreError::Corrupt { table, detail })
 }

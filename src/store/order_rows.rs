@@ -9,7 +9,7 @@ use redb::WriteTransaction;
 
 use super::records::*;
 use super::rollup::put_order;
-use super::{ORDER_LOG, ORDERS, Result, encode, get_json, next_id};
+use super::{ORDER_LOG, ORDERS, Result, encode_row, get_json, next_id};
 use crate::order::{Decision, OrderStatus, decide};
 use crate::why::Why;
 
@@ -48,7 +48,7 @@ pub(super) fn append_log(
         why,
     };
     tx.open_table(ORDER_LOG)?
-        .insert((order_id, seq), encode(&entry).as_slice())?;
+        .insert((order_id, seq), encode_row(&entry).as_slice())?;
     Ok(())
 }
 

@@ -10,8 +10,8 @@ use super::order_rows::{LogNote, append_log, stamp};
 use super::records::*;
 use super::rollup::put_order;
 use super::{
-    LEDGER, ORDER_LOG, ORDERS, OUTBOX, Result, SEEN, Store, StoreError, closeout, decode, encode,
-    get_json, jobs, ledger,
+    LEDGER, ORDER_LOG, ORDERS, OUTBOX, Result, SEEN, Store, StoreError, closeout, decode,
+    encode_row, get_json, jobs, ledger,
 };
 use crate::event::OrderEvent;
 use crate::order::{Decision, OrderStatus, Work, decide};
@@ -89,11 +89,11 @@ impl Store {
             );
             // A repeat that moves nothing and adds no field leaves the record as it was, so a
             // second replay of the same events does not even touch `updated_time`.
-            let unchanged = existing.as_ref().map(encode);
+            let unchanged = existing.as_ref().map(encode_row);
             let mut order = existing.unwrap_or_else(|| new_order(ev, now));
             fill_missing(&mut order, ev);
             if !matches!(decision, Decision::Transition { .. })
-                && unchanged.is_some_and(|before| before == encode(&order))
+                && unchanged.is_some_and(|before| before == encode_row(&order))
             {
                 return Ok(IngestOutcome {
                     decision,

@@ -1,8 +1,11 @@
-//! The rows the store keeps, serialized as MessagePack maps with field names in redb values
-//! (`codec.rs`; schema 1 stored JSON).
+//! The rows the store keeps, serialized as MessagePack in redb values (`codec.rs`).
 //!
-//! Self-describing maps let fields be added with `#[serde(default)]` without a migration; the
-//! schema version in `meta` guards the changes that need one.
+//! The per-order records (`OrderRecord`, `DeliveryRecord`, `StatusLogEntry`, `CardRow`,
+//! `StockLogEntry` and the types nested in them) are stored as positional arrays: a new field
+//! goes LAST with `#[serde(default)]`, never `skip_serializing_if`, never reordered (the rules
+//! in `codec.rs`; `codec_golden.rs` fails otherwise). The others are maps with field names, to
+//! which fields are added with `#[serde(default)]` anywhere. The schema version in `meta`
+//! guards the changes that need a migration.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,13 +48,13 @@ pub struct OrderRecord {
     #[serde(default)]
     pub ship_content: Option<String>,
     /// When the order was first seen paid (or past paid); the statistics count it that day.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub paid_at: Option<u64>,
     /// When the refund completed (退款成功).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub refunded_at: Option<u64>,
     /// When the order closed (交易关闭).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub closed_at: Option<u64>,
     pub created_time: u64,
     pub updated_time: u64,
@@ -83,7 +86,7 @@ pub struct StatusLogEntry {
     /// Free text a seller typed (courier and tracking number); empty otherwise.
     pub remark: String,
     /// Why the status moved, when we moved it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub why: Option<Why>,
 }
 
@@ -157,9 +160,9 @@ pub struct LedgerEvent {
     pub state: DeliveryState,
     /// Chinese text composed by the store from typed facts (a seller's close-out); rows
     /// written before [`Why`] existed may hold English here, which pages do not show.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub note: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub why: Option<Why>,
 }
 
@@ -254,19 +257,19 @@ pub struct DeliveryRecord {
     pub last_error: Option<String>,
     /// Why the delivery waits for the seller or a retry (`manual`, `needs_human`,
     /// `failed_safe`); `None` once it moves on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub why: Option<Why>,
     pub config_version: String,
     pub history: Vec<LedgerEvent>,
     /// An uncertain send whose conversation is being read back (see `store/readback.rs`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub read_back: Option<ReadBackState>,
     /// The chat messages of the delivery, each with its own sent marker (see
     /// `store/sending.rs`): a retry sends only the parts that did not go out.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub parts: Vec<PartMark>,
     /// The optional message after a successful delivery; sent at most once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub follow_up: Option<PartMark>,
     /// What the last confirm call carried into the 无需寄件 form, written when it was claimed.
     #[serde(default)]
@@ -351,7 +354,7 @@ pub struct PartMark {
     #[serde(default)]
     pub attempts: u32,
     /// Why the last attempt did not deliver it, if it did not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub last_error: Option<String>,
     /// An image part's CDN URL, as planned from the upload cache (`None` for text).
     #[serde(default)]

@@ -21,7 +21,7 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransacti
 
 use super::records::{DeliveryRecord, OrderRecord, OutboxDraft};
 use super::rollup_facts::{Counters, DEFAULT_ZONE, Day, Facts, contributions, zone};
-use super::{LEDGER, ORDERS, Result, Store, StoreError, decode, encode, get_json};
+use super::{LEDGER, ORDERS, Result, Store, StoreError, decode, encode_row, get_json};
 
 /// `(day yyyymmdd, account, item id)` → [`Counters`] bytes.
 pub(super) const ROLLUP: TableDefinition<(u32, &str, &str), &[u8]> =
@@ -96,7 +96,7 @@ fn zone_in(tx: &WriteTransaction) -> Result<TimeZone> {
 pub(super) fn put_order(tx: &WriteTransaction, order: &OrderRecord) -> Result<()> {
     let mut orders = tx.open_table(ORDERS)?;
     let before: Option<OrderRecord> = get_json(&orders, "orders", &order.order_id)?;
-    orders.insert(order.order_id.as_str(), encode(order).as_slice())?;
+    orders.insert(order.order_id.as_str(), encode_row(order).as_slice())?;
     drop(orders);
     let new_part = Facts::of_order(order);
     if let Some(old) = &before
@@ -115,7 +115,7 @@ pub(super) fn put_order(tx: &WriteTransaction, order: &OrderRecord) -> Result<()
 pub(super) fn save_ledger(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result<()> {
     let mut ledger = tx.open_table(LEDGER)?;
     let before: Option<DeliveryRecord> = get_json(&ledger, "delivery_ledger", &rec.order_id)?;
-    ledger.insert(rec.order_id.as_str(), encode(rec).as_slice())?;
+    ledger.insert(rec.order_id.as_str(), encode_row(rec).as_slice())?;
     drop(ledger);
     ledger_saved(tx, before.as_ref(), rec)
 }

@@ -3,7 +3,7 @@
 //!
 //! Nothing here writes, and no write path knows these views exist. The orders table is keyed by
 //! order id, not by time, so "newest first" or "today" needs every row; [`Store::shop_view`] reads
-//! each table once, decoding only the fields a page shows (a card key is skipped by the JSON
+//! each table once, decoding only the fields a page shows (a card key is skipped by the
 //! parser, never even copied), and the status page caches the result (`status::snapshot`).
 //! The queries on [`ShopView`] are then in-memory scans over compact rows.
 
@@ -11,8 +11,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
+use super::codec::Head;
 use super::records::*;
 use super::{
     CARDS, LEDGER, META, ORDER_JOBS, ORDERS, OUTBOX, OrderDetail, PoolCounts, Result, STOCK, Store,
@@ -89,24 +91,117 @@ impl OrderRow {
     }
 }
 
-/// The ledger fields a list needs; the history is skipped while parsing.
+/// The fields of an [`OrderRecord`] a list needs, in the record's order up to the last one
+/// (positional rows, `codec::Head`); the others are skipped while parsing.
 #[derive(Deserialize)]
+#[allow(dead_code)] // the skipped fields hold their place only
+struct OrderHead {
+    order_id: String,
+    account: String,
+    #[serde(default)]
+    chat_id: IgnoredAny,
+    #[serde(default)]
+    buyer_id: Option<String>,
+    #[serde(default)]
+    buyer_nick: IgnoredAny,
+    #[serde(default)]
+    item_id: Option<String>,
+    #[serde(default)]
+    item_title: Option<String>,
+    #[serde(default)]
+    sku: Option<String>,
+    quantity: u32,
+    #[serde(default)]
+    amount: Option<String>,
+    status: OrderStatus,
+    #[serde(default)]
+    payment_time: Option<u64>,
+    #[serde(default)]
+    ship_time: Option<u64>,
+    #[serde(default)]
+    ship_method: Option<ShipMethod>,
+    #[serde(default)]
+    logistics_company: IgnoredAny,
+    #[serde(default)]
+    tracking_number: IgnoredAny,
+    #[serde(default)]
+    ship_content: IgnoredAny,
+    #[serde(default)]
+    paid_at: IgnoredAny,
+    #[serde(default)]
+    refunded_at: IgnoredAny,
+    #[serde(default)]
+    closed_at: IgnoredAny,
+    created_time: u64,
+}
+
+impl From<OrderHead> for OrderRow {
+    fn from(o: OrderHead) -> Self {
+        Self {
+            order_id: o.order_id,
+            account: o.account,
+            item_id: o.item_id,
+            item_title: o.item_title,
+            buyer_id: o.buyer_id,
+            sku: o.sku,
+            quantity: o.quantity,
+            amount: o.amount,
+            status: o.status,
+            created_time: o.created_time,
+            payment_time: o.payment_time,
+            ship_time: o.ship_time,
+            ship_method: o.ship_method,
+            delivery: None,
+            attempts: 0,
+            last_error: None,
+            why: None,
+            due_ms: None,
+            has_job: false,
+        }
+    }
+}
+
+/// The ledger fields a list needs, in the record's order up to `why`; the history and the
+/// other fields are skipped while parsing.
+#[derive(Deserialize)]
+#[allow(dead_code)] // the skipped fields hold their place only
 struct LedgerLite {
+    #[serde(default)]
+    order_id: IgnoredAny,
+    #[serde(default)]
+    account: IgnoredAny,
     state: DeliveryState,
     #[serde(default)]
+    mode: IgnoredAny,
+    #[serde(default)]
+    item_id: IgnoredAny,
+    #[serde(default)]
+    holding: IgnoredAny,
+    #[serde(default)]
+    due_ms: Option<u64>,
+    #[serde(default)]
     attempts: u32,
+    #[serde(default)]
+    sent_at: IgnoredAny,
+    #[serde(default)]
+    confirmed_at: IgnoredAny,
+    #[serde(default)]
+    message_id: IgnoredAny,
     #[serde(default)]
     last_error: Option<String>,
     #[serde(default)]
     why: Option<Why>,
-    #[serde(default)]
-    due_ms: Option<u64>,
 }
 
-/// A card row without its secret: serde skips the `secret` field without allocating it.
+/// A card row without its secret: the parser skips the key without allocating it.
 #[derive(Deserialize)]
+#[allow(dead_code)] // the skipped fields hold their place only
 struct CardLite {
+    #[serde(default)]
+    secret: IgnoredAny,
     state: CardState,
+    #[serde(default)]
+    order_id: IgnoredAny,
     #[serde(default)]
     reusable: bool,
 }
@@ -428,7 +523,8 @@ fn scan_orders(tx: &ReadTransaction) -> Result<Vec<OrderRow>> {
     for row in orders.iter()? {
         let (k, v) = row?;
         let id = k.value();
-        let mut o: OrderRow = decode("orders", v.value())?;
+        let Head(head): Head<OrderHead> = decode("orders", v.value())?;
+        let mut o = OrderRow::from(head);
         while let Some(Ok((lk, _))) = ledger_rows.peek() {
             if lk.value() >= id {
                 break;
@@ -438,7 +534,7 @@ fn scan_orders(tx: &ReadTransaction) -> Result<Vec<OrderRow>> {
         if let Some(Ok((lk, lv))) = ledger_rows.peek()
             && lk.value() == id
         {
-            let l: LedgerLite = decode("delivery_ledger", lv.value())?;
+            let Head(l): Head<LedgerLite> = decode("delivery_ledger", lv.value())?;
             o.delivery = Some(l.state);
             o.attempts = l.attempts;
             o.last_error = l.last_error;
@@ -460,7 +556,7 @@ fn scan_pools(tx: &ReadTransaction) -> Result<BTreeMap<String, PoolCounts>> {
     let mut out: BTreeMap<String, PoolCounts> = BTreeMap::new();
     for row in tx.open_table(CARDS)?.iter()? {
         let (k, v) = row?;
-        let card: CardLite = decode("card_keys", v.value())?;
+        let Head(card): Head<CardLite> = decode("card_keys", v.value())?;
         let entry = out.entry(k.value().0.to_string()).or_default();
         *entry.by_state.entry(card.state).or_default() += 1;
         entry.reusable += u64::from(card.reusable);
@@ -523,7 +619,64 @@ pub fn parse_fen(s: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_fen;
+    use super::*;
+    use crate::store::codec::{encode, encode_row};
+    use crate::store::codec_golden::{card, ledger, order};
+
+    /// The views read the fields they show from full and sparse records, stored as arrays
+    /// (schema 3) or as maps (schema 2).
+    #[test]
+    fn views_read_their_fields_from_arrays_and_maps() {
+        for full in [true, false] {
+            let o = order(full);
+            for bytes in [encode_row(&o), encode(&o)] {
+                let Head(head): Head<OrderHead> = decode("orders", &bytes).unwrap();
+                let row = OrderRow::from(head);
+                assert_eq!(
+                    (&row.order_id, &row.account, &row.buyer_id, &row.item_id),
+                    (&o.order_id, &o.account, &o.buyer_id, &o.item_id)
+                );
+                assert_eq!(
+                    (
+                        &row.item_title,
+                        &row.sku,
+                        row.quantity,
+                        &row.amount,
+                        row.status
+                    ),
+                    (&o.item_title, &o.sku, o.quantity, &o.amount, o.status)
+                );
+                assert_eq!(
+                    (
+                        row.created_time,
+                        row.payment_time,
+                        row.ship_time,
+                        row.ship_method
+                    ),
+                    (o.created_time, o.payment_time, o.ship_time, o.ship_method)
+                );
+            }
+            let l = ledger(full);
+            for bytes in [encode_row(&l), encode(&l)] {
+                let Head(lite): Head<LedgerLite> = decode("delivery_ledger", &bytes).unwrap();
+                assert_eq!(
+                    (
+                        lite.state,
+                        lite.attempts,
+                        &lite.last_error,
+                        &lite.why,
+                        lite.due_ms
+                    ),
+                    (l.state, l.attempts, &l.last_error, &l.why, l.due_ms)
+                );
+            }
+            let c = card(full);
+            for bytes in [encode_row(&c), encode(&c)] {
+                let Head(lite): Head<CardLite> = decode("card_keys", &bytes).unwrap();
+                assert_eq!((lite.state, lite.reusable), (c.state, c.reusable));
+            }
+        }
+    }
 
     #[test]
     fn amounts_parse_exactly() {

@@ -220,6 +220,9 @@ impl PartRef {
 /// Why a delivery stands where it stands: stored on the ledger row and in its history,
 /// rendered here in Chinese. Variants that put an order in front of the seller
 /// ([`Why::is_problem`]) also say what to do next ([`Why::next_step`]).
+///
+/// Stored inside positional records (`store/codec.rs`): a variant's new field goes last with
+/// `#[serde(default)]`, never `skip_serializing_if`; variants are stored by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "why")]
 pub enum Why {
