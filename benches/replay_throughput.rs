@@ -7,7 +7,8 @@
 //! Then where the bytes of the last run's file go (issue 15 item 2): the file is opened with
 //! redb itself and each table's entries, key and value bytes, and pages (leaf and branch,
 //! times the page size) are printed per order, beside the whole file's live data, page
-//! overhead and free space, and the file size after `Database::compact`.
+//! overhead and free space, and the file size after `xianyu-shopd compact` (the per-order
+//! tables repacked, then `Database::compact`).
 //!
 //! `cargo bench --bench replay_throughput` (release build). `BENCH_ORDERS=N` changes the count,
 //! `BENCH_RUNS=N` the number of runs (default 5), `BENCH_WINDOW=N` how many payments arrive
@@ -75,7 +76,7 @@ fn main() {
 
 /// Bytes per order of each table and of the whole file, read with redb from a closed store.
 fn print_breakdown(file: &Path, orders: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let mut db = redb::Database::open(file)?;
+    let db = redb::Database::open(file)?;
     let read = db.begin_read()?;
     let write = db.begin_write()?;
     let page = write.stats()?.page_size() as u64;
@@ -111,11 +112,14 @@ fn print_breakdown(file: &Path, orders: u64) -> Result<(), Box<dyn std::error::E
         per(total.fragmented_bytes()),
         per(total.allocated_pages() * page),
     );
-    while db.compact()? {}
     drop(db);
+    // What `xianyu-shopd compact` does: repack the per-order tables, then Database::compact.
+    let state = file.parent().ok_or("no state directory")?;
+    let lock = xianyu_shopd::store::DaemonLock::acquire(state)?;
+    xianyu_shopd::store::compact::compact(&lock, state)?;
     let compacted = std::fs::metadata(file)?.len();
     println!(
-        "  after Database::compact: {:.1} B/order ({compacted} B)",
+        "  after `compact` (repacked, then Database::compact): {:.1} B/order ({compacted} B)",
         per(compacted)
     );
     Ok(())

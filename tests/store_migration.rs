@@ -7,7 +7,7 @@
 //! `tests/data/store-schema1-d734f78.redb` was written the same way by the last schema-1 build
 //! (commit d734f78: chat, after-sale and statistics tables too), and
 //! `tests/data/store-schema2-88f8c04.redb` the same way by the last schema-2 build (commit
-//! 88f8c04: MessagePack maps). All open in this build and are migrated to schema 3 (the
+//! 88f8c04: MessagePack maps). All open in this build and are migrated to schema 4 (the
 //! per-order records as positional MessagePack arrays, `src/store/codec.rs`). The tests work
 //! on copies; the committed files are never opened for writing.
 
@@ -55,7 +55,7 @@ fn a_store_of_the_last_schema_1_build_migrates_too() {
     the_example_shop_is_all_there(&store);
     drop(store);
     per_order_rows_are_positional(dir.path());
-    // Opened again: already schema 3, nothing to migrate, the statistics as they were.
+    // Opened again: already schema 4, nothing to migrate, the statistics as they were.
     let store = Store::open(&dir.path().join("state"), clock::system()).unwrap();
     assert_eq!(
         store.rollups(Day(0), Day(u32::MAX), None).unwrap(),
@@ -71,14 +71,14 @@ fn open_raw(file: &Path) -> redb::Database {
         .unwrap()
 }
 
-/// After the migration the store is schema 3 and its per-order tables hold positional
+/// After the migration the store is schema 4 and its per-order tables hold positional
 /// MessagePack arrays, neither JSON objects nor maps.
 fn per_order_rows_are_positional(dir: &Path) {
     let db = open_raw(&dir.join("state/shop.redb"));
     let tx = db.begin_read().unwrap();
     let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
     let version = tx.open_table(meta).unwrap().get("schema_version").unwrap();
-    assert_eq!(version.map(|v| v.value()), Some(3));
+    assert_eq!(version.map(|v| v.value()), Some(4));
     let is_array = |first: u8| first & 0xf0 == 0x90 || first == 0xdc || first == 0xdd;
     for name in ["orders", "delivery_ledger"] {
         let table: TableDefinition<&str, &[u8]> = TableDefinition::new(name);
@@ -171,12 +171,33 @@ fn snapshot(file: &Path) -> Snapshot {
 
 #[test]
 fn a_store_of_the_last_schema_2_build_migrates_with_every_record_unchanged() {
+    migrates_with_every_record_unchanged("store-schema2-88f8c04.redb", 2);
+}
+
+/// `tests/data/store-schema3-4ced73a.redb`: written the same way by the only schema-3 build
+/// (commit 4ced73a: positional arrays, enum variants by name).
+#[test]
+fn a_store_of_the_schema_3_build_migrates_with_every_record_unchanged() {
+    migrates_with_every_record_unchanged("store-schema3-4ced73a.redb", 3);
+}
+
+/// The fixture `name` (schema `version`) opens, its per-order tables become schema-4 arrays,
+/// and every record reads the same as before, the statistics rows byte for byte.
+fn migrates_with_every_record_unchanged(name: &str, version: u64) {
     let dir = tempfile::tempdir().unwrap();
-    // redb may write to a file it opens: the snapshot reads a copy, never the fixture.
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-schema2-88f8c04.redb");
+    // redb may write to a file it opens: the checks read a copy, never the fixture.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     let copy = dir.path().join("before.redb");
     std::fs::copy(&fixture, &copy).unwrap();
+    {
+        let db = open_raw(&copy);
+        let tx = db.begin_read().unwrap();
+        let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
+        let found = tx.open_table(meta).unwrap().get("schema_version").unwrap();
+        assert_eq!(found.map(|v| v.value()), Some(version), "{name}");
+    }
     let before = snapshot(&copy);
     assert_eq!(before.orders.len(), 5);
     assert!(!before.ledger.is_empty() && !before.log.is_empty() && !before.cards.is_empty());
@@ -184,12 +205,15 @@ fn a_store_of_the_last_schema_2_build_migrates_with_every_record_unchanged() {
         !before.rollup.is_empty() && !before.totals.is_empty(),
         "the fixture has statistics"
     );
-    let store = open_fixture(dir.path(), "store-schema2-88f8c04.redb");
+    let store = open_fixture(dir.path(), name);
     drop(store);
     per_order_rows_are_positional(dir.path());
     let file = dir.path().join("state/shop.redb");
-    assert!(snapshot(&file) == before, "the migration changed a record");
-    // Opened again: already schema 3, nothing to migrate; everything a seller had is there
+    assert!(
+        snapshot(&file) == before,
+        "{name}: the migration changed a record"
+    );
+    // Opened again: already schema 4, nothing to migrate; everything a seller had is there
     // (this last check also writes: it imports a key).
     let store = Store::open(&dir.path().join("state"), clock::system()).unwrap();
     the_example_shop_is_all_there(&store);

@@ -1,6 +1,7 @@
-//! How a record is kept in a redb value (schema 3): the per-order records as positional
-//! MessagePack arrays, everything else as MessagePack maps with field names; and how the
-//! records of schemas 1 (JSON) and 2 (maps everywhere) are still read and migrated.
+//! How a record is kept in a redb value (schema 4): the per-order records as positional
+//! MessagePack arrays, their unit enums as one-byte codes (`coded.rs`), everything else as
+//! MessagePack maps with field names; and how the records of schemas 1 (JSON), 2 (maps
+//! everywhere) and 3 (arrays with enum names) are still read and migrated.
 //!
 //! **Why positional arrays for the hot records.** The per-order records (order, delivery
 //! ledger with its history, status log, card key, stock log) are most of the file. As maps
@@ -13,15 +14,16 @@
 //! 1. a new field is appended LAST, with `#[serde(default)]`: a row written before it is a
 //!    shorter array, and the missing tail reads as the default;
 //! 2. never `skip_serializing_if`: a skipped field would shift every field after it;
-//! 3. never reorder, remove or retype a field, and never rename an enum variant (variants
-//!    are stored by their serde name, so adding or reordering variants is fine);
+//! 3. never reorder, remove or retype a field; an enum variant keeps its serde name (variants
+//!    of `Why` are stored by name) and, for a coded enum, its code (`coded.rs`: a new variant
+//!    takes the next unused code);
 //! 4. a change that breaks 1–3 needs a new schema version and a migration.
 //!
 //! A row with more fields than this build knows (written by a newer build) is refused as
 //! `Corrupt`, never misread; an upgraded store is not meant for an older build anyway.
 //!
-//! `codec_golden.rs` holds bytes written by the first schema-3 build for every positional
-//! type and checks they still read as the same values, and that a sparse record (every
+//! `codec_golden.rs` holds bytes written by the first schema-3 and schema-4 builds for every
+//! positional type and checks they still read as the same values, and that a sparse record (every
 //! optional field empty) and a full one survive a round trip: reordering fields, inserting
 //! one in the middle or adding `skip_serializing_if` fails there, not in a seller's store.
 //!
@@ -31,9 +33,9 @@
 //!
 //! **Older rows.** A JSON record (schema 1) is an object and starts with `{`, which
 //! MessagePack never does (0x7b would be a positive integer), so [`decode`] reads JSON,
-//! maps and arrays alike (serde reads a struct from either a map or a sequence). Opening a
-//! schema-1 or schema-2 store rewrites the per-order tables as arrays at once ([`migrate`],
-//! in the transaction that writes schema 3); the remaining JSON jobs are rewritten as maps,
+//! maps and arrays alike (serde reads a struct from either a map or a sequence, and a coded
+//! enum from its code or its name). Opening an older store rewrites every row of the
+//! per-order tables at once ([`migrate`], in the transaction that writes schema 4); the remaining JSON jobs are rewritten as maps,
 //! the rest on its next write. The statistics rollups have their own encoding and are not
 //! touched.
 
@@ -57,7 +59,7 @@ impl Positional for StatusLogEntry {}
 impl Positional for CardRow {}
 impl Positional for StockLogEntry {}
 
-/// A per-order record as a positional array (schema 3).
+/// A per-order record as a positional array (schema 4).
 pub(super) fn encode_row<T: Positional>(v: &T) -> Vec<u8> {
     rmp_serde::to_vec(v).expect("store records serialize")
 }
@@ -117,6 +119,7 @@ fn is_json(bytes: &[u8]) -> bool {
 }
 
 /// A MessagePack array: fixarray, array 16 or array 32.
+#[cfg(test)]
 fn is_array(bytes: &[u8]) -> bool {
     matches!(bytes.first(), Some(0x90..=0x9f | 0xdc | 0xdd))
 }
@@ -142,8 +145,9 @@ macro_rules! rewrite {
     }};
 }
 
-/// Schema 1 or 2 → 3: the per-order tables become positional arrays and JSON jobs become
-/// maps, in the caller's transaction. Returns the rows rewritten.
+/// Schema 1, 2 or 3 → 4: every row of the per-order tables is rewritten as a positional array
+/// with coded enums and JSON jobs become maps, in the caller's transaction. Returns the rows
+/// rewritten.
 pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
     fn str_key(k: &String) -> &str {
         k
@@ -155,13 +159,14 @@ pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
     let by_pair = |(a, n): (&str, u64)| (a.to_string(), n);
     let by_id = |k: u64| k;
     let id_key = |k: &u64| *k;
-    let not_array = |v: &[u8]| !is_array(v);
+    // Every row: those of schema 3 are arrays already but name their enum variants.
+    let every = |_: &[u8]| true;
     let mut n = rewrite!(
         tx,
         ORDERS,
         "orders",
         OrderRecord,
-        not_array,
+        every,
         encode_row,
         by_str,
         str_key
@@ -171,7 +176,7 @@ pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
         LEDGER,
         "delivery_ledger",
         DeliveryRecord,
-        not_array,
+        every,
         encode_row,
         by_str,
         str_key
@@ -181,7 +186,7 @@ pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
         ORDER_LOG,
         "order_status_log",
         StatusLogEntry,
-        not_array,
+        every,
         encode_row,
         by_pair,
         pair_key
@@ -191,7 +196,7 @@ pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
         CARDS,
         "card_keys",
         CardRow,
-        not_array,
+        every,
         encode_row,
         by_pair,
         pair_key
@@ -201,7 +206,7 @@ pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
         STOCK_LOG,
         "stock_log",
         StockLogEntry,
-        not_array,
+        every,
         encode_row,
         by_id,
         id_key

@@ -1,5 +1,6 @@
-//! Golden bytes of every positional record type (schema 3, `codec.rs`): what the first
-//! schema-3 build wrote must read as the same record in every later build of schema 3.
+//! Golden bytes of every positional record type (`codec.rs`): what the first schema-3 build
+//! wrote (enum variants by name) and what the first schema-4 build wrote (coded enums,
+//! `coded.rs`) must read as the same record in every later build.
 //!
 //! Each check decodes the committed bytes and compares them with the record built in code
 //! today, then round-trips that record and a sparse one (every optional field empty). A
@@ -64,6 +65,34 @@ const LEDGER_PROOF: &str = "dc0013b334313239383736353433323130393837363534a46d61
     383736353433322e504e4dcf000001a22dfbb3ca02c0c09601cf000001a22dfbb3d9b7e58da1e5af86efbc9a\
     412a2a2a2a2a2a2a2a2a2a2a2a5ac391d93268747470733a2f2f696d672e616c6963646e2e636f6d2f696d67\
     65787472612f69312f4f31434e303167756964652e706e67af74656d706c617465206661696c6564";
+/// Schema 4: the same records (`ORDER`, `LEDGER_PROOF`, …) with their enums coded.
+const ORDER_4: &str = "dc0016b334313239383736353433323130393837363534a46d61696eb3353637383930313233343540676f6f\
+    66697368ad32323038373635343332313039a6e5b08fe9b1bcac393030303532363434323737b54f66666963\
+    65203230323120e6bf80e6b4bbe7a081a9e4b893e4b89ae7898802a531392e393006cf000001a22dfbafabcf\
+    000001a22dfbb3e501ace9a1bae4b8b0e5bfabe98092ac534631323334353637383930b7e58da1e5af86efbc\
+    9a412a2a2a2a2a2a2a2a2a2a2a2a5acf000001a22dfbafd9cf000001a2331f0280cf000001a2331f0474cf00\
+    0001a22dfbabf0cf000001a2331f0474";
+const LEDGER_4: &str = "dc0013b334313239383736353433323130393837363534a46d61696e0901ac39303030353236343432373793\
+    a56361726473ab6f66666963652d32303231920304cf000001a22dfbb1cc02cf000001a22dfbb3d4cf000001\
+    a22dfbb3deb1333533313739383736353433322e504e4db06e6f20616e7377657220696e2031307393af6f75\
+    74636f6d655f756e6b6e6f776ea96e6f5f616e73776572930202c3aa6366672d3161326233639494cf000001\
+    a22dfbafd800a0c094cf000001a22dfbb03c01a0c094cf000001a22dfbb3c003a092a7617474656d70740294\
+    cf000001a22dfd3a6009b8e58d96e5aeb6e98089e68ba9e887aae5b7b1e5a484e7908692b173656c6c65725f\
+    74616b65735f6f766572a673656c6c65729502cf000001a22dfbb3c001030192990002bbe6849fe8b0a2e8b4\
+    ade4b9b020e58da1e5af86efbc9a422a2a2a59ac396638366430383138383463b13335333137393837363534\
+    33322e504e4dcf000001a22dfbb3ca02c0c0990103a967756964652e706e67ac396638366430383138383463\
+    c0cf000001a22dfbb3ca02b06e6f20616e7377657220696e20313073d93268747470733a2f2f696d672e616c\
+    6963646e2e636f6d2f696d6765787472612f69312f4f31434e303167756964652e706e67990002bbe6849fe8\
+    b0a2e8b4ade4b9b020e58da1e5af86efbc9a422a2a2a59ac396638366430383138383463b133353331373938\
+    3736353433322e504e4dcf000001a22dfbb3ca02c0c09601cf000001a22dfbb3d9b7e58da1e5af86efbc9a41\
+    2a2a2a2a2a2a2a2a2a2a2a2a5ac391d93268747470733a2f2f696d672e616c6963646e2e636f6d2f696d6765\
+    787472612f69312f4f31434e303167756964652e706e67af74656d706c617465206661696c6564";
+const STATUS_LOG_4: &str = "97cf000001a22dfbb3e5010201a673656c6c6572b9e9a1bae4b8b0e5bfabe980922053463132333435363738\
+    393091a86163636570746564";
+const CARD_4: &str = "96ae414243442d313233342d5758595a02b334313239383736353433323130393837363534c3cf000001a229\
+    f12800cf000001a22dfbb3d4";
+const STOCK_LOG_4: &str = "96cf000001a22dfbb03cb0706f6f6c3a6f66666963652d3230323103fe29b334313239383736353433323130\
+    393837363534";
 const HOLDINGS: &str = "9391a76e6f7468696e6793a56361726473ab6f66666963652d32303231910793a573746f636bac3930303035\
     3236343432373703";
 const STATUS_LOG: &str = "97cf000001a22dfbb3e5ac70656e64696e675f73686970a773686970706564a66d616e75616ca673656c6c65\
@@ -335,6 +364,30 @@ fn stock_log(full: bool) -> StockLogEntry {
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Several<T>(Vec<T>);
 impl<T: serde::Serialize> Positional for Several<T> {}
+
+#[test]
+fn records_of_the_first_schema_4_build_still_read() {
+    check("OrderRecord (4)", ORDER_4, &order(true), &order(false));
+    check(
+        "DeliveryRecord (4)",
+        LEDGER_4,
+        &ledger_with_proof(),
+        &ledger(false),
+    );
+    check(
+        "StatusLogEntry (4)",
+        STATUS_LOG_4,
+        &status_log(true),
+        &status_log(false),
+    );
+    check("CardRow (4)", CARD_4, &card(true), &card(false));
+    check(
+        "StockLogEntry (4)",
+        STOCK_LOG_4,
+        &stock_log(true),
+        &stock_log(false),
+    );
+}
 
 #[test]
 fn orders_of_the_first_schema_3_build_still_read() {

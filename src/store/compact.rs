@@ -8,13 +8,27 @@
 //! itself, so it only runs under the [`DaemonLock`](super::DaemonLock) (no daemon) and before
 //! anything else of this process opens the store. Nothing is decoded or rewritten: the same
 //! records, only fewer pages.
+//!
+//! **Repacking.** redb splits a full leaf page in two halves, so a table whose rows arrive out
+//! of key order or grow after they are written (an order gains its payment, a card key its
+//! order) ends up with pages about half full, and `Database::compact` alone keeps them so.
+//! Before it, the per-order tables are copied byte for byte, in key order, into fresh tables
+//! that replace them in the same transaction ([`repack`]): an ascending load leaves every leaf
+//! packed (redb starts a new leaf instead of splitting the last one). The row counts are
+//! checked before the commit; a failure changes nothing.
 
 use std::path::Path;
 
-use redb::Database;
+use redb::{
+    Database, Key, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle, Value,
+    WriteTransaction,
+};
 
 use super::handle::open_verified;
-use super::{DB_FILE, DaemonLock, Result, file_check};
+use super::{
+    CARD_FINGERPRINTS, CARDS, DB_FILE, DaemonLock, LEDGER, ORDER_LOG, ORDERS, Result, SEEN,
+    STOCK_LOG, StoreError, file_check,
+};
 
 /// Start compacting at daemon start once this much of the file is reclaimable…
 pub const START_MIN_WASTE: u64 = 8 << 20;
@@ -60,6 +74,9 @@ pub fn compact(_lock: &DaemonLock, state_dir: &Path) -> Result<Compacted> {
     file_check::refuse_unusable(&path)?;
     let mut db = open_verified(&path)?;
     let before = space_use(&db, &path)?;
+    let tx = db.begin_write()?;
+    repack_per_order_tables(&tx)?;
+    tx.commit()?;
     while db.compact()? {}
     let after = space_use(&db, &path)?;
     drop(db);
@@ -81,6 +98,46 @@ pub fn compact_if_wasteful(lock: &DaemonLock, state_dir: &Path) -> Result<Option
         return Ok(None);
     }
     compact(lock, state_dir).map(Some)
+}
+
+/// The tables that grow with every order, repacked by [`compact`].
+fn repack_per_order_tables(tx: &WriteTransaction) -> Result<()> {
+    repack(tx, ORDERS)?;
+    repack(tx, LEDGER)?;
+    repack(tx, ORDER_LOG)?;
+    repack(tx, CARDS)?;
+    repack(tx, CARD_FINGERPRINTS)?;
+    repack(tx, STOCK_LOG)?;
+    repack(tx, SEEN)?;
+    Ok(())
+}
+
+/// Copy `def`'s rows in key order into a fresh table and let it take `def`'s name (see the
+/// module doc). Keys and values are copied as bytes, never decoded.
+fn repack<K: Key + 'static, V: Value + 'static>(
+    tx: &WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<()> {
+    let fresh_name = format!("{}~repack", def.name());
+    let fresh: TableDefinition<K, V> = TableDefinition::new(&fresh_name);
+    let (rows, copied) = {
+        let source = tx.open_table(def)?;
+        let mut target = tx.open_table(fresh)?;
+        for row in source.iter()? {
+            let (k, v) = row?;
+            target.insert(k.value(), v.value())?;
+        }
+        (source.len()?, target.len()?)
+    };
+    if rows != copied {
+        return Err(StoreError::Corrupt {
+            table: "repack",
+            detail: format!("{}: {rows} rows, {copied} copied", def.name()),
+        });
+    }
+    tx.delete_table(def)?;
+    tx.rename_table(fresh, def)?;
+    Ok(())
 }
 
 fn space_use(db: &Database, path: &Path) -> Result<SpaceUse> {

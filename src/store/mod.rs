@@ -22,6 +22,7 @@ mod closeout;
 mod codec;
 #[cfg(test)]
 mod codec_golden;
+mod coded;
 mod commit;
 pub mod compact;
 mod file_check;
@@ -84,9 +85,10 @@ pub use supplier::{BeginCall, CallResult, CallState, ReturnState, SupplierRecord
 
 pub const DB_FILE: &str = "shop.redb";
 pub const LOCK_FILE: &str = "daemon.lock";
-/// 3: per-order records are positional MessagePack arrays, the rest maps (`codec.rs`);
-/// 2: MessagePack maps; 1: JSON. Older stores are migrated on first open.
-pub const SCHEMA_VERSION: u64 = 3;
+/// 4: per-order records are positional MessagePack arrays with their enums as one-byte codes
+/// (`codec.rs`, `coded.rs`), the rest maps; 3: the same with enum names; 2: MessagePack maps;
+/// 1: JSON. Older stores are migrated on first open.
+pub const SCHEMA_VERSION: u64 = 4;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
@@ -242,8 +244,9 @@ impl Store {
         Ok(())
     }
 
-    /// A new store gets every table; a schema-1 (JSON) or schema-2 (maps) store is migrated in
-    /// the same transaction that writes the new version, so a crash leaves it as it was.
+    /// A new store gets every table; an older store (JSON, maps, or arrays with enum names) is
+    /// migrated in the same transaction that writes the new version, so a crash leaves it as
+    /// it was.
     fn create_or_migrate(&self, tx: &WriteTransaction) -> Result<()> {
         let mut meta = tx.open_table(META)?;
         let found = meta.get("schema_version")?.map(|v| v.value());
@@ -254,7 +257,7 @@ impl Store {
                 open_all_tables(tx)
             }
             Some(SCHEMA_VERSION) => Ok(()),
-            Some(1 | 2) => {
+            Some(1..=3) => {
                 meta.insert("schema_version", SCHEMA_VERSION)?;
                 drop(meta);
                 codec::migrate(tx).map(drop)
@@ -385,7 +388,7 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     codec::encode(v)
 }
 
-/// The per-order records are positional MessagePack arrays (schema 3, `codec.rs`).
+/// The per-order records are positional MessagePack arrays (schema 4, `codec.rs`).
 fn encode_row<T: codec::Positional>(v: &T) -> Vec<u8> {
     codec::encode_row(v)
 }

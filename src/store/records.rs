@@ -3,7 +3,8 @@
 //! The per-order records (`OrderRecord`, `DeliveryRecord`, `StatusLogEntry`, `CardRow`,
 //! `StockLogEntry` and the types nested in them) are stored as positional arrays: a new field
 //! goes LAST with `#[serde(default)]`, never `skip_serializing_if`, never reordered (the rules
-//! in `codec.rs`; `codec_golden.rs` fails otherwise). The others are maps with field names, to
+//! in `codec.rs`; `codec_golden.rs` fails otherwise); their unit enums are stored as one-byte
+//! codes (`#[serde(with = "super::coded")]`, `coded.rs`). The others are maps with field names, to
 //! which fields are added with `#[serde(default)]` anywhere. The schema version in `meta`
 //! guards the changes that need a migration.
 
@@ -33,12 +34,13 @@ pub struct OrderRecord {
     pub quantity: u32,
     #[serde(default)]
     pub amount: Option<String>,
+    #[serde(with = "super::coded")]
     pub status: OrderStatus,
     #[serde(default)]
     pub payment_time: Option<u64>,
     #[serde(default)]
     pub ship_time: Option<u64>,
-    #[serde(default)]
+    #[serde(default, with = "super::coded::opt")]
     pub ship_method: Option<ShipMethod>,
     #[serde(default)]
     pub logistics_company: Option<String>,
@@ -79,8 +81,11 @@ pub enum ActionType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusLogEntry {
     pub at: u64,
+    #[serde(default, with = "super::coded::opt")]
     pub from: Option<OrderStatus>,
+    #[serde(with = "super::coded")]
     pub to: OrderStatus,
+    #[serde(with = "super::coded")]
     pub action: ActionType,
     pub operator: String,
     /// Free text a seller typed (courier and tracking number); empty otherwise.
@@ -157,6 +162,7 @@ impl DeliveryState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerEvent {
     pub at: u64,
+    #[serde(with = "super::coded")]
     pub state: DeliveryState,
     /// Chinese text composed by the store from typed facts (a seller's close-out); rows
     /// written before [`Why`] existed may hold English here, which pages do not show.
@@ -236,8 +242,9 @@ pub enum Holding {
 pub struct DeliveryRecord {
     pub order_id: String,
     pub account: String,
+    #[serde(with = "super::coded")]
     pub state: DeliveryState,
-    #[serde(default)]
+    #[serde(default, with = "super::coded::opt")]
     pub mode: Option<ShipMode>,
     #[serde(default)]
     pub item_id: Option<String>,
@@ -339,7 +346,9 @@ impl PartState {
 /// One chat message of a delivery, with its sent marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartMark {
+    #[serde(with = "super::coded")]
     pub kind: PartKind,
+    #[serde(with = "super::coded")]
     pub state: PartState,
     /// What the status page may show: the text with keys masked (shortened), or an image's
     /// file name. Never a key.
@@ -473,6 +482,7 @@ impl CardState {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct CardRow {
     pub secret: String,
+    #[serde(with = "super::coded")]
     pub state: CardState,
     #[serde(default)]
     pub order_id: Option<String>,
@@ -548,6 +558,7 @@ pub struct StockLogEntry {
     pub at: u64,
     /// An item id for counted stock, `pool:<name>` for card pools.
     pub subject: String,
+    #[serde(with = "super::coded")]
     pub action: StockAction,
     pub quantity_change: i64,
     pub remaining: i64,

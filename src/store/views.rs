@@ -113,12 +113,13 @@ struct OrderHead {
     quantity: u32,
     #[serde(default)]
     amount: Option<String>,
+    #[serde(with = "super::coded")]
     status: OrderStatus,
     #[serde(default)]
     payment_time: Option<u64>,
     #[serde(default)]
     ship_time: Option<u64>,
-    #[serde(default)]
+    #[serde(default, with = "super::coded::opt")]
     ship_method: Option<ShipMethod>,
     #[serde(default)]
     logistics_company: IgnoredAny,
@@ -170,6 +171,7 @@ struct LedgerLite {
     order_id: IgnoredAny,
     #[serde(default)]
     account: IgnoredAny,
+    #[serde(with = "super::coded")]
     state: DeliveryState,
     #[serde(default)]
     mode: IgnoredAny,
@@ -199,6 +201,7 @@ struct LedgerLite {
 struct CardLite {
     #[serde(default)]
     secret: IgnoredAny,
+    #[serde(with = "super::coded")]
     state: CardState,
     #[serde(default)]
     order_id: IgnoredAny,
@@ -624,7 +627,7 @@ mod tests {
     use crate::store::codec_golden::{card, ledger, order};
 
     /// The views read the fields they show from full and sparse records, stored as arrays
-    /// (schema 3) or as maps (schema 2).
+    /// (schema 4, coded enums) or as maps (schema 2).
     #[test]
     fn views_read_their_fields_from_arrays_and_maps() {
         for full in [true, false] {
