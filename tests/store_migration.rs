@@ -174,11 +174,12 @@ fn a_store_of_the_last_schema_2_build_migrates_with_every_record_unchanged() {
     migrates_with_every_record_unchanged("store-schema2-88f8c04.redb", 2);
 }
 
-/// `tests/data/store-schema3-4ced73a.redb`: written the same way by the only schema-3 build
-/// (commit 4ced73a: positional arrays, enum variants by name).
+/// `tests/data/store-schema3-c3ba8a2.redb`: written the same way by the only schema-3 build
+/// (the change that landed as c3ba8a2, built before its rebase onto main: positional arrays,
+/// enum variants by name).
 #[test]
 fn a_store_of_the_schema_3_build_migrates_with_every_record_unchanged() {
-    migrates_with_every_record_unchanged("store-schema3-4ced73a.redb", 3);
+    migrates_with_every_record_unchanged("store-schema3-c3ba8a2.redb", 3);
 }
 
 /// The fixture `name` (schema `version`) opens, its per-order tables become schema-4 arrays,
