@@ -393,10 +393,11 @@ impl Validator<'_> {
                     .unwrap_or("invalid")
                     .trim()
                     .to_string();
-                self.err(
+                self.field_err(
                     doc,
-                    &format!("{path}.regex"),
-                    format!("{path}.regex: `{text}` is not a valid regular expression: {last}"),
+                    path,
+                    "regex",
+                    format!("`{text}` is not a valid regular expression: {last}"),
                 );
                 None
             }

@@ -268,6 +268,12 @@ impl Validator<'_> {
         }
     }
 
+    /// An error at `{path}.{field}`, reported as `{path}.{field}: {msg}`.
+    fn field_err(&mut self, doc: &YamlDoc, path: &str, field: &str, msg: impl std::fmt::Display) {
+        let at = format!("{path}.{field}");
+        self.err(doc, &at, format!("{at}: {msg}"));
+    }
+
     fn key_err(&mut self, doc: &YamlDoc, path: &str, msg: impl Into<String>) {
         self.errors.push(doc.key_error(path, msg));
     }

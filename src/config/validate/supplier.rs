@@ -109,10 +109,11 @@ impl Validator<'_> {
             None | Some("POST") => SupplierMethod::Post,
             Some("GET") => SupplierMethod::Get,
             Some(other) => {
-                self.err(
+                self.field_err(
                     doc,
-                    &format!("{path}.method"),
-                    format!("{path}.method: `{other}` is not supported; write GET or POST"),
+                    path,
+                    "method",
+                    format!("`{other}` is not supported; write GET or POST"),
                 );
                 SupplierMethod::Post
             }
@@ -158,7 +159,7 @@ impl Validator<'_> {
             sample.card.clear();
         }
         if let Err(e) = call.request_body(&sample) {
-            self.err(doc, &format!("{path}.body"), format!("{path}.body: {e} (usable: order_id, unit, units, item_id, sku, quantity, buyer_id, amount, idempotency_key, and card in return:)"));
+            self.field_err(doc, path, "body", format!("{e} (usable: order_id, unit, units, item_id, sku, quantity, buyer_id, amount, idempotency_key, and card in return:)"));
         }
         Some(call)
     }

@@ -27,26 +27,24 @@ impl Validator<'_> {
         );
         let temperature = p.temperature.unwrap_or(0.7);
         if !(0.0..=2.0).contains(&temperature) {
-            self.err(
+            self.field_err(
                 doc,
-                &format!("{path}.temperature"),
-                format!("{path}.temperature: {temperature} is outside 0 to 2"),
+                path,
+                "temperature",
+                format!("{temperature} is outside 0 to 2"),
             );
         }
         let max_tokens = p.max_tokens.unwrap_or(300);
         if max_tokens == 0 {
-            self.err(
-                doc,
-                &format!("{path}.max_tokens"),
-                format!("{path}.max_tokens: must be at least 1"),
-            );
+            self.field_err(doc, path, "max_tokens", "must be at least 1");
         }
         let max_chars = p.max_chars.unwrap_or(120);
         if max_chars < 10 {
-            self.err(
+            self.field_err(
                 doc,
-                &format!("{path}.max_chars"),
-                format!("{path}.max_chars: at least 10 characters, or no reply would ever pass"),
+                path,
+                "max_chars",
+                "at least 10 characters, or no reply would ever pass",
             );
         }
         let extra = p
@@ -101,7 +99,7 @@ impl Validator<'_> {
         let key = self.secret(doc, path, "api_key", &p.api_key)?;
         if let SecretRef::Env(name) = &key {
             if std::env::var(name).map_or(true, |v| v.trim().is_empty()) {
-                self.err(doc, &format!("{path}.api_key_env"), format!("{path}.api_key_env: the environment variable {name} is not set (export it where the daemon runs, or drop api_key_env for a local model that needs no key)"));
+                self.field_err(doc, path, "api_key_env", format!("the environment variable {name} is not set (export it where the daemon runs, or drop api_key_env for a local model that needs no key)"));
             }
         }
         Some(key)

@@ -72,18 +72,15 @@ impl Validator<'_> {
         let step = amount(self, doc, &format!("{path}.step"), &b.step);
         let max_rounds = b.max_rounds.unwrap_or(3);
         if !(1..=20).contains(&max_rounds) {
-            self.err(
+            self.field_err(
                 doc,
-                &format!("{path}.max_rounds"),
-                format!("{path}.max_rounds: {max_rounds} is outside 1 to 20"),
+                path,
+                "max_rounds",
+                format!("{max_rounds} is outside 1 to 20"),
             );
         }
         if step.is_some_and(|s| s.0 == 0) {
-            self.err(
-                doc,
-                &format!("{path}.step"),
-                format!("{path}.step: must be more than 0"),
-            );
+            self.field_err(doc, path, "step", "must be more than 0");
         }
         let Some(price) = price else {
             let product = path.trim_end_matches(".bargain");
@@ -95,7 +92,14 @@ impl Validator<'_> {
             return None;
         };
         if let Some(f) = floor.filter(|f| *f > price) {
-            self.err(doc, &format!("{path}.floor"), format!("{path}.floor: {f} is above the list price {price}; the floor is the lowest price you accept"));
+            self.field_err(
+                doc,
+                path,
+                "floor",
+                format!(
+                    "{f} is above the list price {price}; the floor is the lowest price you accept"
+                ),
+            );
         }
         Some(BargainRule {
             floor: floor?,
