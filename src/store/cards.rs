@@ -2,7 +2,12 @@
 //! completed refund, and back to `available` only when the send provably did not happen.
 //!
 //! `card_keys_available` indexes the available rows in import order, so reserving N keys is a
-//! range read and N moves inside the caller's transaction: all units or none.
+//! range read and N moves inside the caller's transaction: all units or none. How many keys a
+//! pool has available is a counter in `meta` (`available:<pool>`), moved with every change of
+//! the index, so a reservation or a delivery does not walk the pool to log what is left (with
+//! 10 000 keys that walk was most of an order's CPU, issue 15). A missing counter (a store
+//! from before it) is counted from the index once; a reservation never trusts it: it takes
+//! the keys from the index and recounts when they fall short.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::records::*;
 use super::{
-    CARD_FINGERPRINTS, CARDS, CARDS_AVAILABLE, LEDGER, Result, STOCK_LOG, Store, StoreError,
+    CARD_FINGERPRINTS, CARDS, CARDS_AVAILABLE, LEDGER, META, Result, STOCK_LOG, Store, StoreError,
     decode, encode_row, get_json, next_id,
 };
 
@@ -55,6 +60,7 @@ impl Store {
         let now = self.now();
         self.write(|tx| {
             let mut report = ImportReport::default();
+            let mut added_to_index = 0;
             {
                 let mut cards = tx.open_table(CARDS)?;
                 let mut avail = tx.open_table(CARDS_AVAILABLE)?;
@@ -79,12 +85,14 @@ impl Store {
                         updated_at: now,
                     };
                     cards.insert((pool, id), encode_row(&row).as_slice())?;
-                    avail.insert((pool, id), ())?;
+                    if avail.insert((pool, id), ())?.is_none() {
+                        added_to_index += 1;
+                    }
                     fps.insert((pool, fp.as_str()), id)?;
                     report.added += 1;
                 }
             }
-            let remaining = available_count(tx, pool)?;
+            let remaining = adjust_available(tx, pool, added_to_index)?;
             log_stock(
                 tx,
                 &pool_subject(pool),
@@ -212,9 +220,43 @@ fn pool_subject(pool: &str) -> String {
     format!("pool:{pool}")
 }
 
+/// Keys available in `pool`: its counter, counted from the index (and kept) when missing.
 fn available_count(tx: &WriteTransaction, pool: &str) -> Result<u64> {
-    let t = tx.open_table(CARDS_AVAILABLE)?;
-    Ok(t.range((pool, 0)..=(pool, u64::MAX))?.count() as u64)
+    let key = counter_key(pool);
+    let kept = tx.open_table(META)?.get(key.as_str())?.map(|v| v.value());
+    match kept {
+        Some(n) => Ok(n),
+        None => recount_available(tx, pool),
+    }
+}
+
+/// Count `pool`'s available keys from the index and keep the count as its counter.
+fn recount_available(tx: &WriteTransaction, pool: &str) -> Result<u64> {
+    let n = {
+        let t = tx.open_table(CARDS_AVAILABLE)?;
+        t.range((pool, 0)..=(pool, u64::MAX))?.count() as u64
+    };
+    tx.open_table(META)?.insert(counter_key(pool).as_str(), n)?;
+    Ok(n)
+}
+
+/// Move `pool`'s counter by the `delta` index entries just written; returns the new count.
+/// Without a counter yet, the index (which already has the change) is counted.
+fn adjust_available(tx: &WriteTransaction, pool: &str, delta: i64) -> Result<u64> {
+    let key = counter_key(pool);
+    let kept = tx.open_table(META)?.get(key.as_str())?.map(|v| v.value());
+    let Some(before) = kept else {
+        return recount_available(tx, pool);
+    };
+    let after = before.saturating_add_signed(delta);
+    if delta != 0 {
+        tx.open_table(META)?.insert(key.as_str(), after)?;
+    }
+    Ok(after)
+}
+
+fn counter_key(pool: &str) -> String {
+    format!("available:{pool}")
 }
 
 /// Reserve `count` keys for an order. `Err(available)` when the pool is short (nothing is
@@ -228,12 +270,16 @@ pub(super) fn take(
     low_stock_alert: u32,
     now: u64,
 ) -> Result<std::result::Result<(Holding, Option<i64>), u64>> {
-    let before = available_count(tx, pool)?;
+    let mut before = available_count(tx, pool)?;
     // A reusable pool needs one key whatever the count; any other pool must hold all of them.
-    // Checked before anything is read or allocated, so an absurd count costs nothing.
+    // Checked before anything is read or allocated, so an absurd count costs nothing. A short
+    // answer is never given from the counter alone.
     let wanted = if reusable_pool { 1 } else { count };
     if before < wanted {
-        return Ok(Err(before));
+        before = recount_available(tx, pool)?;
+        if before < wanted {
+            return Ok(Err(before));
+        }
     }
     let ids: Vec<u64> = {
         let avail = tx.open_table(CARDS_AVAILABLE)?;
@@ -244,6 +290,10 @@ pub(super) fn take(
         }
         ids
     };
+    if (ids.len() as u64) < wanted {
+        // The counter was off (a store written by an older version): the index is the truth.
+        return Ok(Err(recount_available(tx, pool)?));
+    }
     if reusable_pool {
         // A reusable pool hands out the same key(s) again; one is enough for any quantity.
         return Ok(match ids.first() {
@@ -258,7 +308,7 @@ pub(super) fn take(
         });
     }
     move_cards(tx, pool, &ids, CardState::Reserved, order_id, now)?;
-    let after = before - ids.len() as u64;
+    let after = available_count(tx, pool)?;
     log_stock(
         tx,
         &pool_subject(pool),
@@ -360,6 +410,7 @@ fn move_cards(
     let mut cards = tx.open_table(CARDS)?;
     let mut avail = tx.open_table(CARDS_AVAILABLE)?;
     let mut changed = 0;
+    let mut indexed: i64 = 0;
     for id in ids {
         let Some(v) = cards.get((pool, *id))? else {
             continue;
@@ -375,12 +426,16 @@ fn move_cards(
         row.updated_at = now;
         cards.insert((pool, *id), encode_row(&row).as_slice())?;
         if to == CardState::Available {
-            avail.insert((pool, *id), ())?;
-        } else {
-            avail.remove((pool, *id))?;
+            if avail.insert((pool, *id), ())?.is_none() {
+                indexed += 1;
+            }
+        } else if avail.remove((pool, *id))?.is_some() {
+            indexed -= 1;
         }
         changed += 1;
     }
+    drop((cards, avail));
+    adjust_available(tx, pool, indexed)?;
     Ok(changed)
 }
 
@@ -405,4 +460,79 @@ pub(super) fn log_stock(
     tx.open_table(STOCK_LOG)?
         .insert(seq, encode_row(&entry).as_slice())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with(keys: usize) -> Store {
+        let store = Store::in_memory(crate::clock::system()).unwrap();
+        let text: String = (0..keys).map(|i| format!("K-{i}\n")).collect();
+        store.import_cards("p", &text, false, "test").unwrap();
+        store
+    }
+
+    fn counter(store: &Store) -> Option<u64> {
+        store
+            .read(|tx| Ok(tx.open_table(META)?.get("available:p")?.map(|v| v.value())))
+            .unwrap()
+    }
+
+    fn set_counter(store: &Store, n: Option<u64>) {
+        store
+            .write(|tx| {
+                let mut meta = tx.open_table(META)?;
+                match n {
+                    Some(n) => meta.insert("available:p", n)?,
+                    None => meta.remove("available:p")?,
+                };
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    fn take_keys(store: &Store, order: &str, n: u64) -> std::result::Result<usize, u64> {
+        store
+            .write(|tx| {
+                Ok(
+                    take(tx, "p", n, false, order, 0, 1)?.map(|(holding, _)| match holding {
+                        Holding::Cards { ids, .. } => ids.len(),
+                        _ => 0,
+                    }),
+                )
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn the_counter_follows_the_index_through_imports_reservations_and_releases() {
+        let store = store_with(5);
+        assert_eq!(counter(&store), Some(5));
+        assert_eq!(take_keys(&store, "A", 2), Ok(2));
+        assert_eq!(counter(&store), Some(3));
+        assert_eq!(store.available_cards("p").unwrap(), 3, "the index agrees");
+    }
+
+    #[test]
+    fn a_store_without_the_counter_counts_the_index_once() {
+        let store = store_with(4);
+        set_counter(&store, None);
+        assert_eq!(take_keys(&store, "A", 1), Ok(1));
+        assert_eq!(counter(&store), Some(3));
+    }
+
+    #[test]
+    fn a_wrong_counter_never_makes_a_partial_or_a_false_short_reservation() {
+        let store = store_with(3);
+        // Too high: the index has only 3, so 4 is short (nothing taken) and the counter repaired.
+        set_counter(&store, Some(10));
+        assert_eq!(take_keys(&store, "A", 4), Err(3));
+        assert_eq!(counter(&store), Some(3));
+        assert_eq!(store.available_cards("p").unwrap(), 3);
+        // Too low: 2 keys are there, so 2 are reserved.
+        set_counter(&store, Some(0));
+        assert_eq!(take_keys(&store, "B", 2), Ok(2));
+        assert_eq!(counter(&store), Some(1));
+    }
 }
