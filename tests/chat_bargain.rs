@@ -282,6 +282,7 @@ impl Shop {
             messages: answer.messages.clone(),
             stage: "bargain".into(),
             effects: answer.effects.clone(),
+            images: Vec::new(),
         };
         assert!(matches!(
             self.store.chat_plan_reply(&plan).unwrap(),

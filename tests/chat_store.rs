@@ -8,7 +8,8 @@ use xianyu_shopd::clock::ManualClock;
 use xianyu_shopd::money::Cents;
 use xianyu_shopd::store::{
     BeginSend, ChatEffect, ChatSkip, InboundOutcome, InboundState, NewInbound, OwnMessage,
-    PlanOutcome, PlannedReply, ReplyState, SendResult, Store, Takeover, TakeoverRule, TurnRole,
+    PlanOutcome, PlannedReply, ReplyImage, ReplyState, SendResult, Store, Takeover, TakeoverRule,
+    TurnRole,
 };
 
 const T0: u64 = 1_780_000_000_000;
@@ -39,6 +40,7 @@ fn plan(ids: &[&str], messages: &[&str], effects: Vec<ChatEffect>) -> PlannedRep
         messages: messages.iter().map(|s| s.to_string()).collect(),
         stage: "keywords".into(),
         effects,
+        images: Vec::new(),
     }
 }
 
@@ -372,4 +374,52 @@ fn history_is_bounded_pruning_keeps_what_is_open_and_backups_carry_chat() {
     let copy = open(copy_dir.path(), &clock);
     assert!(copy.chat_conversation("main", "c1").unwrap().is_some());
     let _ = InboundState::Pending;
+}
+
+/// A reply with an image (issue 13 item 2): the image is claimed after the text like another
+/// message; found still claimed after a crash it is unknown, never sent again, and its echo
+/// (`[图片]`) is ours, not the seller typing.
+#[test]
+fn a_reply_image_is_claimed_after_its_text_and_never_sent_twice() {
+    let (dir, clock) = fresh();
+    let store = open(dir.path(), &clock);
+    store.chat_record_inbound(&msg("1.PNM", "价格")).unwrap();
+    let image = ReplyImage {
+        path: "images/price.png".into(),
+        url: "https://img.example/price.png".into(),
+        width: 320,
+        height: 200,
+    };
+    let mut p = plan(&["1.PNM"], &["价目表发您"], vec![]);
+    p.images = vec![image.clone()];
+    let id = planned(&store, &p);
+    assert!(
+        matches!(store.chat_begin_send(id).unwrap(), BeginSend::Go { text, .. } if text == "价目表发您")
+    );
+    let accepted = SendResult::Accepted { message_id: None };
+    assert_eq!(
+        store.chat_finish_send(id, &accepted).unwrap(),
+        ReplyState::Planned
+    );
+    match store.chat_begin_send(id).unwrap() {
+        BeginSend::GoImage { image: got, .. } => assert_eq!(got, image),
+        other => panic!("expected the image: {other:?}"),
+    }
+    // The image's echo arrives while it is being sent: ours.
+    let seen = store
+        .chat_observe_own("main", "c1", "2.PNM", "[图片]", T0, Some(&rule()))
+        .unwrap();
+    assert_eq!(seen, OwnMessage::Echo);
+    // The process stops before the answer: after a restart the image is unknown, not resent.
+    drop(store);
+    let store = open(dir.path(), &clock);
+    let recovered = store.chat_recover().unwrap();
+    assert_eq!(recovered.unknown.len(), 1);
+    assert_eq!(store.chat_begin_send(id).unwrap(), BeginSend::Closed);
+    let row = store.chat_reply(id).unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.sent, row.parts()),
+        (ReplyState::Unknown, 1, 2)
+    );
+    assert_eq!(takeover(&store), Takeover::Auto);
 }

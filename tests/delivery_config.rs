@@ -140,25 +140,28 @@ fn supplier_mistakes_are_reported_where_they_are_written() {
     assert!(errs.is_empty(), "{errs:#?}");
 }
 
-/// `delivery.images` (issue 13 item 2): a missing file, a path leaving the config directory,
-/// a file that is not an image and one that is too big are each reported at their own line.
-#[test]
-fn bad_delivery_images_are_reported_where_they_are_written() {
+/// Load a config of `pipeline` and `products` next to `images/ok.png` (a PNG),
+/// `images/notes.txt` (text) and `images/huge.png` (over 5 MB); its errors.
+fn image_errors(pipeline: &str, products: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    let r = product(
-        "    delivery:\n      images:\n        - images/missing.png\n        - ../outside.png\n        - images/notes.txt\n        - images/huge.png\n        - images/ok.png\n",
-    );
-    write_config(dir.path(), &pipeline(), &r);
+    write_config(dir.path(), pipeline, products);
     let images = dir.path().join("images");
     std::fs::create_dir_all(&images).unwrap();
     std::fs::write(images.join("notes.txt"), "not an image").unwrap();
     let huge = std::fs::File::create(images.join("huge.png")).unwrap();
     huge.set_len(5 * 1024 * 1024 + 1).unwrap();
-    // A real PNG header (1×1) is enough for the reader.
-    let mut ok = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0".to_vec();
-    ok.extend_from_slice(&[0; 16]);
-    std::fs::write(images.join("ok.png"), ok).unwrap();
-    let errs = load_errors(dir.path());
+    std::fs::write(images.join("ok.png"), png::png(1, 1)).unwrap();
+    load_errors(dir.path())
+}
+
+/// `delivery.images` (issue 13 item 2): a missing file, a path leaving the config directory,
+/// a file that is not an image and one that is too big are each reported at their own line.
+#[test]
+fn bad_delivery_images_are_reported_where_they_are_written() {
+    let r = product(
+        "    delivery:\n      images:\n        - images/missing.png\n        - ../outside.png\n        - images/notes.txt\n        - images/huge.png\n        - images/ok.png\n",
+    );
+    let errs = image_errors(&pipeline(), &r);
     // The good image (line 13) is accepted.
     assert_exactly(
         &errs,
@@ -175,4 +178,26 @@ fn bad_delivery_images_are_reported_where_they_are_written() {
 fn proof_images_without_images_is_refused() {
     let errs = product_errors("    delivery:\n      proof_images: true\n", &[]);
     assert_one(&errs, "products.yaml:8:", "no `images:`");
+}
+
+/// `images:` on chat replies (issue 13 item 2) goes through the same checks as
+/// `delivery.images`, each mistake at its own line: a keyword rule in pipeline.yaml, the
+/// default reply, and an item's own `replies` in products.yaml.
+#[test]
+fn bad_chat_reply_images_are_reported_where_they_are_written() {
+    let chat = "chat:\n  - keywords:\n      rules:\n        - any: [价格]\n          reply: 价目表\n          images: [images/ok.png, images/missing.png]\n  - default:\n      reply: 稍等\n      images:\n        - ../outside.png\n  - send: {}\n";
+    let r = product(
+        "    replies:\n      - any: [教程]\n        reply: \"\"\n        images: [images/notes.txt]\n",
+    );
+    let errs = image_errors(&(pipeline() + chat), &r);
+    // pipeline_yaml has 10 lines: the rule's images are line 16, the default's entry 20; the
+    // good image is accepted.
+    assert_exactly(
+        &errs,
+        &[
+            ("pipeline.yaml:16:", "image `images/missing.png` not found"),
+            ("pipeline.yaml:20:", "outside the config directory"),
+            ("products.yaml:10:", "not a PNG, JPEG, GIF or WebP image"),
+        ],
+    );
 }

@@ -5,8 +5,11 @@
 //! proof form carries the images' CDN URLs.
 
 mod goofish_env;
+#[path = "support/png.rs"]
+mod png;
 
 use goofish_env::*;
+use png::png;
 use xianyu_shopd::alert::EventKind;
 use xianyu_shopd::app::Daemon;
 use xianyu_shopd::clock;
@@ -14,20 +17,6 @@ use xianyu_shopd::fake::{FakeGoofish, FakeOrderStatus, Fault, SentChat};
 use xianyu_shopd::health::Health;
 use xianyu_shopd::store::{DeliveryState, PartKind, PartState};
 use xianyu_shopd::why::Why;
-
-/// A PNG of `width`×`height` as far as any reader of its header can tell (signature and
-/// `IHDR`), padded so it looks like a file.
-fn png(width: u32, height: u32) -> Vec<u8> {
-    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
-    b.extend_from_slice(&13u32.to_be_bytes());
-    b.extend_from_slice(b"IHDR");
-    b.extend_from_slice(&width.to_be_bytes());
-    b.extend_from_slice(&height.to_be_bytes());
-    b.extend_from_slice(&[8, 6, 0, 0, 0]);
-    b.extend_from_slice(&[0x12, 0x34, 0x56, 0x78]);
-    b.extend(std::iter::repeat_n(0u8, 64));
-    b
-}
 
 /// ITEM sends its key and then `images/guide.png` (640×480); `delivery` adds keys.
 async fn start_env(delivery: &str, fault: Option<Fault>) -> Env {

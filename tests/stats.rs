@@ -692,6 +692,7 @@ fn replies_count_by_stage_when_they_reach_the_buyer() {
             messages: vec!["在的".into()],
             stage: stage.into(),
             effects: Vec::new(),
+            images: Vec::new(),
         };
         let PlanOutcome::Planned(rid) = store.chat_plan_reply(&planned).unwrap() else {
             panic!("planned")

@@ -42,6 +42,7 @@ async fn conversations_problems_and_metrics_show_the_chat() {
         messages: vec!["支持的，亲".into()],
         stage: "llm".into(),
         effects: vec![],
+        images: Vec::new(),
     };
     let PlanOutcome::Planned(id) = store.chat_plan_reply(&plan).unwrap() else {
         panic!()

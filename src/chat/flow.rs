@@ -16,7 +16,9 @@ use crate::config::Config;
 use crate::config::chat::{ChatStage, LlmParams, SendParams};
 use crate::llm::{LlmClient, LlmError, Settings};
 use crate::metrics;
-use crate::store::{ChatSkip, ChatSnapshot, PlanOutcome, PlannedReply, ReplyState, StoreError};
+use crate::store::{
+    ChatSkip, ChatSnapshot, PlanOutcome, PlannedReply, ReplyImage, ReplyState, StoreError,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -33,6 +35,8 @@ pub struct RunReport {
     /// The stage that answered.
     pub stage: Option<&'static str>,
     pub messages: Vec<String>,
+    /// The reply's images (config paths), sent after the messages.
+    pub images: Vec<String>,
     pub skipped: Option<ChatSkip>,
     /// A newer message (or the seller) arrived; the newer run answers.
     pub superseded: bool,
@@ -129,6 +133,7 @@ pub(super) async fn run(
         None => return report,
     };
     report.messages.clone_from(&answer.0.messages);
+    report.images = answer.0.images.iter().map(|i| i.path.clone()).collect();
     report.stage = Some(answer.1);
     if mode == Mode::DryRun {
         return report;
@@ -212,13 +217,7 @@ async fn stage_loop(
     }
     if !prefix.is_empty() {
         return Some((
-            with_prefix(
-                prefix,
-                Answer {
-                    messages: Vec::new(),
-                    effects: Vec::new(),
-                },
-            ),
+            with_prefix(prefix, Answer::text(Vec::new(), Vec::new())),
             "keywords",
         ));
     }
@@ -506,11 +505,14 @@ async fn deliver(
         .await;
         return;
     }
-    let Some(id) = commit_reply(runner, input, question, (answer, stage), report).await else {
+    // Every image is on the CDN before anything of the reply is committed or sent.
+    let images = super::images::upload_all(runner, &input.account, &answer.images).await;
+    if let Some(id) = commit_reply(runner, input, question, (answer, stage), images, report).await {
+        report.reply_id = Some(id);
+        report.state = runner.send_reply(id, params.delay.min).await;
+    } else if report.state.is_none() {
         return;
-    };
-    report.reply_id = Some(id);
-    report.state = runner.send_reply(id, params.delay.min).await;
+    }
     let outcome = report.state.map_or("unknown", |s| s.as_str());
     metrics::inc(
         metrics::CHAT_REPLIES,
@@ -533,15 +535,17 @@ fn send_plan(runner: &ChatRunner, params: &SendParams, input: &ChatInput) -> sen
 }
 
 /// Commit the reply before sending it; `None` when a newer question made it stale (marked on
-/// the report) or the store refused it (logged).
+/// the report), the store refused it (logged), or an image of it could not be uploaded (then
+/// it is recorded as not delivered with `images`' reason, and nothing is sent).
 async fn commit_reply(
     runner: &ChatRunner,
     input: &ChatInput,
     question: &Question,
     (answer, stage): (Answer, &'static str),
+    images: Result<Vec<ReplyImage>, String>,
     report: &mut RunReport,
 ) -> Option<u64> {
-    let plan = PlannedReply {
+    let mut plan = PlannedReply {
         account: input.account.clone(),
         cid: input.cid.clone(),
         buyer_id: input.sender_id.clone(),
@@ -549,7 +553,27 @@ async fn commit_reply(
         messages: answer.messages,
         stage: stage.to_string(),
         effects: answer.effects,
+        images: Vec::new(),
     };
+    let images = match images {
+        Ok(images) => images,
+        Err(note) => {
+            // Recorded as not delivered, with the reason: there is nothing to send.
+            let recorded = runner
+                .store()
+                .call(move |s| s.chat_reply_unsendable(&plan, &note))
+                .await;
+            match recorded {
+                Ok(PlanOutcome::Planned(_)) => report.state = Some(ReplyState::NotDelivered),
+                Ok(PlanOutcome::Stale) => report.superseded = true,
+                Err(e) => {
+                    tracing::error!(account = %input.account, cid = %input.cid, error = %e, "Could not record a chat reply that cannot be sent.");
+                }
+            }
+            return None;
+        }
+    };
+    plan.images = images;
     match runner.store().call(move |s| s.chat_plan_reply(&plan)).await {
         Ok(PlanOutcome::Planned(id)) => Some(id),
         Ok(PlanOutcome::Stale) => {

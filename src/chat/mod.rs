@@ -11,6 +11,7 @@
 pub mod amounts;
 pub mod flow;
 pub mod guard;
+mod images;
 pub mod input;
 pub mod orders;
 pub mod price;

@@ -25,10 +25,10 @@ use super::input::{ChatInput, InputKind};
 use super::stages::{ModelProblem, filter, send::SendRates, takeover};
 use crate::config::{Config, ConfigHandle};
 use crate::llm::LlmClient;
-use crate::marketplace::SendOutcome;
+use crate::marketplace::{ImageUpload, SendOutcome, UploadOutcome};
 use crate::money::Cents;
 use crate::store::{
-    BeginSend, InboundOutcome, NewInbound, OwnMessage, ReplyState, SendResult, Store,
+    BeginSend, InboundOutcome, NewInbound, OwnMessage, ReplyImage, ReplyState, SendResult, Store,
 };
 
 /// What the chat pipeline needs of the marketplace.
@@ -38,6 +38,25 @@ pub trait ChatPort: Send + Sync {
     async fn send_text(&self, account: &str, cid: &str, buyer_id: &str, text: &str) -> SendOutcome;
     /// The item's live details (title, price, description), if they can be read now.
     async fn item_detail(&self, account: &str, item_id: &str) -> Option<LiveItem>;
+    /// Put an image of a reply on the platform's CDN (`images:` of a rule or default reply).
+    async fn upload_image(&self, _image: &ImageUpload<'_>) -> UploadOutcome {
+        UploadOutcome::Failed {
+            reason: "this chat port cannot upload images".into(),
+            retryable: false,
+        }
+    }
+    /// Send an uploaded image in a conversation (three-valued, like a text).
+    async fn send_image(
+        &self,
+        _account: &str,
+        _cid: &str,
+        _buyer_id: &str,
+        _image: &ReplyImage,
+    ) -> SendOutcome {
+        SendOutcome::NotDelivered {
+            reason: "this chat port cannot send images".into(),
+        }
+    }
 }
 
 /// An item as the item detail API describes it.
@@ -234,13 +253,19 @@ impl ChatRunner {
         let mut first = true;
         loop {
             let begin = store.call(move |s| s.chat_begin_send(reply_id)).await;
-            let (account, cid, buyer, text) = match begin {
+            let (account, cid, buyer, part) = match begin {
                 Ok(BeginSend::Go {
                     account,
                     cid,
                     buyer_id,
                     text,
-                }) => (account, cid, buyer_id, text),
+                }) => (account, cid, buyer_id, Part::Text(text)),
+                Ok(BeginSend::GoImage {
+                    account,
+                    cid,
+                    buyer_id,
+                    image,
+                }) => (account, cid, buyer_id, Part::Image(image)),
                 Ok(BeginSend::OutcomeUnknown) => return Some(ReplyState::Unknown),
                 Ok(BeginSend::Done | BeginSend::Closed) => return last,
                 Err(e) => {
@@ -252,11 +277,11 @@ impl ChatRunner {
                 tokio::time::sleep(pause).await;
             }
             first = false;
-            let outcome = self
-                .inner
-                .port
-                .send_text(&account, &cid, &buyer, &text)
-                .await;
+            let port = &self.inner.port;
+            let outcome = match &part {
+                Part::Text(text) => port.send_text(&account, &cid, &buyer, text).await,
+                Part::Image(image) => port.send_image(&account, &cid, &buyer, image).await,
+            };
             let result = match outcome {
                 SendOutcome::Accepted { message_id } => SendResult::Accepted { message_id },
                 SendOutcome::NotDelivered { reason } => SendResult::NotDelivered { reason },
@@ -370,6 +395,12 @@ impl ChatRunner {
         cache.insert(key, (tokio::time::Instant::now(), item.clone()));
         item
     }
+}
+
+/// One claimed message of a reply.
+enum Part {
+    Text(String),
+    Image(ReplyImage),
 }
 
 fn kind_label(kind: InputKind) -> &'static str {

@@ -8,6 +8,7 @@
 //! apply and what to fall back to; the runner calls the model and gives the answer to
 //! [`super::stages::after_model`].
 
+use crate::config::DeliveryImage;
 use crate::config::chat::{ChatTexts, ProductChat};
 use crate::llm::Message;
 use crate::money::Cents;
@@ -112,6 +113,20 @@ pub enum Step {
 pub struct Answer {
     pub messages: Vec<String>,
     pub effects: Vec<ChatEffect>,
+    /// Images sent after the messages (`images:` of the rule or default reply), each uploaded
+    /// before the reply is committed.
+    pub images: Vec<DeliveryImage>,
+}
+
+impl Answer {
+    /// Text messages only.
+    pub fn text(messages: Vec<String>, effects: Vec<ChatEffect>) -> Self {
+        Self {
+            messages,
+            effects,
+            images: Vec::new(),
+        }
+    }
 }
 
 /// A model call a stage wants made.

@@ -173,9 +173,13 @@ fn print_report(report: &RunReport, verbose: bool, key: Option<&SecretRef>) {
     match (report.stage, report.skipped) {
         (Some(stage), _) => {
             println!("回答阶段：{stage}");
-            println!("回复（{} 条，不会发送）：", report.messages.len());
+            let count = report.messages.len() + report.images.len();
+            println!("回复（{count} 条，不会发送）：");
             for m in &report.messages {
                 println!("  {m}");
+            }
+            for path in &report.images {
+                println!("  [图片] {path}");
             }
         }
         (None, Some(why)) => println!("不回复：{}", why.label()),

@@ -11,6 +11,7 @@ use std::time::Duration;
 use minijinja::Environment;
 use serde::Serialize;
 
+use super::delivery::DeliveryImage;
 use super::model::Window;
 use super::render::{self, Problem, RenderError};
 use crate::money::Cents;
@@ -211,6 +212,8 @@ pub struct KeywordRule {
     pub reply: Reply,
     /// Answer this rule at most once per conversation.
     pub once: bool,
+    /// Sent after the reply text, one chat message each (`images:`).
+    pub images: Vec<DeliveryImage>,
 }
 
 #[derive(Debug, Clone)]
@@ -374,6 +377,8 @@ pub enum OnModelError {
 pub struct DefaultParams {
     pub reply: Reply,
     pub cooldown: Duration,
+    /// Sent after the reply text, one chat message each (`images:`).
+    pub images: Vec<DeliveryImage>,
 }
 
 /// `send:` — a human-looking pause and rate limits before a reply goes out.

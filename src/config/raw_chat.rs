@@ -69,6 +69,8 @@ pub struct KeywordRule {
     pub reply: Option<ReplyText>,
     pub template: Option<String>,
     pub once: bool,
+    /// Image files under the config dir, sent after the reply text.
+    pub images: Vec<String>,
 }
 
 /// One message, or several; `""` (or `[]`) means "match and stay silent".
@@ -132,6 +134,8 @@ pub struct DefaultParams {
     pub reply: Option<ReplyText>,
     pub template: Option<String>,
     pub cooldown: Option<String>,
+    /// As on a keyword rule.
+    pub images: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

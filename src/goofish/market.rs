@@ -19,6 +19,7 @@ use crate::marketplace::{
     ImageMessage, ImageUpload, ListOutcome, Marketplace, ReadBack, SendOutcome, UploadOutcome,
 };
 use crate::money::Cents;
+use crate::store::ReplyImage;
 
 /// Clocks differ: a read-back also looks this far before the send attempt.
 const CLOCK_SKEW_MS: u64 = 60_000;
@@ -238,22 +239,54 @@ fn outcome_label(o: &SendOutcome) -> String {
     }
 }
 
-/// The chat pipeline's view: text replies over the same IM connection (outcomes mapped the
-/// same way), and the item detail for the model's prompt.
-#[async_trait::async_trait]
-impl ChatPort for GoofishMarketplace {
-    async fn send_text(&self, account: &str, cid: &str, buyer_id: &str, text: &str) -> SendOutcome {
+impl GoofishMarketplace {
+    /// The account's connection for a chat reply to `buyer_id`, or why nothing can be sent.
+    fn reply_link(&self, account: &str, buyer_id: &str) -> Result<&AccountLink, SendOutcome> {
         let Some(link) = self.accounts.get(account) else {
-            return SendOutcome::NotDelivered {
+            return Err(SendOutcome::NotDelivered {
                 reason: format!("account `{account}` has no Goofish connection"),
-            };
+            });
         };
         if buyer_id.is_empty() {
             // A wrong `actualReceivers` silently loses the message (§6.1).
-            return SendOutcome::NotDelivered {
+            return Err(SendOutcome::NotDelivered {
                 reason: "buyer id unknown".into(),
-            };
+            });
         }
+        Ok(link)
+    }
+}
+
+/// The chat pipeline's view: text and image replies over the same IM connection (outcomes
+/// mapped the same way), uploads like a delivery's, and the item detail for the model's prompt.
+#[async_trait::async_trait]
+impl ChatPort for GoofishMarketplace {
+    async fn upload_image(&self, image: &ImageUpload<'_>) -> UploadOutcome {
+        Marketplace::upload_image(self, image).await
+    }
+
+    async fn send_image(
+        &self,
+        account: &str,
+        cid: &str,
+        buyer_id: &str,
+        image: &ReplyImage,
+    ) -> SendOutcome {
+        let link = match self.reply_link(account, buyer_id) {
+            Ok(link) => link,
+            Err(not_sent) => return not_sent,
+        };
+        let pic = (image.url.as_str(), image.width, image.height);
+        let outcome = link.im.send_image(cid, buyer_id, pic).await;
+        tracing::debug!(account, cid, outcome = %outcome_label(&outcome), "Chat reply image sent.");
+        outcome
+    }
+
+    async fn send_text(&self, account: &str, cid: &str, buyer_id: &str, text: &str) -> SendOutcome {
+        let link = match self.reply_link(account, buyer_id) {
+            Ok(link) => link,
+            Err(not_sent) => return not_sent,
+        };
         let outcome = link.im.send_text(cid, buyer_id, text).await;
         tracing::debug!(account, cid, outcome = %outcome_label(&outcome), chars = text.chars().count(), "Chat reply sent.");
         outcome

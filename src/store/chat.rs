@@ -171,6 +171,7 @@ impl Store {
             if let Some(cid) = cid_seen {
                 if let Some(mut convo) = load_conversation(tx, account, &cid)? {
                     convo.last_outcome = Some(why.code().into());
+                    convo.last_note = None;
                     convo.updated_at = now;
                     save_conversation(tx, &convo)?;
                 }

@@ -136,6 +136,9 @@ pub struct ConversationRow {
     #[serde(default)]
     pub next_seq: u64,
     pub updated_at: u64,
+    /// Why the last reply did not go out (Chinese, or a raw error the page classifies).
+    #[serde(default)]
+    pub last_note: Option<String>,
 }
 
 impl ConversationRow {
@@ -156,6 +159,7 @@ impl ConversationRow {
             default_at: None,
             next_seq: 0,
             updated_at: now,
+            last_note: None,
         }
     }
 }
@@ -208,6 +212,27 @@ pub struct ReplyRow {
     pub updated_at: u64,
     #[serde(default)]
     pub note: Option<String>,
+    /// Images sent after `messages` (each already on the CDN when the reply was committed);
+    /// `sent` counts through the messages, then the images.
+    #[serde(default)]
+    pub images: Vec<ReplyImage>,
+}
+
+impl ReplyRow {
+    /// Chat messages in the reply: texts, then images.
+    pub fn parts(&self) -> usize {
+        self.messages.len() + self.images.len()
+    }
+}
+
+/// An image of a chat reply, as uploaded: what the image message carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyImage {
+    /// As written in the config (relative to the config dir).
+    pub path: String,
+    pub url: String,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// A reply to commit together with the inbound ids it answers.
@@ -220,6 +245,8 @@ pub struct PlannedReply {
     pub messages: Vec<String>,
     pub stage: String,
     pub effects: Vec<ChatEffect>,
+    /// Sent after `messages`, already uploaded.
+    pub images: Vec<ReplyImage>,
 }
 
 /// State a reply changes, committed with the reply itself.

@@ -54,6 +54,13 @@ pub enum BeginSend {
         buyer_id: String,
         text: String,
     },
+    /// Go ahead with the reply's next image (after its texts).
+    GoImage {
+        account: String,
+        cid: String,
+        buyer_id: String,
+        image: ReplyImage,
+    },
     /// Every message of the reply is sent.
     Done,
     /// A claim was found unfinished: the process stopped mid-send. The reply is now `unknown`.
@@ -73,6 +80,17 @@ pub enum SendResult {
 impl Store {
     /// Commit a reply with the buyer messages it answers and the state it changes.
     pub fn chat_plan_reply(&self, plan: &PlannedReply) -> Result<PlanOutcome> {
+        self.plan_reply(plan, None)
+    }
+
+    /// Record a reply that cannot go out (one of its images could not be uploaded): it
+    /// answers the buyer messages and is closed `not_delivered` at once with `note` (Chinese,
+    /// shown on the 会话 page); nothing of it is sent and its effects are not applied.
+    pub fn chat_reply_unsendable(&self, plan: &PlannedReply, note: &str) -> Result<PlanOutcome> {
+        self.plan_reply(plan, Some(note))
+    }
+
+    fn plan_reply(&self, plan: &PlannedReply, unsendable: Option<&str>) -> Result<PlanOutcome> {
         let now = self.now();
         self.write(|tx| {
             let id = next_id(tx, "chat_reply")?;
@@ -96,7 +114,13 @@ impl Store {
                 created_at: now,
                 updated_at: now,
                 note: None,
+                images: plan.images.clone(),
             };
+            if let Some(note) = unsendable {
+                let mut row = row;
+                close(tx, &mut row, ReplyState::NotDelivered, note, now)?;
+                return Ok(PlanOutcome::Planned(id));
+            }
             tx.open_table(REPLIES)?
                 .insert(id, encode(&row).as_slice())?;
             tx.open_table(REPLIES_OPEN)?.insert(id, ())?;
@@ -126,19 +150,30 @@ impl Store {
                 ReplyState::Planned => {}
                 _ => return Ok(BeginSend::Closed),
             }
-            let Some(text) = row.messages.get(row.sent).cloned() else {
+            if row.sent >= row.parts() {
                 close(tx, &mut row, ReplyState::Sent, "", now)?;
                 return Ok(BeginSend::Done);
-            };
+            }
+            let text = part_text(&row);
             row.state = ReplyState::Sending;
             row.updated_at = now;
             save_reply(tx, &row)?;
             register(tx, &row.account, &row.cid, &text, now)?;
-            Ok(BeginSend::Go {
-                account: row.account,
-                cid: row.cid,
-                buyer_id: row.buyer_id,
-                text,
+            let image = row.sent.checked_sub(row.messages.len());
+            let image = image.and_then(|i| row.images.get(i).cloned());
+            Ok(match image {
+                Some(image) => BeginSend::GoImage {
+                    account: row.account,
+                    cid: row.cid,
+                    buyer_id: row.buyer_id,
+                    image,
+                },
+                None => BeginSend::Go {
+                    account: row.account,
+                    cid: row.cid,
+                    buyer_id: row.buyer_id,
+                    text,
+                },
             })
         })
     }
@@ -153,12 +188,12 @@ impl Store {
             if row.state != ReplyState::Sending {
                 return Ok(row.state);
             }
-            let text = row.messages.get(row.sent).cloned().unwrap_or_default();
+            let text = part_text(&row);
             match result {
                 SendResult::Accepted { message_id } => {
                     row.sent += 1;
                     record_bot_turn(tx, &row, &text, message_id.clone(), now)?;
-                    if row.sent >= row.messages.len() {
+                    if row.sent >= row.parts() {
                         close(tx, &mut row, ReplyState::Sent, "", now)?;
                     } else {
                         row.state = ReplyState::Planned;
@@ -320,6 +355,17 @@ impl Store {
 
 const STALE: &str = "chat reply is stale";
 
+/// What an image message reads as in the conversation (its echo, the history).
+pub const IMAGE_ECHO: &str = "[图片]";
+
+/// The text of the reply's part `sent`: a message, or [`IMAGE_ECHO`] for an image.
+fn part_text(row: &ReplyRow) -> String {
+    match row.messages.get(row.sent) {
+        Some(text) => text.clone(),
+        None => IMAGE_ECHO.to_string(),
+    }
+}
+
 fn load_reply(tx: &WriteTransaction, id: u64) -> Result<Option<ReplyRow>> {
     match tx.open_table(REPLIES)?.get(id)? {
         Some(v) => Ok(Some(decode("chat_replies", v.value())?)),
@@ -363,6 +409,7 @@ fn close(
             ReplyState::Sent => row.stage.clone(),
             other => format!("{}:{}", row.stage, other.as_str()),
         });
+        convo.last_note = (state != ReplyState::Sent && !note.is_empty()).then(|| note.to_string());
         convo.updated_at = now;
         save_conversation(tx, &convo)?;
     }
@@ -372,8 +419,8 @@ fn close(
 /// A claim found unfinished: the process stopped mid-send. The buyer may have the message,
 /// so it joins the history, and the reply is closed as unknown.
 fn interrupted(tx: &WriteTransaction, row: &mut ReplyRow, now: u64) -> Result<()> {
-    if let Some(text) = row.messages.get(row.sent).cloned() {
-        record_bot_turn(tx, row, &text, None, now)?;
+    if row.sent < row.parts() {
+        record_bot_turn(tx, row, &part_text(row), None, now)?;
     }
     close(
         tx,

@@ -71,6 +71,15 @@ impl ChatEnv {
     /// `chat` builds the chat section from the model's base URL; `delay` is the card
     /// product's delivery delay window.
     pub async fn start_with(chat: impl Fn(&str) -> String, delay: &str) -> Self {
+        Self::start_with_files(chat, delay, &[]).await
+    }
+
+    /// As [`Self::start_with`], with `files` (path under the config dir, bytes) written first.
+    pub async fn start_with_files(
+        chat: impl Fn(&str) -> String,
+        delay: &str,
+        files: &[(&str, &[u8])],
+    ) -> Self {
         let fake = FakeGoofish::start().await.unwrap();
         let model = FakeModel::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -79,15 +88,21 @@ impl ChatEnv {
         std::fs::create_dir_all(dir.path().join("state")).unwrap();
         std::fs::write(dir.path().join("state/cookies-main.txt"), &cookies).unwrap();
         let pipeline = format!(
-            "accounts:\n  - id: main\n    name: 测试小店\n    cookies_file: state/cookies-main.txt\nmarketplace: {{ mtop_url: \"{}\", ws_url: \"{}\", heartbeat: 300ms, watchdog: 60s, reconcile_interval: 60s, cookies_poll: 200ms, send_timeout: 2s, reconnect_max: 1s, keepalive: 1h }}\nstatus: {{ listen: \"127.0.0.1:0\" }}\npipeline:\n  - ingest: {{}}\n  - classify: {{}}\n  - stock-check: {{}}\n  - delay: {{ virtual: {{ min: 0s, max: 0s }} }}\n  - ship: {{ mode: send_then_confirm }}\n  - notify: {{ channels: [log] }}\n{}",
+            "accounts:\n  - id: main\n    name: 测试小店\n    cookies_file: state/cookies-main.txt\nmarketplace: {{ mtop_url: \"{}\", ws_url: \"{}\", upload_url: \"{}\", heartbeat: 300ms, watchdog: 60s, reconcile_interval: 60s, cookies_poll: 200ms, send_timeout: 2s, reconnect_max: 1s, keepalive: 1h }}\nstatus: {{ listen: \"127.0.0.1:0\" }}\npipeline:\n  - ingest: {{}}\n  - classify: {{}}\n  - stock-check: {{}}\n  - delay: {{ virtual: {{ min: 0s, max: 0s }} }}\n  - ship: {{ mode: send_then_confirm }}\n  - notify: {{ channels: [log] }}\n{}",
             fake.mtop_base(),
             fake.ws_url(),
+            fake.upload_url(),
             chat(&model.base_url()),
         );
         let products = format!(
             "pools:\n  keys: {{}}\nproducts:\n  - item_id: \"{ITEM}\"\n    title: Office 激活码\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n    delay: {delay}\n    price: 99\n    facts: |\n      支持 Windows 10 和 Windows 11\n      一码一机，永久激活\n    bargain: {{ floor: 80, step: 5, max_rounds: 3 }}\n"
         );
         std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+        for (path, bytes) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
         std::fs::write(dir.path().join("pipeline.yaml"), pipeline).unwrap();
         std::fs::write(dir.path().join("products.yaml"), products).unwrap();
         std::fs::write(

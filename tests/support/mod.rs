@@ -2,6 +2,7 @@
 //! marketplace, the way `replay` wires them.
 #![allow(dead_code)]
 
+pub mod png;
 pub mod tmpfs;
 
 use std::path::Path;

@@ -36,10 +36,9 @@ pub fn decide(params: &BargainParams, ctx: &ChatCtx<'_>) -> Step {
             let view = view.with_offer(offer, list, false, state.rounds, rule.max_rounds);
             let source = TextSource::File(params.final_template.clone());
             match render(ctx, &source, &view) {
-                Some(messages) if !messages.is_empty() => Step::Answer(Answer {
-                    messages,
-                    effects: Vec::new(),
-                }),
+                Some(messages) if !messages.is_empty() => {
+                    Step::Answer(Answer::text(messages, Vec::new()))
+                }
                 _ => Step::Continue,
             }
         }
@@ -58,7 +57,7 @@ pub fn decide(params: &BargainParams, ctx: &ChatCtx<'_>) -> Step {
             let Some(messages) = render(ctx, &source, &view).filter(|m| !m.is_empty()) else {
                 return Step::Continue;
             };
-            let fallback = Answer { messages, effects };
+            let fallback = Answer::text(messages, effects);
             match ctx.model.filter(|_| params.use_model) {
                 Some(model) => {
                     let title = ctx.item.map(|i| i.title.as_str()).unwrap_or_default();

@@ -18,8 +18,12 @@ pub fn decide(params: &DefaultParams, ctx: &ChatCtx<'_>) -> Step {
         return Step::Continue;
     }
     let sources = match &params.reply {
-        Reply::Swallow => return Step::Silent(ChatSkip::Swallowed),
-        Reply::Messages(s) => s,
+        // An empty reply with images sends the images alone.
+        Reply::Swallow if params.images.is_empty() => {
+            return Step::Silent(ChatSkip::Swallowed);
+        }
+        Reply::Swallow => &[][..],
+        Reply::Messages(s) => s.as_slice(),
     };
     let view = ChatView::new(ctx);
     let messages: Vec<String> = sources
@@ -27,12 +31,13 @@ pub fn decide(params: &DefaultParams, ctx: &ChatCtx<'_>) -> Step {
         .filter_map(|s| render(ctx, s, &view))
         .flatten()
         .collect();
-    if messages.is_empty() {
+    if messages.is_empty() && (params.images.is_empty() || !sources.is_empty()) {
         return Step::Continue;
     }
     Step::Answer(Answer {
         messages,
         effects: vec![ChatEffect::DefaultUsed],
+        images: params.images.clone(),
     })
 }
 
@@ -49,6 +54,7 @@ mod tests {
         let params = DefaultParams {
             reply: Reply::Messages(vec![text]),
             cooldown: Duration::from_secs(3600),
+            images: Vec::new(),
         };
         let Step::Answer(a) = decide(&params, &fx.ctx()) else {
             panic!()

@@ -24,8 +24,10 @@ pub fn decide(params: &KeywordsParams, ctx: &ChatCtx<'_>) -> Step {
             continue;
         }
         let sources = match &rule.reply {
-            Reply::Swallow => return Step::Silent(ChatSkip::Swallowed),
-            Reply::Messages(sources) => sources,
+            // An empty reply with images sends the images alone.
+            Reply::Swallow if rule.images.is_empty() => return Step::Silent(ChatSkip::Swallowed),
+            Reply::Swallow => &[][..],
+            Reply::Messages(sources) => sources.as_slice(),
         };
         let mut messages = greeting.clone();
         let mut rendered = true;
@@ -35,7 +37,7 @@ pub fn decide(params: &KeywordsParams, ctx: &ChatCtx<'_>) -> Step {
                 None => rendered = false,
             }
         }
-        if !rendered || messages.is_empty() {
+        if !rendered || (messages.is_empty() && rule.images.is_empty()) {
             continue; // a broken rule must not silence the buyer: try the next one
         }
         let effects = if rule.once {
@@ -45,7 +47,11 @@ pub fn decide(params: &KeywordsParams, ctx: &ChatCtx<'_>) -> Step {
         } else {
             Vec::new()
         };
-        return Step::Answer(Answer { messages, effects });
+        return Step::Answer(Answer {
+            messages,
+            effects,
+            images: rule.images.clone(),
+        });
     }
     if greeting.is_empty() {
         Step::Continue
@@ -93,6 +99,7 @@ mod tests {
                 Reply::Messages(sources)
             },
             once,
+            images: Vec::new(),
         }
     }
 
@@ -123,10 +130,10 @@ mod tests {
         };
         assert_eq!(
             decide(&params, &fx.ctx()),
-            Step::Answer(Answer {
-                messages: vec!["Office 2021 激活码 只要 99 元".into()],
-                effects: vec![]
-            })
+            Step::Answer(Answer::text(
+                vec!["Office 2021 激活码 只要 99 元".into()],
+                vec![]
+            ))
         );
         fx.product.as_mut().unwrap().replies.clear();
         assert!(

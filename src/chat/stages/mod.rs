@@ -106,10 +106,7 @@ pub fn after_model(
             };
             match guard.check(&c.text) {
                 Ok(text) => {
-                    return ModelOutcome::Answer(Answer {
-                        messages: vec![text],
-                        effects: ask.effects.clone(),
-                    });
+                    return ModelOutcome::Answer(Answer::text(vec![text], ask.effects.clone()));
                 }
                 Err(r) => ModelProblem::Rejected(r),
             }

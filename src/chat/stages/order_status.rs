@@ -21,10 +21,7 @@ pub fn decide(params: &OrderStatusParams, ctx: &ChatCtx<'_>) -> Step {
     }
     let view = ChatView::new(ctx);
     match render(ctx, &TextSource::File(params.template.clone()), &view) {
-        Some(messages) if !messages.is_empty() => Step::Answer(Answer {
-            messages,
-            effects: Vec::new(),
-        }),
+        Some(messages) if !messages.is_empty() => Step::Answer(Answer::text(messages, Vec::new())),
         _ => Step::Continue,
     }
 }

@@ -222,7 +222,12 @@ impl Validator<'_> {
             p.cooldown.as_deref(),
             std::time::Duration::from_secs(3600),
         );
-        DefaultParams { reply, cooldown }
+        let images = self.images(doc, path, &p.images);
+        DefaultParams {
+            reply,
+            cooldown,
+            images,
+        }
     }
 
     fn chat_filter(&mut self, doc: &YamlDoc, path: &str, p: &rc::FilterParams) -> FilterParams {
@@ -343,6 +348,7 @@ impl Validator<'_> {
     ) -> Option<KeywordRule> {
         let matcher = self.matcher(doc, path, r);
         let reply = self.reply(doc, path, r.reply.as_ref(), r.template.as_deref(), texts);
+        let images = self.images(doc, path, &r.images);
         let (matcher, reply) = (matcher?, reply?);
         let key = rule_key(scope, &matcher);
         Some(KeywordRule {
@@ -350,6 +356,7 @@ impl Validator<'_> {
             matcher,
             reply,
             once: r.once,
+            images,
         })
     }
 

@@ -1,11 +1,12 @@
-//! `products[].delivery` (message shape, follow-up) and `blacklist:`.
+//! `products[].delivery` (message shape, follow-up, images) and `blacklist:`; the image
+//! check is shared with chat replies (`images:` on keyword rules and the default reply).
 
 use super::*;
 use crate::config::delivery::{
     Blacklist, DeliveryImage, DeliveryOptions, IMAGE_MAX_BYTES, Proof, ProofCards, ProofKind,
 };
 
-/// Most images one delivery may send.
+/// Most images one delivery or chat reply may send.
 const MAX_IMAGES: usize = 9;
 
 impl Validator<'_> {
@@ -77,7 +78,7 @@ impl Validator<'_> {
                 format!("{dpath}.proof_template: only used with `proof: summary`"),
             );
         }
-        let images = self.delivery_images(doc, &dpath, &raw.images);
+        let images = self.images(doc, &dpath, &raw.images);
         let proof_images = raw.proof_images.unwrap_or(false);
         if proof_images && raw.images.is_empty() {
             self.key_err(
@@ -96,20 +97,22 @@ impl Validator<'_> {
         }
     }
 
-    /// `delivery.images`: files under the config dir, each a PNG, JPEG, GIF or WebP image of
-    /// at most [`IMAGE_MAX_BYTES`]; read once here, so what was checked is what is sent.
-    fn delivery_images(
+    /// `images:` under `at` (a delivery, a keyword rule, the default reply): files under the
+    /// config dir, each a PNG, JPEG, GIF or WebP image of at most [`IMAGE_MAX_BYTES`], at most
+    /// [`MAX_IMAGES`] of them; read once here, so what was checked is what is sent.
+    pub(super) fn images(
         &mut self,
         doc: &YamlDoc,
-        dpath: &str,
+        at: &str,
         paths: &[String],
     ) -> Vec<DeliveryImage> {
+        let dpath = at;
         if paths.len() > MAX_IMAGES {
             self.err(
                 doc,
                 &format!("{dpath}.images"),
                 format!(
-                    "{dpath}.images: at most {MAX_IMAGES} images per delivery (got {})",
+                    "{dpath}.images: at most {MAX_IMAGES} images per message (got {})",
                     paths.len()
                 ),
             );

@@ -63,6 +63,8 @@ pub struct ChatRow {
     /// cleanly, or a skip reason.
     pub outcome: Option<String>,
     pub outcome_label: String,
+    /// Why the last reply did not go out (an image upload that failed, …), in Chinese.
+    pub note: Option<String>,
     pub takeover: &'static str,
     pub takeover_label: String,
     pub paused: bool,
@@ -83,6 +85,7 @@ impl ChatRow {
             last_reply_at: r.last_reply_at,
             outcome_label: r.last_outcome.as_deref().map(outcome_label).unwrap_or_default(),
             outcome: r.last_outcome.clone(),
+            note: r.last_note.as_deref().map(crate::why::shown_error),
             takeover: match r.takeover {
                 Takeover::Auto => "auto",
                 Takeover::PausedUntil { .. } if r.takeover.silences(now) => "paused",
