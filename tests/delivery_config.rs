@@ -201,3 +201,24 @@ fn bad_chat_reply_images_are_reported_where_they_are_written() {
         ],
     );
 }
+
+/// `delivery.sku_images` (issue 13): each SKU's list is checked like `delivery.images`, at its
+/// own line; an empty list is fine (that SKU sends no image), and `proof_images` accepts
+/// images that only SKUs have.
+#[test]
+fn bad_sku_images_are_reported_where_they_are_written() {
+    let r = product(
+        "    delivery:\n      proof_images: true\n      sku_images:\n        年卡: [images/ok.png, images/huge.png]\n        月卡: []\n        季卡:\n          - images/missing.png\n",
+    );
+    let errs = image_errors(&pipeline(), &r);
+    assert_exactly(
+        &errs,
+        &[
+            ("products.yaml:10:", "at most 5 MB"),
+            (
+                "products.yaml:13:",
+                "products[0].delivery.sku_images.季卡[0]: image `images/missing.png` not found",
+            ),
+        ],
+    );
+}

@@ -15,11 +15,21 @@ use xianyu_shopd::app::Daemon;
 use xianyu_shopd::clock;
 use xianyu_shopd::fake::{FakeGoofish, FakeOrderStatus, Fault, SentChat};
 use xianyu_shopd::health::Health;
+use xianyu_shopd::order::OrderStatus;
 use xianyu_shopd::store::{DeliveryState, PartKind, PartState};
 use xianyu_shopd::why::Why;
 
 /// ITEM sends its key and then `images/guide.png` (640×480); `delivery` adds keys.
 async fn start_env(delivery: &str, fault: Option<Fault>) -> Env {
+    let products = format!(
+        "pools:\n  keys: {{}}\nproducts:\n  - item_id: \"{ITEM}\"\n    title: 测试激活码\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n    ship: {{ max_retries: 2 }}\n    delivery: {{ images: [images/guide.png]{delivery} }}\n"
+    );
+    start_products(&products, fault).await
+}
+
+/// The daemon on `products`, with `images/guide.png` (640×480) and `images/year.png`
+/// (300×300) in the config dir and ten keys in the pool `keys`.
+async fn start_products(products: &str, fault: Option<Fault>) -> Env {
     let fake = FakeGoofish::start().await.unwrap();
     if let Some(f) = fault {
         fake.fault_for(SELLER, f);
@@ -29,9 +39,7 @@ async fn start_env(delivery: &str, fault: Option<Fault>) -> Env {
     write_config(dir.path(), &fake, &market, &[("main", SELLER)]);
     std::fs::create_dir_all(dir.path().join("images")).unwrap();
     std::fs::write(dir.path().join("images/guide.png"), png(640, 480)).unwrap();
-    let products = format!(
-        "pools:\n  keys: {{}}\nproducts:\n  - item_id: \"{ITEM}\"\n    title: 测试激活码\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n    ship: {{ max_retries: 2 }}\n    delivery: {{ images: [images/guide.png]{delivery} }}\n"
-    );
+    std::fs::write(dir.path().join("images/year.png"), png(300, 300)).unwrap();
     std::fs::write(dir.path().join("products.yaml"), products).unwrap();
     let daemon = launch(dir.path()).await;
     let text: String = (0..10).map(|i| format!("KEY-{i:04}-SECRET\n")).collect();
@@ -245,5 +253,49 @@ async fn an_upload_that_never_answers_is_retried_and_sends_nothing_meanwhile() {
     env.wait_delivered(&order).await;
     let sent = sent_to(&env, &order);
     assert_eq!(sent.iter().filter(|m| m.delivered).count(), 2, "{sent:?}");
+    env.stop().await;
+}
+
+/// `delivery.sku_images` (issue 13): an order of a SKU named there gets that SKU's images
+/// instead of the product's, other SKUs get the product's; the proof form carries the images
+/// the order actually got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sku_with_its_own_images_sends_those_instead() {
+    let products = format!(
+        "pools:\n  keys: {{}}\nproducts:\n  - item_id: \"{ITEM3}\"\n    title: 视频会员\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n    delivery:\n      images: [images/guide.png]\n      sku_images: {{ 年卡: [images/year.png] }}\n      proof_images: true\n"
+    );
+    let env = start_products(&products, None).await;
+    let year = env.fake.create_order(SELLER, BUYER, ITEM3, 1, Some("年卡"));
+    env.wait_status(&year, OrderStatus::PendingPayment).await;
+    env.fake.pay(&year);
+    env.wait_delivered(&year).await;
+    let month = env
+        .fake
+        .create_order(SELLER, BUYER2, ITEM3, 1, Some("月卡"));
+    env.wait_status(&month, OrderStatus::PendingPayment).await;
+    env.fake.pay(&month);
+    env.wait_delivered(&month).await;
+    let uploads = env.fake.uploads();
+    let url_of = |name: &str| {
+        let u = uploads.iter().find(|u| u.file_name == name);
+        u.unwrap_or_else(|| panic!("{name} not uploaded: {uploads:?}"))
+            .url
+            .clone()
+    };
+    for (order, file) in [(&year, "year.png"), (&month, "guide.png")] {
+        let images: Vec<_> = sent_to(&env, order)
+            .into_iter()
+            .filter(|m| is_image(m) && m.delivered)
+            .collect();
+        assert_eq!(images.len(), 1, "{order}: {images:?}");
+        assert_eq!(image_url(&images[0]), url_of(file), "{order}");
+        let consign = env
+            .fake
+            .consigns()
+            .into_iter()
+            .find(|c| &c.order_id == order);
+        assert_eq!(consign.unwrap().pic_list, vec![url_of(file)], "{order}");
+    }
+    assert_eq!(uploads.len(), 2, "each file once: {uploads:?}");
     env.stop().await;
 }

@@ -4,7 +4,7 @@
 //! Validated in `validate/products.rs` (per product) and `validate/mod.rs` (the blacklist);
 //! the ship stage reads these through the [`super::Product`] and [`super::Config`] it holds.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
@@ -74,6 +74,18 @@ pub struct DeliveryOptions {
     pub images: Vec<DeliveryImage>,
     /// The images' CDN URLs (the first [`PROOF_PICS_MAX`]) go into the 无需寄件 form.
     pub proof_images: bool,
+    /// Per SKU (`delivery.sku_images`), the images that replace `images` for its orders, the
+    /// way `sku_cards` picks a pool.
+    pub sku_images: BTreeMap<String, Vec<DeliveryImage>>,
+}
+
+impl DeliveryOptions {
+    /// Narrow these options to an order of `sku`: its own images when `sku_images` names it.
+    pub fn select_sku(&mut self, sku: Option<&str>) {
+        if let Some(images) = sku.and_then(|s| self.sku_images.get(s.trim())) {
+            self.images = images.clone();
+        }
+    }
 }
 
 /// The 无需寄件 form takes at most this many pictures (`picList`).

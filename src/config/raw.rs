@@ -325,6 +325,8 @@ pub struct ProductDelivery {
     pub images: Vec<String>,
     /// Put the images' CDN URLs into the 无需寄件 form (`picList`).
     pub proof_images: Option<bool>,
+    /// SKU → the images its orders get instead of `images`.
+    pub sku_images: BTreeMap<String, Vec<String>>,
 }
 
 /// `readback:` — what to do when the read-back of an uncertain send does not find it.

@@ -57,8 +57,11 @@ pub fn plan_for(config: &Config, order: &OrderRecord) -> Result<Plan, Why> {
     let auto = product.auto_ship
         && product.category == Category::Virtual
         && ship.is_some_and(|s| s.enabled);
+    let mut product = product.clone();
+    // A SKU with its own images (`delivery.sku_images`) sends those instead.
+    product.delivery.select_sku(order.sku.as_deref());
     Ok(Plan {
-        product: product.clone(),
+        product,
         auto,
         mode,
     })

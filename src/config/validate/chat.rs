@@ -222,7 +222,7 @@ impl Validator<'_> {
             p.cooldown.as_deref(),
             std::time::Duration::from_secs(3600),
         );
-        let images = self.images(doc, path, &p.images);
+        let images = self.images(doc, &format!("{path}.images"), &p.images);
         DefaultParams {
             reply,
             cooldown,
@@ -348,7 +348,7 @@ impl Validator<'_> {
     ) -> Option<KeywordRule> {
         let matcher = self.matcher(doc, path, r);
         let reply = self.reply(doc, path, r.reply.as_ref(), r.template.as_deref(), texts);
-        let images = self.images(doc, path, &r.images);
+        let images = self.images(doc, &format!("{path}.images"), &r.images);
         let (matcher, reply) = (matcher?, reply?);
         let key = rule_key(scope, &matcher);
         Some(KeywordRule {

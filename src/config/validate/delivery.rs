@@ -78,9 +78,18 @@ impl Validator<'_> {
                 format!("{dpath}.proof_template: only used with `proof: summary`"),
             );
         }
-        let images = self.images(doc, &dpath, &raw.images);
+        let images = self.images(doc, &format!("{dpath}.images"), &raw.images);
+        let sku_images = raw
+            .sku_images
+            .iter()
+            .map(|(sku, paths)| {
+                let list = format!("{dpath}.sku_images.{sku}");
+                (sku.trim().to_string(), self.images(doc, &list, paths))
+            })
+            .collect();
         let proof_images = raw.proof_images.unwrap_or(false);
-        if proof_images && raw.images.is_empty() {
+        let no_images = raw.images.is_empty() && raw.sku_images.values().all(Vec::is_empty);
+        if proof_images && no_images {
             self.key_err(
                 doc,
                 &format!("{dpath}.proof_images"),
@@ -94,32 +103,33 @@ impl Validator<'_> {
             proof_plain_cards: raw.proof_cards == Some(ProofCards::Plain),
             images,
             proof_images,
+            sku_images,
         }
     }
 
-    /// `images:` under `at` (a delivery, a keyword rule, the default reply): files under the
-    /// config dir, each a PNG, JPEG, GIF or WebP image of at most [`IMAGE_MAX_BYTES`], at most
-    /// [`MAX_IMAGES`] of them; read once here, so what was checked is what is sent.
+    /// An image list at `list` (`delivery.images`, a SKU's `delivery.sku_images` entry, a
+    /// keyword rule's or the default reply's `images`): files under the config dir, each a PNG,
+    /// JPEG, GIF or WebP image of at most [`IMAGE_MAX_BYTES`], at most [`MAX_IMAGES`] of them;
+    /// read once here, so what was checked is what is sent.
     pub(super) fn images(
         &mut self,
         doc: &YamlDoc,
-        at: &str,
+        list: &str,
         paths: &[String],
     ) -> Vec<DeliveryImage> {
-        let dpath = at;
         if paths.len() > MAX_IMAGES {
             self.err(
                 doc,
-                &format!("{dpath}.images"),
+                list,
                 format!(
-                    "{dpath}.images: at most {MAX_IMAGES} images per message (got {})",
+                    "{list}: at most {MAX_IMAGES} images (got {})",
                     paths.len()
                 ),
             );
         }
         let mut out = Vec::new();
         for (i, raw_path) in paths.iter().enumerate().take(MAX_IMAGES) {
-            let path = format!("{dpath}.images[{i}]");
+            let path = format!("{list}[{i}]");
             match read_image(self.dir, raw_path.trim()) {
                 Ok(image) => out.push(image),
                 Err(why) => self.err(doc, &path, format!("{path}: {why}")),
