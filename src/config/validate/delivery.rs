@@ -121,10 +121,7 @@ impl Validator<'_> {
             self.err(
                 doc,
                 list,
-                format!(
-                    "{list}: at most {MAX_IMAGES} images (got {})",
-                    paths.len()
-                ),
+                format!("{list}: at most {MAX_IMAGES} images (got {})", paths.len()),
             );
         }
         let mut out = Vec::new();
