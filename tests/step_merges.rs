@@ -309,6 +309,16 @@ async fn a_send_found_in_flight_is_recorded_with_its_read_back_armed() {
         .await
         .unwrap();
     // The process claimed the send and died before the answer.
+    claim_one_text_part(&h.store, "U2");
+    let before = h.store.write_request_count();
+    run_due_jobs(h).await;
+    assert!(market.calls().is_empty(), "nothing is sent again");
+    assert_eq!(h.store.write_request_count() - before, 1);
+    assert_armed(&h.store, "U2");
+}
+
+/// What a process does just before it dies mid-send: the claim of one text part.
+fn claim_one_text_part(store: &Store, order: &str) {
     let mut build = |_: &xianyu_shopd::store::OrderRecord, _: &[String]| {
         Ok(vec![xianyu_shopd::store::PartPlan {
             kind: xianyu_shopd::store::PartKind::Text,
@@ -317,12 +327,7 @@ async fn a_send_found_in_flight_is_recorded_with_its_read_back_armed() {
             url: None,
         }])
     };
-    h.store.begin_send("U2", &[], &mut build).unwrap();
-    let before = h.store.write_request_count();
-    run_due_jobs(h).await;
-    assert!(market.calls().is_empty(), "nothing is sent again");
-    assert_eq!(h.store.write_request_count() - before, 1);
-    assert_armed(&h.store, "U2");
+    store.begin_send(order, &[], &mut build).unwrap();
 }
 
 fn assert_armed(store: &Store, order: &str) {
@@ -345,15 +350,7 @@ async fn the_store_arms_the_read_back_with_the_unknown_outcome() {
     let h = Harness::default_shop();
     h.import_keys(1);
     h.ingest(event("U3", Paid, CARD_ITEM)).await;
-    let mut build = |_: &xianyu_shopd::store::OrderRecord, _: &[String]| {
-        Ok(vec![xianyu_shopd::store::PartPlan {
-            kind: xianyu_shopd::store::PartKind::Text,
-            summary: String::new(),
-            fingerprint: String::new(),
-            url: None,
-        }])
-    };
-    h.store.begin_send("U3", &[], &mut build).unwrap();
+    claim_one_text_part(&h.store, "U3");
     let config = h.shop.runner.config();
     let arm = ReadBackArm {
         resume: xianyu_shopd::pipeline::run_from(&config, xianyu_shopd::config::StageKind::Ship),
