@@ -282,7 +282,7 @@ mod tests {
         let Row(by_name, _) =
             rmp_serde::from_slice(&[0x92, 0xa4, b's', b'e', b'n', b't', 0]).unwrap();
         assert_eq!(by_name, DeliveryState::Sent);
-        let Row(state, _) = rmp_serde::from_slice(&[0x92, 7, 0]).unwrap();
-        assert_eq!(state, DeliveryState::Delivered);
+        let Row(state, next) = rmp_serde::from_slice(&[0x92, 7, 0]).unwrap();
+        assert_eq!((state, next), (DeliveryState::Delivered, 0));
     }
 }
