@@ -2,7 +2,9 @@
 //! redb file, into the in-memory marketplace. Prints orders/s for each of 5 runs, the median,
 //! the store's file size after a run, the durable commits per order read from the store's
 //! commit counter (`Store::commit_count`) and the `fdatasync` calls per order counted at redb's
-//! file backend (`Store::fsync_count`).
+//! file backend (`Store::fsync_count`), and the process's CPU time (user + system, from
+//! `getrusage`) per order: on a shared machine wall-clock rates swing with other load, CPU time
+//! per order much less, so A/B comparisons read that column first.
 //!
 //! Then where the bytes of the last run's file go (issue 15 item 2): the file is opened with
 //! redb itself and each table's entries, key and value bytes, and pages (leaf and branch,
@@ -40,6 +42,7 @@ fn main() {
         .build()
         .expect("runtime");
     let mut rates = Vec::new();
+    let mut cpus = Vec::new();
     let mut size = 0;
     let mut last = None;
     let runs: usize = std::env::var("BENCH_RUNS")
@@ -48,22 +51,26 @@ fn main() {
         .filter(|n| *n > 0)
         .unwrap_or(5);
     for run in 1..=runs {
-        let (rate, bytes, (commits, fsyncs), dir) = runtime.block_on(one_run(orders));
+        let (rate, bytes, (commits, fsyncs), cpu, dir) = runtime.block_on(one_run(orders));
         last = Some(dir);
         println!(
-            "run {run}: {orders} orders in {:.2}s = {rate:.0} orders/s, store {bytes} bytes ({:.0} B/order), {:.2} commits/order, {:.2} fsyncs/order",
+            "run {run}: {orders} orders in {:.2}s = {rate:.0} orders/s, store {bytes} bytes ({:.0} B/order), {:.2} commits/order, {:.2} fsyncs/order, {:.0} µs CPU/order",
             orders as f64 / rate,
             bytes as f64 / orders as f64,
             commits as f64 / orders as f64,
-            fsyncs as f64 / orders as f64
+            fsyncs as f64 / orders as f64,
+            cpu as f64 / orders as f64
         );
         rates.push(rate);
+        cpus.push(cpu as f64 / orders as f64);
         size = bytes;
     }
     rates.sort_by(|a, b| a.total_cmp(b));
+    cpus.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "median: {:.0} orders/s over {runs} runs; redb file after {orders} orders: {:.1} MiB",
+        "median: {:.0} orders/s, {:.0} µs CPU/order over {runs} runs; redb file after {orders} orders: {:.1} MiB",
         rates[runs / 2],
+        cpus[runs / 2],
         size as f64 / 1048576.0
     );
     if let Some(dir) = last {
@@ -127,6 +134,18 @@ fn print_breakdown(file: &Path, orders: u64) -> Result<(), Box<dyn std::error::E
 
 /// Payments that arrive together: `BENCH_WINDOW` (default 256; 1 ingests one event at a
 /// time).
+/// User + system CPU time of the whole process (every thread, the store's too), in µs.
+fn process_cpu_micros() -> i64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let micros = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
+    micros(usage.ru_utime) + micros(usage.ru_stime)
+}
+
 fn window() -> usize {
     std::env::var("BENCH_WINDOW")
         .ok()
@@ -137,7 +156,8 @@ fn window() -> usize {
 
 /// One run: orders/s, the file size, the durable commits and fsyncs during the run, and the
 /// directory (kept until it is dropped).
-async fn one_run(orders: usize) -> (f64, u64, (u64, u64), tempfile::TempDir) {
+/// One timed run: orders/s, file size, (commits, fsyncs) and CPU µs of the timed part.
+async fn one_run(orders: usize) -> (f64, u64, (u64, u64), i64, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("templates")).unwrap();
     std::fs::write(dir.path().join("pipeline.yaml"), PIPELINE).unwrap();
@@ -155,6 +175,7 @@ async fn one_run(orders: usize) -> (f64, u64, (u64, u64), tempfile::TempDir) {
     let shop = Shop::new(store.clone(), config, market.clone()).unwrap();
 
     let started = Instant::now();
+    let cpu_before = process_cpu_micros();
     let commits_before = store.commit_count();
     let fsyncs_before = store.fsync_count();
     let window = window();
@@ -177,6 +198,7 @@ async fn one_run(orders: usize) -> (f64, u64, (u64, u64), tempfile::TempDir) {
     }
     shop.scheduler.run_until_idle(None).await.unwrap();
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = process_cpu_micros() - cpu_before;
     assert_eq!(
         market.sent().len(),
         orders,
@@ -187,5 +209,5 @@ async fn one_run(orders: usize) -> (f64, u64, (u64, u64), tempfile::TempDir) {
     let fsyncs = store.fsync_count() - fsyncs_before;
     drop(shop);
     drop(store);
-    (orders as f64 / elapsed, size, (commits, fsyncs), dir)
+    (orders as f64 / elapsed, size, (commits, fsyncs), cpu, dir)
 }
