@@ -1,7 +1,8 @@
 //! Proof of delivery (issue 13 item 3) over real sockets: the confirm call's `tradeText`
 //! reaches the fake Goofish exactly as rendered, keys masked unless the seller opted in, on
 //! the seller-centre consign API, and on the plain one for a seller without 鱼小铺; the order
-//! detail page (issue 13 item 7) shows the very `tradeText` the fake received, never a key.
+//! detail page (issue 13 item 7) and `orders show` show the very `tradeText` the fake received,
+//! never a key.
 
 mod goofish_env;
 
@@ -30,6 +31,24 @@ async fn order_page(env: &Env, order: &str) -> (serde_json::Value, String) {
     let json = fetch_page(&format!("http://{addr}/api/orders/{order}")).await;
     let html = fetch_page(&format!("http://{addr}/orders/{order}")).await;
     (serde_json::from_str(&json).unwrap(), html)
+}
+
+/// `orders show ORDER` through the real binary, once the daemon has let go of the store.
+async fn orders_show(mut env: Env, order: &str) -> String {
+    if let Some(daemon) = env.daemon.take() {
+        daemon.stop().await;
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xianyu-shopd"))
+        .arg("--config-dir")
+        .arg(env.dir.path())
+        .args(["orders", "show", order])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("发货记录"), "a real order: {stdout}");
+    stdout
 }
 
 /// What minijinja's HTML auto-escaping makes of `s`.
@@ -106,7 +125,22 @@ async fn the_confirm_carries_the_delivered_message_with_its_key_masked() {
     );
     assert!(html.contains("发货凭证") && html.contains(&shown), "{html}");
     assert!(!html.contains(&key) && !json.to_string().contains(&key));
-    env.stop().await;
+    // `orders show` prints the same proof, line by line, under the page's words.
+    let show = orders_show(env, &order).await;
+    assert!(
+        show.contains("发货凭证（确认发货时填入“无需寄件”表单的内容，第 1 次确认，"),
+        "{show}"
+    );
+    let text: String = expected.lines().map(|l| format!("    {l}\n")).collect();
+    assert!(show.contains(&format!("  凭证文字:\n{text}")), "{show}");
+    assert!(
+        show.contains(&mask_secret(&key)) && !show.contains(&key),
+        "{show}"
+    );
+    assert!(
+        show.contains("  凭证图片: —") && !show.contains("明文"),
+        "{show}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +180,13 @@ async fn a_summary_with_keys_in_full_reaches_a_seller_without_seller_centre_on_t
         !format!("{ledger:?}").contains(&key),
         "the ledger holds no key"
     );
-    env.stop().await;
+    let show = orders_show(env, &order).await;
+    assert!(show.contains(&format!("    {masked}\n")), "{show}");
+    assert!(
+        show.contains("  表单中的卡密为明文（proof_cards: plain），此处隐藏显示。"),
+        "{show}"
+    );
+    assert!(!show.contains(&key), "{show}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,5 +202,9 @@ async fn without_proof_the_form_stays_empty_on_the_plain_api() {
     let (json, html) = order_page(&env, &order).await;
     assert!(json["ledger"]["proof"].is_null(), "{json}");
     assert!(!html.contains("发货凭证"), "{html}");
-    env.stop().await;
+    let show = orders_show(env, &order).await;
+    assert!(
+        !show.contains("发货凭证") && !show.contains("凭证"),
+        "{show}"
+    );
 }

@@ -1,4 +1,5 @@
-//! `orders list | show | ship | retry | resolve`. Card keys are always shown masked.
+//! `orders list | show | ship | retry | resolve`. Card keys are always shown masked; `show`
+//! prints the proof of delivery (发货凭证) through the status page's own view of it.
 //!
 //! `orders ship` never releases the keys of a possibly-sent (`needs_human`) delivery: it refuses
 //! and points to `orders resolve`, where the seller states what the buyer received.
@@ -15,6 +16,7 @@ use crate::clock::format_beijing;
 use crate::config::{Category, StageKind};
 use crate::event::shown;
 use crate::order::OrderStatus;
+use crate::status::proof::ProofView;
 use crate::store::{NotReceived, OrderDetail, OrderRecord, ReceiptEvidence};
 
 pub fn run(dirs: &Dirs, cmd: OrdersCommand) -> anyhow::Result<ExitCode> {
@@ -270,6 +272,11 @@ fn print_detail(d: &OrderDetail) {
                 h.state.as_str(),
                 shown(&h.seller_text())
             );
+        }
+        if let Some(proof) = &l.proof {
+            for line in ProofView::new(proof).terminal_lines() {
+                println!("{line}");
+            }
         }
     }
     for (id, masked, state) in &d.cards {

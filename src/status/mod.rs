@@ -14,6 +14,7 @@
 //! Pages show no secrets: card keys arrive masked from the store, accounts by id and name.
 
 pub mod logs;
+pub mod proof;
 pub mod snapshot;
 
 mod conn;

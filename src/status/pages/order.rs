@@ -9,11 +9,12 @@ use crate::why::{Why, shown_error};
 use crate::order::OrderStatus;
 use crate::store::views::OrderRow;
 use crate::store::{
-    ActionType, CardState, ConfirmProof, DeliveryRecord, Holding, OrderDetail, PartKind, PartMark, PartState,
+    ActionType, CardState, DeliveryRecord, Holding, OrderDetail, PartKind, PartMark, PartState,
     StatusLogEntry, SupplierUnit,
 };
 
 use crate::status::page::{Built, Input};
+use crate::status::proof::{LinkView, ProofView};
 use crate::status::parts::{NotificationView, OrderItem, delivery_label, state_str};
 
 pub(super) fn build<'a>(input: &'a Input<'a>) -> BoxFuture<'a, Built> {
@@ -106,47 +107,6 @@ pub struct LedgerView {
     pub follow_up: Option<PartView>,
     /// What the last confirm call put into the 无需寄件 form.
     pub proof: Option<ProofView>,
-}
-
-/// The proof of delivery a confirm call carried, as the page shows it (keys masked).
-#[derive(Debug, Clone, Serialize)]
-pub struct ProofView {
-    pub attempt: u32,
-    pub at: u64,
-    /// `tradeText` as sent (with `plain_cards`, the same text over masked keys).
-    pub trade_text: String,
-    pub plain_cards: bool,
-    /// `picList`, in order.
-    pub pic_list: Vec<LinkView>,
-    pub error: Option<String>,
-}
-
-/// A URL the platform answered; `link` only for http(s), so no other scheme becomes a link.
-#[derive(Debug, Clone, Serialize)]
-pub struct LinkView {
-    pub url: String,
-    pub link: bool,
-}
-
-impl LinkView {
-    fn new(url: &str) -> Self {
-        let lower = url.to_ascii_lowercase();
-        Self {
-            url: url.to_string(),
-            link: lower.starts_with("https://") || lower.starts_with("http://"),
-        }
-    }
-}
-
-fn proof_view(p: &ConfirmProof) -> ProofView {
-    ProofView {
-        attempt: p.attempt,
-        at: p.at,
-        trade_text: p.trade_text.clone(),
-        plain_cards: p.plain_cards,
-        pic_list: p.pic_list.iter().map(|u| LinkView::new(u)).collect(),
-        error: p.error.as_deref().map(shown_error),
-    }
 }
 
 /// One chat message of a delivery as the page shows it (text masked, never a key).
@@ -378,6 +338,6 @@ fn ledger_view(l: &DeliveryRecord) -> LedgerView {
             .map(|(i, p)| part_view(i, p))
             .collect(),
         follow_up: l.follow_up.as_ref().map(|p| part_view(0, p)),
-        proof: l.proof.as_ref().map(proof_view),
+        proof: l.proof.as_ref().map(ProofView::new),
     }
 }
