@@ -2,7 +2,7 @@
 //! keyword rule's images go out after its text as image messages, a file is uploaded once
 //! across conversations (the cache deliveries use), the image's echo is not taken for the
 //! seller typing, and a failed upload sends nothing of the reply and says why, in Chinese, on
-//! the 会话 page.
+//! the 会话 page. An item's greeting takes images the same way.
 
 mod chat_env;
 #[path = "support/png.rs"]
@@ -147,5 +147,50 @@ async fn a_failed_upload_sends_nothing_of_the_reply_and_the_chats_page_says_why(
     let sent = wait_sent(&env, BUYER, 2).await;
     assert!(!is_image(&sent[0]) && is_image(&sent[1]), "{sent:?}");
     assert_eq!(env.fake.uploads().len(), 2, "{:?}", env.fake.uploads());
+    env.stop().await;
+}
+
+/// The card product greets a buyer's first message with a text and `images/hello.png`.
+async fn start_greeting() -> ChatEnv {
+    let image = png(200, 120);
+    let files: [(&str, &[u8]); 1] = [("images/hello.png", &image)];
+    let product = "    delay: { min: 0s, max: 0s }\n    greeting: { reply: 欢迎光临测试小店, images: [images/hello.png] }\n";
+    ChatEnv::start_shop(|url| chat_yaml(url), product, &files).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greeting_sends_its_text_then_its_image_on_a_first_message_only() {
+    let env = start_greeting().await;
+    for buyer in [BUYER, BUYER2] {
+        env.fake.push_chat_about(SELLER, buyer, ITEM, "在吗");
+        wait_sent(&env, buyer, 3).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let uploads = env.fake.uploads();
+    assert_eq!(uploads.len(), 1, "uploaded once: {uploads:?}");
+    assert_eq!(uploads[0].file_name, "hello.png");
+    for buyer in [BUYER, BUYER2] {
+        let sent = sent_to(&env, buyer);
+        assert_eq!(
+            sent.len(),
+            3,
+            "greeting, answer, image, once each: {sent:?}"
+        );
+        assert!(sent.iter().all(|m| m.delivered), "{sent:?}");
+        let texts: Vec<&str> = sent[..2].iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["欢迎光临测试小店", "在的，亲"], "{sent:?}");
+        assert!(
+            !is_image(&sent[1]) && is_image(&sent[2]),
+            "texts first: {sent:?}"
+        );
+        assert_eq!(image_url(&sent[2]), uploads[0].url);
+    }
+    // The image's echo did not pause the conversation; the next question gets no greeting.
+    env.fake.push_chat(SELLER, BUYER, "在吗");
+    let sent = wait_sent(&env, BUYER, 4).await;
+    assert_eq!(sent[3].text, "在的，亲", "{sent:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(sent_to(&env, BUYER).len(), 4, "{:?}", sent_to(&env, BUYER));
+    assert_eq!(env.fake.uploads().len(), 1);
     env.stop().await;
 }

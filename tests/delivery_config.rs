@@ -202,6 +202,30 @@ fn bad_chat_reply_images_are_reported_where_they_are_written() {
     );
 }
 
+/// A product's `greeting` takes `images:` with the same checks, at their own lines; a greeting
+/// of images alone needs no text, and the text forms still load.
+#[test]
+fn bad_greeting_images_are_reported_where_they_are_written() {
+    let r = product(
+        "    greeting:\n      reply: 欢迎\n      images:\n        - images/ok.png\n        - images/missing.png\n",
+    );
+    let errs = image_errors(&pipeline(), &r);
+    assert_exactly(
+        &errs,
+        &[("products.yaml:11:", "image `images/missing.png` not found")],
+    );
+    let alone = product("    greeting: { images: [images/huge.png] }\n");
+    let errs = image_errors(&pipeline(), &alone);
+    assert_exactly(&errs, &[("products.yaml:7:", "at most 5 MB")]);
+    for ok in [
+        "    greeting: { images: [images/ok.png] }\n",
+        "    greeting: { reply: [欢迎, 有事请留言], images: [images/ok.png] }\n",
+        "    greeting: [欢迎, 有事请留言]\n",
+    ] {
+        assert_exactly(&image_errors(&pipeline(), &product(ok)), &[]);
+    }
+}
+
 /// `delivery.sku_images` (issue 13): each SKU's list is checked like `delivery.images`, at its
 /// own line; an empty list is fine (that SKU sends no image), and `proof_images` accepts
 /// images that only SKUs have.

@@ -171,7 +171,7 @@ fn parser_keys() -> Vec<(String, BTreeSet<String>)> {
         probe_chat("keywords", &["rules", "0"]),
     ));
     out.push(("chat send.delay".into(), probe_chat("send", &["delay"])));
-    for sub in ["bargain", "replies"] {
+    for sub in ["bargain", "replies", "greeting"] {
         let mut r = base_products();
         let product = at(&mut r, &["products", "0"]);
         let mut leaf = Mapping::new();

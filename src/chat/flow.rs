@@ -164,7 +164,7 @@ async fn stage_loop(
     question: &mut Question,
     report: &mut RunReport,
 ) -> Option<(Answer, &'static str)> {
-    let mut prefix: Vec<String> = Vec::new();
+    let mut prefix = Answer::text(Vec::new(), Vec::new());
     for stage in &config.chat.stages {
         if matches!(stage, ChatStage::Send(_)) {
             continue;
@@ -175,7 +175,7 @@ async fn stage_loop(
         };
         match step {
             Step::Continue => {}
-            Step::Prefix(m) => prefix.extend(m),
+            Step::Prefix(p) => prefix = prefix.then(p),
             Step::Silent(why) => {
                 skip(runner, input, question, why, mode, report).await;
                 return None;
@@ -197,11 +197,11 @@ async fn stage_loop(
                 };
                 *question = q;
             }
-            Step::Answer(a) => return Some((with_prefix(prefix, a), stage.name())),
+            Step::Answer(a) => return Some((prefix.then(a), stage.name())),
             Step::Ask(ask) => {
                 match ask_model(runner, config, input, &ask, &facts.keys, report).await {
                     ModelOutcome::Answer(a) | ModelOutcome::Fallback { answer: a, .. } => {
-                        return Some((with_prefix(prefix, a), stage.name()));
+                        return Some((prefix.then(a), stage.name()));
                     }
                     ModelOutcome::Failed {
                         then: Step::Silent(why),
@@ -216,19 +216,10 @@ async fn stage_loop(
         }
     }
     if !prefix.is_empty() {
-        return Some((
-            with_prefix(prefix, Answer::text(Vec::new(), Vec::new())),
-            "keywords",
-        ));
+        return Some((prefix, "keywords"));
     }
     skip(runner, input, question, ChatSkip::NoAnswer, mode, report).await;
     None
-}
-
-fn with_prefix(mut prefix: Vec<String>, mut a: Answer) -> Answer {
-    prefix.append(&mut a.messages);
-    a.messages = prefix;
-    a
 }
 
 fn context<'a>(

@@ -93,9 +93,9 @@ impl ChatCtx<'_> {
 pub enum Step {
     /// Not mine: ask the next stage.
     Continue,
-    /// Messages to send before whatever answers (the item's greeting on a first message);
-    /// if no later stage answers, they are the answer.
-    Prefix(Vec<String>),
+    /// Messages and images to send before whatever answers (the item's greeting on a first
+    /// message; no effects); if no later stage answers, they are the answer.
+    Prefix(Answer),
     /// No reply to this question, on purpose.
     Silent(ChatSkip),
     /// Wait until `until` (unix ms), then continue with the next stage — unless a newer
@@ -126,6 +126,19 @@ impl Answer {
             effects,
             images: Vec::new(),
         }
+    }
+
+    /// Nothing to send (it may still carry effects).
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.images.is_empty()
+    }
+
+    /// `self` sent before `then`: texts first, then images, each in order; both's effects.
+    pub fn then(mut self, then: Answer) -> Answer {
+        self.messages.extend(then.messages);
+        self.effects.extend(then.effects);
+        self.images.extend(then.images);
+        self
     }
 }
 

@@ -413,8 +413,17 @@ pub struct ProductChat {
     /// What the model may tell buyers: specs, usage, shipping, after-sale.
     pub facts: String,
     /// Sent before the answer to a buyer's first message about this item.
-    pub greeting: Option<Reply>,
+    pub greeting: Option<Greeting>,
     pub bargain: Option<BargainRule>,
+}
+
+/// A product's `greeting`: its texts lead the answer to a buyer's first message, its images
+/// go out with the answer's images (texts first, as in every reply).
+#[derive(Debug, Clone)]
+pub struct Greeting {
+    pub reply: Reply,
+    /// Sent after the texts, before the answer's own images (`images:`).
+    pub images: Vec<DeliveryImage>,
 }
 
 /// Chat reply templates the daemon ships (this repository's `templates/chat/`, compiled in);

@@ -146,12 +146,48 @@ pub struct SendParams {
     pub per_account_per_minute: Option<u32>,
 }
 
-/// `greeting:` on a product: a text, several texts, or `{ template: chat/x.txt.j2 }`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+/// `greeting:` on a product: a text, several texts, or a map with `reply:` or `template:`
+/// and `images:` (`{ template: chat/x.txt.j2 }`, `{ reply: 欢迎, images: [images/x.png] }`).
+#[derive(Debug, Clone)]
 pub enum Greeting {
     Text(ReplyText),
-    Template { template: String },
+    Params(GreetingParams),
+}
+
+/// By the YAML's shape rather than `untagged`, so a mistake inside the map (`imags:`) is
+/// reported as that key with the keys it could be, not as "no variant matched".
+impl<'de> Deserialize<'de> for Greeting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = Greeting;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a text, a list of texts, or { reply | template, images }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Greeting, E> {
+                Ok(Greeting::Text(ReplyText::One(v.to_string())))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Greeting, A::Error> {
+                let de = serde::de::value::SeqAccessDeserializer::new(seq);
+                Vec::deserialize(de).map(|v| Greeting::Text(ReplyText::Many(v)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Greeting, A::Error> {
+                let de = serde::de::value::MapAccessDeserializer::new(map);
+                GreetingParams::deserialize(de).map(Greeting::Params)
+            }
+        }
+        d.deserialize_any(Shape)
+    }
+}
+
+/// `greeting: { reply | template, images }`; images alone need neither text.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GreetingParams {
+    pub reply: Option<ReplyText>,
+    pub template: Option<String>,
+    /// As on a keyword rule.
+    pub images: Vec<String>,
 }
 
 /// A product's `bargain:`.

@@ -80,6 +80,16 @@ impl ChatEnv {
         delay: &str,
         files: &[(&str, &[u8])],
     ) -> Self {
+        Self::start_shop(chat, &format!("    delay: {delay}\n"), files).await
+    }
+
+    /// As [`Self::start_with_files`], with `product` (YAML lines indented four spaces, its
+    /// `delay:` among them) written into the card product.
+    pub async fn start_shop(
+        chat: impl Fn(&str) -> String,
+        product: &str,
+        files: &[(&str, &[u8])],
+    ) -> Self {
         let fake = FakeGoofish::start().await.unwrap();
         let model = FakeModel::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -95,7 +105,7 @@ impl ChatEnv {
             chat(&model.base_url()),
         );
         let products = format!(
-            "pools:\n  keys: {{}}\nproducts:\n  - item_id: \"{ITEM}\"\n    title: Office 激活码\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n    delay: {delay}\n    price: 99\n    facts: |\n      支持 Windows 10 和 Windows 11\n      一码一机，永久激活\n    bargain: {{ floor: 80, step: 5, max_rounds: 3 }}\n"
+            "pools:\n  keys: {{}}\nproducts:\n  - item_id: \"{ITEM}\"\n    title: Office 激活码\n    category: virtual\n    auto_ship: true\n    template: card.txt.j2\n    cards: keys\n{product}    price: 99\n    facts: |\n      支持 Windows 10 和 Windows 11\n      一码一机，永久激活\n    bargain: {{ floor: 80, step: 5, max_rounds: 3 }}\n"
         );
         std::fs::create_dir_all(dir.path().join("templates")).unwrap();
         for (path, bytes) in files {

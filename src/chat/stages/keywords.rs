@@ -3,7 +3,8 @@
 //! Options per rule: `once` (answer at most once per conversation, remembered in the store
 //! and committed with the reply), an empty reply (match and stay silent), several messages per
 //! reply. On a buyer's first message about an item with a `greeting`, the greeting goes out
-//! before whatever answers — or alone if nothing does.
+//! before whatever answers — or alone if nothing does; its images go out after the texts,
+//! before the answer's own images.
 
 use crate::chat::stage::{Answer, ChatCtx, Step};
 use crate::chat::view::ChatView;
@@ -29,29 +30,24 @@ pub fn decide(params: &KeywordsParams, ctx: &ChatCtx<'_>) -> Step {
             Reply::Swallow => &[][..],
             Reply::Messages(sources) => sources.as_slice(),
         };
-        let mut messages = greeting.clone();
+        let mut answer = greeting.clone();
         let mut rendered = true;
         for source in sources {
             match render(ctx, source, &view) {
-                Some(m) => messages.extend(m),
+                Some(m) => answer.messages.extend(m),
                 None => rendered = false,
             }
         }
-        if !rendered || (messages.is_empty() && rule.images.is_empty()) {
+        answer.images.extend(rule.images.iter().cloned());
+        if !rendered || answer.is_empty() {
             continue; // a broken rule must not silence the buyer: try the next one
         }
-        let effects = if rule.once {
-            vec![ChatEffect::Once {
+        if rule.once {
+            answer.effects.push(ChatEffect::Once {
                 key: rule.key.clone(),
-            }]
-        } else {
-            Vec::new()
-        };
-        return Step::Answer(Answer {
-            messages,
-            effects,
-            images: rule.images.clone(),
-        });
+            });
+        }
+        return Step::Answer(answer);
     }
     if greeting.is_empty() {
         Step::Continue
@@ -65,17 +61,24 @@ fn applies(rule: &KeywordRule, ctx: &ChatCtx<'_>) -> bool {
         && rule.matcher.matches(&ctx.question.text)
 }
 
-fn greeting(ctx: &ChatCtx<'_>, view: &ChatView) -> Vec<String> {
-    if !ctx.question.first_in_conversation {
-        return Vec::new();
-    }
-    match ctx.product.and_then(|p| p.greeting.as_ref()) {
-        Some(Reply::Messages(sources)) => sources
+/// The item's greeting on a buyer's first message (an empty answer otherwise).
+fn greeting(ctx: &ChatCtx<'_>, view: &ChatView) -> Answer {
+    let greeting = ctx.product.and_then(|p| p.greeting.as_ref());
+    let Some(g) = greeting.filter(|_| ctx.question.first_in_conversation) else {
+        return Answer::text(Vec::new(), Vec::new());
+    };
+    let messages = match &g.reply {
+        Reply::Messages(sources) => sources
             .iter()
             .filter_map(|s| render(ctx, s, view))
             .flatten()
             .collect(),
-        _ => Vec::new(),
+        Reply::Swallow => Vec::new(),
+    };
+    Answer {
+        messages,
+        effects: Vec::new(),
+        images: g.images.clone(),
     }
 }
 
@@ -83,7 +86,7 @@ fn greeting(ctx: &ChatCtx<'_>, view: &ChatView) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::chat::stages::test_support::Fixture;
-    use crate::config::chat::{Matcher, TextSource};
+    use crate::config::chat::{Greeting, Matcher, TextSource};
 
     fn rule(fx: &mut Fixture, key: &str, m: Matcher, replies: &[&str], once: bool) -> KeywordRule {
         let sources = replies
@@ -186,7 +189,10 @@ mod tests {
     fn the_greeting_leads_the_first_answer_only() {
         let mut fx = Fixture::new("在吗");
         let hello = fx.texts.add_inline("欢迎光临{{ shop }}～").unwrap();
-        fx.product.as_mut().unwrap().greeting = Some(Reply::Messages(vec![hello]));
+        fx.product.as_mut().unwrap().greeting = Some(Greeting {
+            reply: Reply::Messages(vec![hello]),
+            images: Vec::new(),
+        });
         let r = rule(
             &mut fx,
             "r",
@@ -202,7 +208,7 @@ mod tests {
         fx.ask("随便看看");
         assert_eq!(
             decide(&params, &fx.ctx()),
-            Step::Prefix(vec!["欢迎光临测试小店～".into()])
+            Step::Prefix(Answer::text(vec!["欢迎光临测试小店～".into()], Vec::new()))
         );
         fx.question.first_in_conversation = false;
         assert_eq!(decide(&params, &fx.ctx()), Step::Continue);

@@ -108,7 +108,7 @@ impl Validator<'_> {
     }
 
     /// An image list at `list` (`delivery.images`, a SKU's `delivery.sku_images` entry, a
-    /// keyword rule's or the default reply's `images`): files under the config dir, each a PNG,
+    /// keyword rule's, the default reply's or a greeting's `images`): files under the config dir, each a PNG,
     /// JPEG, GIF or WebP image of at most [`IMAGE_MAX_BYTES`], at most [`MAX_IMAGES`] of them;
     /// read once here, so what was checked is what is sent.
     pub(super) fn images(

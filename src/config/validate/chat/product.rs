@@ -1,6 +1,6 @@
 //! A product's chat settings: `price`, `replies`, `facts`, `greeting`, `bargain`.
 
-use super::super::super::chat::{BargainRule, ChatTexts, ProductChat, Reply, TextSource};
+use super::super::super::chat::{BargainRule, ChatTexts, Greeting, ProductChat, Reply};
 use super::super::super::raw_chat as rc;
 use super::super::super::yaml::YamlDoc;
 use super::super::Validator;
@@ -44,21 +44,32 @@ impl Validator<'_> {
         }
     }
 
+    /// Texts as a keyword rule's `reply`/`template`, images checked like its `images`; a
+    /// greeting of images alone has no text.
     fn greeting(
         &mut self,
         doc: &YamlDoc,
         path: &str,
         g: &rc::Greeting,
         texts: &mut ChatTexts,
-    ) -> Option<Reply> {
-        match g {
-            rc::Greeting::Text(t) => self.reply(doc, path, Some(t), None, texts),
-            rc::Greeting::Template { template } => {
-                let name =
-                    self.chat_template(doc, &format!("{path}.template"), Some(template), "", texts);
-                Some(Reply::Messages(vec![TextSource::File(name)]))
+    ) -> Option<Greeting> {
+        let (reply, images) = match g {
+            rc::Greeting::Text(t) => (self.reply(doc, path, Some(t), None, texts), Vec::new()),
+            rc::Greeting::Params(p) => {
+                let images = self.images(doc, &format!("{path}.images"), &p.images);
+                let reply = match (&p.reply, &p.template) {
+                    (None, None) if !p.images.is_empty() => Some(Reply::Swallow),
+                    (reply, template) => {
+                        self.reply(doc, path, reply.as_ref(), template.as_deref(), texts)
+                    }
+                };
+                (reply, images)
             }
-        }
+        };
+        Some(Greeting {
+            reply: reply?,
+            images,
+        })
     }
 
     fn bargain_rule(
