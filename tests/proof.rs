@@ -5,8 +5,11 @@
 //! never a key.
 
 mod goofish_env;
+#[path = "support/html.rs"]
+mod html;
 
 use goofish_env::*;
+use html::html_escape;
 use xianyu_shopd::fake::{FakeGoofish, Fault};
 use xianyu_shopd::store::mask_secret;
 
@@ -49,21 +52,6 @@ async fn orders_show(mut env: Env, order: &str) -> String {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("发货记录"), "a real order: {stdout}");
     stdout
-}
-
-/// What minijinja's HTML auto-escaping makes of `s`.
-fn html_escape(s: &str) -> String {
-    let pairs = [
-        ("&", "&amp;"),
-        ("<", "&lt;"),
-        (">", "&gt;"),
-        ("\"", "&quot;"),
-        ("'", "&#x27;"),
-        ("/", "&#x2f;"),
-    ];
-    pairs
-        .iter()
-        .fold(s.to_string(), |s, (a, b)| s.replace(a, b))
 }
 
 /// ITEM delivers a key from the pool with `delivery` as given.

@@ -12,6 +12,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use status_common::serve;
+use support::html::{html_escape, html_unescape};
 use support::{CARD_ITEM, Harness};
 use xianyu_shopd::event::EventStatus;
 use xianyu_shopd::health::Health;
@@ -145,27 +146,6 @@ async fn every_handover_reason_shows_in_chinese_with_its_next_step() {
         assert_chinese_only(path, &r.body);
     }
     s.stop().await;
-}
-
-/// Minijinja's HTML escapes of the characters reasons contain; `&` first, so escaping never
-/// touches an entity it wrote (and unescaping, in reverse, never makes one).
-const HTML_ESCAPES: [(&str, &str); 6] = [
-    ("&", "&amp;"),
-    ("<", "&lt;"),
-    (">", "&gt;"),
-    ("\"", "&quot;"),
-    ("'", "&#x27;"),
-    ("/", "&#x2f;"),
-];
-
-fn html_unescape(s: &str) -> String {
-    let undo = |s: String, (plain, entity): &(&str, &str)| s.replace(entity, plain);
-    HTML_ESCAPES.iter().rev().fold(s.to_string(), undo)
-}
-
-fn html_escape(s: &str) -> String {
-    let escape = |s: String, (plain, entity): &(&str, &str)| s.replace(plain, entity);
-    HTML_ESCAPES.iter().fold(s.to_string(), escape)
 }
 
 #[test]

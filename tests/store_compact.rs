@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use support::raw_table::raw_table;
 use xianyu_shopd::clock;
 use xianyu_shopd::event::{EventStatus, OrderEvent};
 use xianyu_shopd::store::compact::{self, START_MIN_WASTE};
@@ -138,27 +138,6 @@ fn a_start_compacts_only_a_file_that_is_mostly_unused() {
     assert_records_intact(&state);
 }
 
-/// One table's leaf pages and its rows as raw bytes.
-fn pages_and_rows<K>(db: &redb::Database, name: &str) -> (u64, Vec<(String, Vec<u8>)>)
-where
-    K: redb::Key + 'static,
-    for<'a> K::SelfType<'a>: std::fmt::Debug,
-{
-    use redb::ReadableTableMetadata;
-    let def: TableDefinition<K, &[u8]> = TableDefinition::new(name);
-    let tx = db.begin_read().unwrap();
-    let table = tx.open_table(def).unwrap();
-    let rows = table
-        .iter()
-        .unwrap()
-        .map(|row| {
-            let (k, v) = row.unwrap();
-            (format!("{:?}", k.value()), v.value().to_vec())
-        })
-        .collect();
-    (table.stats().unwrap().leaf_pages(), rows)
-}
-
 type Tables = Vec<(&'static str, u64, Vec<(String, Vec<u8>)>)>;
 
 fn order_tables(state: &Path) -> Tables {
@@ -168,10 +147,10 @@ fn order_tables(state: &Path) -> Tables {
         .unwrap();
     let mut out = Vec::new();
     for name in ["orders", "delivery_ledger"] {
-        let (pages, rows) = pages_and_rows::<&str>(&db, name);
+        let (pages, rows) = raw_table::<&str>(&db, name);
         out.push((name, pages, rows));
     }
-    let (pages, rows) = pages_and_rows::<(&str, u64)>(&db, "order_status_log");
+    let (pages, rows) = raw_table::<(&str, u64)>(&db, "order_status_log");
     out.push(("order_status_log", pages, rows));
     out
 }

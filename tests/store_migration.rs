@@ -11,8 +11,12 @@
 //! per-order records as positional MessagePack arrays, `src/store/codec.rs`). The tests work
 //! on copies; the committed files are never opened for writing.
 
+#[path = "support/raw_table.rs"]
+mod raw_table;
+
 use std::path::Path;
 
+use raw_table::raw_table;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use xianyu_shopd::clock;
@@ -123,26 +127,6 @@ where
     rows
 }
 
-/// The raw rows of a table whose encoding the migration must not touch (statistics).
-fn raw_rows<K>(db: &redb::Database, name: &str) -> Vec<(String, Vec<u8>)>
-where
-    K: redb::Key + 'static,
-    for<'a> K::SelfType<'a>: std::fmt::Debug,
-{
-    let def: TableDefinition<K, &[u8]> = TableDefinition::new(name);
-    let tx = db.begin_read().unwrap();
-    let table = tx.open_table(def).unwrap();
-    let rows: Vec<(String, Vec<u8>)> = table
-        .iter()
-        .unwrap()
-        .map(|row| {
-            let (k, v) = row.unwrap();
-            (format!("{:?}", k.value()), v.value().to_vec())
-        })
-        .collect();
-    rows
-}
-
 /// Everything the migration must keep: every per-order record (decoded) and the statistics
 /// rows (byte for byte).
 #[derive(Debug, PartialEq)]
@@ -164,8 +148,9 @@ fn snapshot(file: &Path) -> Snapshot {
         log: records::<(&str, u64), _>(&db, "order_status_log"),
         cards: records::<(&str, u64), _>(&db, "card_keys"),
         stock_log: records::<u64, _>(&db, "stock_log"),
-        rollup: raw_rows::<(u32, &str, &str)>(&db, "stats_rollup"),
-        totals: raw_rows::<(u32, &str)>(&db, "stats_rollup_totals"),
+        // Statistics rows: their encoding the migration must not touch, so compared raw.
+        rollup: raw_table::<(u32, &str, &str)>(&db, "stats_rollup").1,
+        totals: raw_table::<(u32, &str)>(&db, "stats_rollup_totals").1,
     }
 }
 

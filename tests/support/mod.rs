@@ -2,7 +2,9 @@
 //! marketplace, the way `replay` wires them.
 #![allow(dead_code)]
 
+pub mod html;
 pub mod png;
+pub mod raw_table;
 pub mod tmpfs;
 
 use std::path::Path;

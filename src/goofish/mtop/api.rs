@@ -4,7 +4,7 @@ use std::fmt;
 
 use tokio::time::Instant;
 
-use super::client::{Call, Page};
+use super::client::{Answer, Call, Page};
 use super::interpret::{
     is_already_shipped, json_str, parse_im_token, parse_item_detail, parse_order_detail,
     parse_sold_page,
@@ -192,27 +192,27 @@ impl MtopClient {
     }
 
     pub async fn item_detail(&self, item_id: &str) -> Result<ItemDetail, MtopError> {
-        let data = format!(r#"{{"itemId":{}}}"#, json_str(item_id));
-        let answer = self
-            .call(Call::v1(
-                "mtop.taobao.idle.pc.detail",
-                data,
-                Page::Item(item_id),
-            ))
-            .await?;
-        Ok(parse_item_detail(item_id, &answer))
+        let api = "mtop.taobao.idle.pc.detail";
+        let answer = self.lookup(api, "itemId", item_id, Page::Item(item_id));
+        Ok(parse_item_detail(item_id, &answer.await?))
     }
 
     pub async fn order_detail(&self, order_id: &str) -> Result<OrderDetail, MtopError> {
-        let data = format!(r#"{{"tid":{}}}"#, json_str(order_id));
-        let answer = self
-            .call(Call::v1(
-                "mtop.idle.web.trade.order.detail",
-                data,
-                Page::Order(order_id),
-            ))
-            .await?;
-        Ok(parse_order_detail(order_id, &answer))
+        let api = "mtop.idle.web.trade.order.detail";
+        let answer = self.lookup(api, "tid", order_id, Page::Order(order_id));
+        Ok(parse_order_detail(order_id, &answer.await?))
+    }
+
+    /// A read of one thing by its id: `{"<key>":"<id>"}` to `api`, from `page`.
+    async fn lookup(
+        &self,
+        api: &str,
+        key: &str,
+        id: &str,
+        page: Page<'_>,
+    ) -> Result<Answer, MtopError> {
+        let data = format!(r#"{{"{key}":{}}}"#, json_str(id));
+        self.call(Call::v1(api, data, page)).await
     }
 
     /// Confirm shipment without logistics (虚拟发货).
