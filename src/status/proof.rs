@@ -96,3 +96,48 @@ impl ProofView {
         lines
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proof(trade_text: &str, error: Option<&str>, pics: &[&str]) -> ConfirmProof {
+        ConfirmProof {
+            attempt: 2,
+            at: 0,
+            trade_text: trade_text.into(),
+            plain_cards: false,
+            pic_list: pics.iter().map(|p| p.to_string()).collect(),
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_proof_that_could_not_be_built_says_so_and_lists_its_images() {
+        let p = proof(
+            "",
+            Some("模板渲染失败"),
+            &["https://img.example/a.png", "x\u{7}y"],
+        );
+        let lines = ProofView::new(&p).terminal_lines();
+        assert_eq!(
+            lines,
+            [
+                "发货凭证（确认发货时填入“无需寄件”表单的内容，第 2 次确认，1970-01-01 08:00:00）:",
+                "  凭证文字: 凭证文字未能生成，已不带文字确认发货：模板渲染失败",
+                "  凭证图片: https://img.example/a.png x\\u{0007}y",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_text_prints_line_by_line_and_a_missing_part_as_a_dash() {
+        let lines = ProofView::new(&proof("第一行\n第二行", None, &[])).terminal_lines();
+        assert_eq!(
+            lines[1..],
+            ["  凭证文字:", "    第一行", "    第二行", "  凭证图片: —"]
+        );
+        let empty = ProofView::new(&proof("", None, &[])).terminal_lines();
+        assert_eq!(empty[1], "  凭证文字: —");
+    }
+}
