@@ -1,8 +1,10 @@
 //! Replay throughput: 10 000 paid orders with zero delay through the real pipeline and a real
 //! redb file, into the in-memory marketplace. Prints orders/s for each of 5 runs, the median,
 //! the store's file size after a run, the durable commits per order read from the store's
-//! commit counter (`Store::commit_count`) and the `fdatasync` calls per order counted at redb's
-//! file backend (`Store::fsync_count`), and the process's CPU time (user + system, from
+//! commit counter (`Store::commit_count`), the `fdatasync` calls per order counted at redb's
+//! file backend (`Store::fsync_count`), the thread handoffs per order (`Store::handoff_count`:
+//! store work sent to tokio's blocking pool or a worker leaving for a blocking wait), and the
+//! process's CPU time (user + system, from
 //! `getrusage`) per order: on a shared machine wall-clock rates swing with other load, CPU time
 //! per order much less, so A/B comparisons read that column first.
 //!
@@ -51,14 +53,16 @@ fn main() {
         .filter(|n| *n > 0)
         .unwrap_or(5);
     for run in 1..=runs {
-        let (rate, bytes, (commits, fsyncs), cpu, dir) = runtime.block_on(one_run(orders));
+        let (rate, bytes, (commits, fsyncs, handoffs), cpu, dir) =
+            runtime.block_on(one_run(orders));
         last = Some(dir);
         println!(
-            "run {run}: {orders} orders in {:.2}s = {rate:.0} orders/s, store {bytes} bytes ({:.0} B/order), {:.2} commits/order, {:.2} fsyncs/order, {:.0} µs CPU/order",
+            "run {run}: {orders} orders in {:.2}s = {rate:.0} orders/s, store {bytes} bytes ({:.0} B/order), {:.2} commits/order, {:.2} fsyncs/order, {:.2} handoffs/order, {:.0} µs CPU/order",
             orders as f64 / rate,
             bytes as f64 / orders as f64,
             commits as f64 / orders as f64,
             fsyncs as f64 / orders as f64,
+            handoffs as f64 / orders as f64,
             cpu as f64 / orders as f64
         );
         rates.push(rate);
@@ -156,8 +160,9 @@ fn window() -> usize {
 
 /// One run: orders/s, the file size, the durable commits and fsyncs during the run, and the
 /// directory (kept until it is dropped).
-/// One timed run: orders/s, file size, (commits, fsyncs) and CPU µs of the timed part.
-async fn one_run(orders: usize) -> (f64, u64, (u64, u64), i64, tempfile::TempDir) {
+/// One timed run: orders/s, file size, (commits, fsyncs, handoffs) and CPU µs of the timed
+/// part.
+async fn one_run(orders: usize) -> (f64, u64, (u64, u64, u64), i64, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("templates")).unwrap();
     std::fs::write(dir.path().join("pipeline.yaml"), PIPELINE).unwrap();
@@ -178,6 +183,7 @@ async fn one_run(orders: usize) -> (f64, u64, (u64, u64), i64, tempfile::TempDir
     let cpu_before = process_cpu_micros();
     let commits_before = store.commit_count();
     let fsyncs_before = store.fsync_count();
+    let handoffs_before = store.handoff_count();
     let window = window();
     for first in (0..orders).step_by(window) {
         // One window of payments arrives together (a backlog after a reconnect): each event
@@ -207,7 +213,14 @@ async fn one_run(orders: usize) -> (f64, u64, (u64, u64), i64, tempfile::TempDir
     let size = store.file_size();
     let commits = store.commit_count() - commits_before;
     let fsyncs = store.fsync_count() - fsyncs_before;
+    let handoffs = store.handoff_count() - handoffs_before;
     drop(shop);
     drop(store);
-    (orders as f64 / elapsed, size, (commits, fsyncs), cpu, dir)
+    (
+        orders as f64 / elapsed,
+        size,
+        (commits, fsyncs, handoffs),
+        cpu,
+        dir,
+    )
 }

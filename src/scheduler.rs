@@ -175,7 +175,7 @@ fn lock<T>(set: &Mutex<HashSet<T>>) -> std::sync::MutexGuard<'_, HashSet<T>> {
 /// stale job ran the order a second time, in parallel with its rescheduled job).
 async fn still_scheduled(runner: &Runner, job: Job) -> Option<Job> {
     let id = job.id;
-    match runner.store().call(move |s| s.job(id)).await {
+    match runner.store().run_here(move |s| s.job(id)).await {
         Ok(current) => current,
         // The store cannot be read (a full disk): the job stays and is tried on a later pass.
         Err(e) => {

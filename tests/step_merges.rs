@@ -115,6 +115,32 @@ async fn short_stock_at_ingest_hands_over_at_once_and_schedules_nothing() {
     );
 }
 
+/// Thread handoffs (issue 15): a write request leaves the async worker once, while it waits
+/// for its commit, and the reads around it (the job still scheduled, the order, the keys
+/// already held, no read-back pending) run where the stage runs. So a zero-delay order costs
+/// one handoff per write request, plus the scheduler's scan of due jobs; a read sent through
+/// the blocking pool again fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_leaves_the_async_worker_only_to_wait_for_its_writes() {
+    let h = Harness::default_shop();
+    h.import_keys(3);
+    let (handoffs, requests) = (h.store.handoff_count(), h.store.write_request_count());
+    h.ingest(event("M1", Paid, CARD_ITEM)).await;
+    assert_eq!(h.store.write_request_count() - requests, 1);
+    assert_eq!(h.store.handoff_count() - handoffs, 1, "the ingest's write only");
+
+    let (handoffs, requests) = (h.store.handoff_count(), h.store.write_request_count());
+    h.dispatch_and_wait().await;
+    assert_eq!(h.market.sent().len(), 1);
+    let writes = h.store.write_request_count() - requests;
+    assert_eq!(writes, 3);
+    assert_eq!(
+        h.store.handoff_count() - handoffs,
+        writes + 1,
+        "one per write request and one for the scan of due jobs; no read leaves the worker"
+    );
+}
+
 /// A marketplace that notes how many write requests the store had made when each call
 /// reached it.
 struct Counting {

@@ -31,7 +31,7 @@ pub(super) async fn ingest(
     let start = first_run(config);
     let early = super::stock::early(config);
     let outcome = store
-        .call(move |s| match &early {
+        .run_here(move |s| match &early {
             Some(early) => s.ingest_reserving(&ev, &start, early.as_ref()),
             None => s.ingest(&ev, &start),
         })

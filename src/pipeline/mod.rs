@@ -212,7 +212,7 @@ impl Runner {
             crate::aftersale::TaskEnd::Again(until) => {
                 let (id, version) = (job.id, config.version.clone());
                 self.store
-                    .call(move |s| s.reschedule_task(id, &task, until, &version))
+                    .run_here(move |s| s.reschedule_task(id, &task, until, &version))
                     .await?;
                 self.wake_scheduler.notify_one();
                 Ok(JobEnd::Deferred { until })
@@ -227,7 +227,7 @@ impl Runner {
         }
         let config = self.config.load_full();
         let order_id = job.order_id.clone();
-        let Some(order) = self.store.call(move |s| s.order(&order_id)).await? else {
+        let Some(order) = self.store.run_here(move |s| s.order(&order_id)).await? else {
             self.finish(job.id).await?;
             return Ok(JobEnd::Stopped("order not found".into()));
         };
@@ -275,7 +275,7 @@ impl Runner {
                     let next = next_run(config, at);
                     let (id, oid) = (job.id, order.order_id.clone());
                     self.store
-                        .call(move |s| s.reschedule_job(id, &oid, &next, until))
+                        .run_here(move |s| s.reschedule_job(id, &oid, &next, until))
                         .await?;
                     self.wake_scheduler.notify_one();
                     return Ok(JobEnd::Deferred { until });
@@ -304,7 +304,7 @@ impl Runner {
         order: &OrderRecord,
     ) -> Result<(), PipelineError> {
         let oid = order.order_id.clone();
-        let Some(rec) = self.store.call(move |s| s.delivery(&oid)).await? else {
+        let Some(rec) = self.store.run_here(move |s| s.delivery(&oid)).await? else {
             return Ok(());
         };
         if rec.state.is_settled() || rec.state == crate::store::DeliveryState::FailedSafe {
@@ -326,7 +326,7 @@ impl Runner {
         let drafts: Vec<_> = alerts.iter().flat_map(|a| router.drafts(a)).collect();
         let (oid, stored) = (order_id.to_string(), why.clone());
         self.store
-            .call(move |s| s.hand_to_human(&oid, &stored, &drafts))
+            .run_here(move |s| s.hand_to_human(&oid, &stored, &drafts))
             .await?;
         tracing::info!(order_id, reason = ?why, "Order handed to the seller.");
         Ok(())
@@ -344,7 +344,7 @@ impl Runner {
             {
                 let (id, version, kind) = (job.id, config.version.clone(), task.kind);
                 self.store
-                    .call(move |s| s.reschedule_task(id, &task, at, &version))
+                    .run_here(move |s| s.reschedule_task(id, &task, at, &version))
                     .await?;
                 tracing::warn!(
                     job_id = job.id,
@@ -357,7 +357,7 @@ impl Runner {
             }
         }
         let oid = job.order_id.clone();
-        let order = self.store.call(move |s| s.order(&oid)).await?;
+        let order = self.store.run_here(move |s| s.order(&oid)).await?;
         let drafts = match &order {
             Some(order) => {
                 let alert = alerts::needs_human(&config, order, INTERNAL_ERROR_REASON);
@@ -367,14 +367,14 @@ impl Runner {
         };
         let (id, oid) = (job.id, job.order_id.clone());
         self.store
-            .call(move |s| s.quarantine_job(id, &oid, &drafts))
+            .run_here(move |s| s.quarantine_job(id, &oid, &drafts))
             .await?;
         self.wake_outbox.notify_one();
         Ok(())
     }
 
     async fn finish(&self, job_id: u64) -> Result<(), PipelineError> {
-        self.store.call(move |s| s.finish_job(job_id)).await?;
+        self.store.run_here(move |s| s.finish_job(job_id)).await?;
         Ok(())
     }
 }

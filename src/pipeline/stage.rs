@@ -79,9 +79,11 @@ impl StageCtx<'_> {
         self.store.now()
     }
 
-    /// Run a (blocking) store operation without stalling the async runtime's other tasks.
+    /// Run a store operation here, on the stage's own thread: reads cost no thread handoff,
+    /// and a write request leaves the async worker only while it waits for its commit
+    /// (`Store::run_here` says why that is safe).
     pub fn store_op<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
-        crate::store::blocking(|| f(self.store))
+        f(self.store)
     }
 
     pub fn with_rng<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {

@@ -26,13 +26,17 @@
 //! nothing durable, so every member gets that error (and the handle pauses the store, see
 //! `handle.rs`).
 //!
-//! Batches are numbered; a member waits for its batch's outcome under a separate lock, so the
-//! committing caller never waits for the callers that are filling the next batch.
+//! **Each member is woken once, by its own batch.** A member that ran its request leaves a
+//! [`Slot`] in the batch and parks its thread; whoever ends the batch (its commit, or the abort
+//! of a failing request) writes the outcome into each slot and unparks exactly those threads.
+//! Nobody else wakes: members of the next batch, and members of this one, do not crowd a
+//! shared lock and condition variable to find out whose outcome was published. The committing
+//! caller never waits for the callers that are filling the next batch.
 
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::Thread;
 
 use redb::{Database, WriteTransaction};
 
@@ -46,31 +50,27 @@ pub(super) struct Committer {
     /// Callers that have arrived and wait to take `open`.
     arriving: AtomicUsize,
     open: Mutex<Open>,
-    outcomes: Mutex<HashMap<u64, Published>>,
-    published: Condvar,
 }
 
 #[derive(Default)]
 struct Open {
     batch: Option<Batch>,
-    next_id: u64,
 }
 
 struct Batch {
-    id: u64,
     /// Which database the transaction belongs to (its address: a reopened handle is another
     /// one).
     db: usize,
     tx: WriteTransaction,
-    /// Requests that ran in `tx` and wait for its outcome.
-    waiting: usize,
+    /// Members whose requests ran in `tx` and who wait for its outcome (the one that ends the
+    /// batch is not among them).
+    waiting: Vec<Arc<Slot>>,
 }
 
-/// A batch's outcome as its waiting members read it.
-struct Published {
-    outcome: Outcome,
-    /// Members that have not read it yet; the entry goes when this reaches zero.
-    unread: usize,
+/// Where one waiting member receives its batch's outcome.
+struct Slot {
+    outcome: OnceLock<Outcome>,
+    thread: Thread,
 }
 
 #[derive(Clone)]
@@ -156,35 +156,28 @@ impl Committer {
         if open.batch.as_ref().is_some_and(|b| b.db != address(db)) {
             // The handle was reopened under an open batch: its members run again.
             let stale = open.batch.take().expect("checked above");
-            self.publish(stale.id, Outcome::Redo, stale.waiting);
+            publish(&stale.waiting, &Outcome::Redo);
         }
         if open.batch.is_none() {
             let tx = match db.begin_write() {
                 Ok(tx) => tx,
                 Err(e) => return Ran::Done(Err(e.into())),
             };
-            let id = open.next_id;
-            open.next_id += 1;
             open.batch = Some(Batch {
-                id,
                 db: address(db),
                 tx,
-                waiting: 0,
+                waiting: Vec::new(),
             });
         }
         let batch = open.batch.as_mut().expect("opened above");
-        let id = batch.id;
         let out = match catch_unwind(AssertUnwindSafe(|| request(&batch.tx))) {
             Ok(Ok(out)) => out,
             failed => {
                 let aborted = open.batch.take().expect("still open");
                 drop(open);
-                let waiting = aborted.waiting;
                 // Its writes are undone; an abort that fails leaves nothing committed either.
                 let _ = aborted.tx.abort();
-                if waiting > 0 {
-                    self.publish(id, Outcome::Redo, waiting);
-                }
+                publish(&aborted.waiting, &Outcome::Redo);
                 return Ran::Done(Err(match failed {
                     Ok(Err(e)) => e,
                     Err(panic) => {
@@ -194,64 +187,59 @@ impl Committer {
                 }));
             }
         };
-        batch.waiting += 1;
         let alone = self.arriving.load(Ordering::SeqCst) == 0;
-        if alone || batch.waiting >= MAX_BATCH {
+        if alone || batch.waiting.len() + 1 >= MAX_BATCH {
             let batch = open.batch.take().expect("still open");
             drop(open);
-            return Ran::Done(self.commit(batch, count_commit).map(|()| out));
+            return Ran::Done(commit(batch, count_commit).map(|()| out));
         }
+        let slot = Arc::new(Slot {
+            outcome: OnceLock::new(),
+            thread: std::thread::current(),
+        });
+        batch.waiting.push(slot.clone());
         drop(open);
-        match self.wait_for(id) {
+        match Self::wait_for(&slot) {
             Outcome::Committed => Ran::Done(Ok(out)),
             Outcome::Failed(f) => Ran::Done(Err(f.error())),
             Outcome::Redo => Ran::Again,
         }
     }
 
-    /// Commit `batch` (one fsync) and tell its other members how it went.
-    fn commit(&self, batch: Batch, count_commit: &impl Fn()) -> Result<()> {
-        let others = batch.waiting - 1;
-        let result = batch.tx.commit().map_err(StoreError::from);
-        let outcome = match &result {
-            Ok(()) => {
-                count_commit();
-                Outcome::Committed
-            }
-            Err(e) => Outcome::Failed(Failure::of(e)),
-        };
-        if others > 0 {
-            self.publish(batch.id, outcome, others);
-        }
-        result
-    }
-
-    fn publish(&self, id: u64, outcome: Outcome, unread: usize) {
-        self.lock_outcomes()
-            .insert(id, Published { outcome, unread });
-        self.published.notify_all();
-    }
-
-    fn wait_for(&self, id: u64) -> Outcome {
-        let mut outcomes = self.lock_outcomes();
+    /// Park until whoever ends the batch has written `slot`'s outcome. The outcome is written
+    /// before the unpark, and an unpark that comes before the park makes it return at once,
+    /// so no wake-up is lost; a spurious return just looks again.
+    fn wait_for(slot: &Slot) -> Outcome {
         loop {
-            if let Some(p) = outcomes.get_mut(&id) {
-                p.unread -= 1;
-                let outcome = p.outcome.clone();
-                if p.unread == 0 {
-                    outcomes.remove(&id);
-                }
-                return outcome;
+            if let Some(outcome) = slot.outcome.get() {
+                return outcome.clone();
             }
-            outcomes = self
-                .published
-                .wait(outcomes)
-                .unwrap_or_else(|p| p.into_inner());
+            std::thread::park();
         }
     }
+}
 
-    fn lock_outcomes(&self) -> MutexGuard<'_, HashMap<u64, Published>> {
-        self.outcomes.lock().unwrap_or_else(|p| p.into_inner())
+/// Commit `batch` (one fsync) and tell its other members how it went: only after the commit
+/// returned, so no member is answered before its request is durable.
+fn commit(batch: Batch, count_commit: &impl Fn()) -> Result<()> {
+    let result = batch.tx.commit().map_err(StoreError::from);
+    let outcome = match &result {
+        Ok(()) => {
+            count_commit();
+            Outcome::Committed
+        }
+        Err(e) => Outcome::Failed(Failure::of(e)),
+    };
+    publish(&batch.waiting, &outcome);
+    result
+}
+
+/// Hand `outcome` to each waiting member and wake exactly those threads.
+fn publish(waiting: &[Arc<Slot>], outcome: &Outcome) {
+    for slot in waiting {
+        // Each slot belongs to one batch, which is ended once.
+        let _ = slot.outcome.set(outcome.clone());
+        slot.thread.unpark();
     }
 }
 
@@ -435,5 +423,55 @@ mod tests {
         assert_eq!(stored.len(), 8 * 180);
         assert!(stored.iter().all(|k| !k.ends_with('0')));
         assert!(commits.load(Ordering::SeqCst) <= 8 * 180);
+    }
+
+    /// Every member returns only once its batch is committed (a read begun right after sees
+    /// its write, or, for a failed request, not), and with many writers at once none is left
+    /// parked: a wake-up given before the commit, given to the wrong member or lost fails here
+    /// (a lost one as a writer that never returns).
+    #[test]
+    fn every_member_returns_after_its_batch_is_committed_and_none_is_left_waiting() {
+        const THREADS: usize = 16;
+        const WRITES: usize = 150;
+        let db = db();
+        let c = Arc::new(Committer::default());
+        let (done, finished) = std::sync::mpsc::channel();
+        for t in 0..THREADS {
+            let (db, c, done) = (db.clone(), c.clone(), done.clone());
+            std::thread::spawn(move || {
+                let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    for i in 0..WRITES {
+                        let key = format!("{t:02}-{i:03}");
+                        let fail = i % 7 == 3;
+                        let r = c.write(
+                            &db,
+                            || {},
+                            |tx| {
+                                insert(tx, &key)?;
+                                if fail {
+                                    return Err(StoreError::Rejected("no".into()));
+                                }
+                                Ok(())
+                            },
+                        );
+                        assert_eq!(r.is_err(), fail, "{key}: {r:?}");
+                        let read = db.begin_read().unwrap();
+                        let seen = read.open_table(T).unwrap().get(key.as_str()).unwrap();
+                        assert_eq!(seen.is_some(), !fail, "{key} committed before its answer");
+                    }
+                }));
+                let _ = done.send(run);
+            });
+        }
+        for _ in 0..THREADS {
+            let run = finished
+                .recv_timeout(Duration::from_secs(120))
+                .expect("a writer never returned: its wake-up was lost");
+            if let Err(panic) = run {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        let failed_per_thread = (0..WRITES).filter(|i| i % 7 == 3).count();
+        assert_eq!(keys(&db).len(), THREADS * (WRITES - failed_per_thread));
     }
 }

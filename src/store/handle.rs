@@ -46,6 +46,9 @@ pub(super) struct Handle {
     /// commit (data pages, then the header that points at them), so it is two syncs, plus one
     /// whenever the file grows.
     syncs: Arc<AtomicU64>,
+    /// Times an access left the async worker it was called from ([`Handle::block`],
+    /// `Store::call`): each is a thread handoff, the cost issue 15 counts per order.
+    handoffs: AtomicU64,
 }
 
 enum State {
@@ -77,6 +80,7 @@ impl Handle {
             commits: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             syncs,
+            handoffs: AtomicU64::new(0),
         })
     }
 
@@ -87,10 +91,13 @@ impl Handle {
             commits: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             syncs: Arc::default(),
+            handoffs: AtomicU64::new(0),
         }
     }
 
-    /// Run one access against the current database, guarded as the module doc says.
+    /// Run one access against the current database, guarded as the module doc says. A reopen
+    /// (verification, waiting for in-flight accesses) blocks, so it leaves the async worker
+    /// ([`Handle::block`]); the access itself runs where it is called.
     pub(super) fn run<T>(&self, op: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
         let db = self.current()?;
         let result = match catch_unwind(AssertUnwindSafe(|| op(&db))) {
@@ -101,9 +108,32 @@ impl Handle {
         drop(db);
         let Err(e) = result else { return result };
         match (classify(&e), &self.file) {
-            (Some(failure), Some(path)) => Err(self.fail(path, failure, e)),
+            (Some(failure), Some(path)) => Err(self.block(|| self.fail(path, failure, e))),
             _ => Err(e),
         }
+    }
+
+    /// Run `f`, which may block (wait for a commit and its fsync, reopen the file), without
+    /// stalling the async runtime: on a multi-threaded runtime's worker the worker hands its
+    /// other tasks to another thread first (`block_in_place`, one counted handoff); on a thread
+    /// that may block anyway (a `Store::call` thread, no runtime, a current-thread runtime,
+    /// where `block_in_place` is not allowed) it simply runs.
+    pub(super) fn block<T>(&self, f: impl FnOnce() -> T) -> T {
+        if OFF_WORKER.get() || !on_multi_thread_runtime() {
+            return f();
+        }
+        self.count_handoff();
+        tokio::task::block_in_place(|| off_worker(f))
+    }
+
+    /// Count one thread handoff (see [`Handle::handoffs`]).
+    pub(super) fn count_handoff(&self) {
+        self.handoffs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Thread handoffs made by accesses through this handle.
+    pub(super) fn handoffs(&self) -> u64 {
+        self.handoffs.load(Ordering::Relaxed)
     }
 
     /// Count one durable commit (see [`Handle::commits`]).
@@ -143,7 +173,7 @@ impl Handle {
                 State::Down { .. } => {}
             }
         }
-        self.reopen()
+        self.block(|| self.reopen())
     }
 
     /// Close the failed handle and open again with verification.
@@ -252,6 +282,32 @@ impl Handle {
     fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+thread_local! {
+    /// Set while a thread runs a `Store::call` on tokio's blocking pool: blocking there needs
+    /// no handoff.
+    static OFF_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` on a thread that may block as long as it likes (`Store::call`'s blocking-pool
+/// thread): store accesses inside it make no further handoff.
+pub(super) fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            OFF_WORKER.set(self.0);
+        }
+    }
+    let _reset = Reset(OFF_WORKER.replace(true));
+    f()
+}
+
+/// Whether this thread runs inside a multi-threaded tokio runtime (a worker, or its
+/// `block_on`), where blocking needs `block_in_place`.
+pub(super) fn on_multi_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// Open with redb's integrity check, turning every way a damaged file can fail (an error or a

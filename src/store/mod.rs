@@ -8,7 +8,9 @@
 //! The database is opened in redb's multi-writer mode so that `cards import`, `orders` and
 //! `backup` work while the daemon runs (they do not take the daemon lock); the "one daemon per
 //! state dir" rule is a separate OS lock on the state directory ([`DaemonLock`]). All methods
-//! are blocking; async callers use [`Store::call`].
+//! are blocking; async callers use [`Store::run_here`] for point reads and write requests
+//! (only a write's wait for its commit leaves the async worker) and [`Store::call`] for long
+//! scans.
 
 mod aftersale;
 mod audit;
@@ -281,26 +283,66 @@ impl Store {
         &self.clock
     }
 
-    /// Run blocking store work off the async runtime.
+    /// Run blocking store work off the async runtime, on tokio's blocking pool: one thread
+    /// handoff there and one back. For work that may take long even when nothing blocks
+    /// (scans of many rows: status pages, statistics, exports); the pipeline's point reads and
+    /// single write requests use [`Store::run_here`].
     pub async fn call<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T> + Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || f(&store))
+        self.handle.count_handoff();
+        tokio::task::spawn_blocking(move || handle::off_worker(|| f(&store)))
             .await
             .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// Run short store work on the calling task's own thread: a point read costs no thread
+    /// handoff, and only what blocks leaves the async worker, through `block_in_place`: a
+    /// write request waiting for its batch's commit and fsync, a reopen after a failure
+    /// ([`Store::write`], `handle.rs`). A read is served from redb's page cache (a cache miss
+    /// is one `pread` of a page) and never waits for a commit: redb holds its header lock for
+    /// one header write at a time, not across an fsync. So a tokio worker is never blocked on
+    /// a write or an fsync, and a pipeline step that only reads (the job still scheduled, the
+    /// order, a reservation already held) costs nothing but the read.
+    ///
+    /// Only for work that is short when it does not block: point reads and write requests.
+    /// On a current-thread runtime (where `block_in_place` is not allowed) this is
+    /// [`Store::call`].
+    pub async fn run_here<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T> + Send + 'static,
+    {
+        if handle::on_multi_thread_runtime() {
+            f(self)
+        } else {
+            self.call(f).await
+        }
+    }
+
+    /// Thread handoffs store accesses through this handle have made (`Store::call`'s
+    /// blocking-pool hops and the `block_in_place` sections around writes and reopens):
+    /// counted in tests so that a cut handoff stays cut, and printed per order by
+    /// `benches/replay_throughput`.
+    pub fn handoff_count(&self) -> u64 {
+        self.handle.handoffs()
     }
 
     /// One write request: `f` runs in a write transaction, and this returns once that
     /// transaction is committed (durable); an error from `f` undoes everything `f` wrote.
     /// Requests arriving together share one transaction and one fsync (`commit.rs`, which
     /// also says why `f` is `Fn`: it may run again). Guarded like every access (`handle.rs`).
+    /// Waiting for the commit blocks, so a write called on an async worker leaves it first
+    /// (`Handle::block`): the one handoff a write costs.
     fn write<T>(&self, f: impl Fn(&WriteTransaction) -> Result<T>) -> Result<T> {
         self.handle.count_request();
-        self.handle
-            .run(|db| self.committer.write(db, || self.handle.count_commit(), &f))
+        self.handle.block(|| {
+            self.handle
+                .run(|db| self.committer.write(db, || self.handle.count_commit(), &f))
+        })
     }
 
     /// Write requests this process has made since it opened the store (requests that arrive
