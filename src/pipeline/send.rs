@@ -41,17 +41,16 @@ pub(super) async fn step(
             return Ok(StepEnd::End(outcome));
         }
     }
-    let on_unknown = if reads_back {
-        Vec::new()
-    } else {
-        ctx.router().drafts(&alerts::needs_human(
-            ctx.config,
-            ctx.order,
-            &Why::Interrupted { part: None }.label(),
-        ))
+    // Rendered only if the claim finds a send in flight (after a crash), not for every claim.
+    let (config, order) = (ctx.config, ctx.order);
+    let needs_human = || {
+        let label = Why::Interrupted { part: None }.label();
+        crate::notify::Router::new(config.notify())
+            .drafts(&alerts::needs_human(config, order, &label))
     };
+    let on_unknown = (!reads_back).then_some(&needs_human as &(dyn Fn() -> _ + Sync));
     let arm = reads_back.then(|| readback::arming(ctx, params));
-    let (begin, built) = claim(ctx, plan, &on_unknown, arm.as_ref())?;
+    let (begin, built) = claim(ctx, plan, on_unknown, arm.as_ref())?;
     let (order, attempt, part) = match begin {
         BeginDelivery::Go {
             order,
@@ -92,7 +91,7 @@ pub(super) async fn step(
 fn claim(
     ctx: &StageCtx<'_>,
     plan: &Plan,
-    on_unknown: &[crate::store::OutboxDraft],
+    on_unknown: Option<&(dyn Fn() -> Vec<crate::store::OutboxDraft> + Sync)>,
     arm: Option<&crate::store::ReadBackArm>,
 ) -> Result<(BeginDelivery, Option<Content>), StoreError> {
     let oid = ctx.order.order_id.clone();

@@ -307,8 +307,7 @@ pub(super) fn take(
             None => Err(0),
         });
     }
-    move_cards(tx, pool, &ids, CardState::Reserved, order_id, now)?;
-    let after = available_count(tx, pool)?;
+    let (_, after) = move_cards(tx, pool, &ids, CardState::Reserved, order_id, now)?;
     log_stock(
         tx,
         &pool_subject(pool),
@@ -349,8 +348,15 @@ pub(super) fn deliver(
     order_id: &str,
     now: u64,
 ) -> Result<()> {
-    let n = move_cards(tx, pool, ids, CardState::Delivered, order_id, now)?;
-    log_pool(tx, pool, (StockAction::Sold, -(n as i64)), order_id, now)
+    let (n, remaining) = move_cards(tx, pool, ids, CardState::Delivered, order_id, now)?;
+    log_pool(
+        tx,
+        pool,
+        (StockAction::Sold, -(n as i64)),
+        remaining,
+        order_id,
+        now,
+    )
 }
 
 pub(super) fn release(
@@ -360,8 +366,15 @@ pub(super) fn release(
     order_id: &str,
     now: u64,
 ) -> Result<()> {
-    let n = move_cards(tx, pool, ids, CardState::Available, order_id, now)?;
-    log_pool(tx, pool, (StockAction::Release, n as i64), order_id, now)
+    let (n, remaining) = move_cards(tx, pool, ids, CardState::Available, order_id, now)?;
+    log_pool(
+        tx,
+        pool,
+        (StockAction::Release, n as i64),
+        remaining,
+        order_id,
+        now,
+    )
 }
 
 /// One stock-log line for `pool`: what happened, by how many keys, and what is left.
@@ -369,16 +382,16 @@ fn log_pool(
     tx: &WriteTransaction,
     pool: &str,
     (action, change): (StockAction, i64),
+    remaining: u64,
     order_id: &str,
     now: u64,
 ) -> Result<()> {
-    let remaining = available_count(tx, pool)? as i64;
     log_stock(
         tx,
         &pool_subject(pool),
         action,
         change,
-        remaining,
+        remaining as i64,
         Some(order_id),
         now,
     )
@@ -398,7 +411,8 @@ pub(super) fn revoke(
 /// Move `order_id`'s keys to `to`, keeping the availability index in step. A key owned by
 /// another order is never touched, and every key that is not `available` names its order, so
 /// each key always has an owner. Reusable keys never leave `available`. Returns how many rows
-/// changed.
+/// changed and how many keys the pool has available after the move (its counter, which the
+/// move keeps in step, so callers need not read it again).
 fn move_cards(
     tx: &WriteTransaction,
     pool: &str,
@@ -406,7 +420,7 @@ fn move_cards(
     to: CardState,
     order_id: &str,
     now: u64,
-) -> Result<usize> {
+) -> Result<(usize, u64)> {
     let mut cards = tx.open_table(CARDS)?;
     let mut avail = tx.open_table(CARDS_AVAILABLE)?;
     let mut changed = 0;
@@ -435,8 +449,8 @@ fn move_cards(
         changed += 1;
     }
     drop((cards, avail));
-    adjust_available(tx, pool, indexed)?;
-    Ok(changed)
+    let available = adjust_available(tx, pool, indexed)?;
+    Ok((changed, available))
 }
 
 pub(super) fn log_stock(

@@ -77,6 +77,28 @@ pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T
     }
 }
 
+/// Records decoded by table on this thread, in test builds: the per-request decode budgets
+/// in the tests (`rollup.rs`) read them, so a decode that a cut removed cannot come back
+/// unnoticed. Write requests run on their caller's thread (`commit.rs`).
+#[cfg(test)]
+pub(super) mod decodes {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    thread_local! {
+        static COUNTS: RefCell<BTreeMap<&'static str, u32>> = RefCell::default();
+    }
+
+    pub fn note(table: &'static str) {
+        COUNTS.with(|c| *c.borrow_mut().entry(table).or_default() += 1);
+    }
+
+    /// The counts since the last call, and start again from zero.
+    pub fn take() -> BTreeMap<&'static str, u32> {
+        COUNTS.with(|c| std::mem::take(&mut *c.borrow_mut()))
+    }
+}
+
 /// The leading fields of a record, for a reader that needs only some of them (the views): `T`
 /// declares the record's fields in their order up to the last one it needs, under the
 /// record's names, with [`serde::de::IgnoredAny`] for those it skips. The rest of an array is

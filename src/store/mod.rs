@@ -437,6 +437,8 @@ fn encode_row<T: codec::Positional>(v: &T) -> Vec<u8> {
 
 /// A MessagePack record (array or map), or a JSON one of schema 1 (`codec.rs`).
 fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
+    #[cfg(test)]
+    codec::decodes::note(table);
     codec::decode(bytes).map_err(|detail| StoreError::Corrupt { table, detail })
 }
 

@@ -254,6 +254,17 @@ fn outcome(ledger: Option<&DeliveryRecord>) -> Option<Outcome> {
     })
 }
 
+/// Whether the delivery has reached its outcome for the statistics (delivered or handed over).
+pub(super) fn has_outcome(ledger: &DeliveryRecord) -> bool {
+    outcome(Some(ledger)).is_some()
+}
+
+/// Whether two versions of a delivery count the same for the statistics: with one order, the
+/// only fact a ledger row adds is its outcome.
+pub(super) fn same_outcome(before: Option<&DeliveryRecord>, after: &DeliveryRecord) -> bool {
+    outcome(before) == outcome(Some(after))
+}
+
 /// What the statistics read of one order and its delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {

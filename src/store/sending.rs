@@ -82,8 +82,10 @@ pub enum PartNext {
 /// fewer durable points before the message leaves, the sooner the buyer has it).
 #[derive(Default)]
 pub struct SendClaim<'a> {
-    /// The `needs_human` alerts for a send found in flight (when no read-back settles it).
-    pub on_unknown: &'a [OutboxDraft],
+    /// The `needs_human` alerts for a send found in flight (when no read-back settles it),
+    /// built only then: rendering them for every claim cost more than the claim's own work
+    /// (issue 15), and a send is found in flight only after a crash.
+    pub on_unknown: Option<&'a (dyn Fn() -> Vec<OutboxDraft> + Sync)>,
     /// What part `i`'s chat echo reads (its text; `[图片]` for an image): registered as the
     /// shop's own with the part's claim, so the echo is never taken for the seller typing
     /// (which would pause the chat bot). Sent to the order's conversation.
@@ -157,8 +159,9 @@ impl Store {
         on_unknown: &[OutboxDraft],
         build: &mut dyn FnMut(&OrderRecord, &[String]) -> Result<Vec<PartPlan>, String>,
     ) -> Result<BeginDelivery> {
+        let drafts = || on_unknown.to_vec();
         let claim = SendClaim {
-            on_unknown,
+            on_unknown: Some(&drafts),
             ..SendClaim::default()
         };
         self.begin_send_with(order_id, &claim, build)
@@ -584,14 +587,8 @@ fn interrupted(
     let why = Why::Interrupted {
         part: in_flight.and_then(|i| part_ref(rec, i)),
     };
-    ledger::hand_over_state(
-        tx,
-        rec,
-        DeliveryState::NeedsHuman,
-        why,
-        with.on_unknown,
-        now,
-    )?;
+    let alerts = with.on_unknown.map(|build| build()).unwrap_or_default();
+    ledger::hand_over_state(tx, rec, DeliveryState::NeedsHuman, why, &alerts, now)?;
     if let Some(arm) = with.read_back {
         readback::arm_in(tx, rec, arm, now)?;
     }
