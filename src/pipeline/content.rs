@@ -152,11 +152,8 @@ pub(super) fn build(
     let mut parts = Vec::with_capacity(groups.len());
     for (unit, keys) in groups {
         let (text, masked) = render_both(
-            |k| {
-                config
-                    .templates
-                    .render(template, &view(config, plan, order, k, unit, units))
-            },
+            view(config, plan, order, unit, units),
+            |v| config.templates.render(template, v),
             keys,
             cards,
             "发货模板",
@@ -260,9 +257,6 @@ pub(super) fn message(order: &OrderRecord, text: &str, masked: &str) -> Delivery
     }
 }
 
-/// `render` over the real `keys` (what the buyer gets) and over the same keys masked (what may
-/// be kept): `(text, masked)`. A render error is reported as the masked render's, so an error
-/// message quoting a value never carries a key into the ledger.
 /// `template` rendered once over all of the order's keys (not per unit), and over them masked.
 fn render_whole(
     config: &Config,
@@ -274,26 +268,29 @@ fn render_whole(
 ) -> Result<(String, String), String> {
     let units = u32::try_from(cards.len()).unwrap_or(u32::MAX);
     render_both(
-        |k| {
-            config
-                .templates
-                .render(template, &view(config, plan, order, k, 0, units))
-        },
+        view(config, plan, order, 0, units),
+        |v| config.templates.render(template, v),
         cards,
         cards,
         what,
     )
 }
 
+/// `render` over the real `keys` (what the buyer gets) and over the same keys masked (what may
+/// be kept): `(text, masked)`. A render error is reported as the masked render's, so an error
+/// message quoting a value never carries a key into the ledger. `view` (its `cards` empty) is
+/// built once for both renders.
 fn render_both<E: std::fmt::Display>(
-    render: impl Fn(&[String]) -> Result<String, E>,
+    mut view: DeliveryView,
+    render: impl Fn(&DeliveryView) -> Result<String, E>,
     keys: &[String],
     all_keys: &[String],
     what: &str,
 ) -> Result<(String, String), String> {
-    let masked_keys: Vec<String> = keys.iter().map(|k| mask_secret(k)).collect();
-    let masked = render(&masked_keys);
-    match render(keys) {
+    view.cards = keys.iter().map(|k| mask_secret(k)).collect();
+    let masked = render(&view);
+    view.cards = keys.to_vec();
+    match render(&view) {
         Ok(t) if !t.trim().is_empty() => Ok((t, masked_content(masked.ok(), all_keys))),
         Ok(_) => Err(format!("{what}渲染结果为空")),
         Err(_) => {
@@ -324,14 +321,8 @@ pub(super) fn fingerprint(bytes: &[u8]) -> String {
     hex::encode(&Sha256::digest(bytes)[..8])
 }
 
-fn view(
-    config: &Config,
-    plan: &Plan,
-    order: &OrderRecord,
-    cards: &[String],
-    unit: u32,
-    units: u32,
-) -> DeliveryView {
+/// What a template sees of `order`, without its keys (`render_both` puts them in).
+fn view(config: &Config, plan: &Plan, order: &OrderRecord, unit: u32, units: u32) -> DeliveryView {
     let account = config.account(&order.account);
     DeliveryView {
         order: OrderView {
@@ -356,7 +347,7 @@ fn view(
             title: plan.product.title.clone(),
             category: plan.product.category.as_str().to_string(),
         },
-        cards: cards.to_vec(),
+        cards: Vec::new(),
         unit,
         units,
         account: AccountView {

@@ -244,13 +244,15 @@ fn recount_available(tx: &WriteTransaction, pool: &str) -> Result<u64> {
 /// Without a counter yet, the index (which already has the change) is counted.
 fn adjust_available(tx: &WriteTransaction, pool: &str, delta: i64) -> Result<u64> {
     let key = counter_key(pool);
-    let kept = tx.open_table(META)?.get(key.as_str())?.map(|v| v.value());
+    let mut meta = tx.open_table(META)?;
+    let kept = meta.get(key.as_str())?.map(|v| v.value());
     let Some(before) = kept else {
+        drop(meta);
         return recount_available(tx, pool);
     };
     let after = before.saturating_add_signed(delta);
     if delta != 0 {
-        tx.open_table(META)?.insert(key.as_str(), after)?;
+        meta.insert(key.as_str(), after)?;
     }
     Ok(after)
 }

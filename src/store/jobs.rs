@@ -34,7 +34,8 @@ pub(super) fn done(tx: &WriteTransaction, done: &JobDone, now: u64) -> Result<()
     outbox::enqueue(tx, &done.announce, now)
 }
 
-/// Schedule (or move) the order's job. Returns the job id.
+/// Schedule (or move) the order's job. Returns the job id. The order's index row is written
+/// first and hands back the job it replaces, which then goes (one visit to `order_jobs`).
 pub(super) fn schedule(
     tx: &WriteTransaction,
     order_id: &str,
@@ -44,8 +45,15 @@ pub(super) fn schedule(
     config_version: &str,
     now: u64,
 ) -> Result<u64> {
-    cancel_for_order(tx, order_id)?;
     let id = next_id(tx, "job")?;
+    let replaced = tx
+        .open_table(ORDER_JOBS)?
+        .insert(order_id, id)?
+        .map(|v| v.value());
+    if let Some(old) = replaced {
+        // The index already names the new job, so `remove` leaves it be.
+        remove(tx, old)?;
+    }
     let job = Job {
         id,
         order_id: order_id.to_string(),
@@ -58,7 +66,6 @@ pub(super) fn schedule(
     };
     tx.open_table(JOBS)?.insert(id, encode(&job).as_slice())?;
     tx.open_table(JOBS_DUE)?.insert((due_ms, id), ())?;
-    tx.open_table(ORDER_JOBS)?.insert(order_id, id)?;
     Ok(id)
 }
 

@@ -7,10 +7,13 @@
 //! cannot send twice.
 
 use redb::WriteTransaction;
+use serde::de::IgnoredAny;
 
+use super::codec::Head;
 use super::records::*;
 use super::{
-    LEDGER, ORDERS, Result, Store, StoreError, cards, get_json, jobs, order_rows, outbox, stock,
+    LEDGER, ORDERS, Result, Store, StoreError, cards, decode, get_json, jobs, order_rows, outbox,
+    stock,
 };
 use crate::order::OrderStatus;
 use crate::why::{Failure, Why};
@@ -100,6 +103,18 @@ impl Store {
         self.read(|tx| get_json(&tx.open_table(LEDGER)?, "delivery_ledger", order_id))
     }
 
+    /// Where a delivery stands, read without decoding the rest of its row (the stock-check
+    /// stage asks this of every order).
+    fn delivery_state(&self, order_id: &str) -> Result<Option<DeliveryState>> {
+        self.read(|tx| match tx.open_table(LEDGER)?.get(order_id)? {
+            Some(v) => {
+                let Head(head): Head<StateHead> = decode("delivery_ledger", v.value())?;
+                Ok(Some(head.state))
+            }
+            None => Ok(None),
+        })
+    }
+
     /// Hold keys or stock for an order: all units or none. A delivery that is already past
     /// `planned` (reserved in its ingest transaction, or by an earlier run of the job) is
     /// answered from a read, without a commit.
@@ -110,8 +125,8 @@ impl Store {
         on_short: &dyn Fn(&Why) -> Vec<OutboxDraft>,
         low_stock: &dyn Fn(i64) -> Vec<OutboxDraft>,
     ) -> Result<ReserveOutcome> {
-        if let Some(rec) = self.delivery(order_id)? {
-            if let Some(answer) = settled_reservation(rec.state) {
+        if let Some(state) = self.delivery_state(order_id)? {
+            if let Some(answer) = settled_reservation(state) {
                 return Ok(answer);
             }
         }
@@ -394,6 +409,18 @@ impl Store {
             Ok(rec)
         })
     }
+}
+
+/// The leading fields of a ledger row up to its state (`codec::Head`).
+#[derive(serde::Deserialize)]
+#[allow(dead_code)] // the skipped fields hold their place only
+struct StateHead {
+    #[serde(default)]
+    order_id: IgnoredAny,
+    #[serde(default)]
+    account: IgnoredAny,
+    #[serde(with = "super::coded")]
+    state: DeliveryState,
 }
 
 /// What `reserve` answers without writing for a delivery in `state`; `None` while it is

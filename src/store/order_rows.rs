@@ -5,11 +5,12 @@
 //! A leaf below both `orders.rs` (ingest, manual shipment) and `ledger.rs` (a confirm moves the
 //! order to 已发货), so neither of those needs the other's internals.
 
-use redb::WriteTransaction;
+use redb::{ReadableTable, WriteTransaction};
 
 use super::records::*;
-use super::rollup::put_order;
-use super::{ORDER_LOG, ORDERS, Result, encode_row, get_json, next_id};
+use super::rollup::{put_order, put_order_row};
+use super::rollup_facts::Facts;
+use super::{ORDER_LOG, ORDERS, Result, decode, encode_row, get_json, next_id};
 use crate::order::{Decision, OrderStatus, decide};
 use crate::why::Why;
 
@@ -70,6 +71,7 @@ pub(super) fn set_status(
     {
         return Ok(());
     }
+    let before = Facts::of_order(&order);
     let from = order.status;
     order.status = to;
     order.updated_time = now;
@@ -78,7 +80,7 @@ pub(super) fn set_status(
         order.ship_time = Some(now);
         order.ship_method.get_or_insert(ShipMethod::Auto);
     }
-    put_order(tx, &order)?;
+    put_order(tx, &order, Some(&before))?;
     append_log(
         tx,
         order_id,
@@ -91,19 +93,30 @@ pub(super) fn set_status(
     )
 }
 
-/// Update free-form order fields in the caller's transaction; returns the updated order.
+/// Update free-form order fields in the caller's transaction; returns the updated order. An
+/// update that changes nothing (a hand-over of an order already marked manual) writes nothing.
 pub(super) fn update_order(
     tx: &WriteTransaction,
     order_id: &str,
     f: impl FnOnce(&mut OrderRecord),
 ) -> Result<Option<OrderRecord>> {
     // Bound first: the table must be closed again before `put_order` opens it.
-    let found: Option<OrderRecord> = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?;
-    let Some(mut order) = found else {
+    let found = match tx.open_table(ORDERS)?.get(order_id)? {
+        Some(v) => Some((
+            decode::<OrderRecord>("orders", v.value())?,
+            v.value().to_vec(),
+        )),
+        None => None,
+    };
+    let Some((mut order, stored)) = found else {
         return Ok(None);
     };
+    let before = Facts::of_order(&order);
     f(&mut order);
-    put_order(tx, &order)?;
+    let bytes = encode_row(&order);
+    if bytes != stored {
+        put_order_row(tx, &order, &bytes, Some(&before))?;
+    }
     Ok(Some(order))
 }
 

@@ -9,6 +9,7 @@ use super::ledger::{ReserveOutcome, ReserveRequest};
 use super::order_rows::{LogNote, append_log, stamp};
 use super::records::*;
 use super::rollup::put_order;
+use super::rollup_facts::Facts;
 use super::{
     LEDGER, ORDER_LOG, ORDERS, OUTBOX, Result, SEEN, Store, StoreError, closeout, decode,
     encode_row, get_json, jobs, ledger,
@@ -83,6 +84,7 @@ impl Store {
             }
             let existing: Option<OrderRecord> =
                 get_json(&tx.open_table(ORDERS)?, "orders", &ev.order_id)?;
+            let before = existing.as_ref().map(Facts::of_order);
             let decision = decide(
                 existing.as_ref().map(|o| o.status),
                 crate::order::OrderStatus::from_event(ev.status),
@@ -121,7 +123,7 @@ impl Store {
                 scheduled = apply_work(tx, &order, work, start, now)?;
             }
             order.updated_time = now;
-            put_order(tx, &order)?;
+            put_order(tx, &order, before.as_ref())?;
             if scheduled.is_some() && !reserve_early(tx, &order, early, now)? {
                 scheduled = None;
             }
@@ -223,6 +225,7 @@ impl Store {
                 )));
             }
             closeout::record_manual_shipment(tx, order_id, now)?;
+            let before = Facts::of_order(&order);
             order.status = OrderStatus::Shipped;
             order.ship_time = Some(now);
             order.ship_method = Some(ShipMethod::Manual);
@@ -230,7 +233,7 @@ impl Store {
             order.tracking_number = Some(tracking.to_string()).filter(|s| !s.is_empty());
             order.updated_time = now;
             let remark = format!("{company} {tracking}");
-            put_order(tx, &order)?;
+            put_order(tx, &order, Some(&before))?;
             append_log(
                 tx,
                 order_id,

@@ -307,15 +307,35 @@ impl Facts {
         }
     }
 
-    /// True when the order's part differs in a way that may move a number.
+    /// True when the order's part differs in a way that may move a number. Field by field,
+    /// without copies (a new fact must be added here: the pattern names every field).
     pub fn same_order_part(&self, other: &Facts) -> bool {
-        Facts {
-            outcome: None,
-            ..self.clone()
-        } == Facts {
-            outcome: None,
-            ..other.clone()
-        }
+        let Facts {
+            account,
+            item,
+            created,
+            paid,
+            amount_fen,
+            refunded,
+            closed,
+            outcome: _,
+        } = self;
+        (account, item, created, paid, amount_fen, refunded, closed)
+            == (
+                &other.account,
+                &other.item,
+                &other.created,
+                &other.paid,
+                &other.amount_fen,
+                &other.refunded,
+                &other.closed,
+            )
+    }
+
+    /// These facts of an order with its delivery's outcome (as [`Facts::of`] computes them).
+    pub fn with_ledger(mut self, ledger: Option<&DeliveryRecord>) -> Facts {
+        self.outcome = outcome(ledger);
+        self
     }
 }
 
