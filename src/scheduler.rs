@@ -72,7 +72,7 @@ impl Scheduler {
     async fn sleep_for(&self) -> Duration {
         let store = self.runner.store();
         let now = store.now();
-        match store.call(|s| s.next_job_due()).await {
+        match store.run_here(|s| s.next_job_due()).await {
             Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now)).min(MAX_SLEEP),
             _ => MAX_SLEEP,
         }
@@ -117,7 +117,7 @@ impl Scheduler {
     async fn next_runnable_due(&self) -> Result<Option<u64>, StoreError> {
         let skip = lock(&self.poisoned).clone();
         if skip.is_empty() {
-            return self.runner.store().call(|s| s.next_job_due()).await;
+            return self.runner.store().run_here(|s| s.next_job_due()).await;
         }
         let limit = skip.len() + 1;
         let jobs = self

@@ -127,7 +127,11 @@ async fn an_order_leaves_the_async_worker_only_to_wait_for_its_writes() {
     let (handoffs, requests) = (h.store.handoff_count(), h.store.write_request_count());
     h.ingest(event("M1", Paid, CARD_ITEM)).await;
     assert_eq!(h.store.write_request_count() - requests, 1);
-    assert_eq!(h.store.handoff_count() - handoffs, 1, "the ingest's write only");
+    assert_eq!(
+        h.store.handoff_count() - handoffs,
+        1,
+        "the ingest's write only"
+    );
 
     let (handoffs, requests) = (h.store.handoff_count(), h.store.write_request_count());
     h.dispatch_and_wait().await;
