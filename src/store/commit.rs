@@ -2,22 +2,31 @@
 //! transaction and one fsync, and each caller returns only once that commit is durable.
 //!
 //! **The committer is a role, not a thread.** Every [`Store`](super::Store) write goes through
-//! [`Committer::write`]. The first caller opens a write transaction and runs its own request in
-//! it; callers that arrive while a transaction is open (or while the previous batch's fsync is
-//! running, which is exactly when they pile up) run their requests in the same transaction, one
-//! after another. The last request in, when nobody else is waiting to join or the batch has
-//! [`MAX_BATCH`] requests, takes the transaction, commits it (one fsync) and publishes the
-//! outcome to every member. A lone caller therefore commits at once, as before: batching adds
-//! no latency when there is nothing to batch. Requests run on their callers' threads, so they
-//! may borrow from their callers and need not be `Send` or `'static`, and no request is ever
-//! acknowledged before the batch holding it is durable: a stage still gets its answer only
-//! after its step is on disk.
+//! [`Committer::write`] (an async member) or [`Committer::write_blocking`] (a thread that may
+//! block: the CLI, `Store::call`, a sync store method). The first member opens a write
+//! transaction and runs its own request in it; members that arrive while it is open run their
+//! requests in the same transaction, one after another, under one lock. The last request in,
+//! when nobody else is waiting to join (or the batch has [`MAX_BATCH`] requests), ends the
+//! batch: commits it (one fsync) and publishes the outcome to every member. A lone member
+//! therefore commits at once: batching adds no latency when there is nothing to batch.
+//! Requests run on their members' own threads, so they may borrow from their callers and need
+//! not be `Send` or `'static`, and no request is ever acknowledged before the batch holding it
+//! is durable: a stage still gets its answer only after its step is on disk.
+//!
+//! **Nobody blocks an async worker.** A member that ran its request and waits for the commit
+//! awaits its [`Slot`] (a waker, not a parked thread). The commit itself (flush and fsync)
+//! runs on tokio's blocking pool when it is ended by an async member, inline when by a
+//! blocking one. redb begins no write transaction while a commit is in flight, so a member
+//! that arrives then does not call `begin_write` (it would block its worker for the fsync):
+//! it queues, and the commit, once returned, lets the queued members in; they run in the next
+//! transaction, which waits for all of them. That is where batches come from: everything that
+//! arrives during one fsync shares the next one.
 //!
 //! **A failing request never poisons the others: redo without it.** redb offers no way to undo
 //! part of a write transaction in multi-writer mode (ephemeral savepoints and non-durable
 //! commits are refused there, and a savepoint cannot be taken once a transaction is dirty),
 //! and a request that fails may already have written. So when a request fails (an error or a
-//! panic), the whole open transaction is aborted; the failing caller gets its error, and every
+//! panic), the whole open transaction is aborted; the failing member gets its error, and every
 //! member that had already run is told to run its request again in a fresh transaction. That
 //! is why requests are `Fn`: running one again must do the same as running it once, so a
 //! request computes everything from the transaction and captures only what it reads. The
@@ -26,18 +35,18 @@
 //! nothing durable, so every member gets that error (and the handle pauses the store, see
 //! `handle.rs`).
 //!
-//! **Each member is woken once, by its own batch.** A member that ran its request leaves a
-//! [`Slot`] in the batch and parks its thread; whoever ends the batch (its commit, or the abort
-//! of a failing request) writes the outcome into each slot and unparks exactly those threads.
-//! Nobody else wakes: members of the next batch, and members of this one, do not crowd a
-//! shared lock and condition variable to find out whose outcome was published. The committing
-//! caller never waits for the callers that are filling the next batch.
+//! **A member that goes away loses nothing.** An async member's future may be dropped (a
+//! shutdown) while it waits. One that waited for a commit leaves its request to be committed
+//! with the batch, as if the process had stopped after the commit; one that was queued gives
+//! up its place, and if the batch was waiting only for it, it ends the batch on its way out.
 
+use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::Thread;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::Poll;
 
+use futures_util::task::AtomicWaker;
 use redb::{Database, WriteTransaction};
 
 use super::{Result, StoreError};
@@ -47,14 +56,25 @@ pub const MAX_BATCH: usize = 128;
 
 #[derive(Default)]
 pub(super) struct Committer {
-    /// Callers that have arrived and wait to take `open`.
+    /// Members that have arrived and wait to take `open`.
     arriving: AtomicUsize,
     open: Mutex<Open>,
+    /// Durable commits made (a batch is one).
+    commits: AtomicU64,
+    /// Commits handed to tokio's blocking pool (thread handoffs, counted per order by the
+    /// bench).
+    handed_off: AtomicU64,
 }
 
 #[derive(Default)]
 struct Open {
     batch: Option<Batch>,
+    /// A batch's commit is in flight: redb begins no write transaction until it returns.
+    committing: bool,
+    /// Members that arrived during that commit, let in when it returns.
+    queued: Vec<Arc<Slot>>,
+    /// Members let in from `queued` that have not run yet: the open batch waits for them.
+    expected: usize,
 }
 
 struct Batch {
@@ -67,10 +87,11 @@ struct Batch {
     waiting: Vec<Arc<Slot>>,
 }
 
-/// Where one waiting member receives its batch's outcome.
+/// Where one waiting member receives what happened: its batch's outcome, or its turn.
+#[derive(Default)]
 struct Slot {
     outcome: OnceLock<Outcome>,
-    thread: Thread,
+    waker: AtomicWaker,
 }
 
 #[derive(Clone)]
@@ -80,6 +101,17 @@ enum Outcome {
     Failed(Failure),
     /// A later request failed and the transaction was aborted: run again.
     Redo,
+    /// (To a queued member) the commit it waited for returned: enter now.
+    Enter,
+}
+
+/// Where the member that ends a batch commits it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum CommitOn {
+    /// On the member's own thread, which may block.
+    Caller,
+    /// On tokio's blocking pool, awaited: the member is an async task on a worker.
+    BlockingPool,
 }
 
 /// A commit error in a form every member can rebuild (`StoreError` is not `Clone`).
@@ -89,6 +121,7 @@ enum Failure {
     Corrupted(String),
     PreviousIo,
     Closed,
+    Panicked(String),
     Other(String),
 }
 
@@ -102,6 +135,7 @@ impl Failure {
                 redb::Error::DatabaseClosed => Self::Closed,
                 other => Self::Other(other.to_string()),
             },
+            StoreError::Panicked(m) => Self::Panicked(m.clone()),
             other => Self::Other(other.to_string()),
         }
     }
@@ -112,135 +146,262 @@ impl Failure {
             Self::Corrupted(m) => redb::Error::Corrupted(m.clone()),
             Self::PreviousIo => redb::Error::PreviousIo,
             Self::Closed => redb::Error::DatabaseClosed,
+            Self::Panicked(m) => return StoreError::Panicked(m.clone()),
             Self::Other(m) => return StoreError::Rejected(format!("the batch commit failed: {m}")),
         };
         StoreError::Db(Box::new(db))
     }
 }
 
-/// What running one request in the open batch came to.
-enum Ran<T> {
-    /// Durable: the caller's answer.
+/// What entering the open batch came to.
+enum Entered<T> {
+    /// Over: the request failed, or no transaction could begin.
     Done(Result<T>),
-    /// The batch was aborted by a later request: run again.
-    Again,
+    /// Ran; the slot will say how the batch ended.
+    Ran(T, Arc<Slot>),
+    /// Ran and ends the batch: commit it.
+    Ends(T, Batch),
+    /// A commit is in flight: wait in the slot for it, then enter.
+    Queued(Arc<Slot>),
 }
 
 impl Committer {
     /// Run `request` in a shared write transaction and return once that transaction is
     /// committed (see the module doc). Requests that fail abort their own batch, never the
     /// commit of an earlier one.
-    pub(super) fn write<T>(
-        &self,
+    pub(super) async fn write<T>(
+        self: &Arc<Self>,
         db: &Database,
-        count_commit: impl Fn(),
+        on: CommitOn,
         request: impl Fn(&WriteTransaction) -> Result<T>,
     ) -> Result<T> {
+        let mut let_in = false;
         loop {
-            match self.run_once(db, &count_commit, &request) {
-                Ran::Done(result) => return result,
-                Ran::Again => continue,
+            let entered = self.enter(db, &request, let_in);
+            let_in = false;
+            match entered {
+                Entered::Done(result) => return result,
+                Entered::Ends(out, batch) => return self.end(batch, on).await.map(|()| out),
+                Entered::Ran(out, slot) => match outcome(&slot).await {
+                    Outcome::Committed => return Ok(out),
+                    Outcome::Failed(f) => return Err(f.error()),
+                    Outcome::Redo | Outcome::Enter => continue,
+                },
+                Entered::Queued(slot) => {
+                    let place = Place {
+                        committer: self,
+                        slot: &slot,
+                    };
+                    outcome(&slot).await;
+                    std::mem::forget(place);
+                    // Only the commit it waited for answers a queued member: its turn.
+                    let_in = true;
+                }
             }
         }
     }
 
-    fn run_once<T>(
+    /// [`Committer::write`] on a thread that may block (the commit runs on it).
+    #[cfg(test)]
+    pub(super) fn write_blocking<T>(
+        self: &Arc<Self>,
+        db: &Database,
+        request: impl Fn(&WriteTransaction) -> Result<T>,
+    ) -> Result<T> {
+        futures_executor::block_on(self.write(db, CommitOn::Caller, request))
+    }
+
+    /// Durable commits made through this committer.
+    pub(super) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Commits handed to tokio's blocking pool.
+    pub(super) fn handoffs(&self) -> u64 {
+        self.handed_off.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Take the lock and run `request` in the open batch (opening one if none is), or queue
+    /// behind a commit in flight. `let_in`: the member was let in from the queue.
+    fn enter<T>(
         &self,
         db: &Database,
-        count_commit: &impl Fn(),
         request: &impl Fn(&WriteTransaction) -> Result<T>,
-    ) -> Ran<T> {
+        let_in: bool,
+    ) -> Entered<T> {
         self.arriving.fetch_add(1, Ordering::SeqCst);
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.lock();
         self.arriving.fetch_sub(1, Ordering::SeqCst);
+        if let_in {
+            open.expected = open.expected.saturating_sub(1);
+        }
         if open.batch.as_ref().is_some_and(|b| b.db != address(db)) {
             // The handle was reopened under an open batch: its members run again.
             let stale = open.batch.take().expect("checked above");
             publish(&stale.waiting, &Outcome::Redo);
         }
         if open.batch.is_none() {
-            let tx = match db.begin_write() {
-                Ok(tx) => tx,
-                Err(e) => return Ran::Done(Err(e.into())),
-            };
-            open.batch = Some(Batch {
-                db: address(db),
-                tx,
-                waiting: Vec::new(),
-            });
-        }
-        let batch = open.batch.as_mut().expect("opened above");
-        let out = match catch_unwind(AssertUnwindSafe(|| request(&batch.tx))) {
-            Ok(Ok(out)) => out,
-            failed => {
-                let aborted = open.batch.take().expect("still open");
-                drop(open);
-                // Its writes are undone; an abort that fails leaves nothing committed either.
-                let _ = aborted.tx.abort();
-                publish(&aborted.waiting, &Outcome::Redo);
-                return Ran::Done(Err(match failed {
-                    Ok(Err(e)) => e,
-                    Err(panic) => {
-                        StoreError::Panicked(super::handle::panic_message(panic.as_ref()))
-                    }
-                    Ok(Ok(_)) => unreachable!("matched above"),
-                }));
+            if open.committing {
+                let slot = Arc::new(Slot::default());
+                open.queued.push(slot.clone());
+                return Entered::Queued(slot);
             }
+            match catch_unwind(AssertUnwindSafe(|| db.begin_write())) {
+                Ok(Ok(tx)) => {
+                    open.batch = Some(Batch {
+                        db: address(db),
+                        tx,
+                        waiting: Vec::new(),
+                    })
+                }
+                Ok(Err(e)) => return Entered::Done(Err(e.into())),
+                Err(panic) => return Entered::Done(Err(panicked(panic.as_ref()))),
+            }
+        }
+        let tx = &open.batch.as_ref().expect("opened above").tx;
+        let out = match catch_unwind(AssertUnwindSafe(|| request(tx))) {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => return Entered::Done(Err(abort(&mut open, e))),
+            Err(panic) => return Entered::Done(Err(abort(&mut open, panicked(panic.as_ref())))),
         };
-        let alone = self.arriving.load(Ordering::SeqCst) == 0;
+        let alone = self.arriving.load(Ordering::SeqCst) == 0 && open.expected == 0;
+        let batch = open.batch.as_mut().expect("still open");
         if alone || batch.waiting.len() + 1 >= MAX_BATCH {
             let batch = open.batch.take().expect("still open");
-            drop(open);
-            return Ran::Done(commit(batch, count_commit).map(|()| out));
+            open.committing = true;
+            return Entered::Ends(out, batch);
         }
-        let slot = Arc::new(Slot {
-            outcome: OnceLock::new(),
-            thread: std::thread::current(),
-        });
+        let slot = Arc::new(Slot::default());
         batch.waiting.push(slot.clone());
-        drop(open);
-        match Self::wait_for(&slot) {
-            Outcome::Committed => Ran::Done(Ok(out)),
-            Outcome::Failed(f) => Ran::Done(Err(f.error())),
-            Outcome::Redo => Ran::Again,
-        }
+        Entered::Ran(out, slot)
     }
 
-    /// Park until whoever ends the batch has written `slot`'s outcome. The outcome is written
-    /// before the unpark, and an unpark that comes before the park makes it return at once,
-    /// so no wake-up is lost; a spurious return just looks again.
-    fn wait_for(slot: &Slot) -> Outcome {
-        loop {
-            if let Some(outcome) = slot.outcome.get() {
-                return outcome.clone();
+    /// Commit `batch` where `on` says, and answer its members.
+    async fn end(self: &Arc<Self>, batch: Batch, on: CommitOn) -> Result<()> {
+        match on {
+            CommitOn::Caller => self.finish(batch),
+            CommitOn::BlockingPool => {
+                self.handed_off.fetch_add(1, Ordering::Relaxed);
+                let committer = self.clone();
+                tokio::task::spawn_blocking(move || committer.finish(batch))
+                    .await
+                    .map_err(|e| StoreError::Join(e.to_string()))?
             }
-            std::thread::park();
+        }
+    }
+
+    /// Commit `batch` (one fsync), tell its other members how it went (only after the commit
+    /// returned, so no member is answered before its request is durable), and let in the
+    /// members that queued meanwhile.
+    fn finish(&self, batch: Batch) -> Result<()> {
+        let Batch { tx, waiting, .. } = batch;
+        let result = match catch_unwind(AssertUnwindSafe(|| tx.commit())) {
+            Ok(done) => done.map_err(StoreError::from),
+            Err(panic) => Err(panicked(panic.as_ref())),
+        };
+        let outcome = match &result {
+            Ok(()) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                Outcome::Committed
+            }
+            Err(e) => Outcome::Failed(Failure::of(e)),
+        };
+        publish(&waiting, &outcome);
+        self.let_in_queued();
+        result
+    }
+
+    /// The commit in flight returned: let in the members that queued behind it (the next
+    /// batch waits for all of them).
+    fn let_in_queued(&self) {
+        let queued = {
+            let mut open = self.lock();
+            open.committing = false;
+            let queued = std::mem::take(&mut open.queued);
+            open.expected += queued.len();
+            queued
+        };
+        publish(&queued, &Outcome::Enter);
+    }
+
+    /// A queued member went away (its future was dropped). If it was already let in, the open
+    /// batch no longer waits for it, and if it waited for nothing else, end it here.
+    fn leave(self: &Arc<Self>, slot: &Arc<Slot>) {
+        let mut open = self.lock();
+        if let Some(at) = open.queued.iter().position(|s| Arc::ptr_eq(s, slot)) {
+            open.queued.swap_remove(at);
+            return;
+        }
+        open.expected = open.expected.saturating_sub(1);
+        let idle = self.arriving.load(Ordering::SeqCst) == 0 && open.expected == 0;
+        if !idle || open.committing || open.batch.is_none() {
+            return;
+        }
+        open.committing = true;
+        let batch = open.batch.take().expect("checked above");
+        drop(open);
+        let committer = self.clone();
+        let commit = move || {
+            let _ = committer.finish(batch);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(commit)),
+            Err(_) => commit(),
         }
     }
 }
 
-/// Commit `batch` (one fsync) and tell its other members how it went: only after the commit
-/// returned, so no member is answered before its request is durable.
-fn commit(batch: Batch, count_commit: &impl Fn()) -> Result<()> {
-    let result = batch.tx.commit().map_err(StoreError::from);
-    let outcome = match &result {
-        Ok(()) => {
-            count_commit();
-            Outcome::Committed
-        }
-        Err(e) => Outcome::Failed(Failure::of(e)),
-    };
-    publish(&batch.waiting, &outcome);
-    result
+/// A queued member's place: given up if the member's future is dropped while it waits.
+struct Place<'a> {
+    committer: &'a Arc<Committer>,
+    slot: &'a Arc<Slot>,
 }
 
-/// Hand `outcome` to each waiting member and wake exactly those threads.
-fn publish(waiting: &[Arc<Slot>], outcome: &Outcome) {
-    for slot in waiting {
-        // Each slot belongs to one batch, which is ended once.
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.committer.leave(self.slot);
+    }
+}
+
+/// Abort the open batch after its latest request failed with `e`: the others run again.
+fn abort(open: &mut Open, e: StoreError) -> StoreError {
+    let aborted = open.batch.take().expect("still open");
+    // Its writes are undone; an abort that fails leaves nothing committed either.
+    let _ = aborted.tx.abort();
+    publish(&aborted.waiting, &Outcome::Redo);
+    e
+}
+
+/// Wait until `slot` holds an outcome. The outcome is set before the wake, and a wake that
+/// comes before the waker is registered is seen by the second look.
+fn outcome(slot: &Slot) -> impl Future<Output = Outcome> + '_ {
+    poll_fn(move |cx| {
+        if let Some(outcome) = slot.outcome.get() {
+            return Poll::Ready(outcome.clone());
+        }
+        slot.waker.register(cx.waker());
+        match slot.outcome.get() {
+            Some(outcome) => Poll::Ready(outcome.clone()),
+            None => Poll::Pending,
+        }
+    })
+}
+
+/// Hand `outcome` to each slot and wake exactly those members.
+fn publish(slots: &[Arc<Slot>], outcome: &Outcome) {
+    for slot in slots {
+        // Each slot is answered once: by its batch's end, or by the commit it queued behind.
         let _ = slot.outcome.set(outcome.clone());
-        slot.thread.unpark();
+        slot.waker.wake();
     }
+}
+
+fn panicked(payload: &(dyn std::any::Any + Send)) -> StoreError {
+    StoreError::Panicked(super::handle::panic_message(payload))
 }
 
 fn address(db: &Database) -> usize {
@@ -250,7 +411,6 @@ fn address(db: &Database) -> usize {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::AtomicU64;
     use std::time::{Duration, Instant};
 
     use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -297,17 +457,13 @@ mod tests {
     ) -> (Result<()>, Result<()>, u64, usize, Arc<Database>) {
         let db = db();
         let c = Arc::new(Committer::default());
-        let commits = Arc::new(AtomicU64::new(0));
         let runs = Arc::new(AtomicUsize::new(0));
         let second_started = Arc::new(AtomicUsize::new(0));
         let first = {
-            let (db, c, commits, runs) = (db.clone(), c.clone(), commits.clone(), runs.clone());
+            let (db, c, runs) = (db.clone(), c.clone(), runs.clone());
             let started = second_started.clone();
             std::thread::spawn(move || {
-                let count = || {
-                    commits.fetch_add(1, Ordering::SeqCst);
-                };
-                c.write(&db, count, |tx| {
+                c.write_blocking(&db, |tx| {
                     insert(tx, "first")?;
                     if runs.fetch_add(1, Ordering::SeqCst) == 0 {
                         started.store(1, Ordering::SeqCst);
@@ -320,13 +476,9 @@ mod tests {
         while second_started.load(Ordering::SeqCst) == 0 {
             std::thread::yield_now();
         }
-        let count = || {
-            commits.fetch_add(1, Ordering::SeqCst);
-        };
-        let b = c.write(&db, count, second);
+        let b = c.write_blocking(&db, second);
         let a = first.join().unwrap();
-        let n = commits.load(Ordering::SeqCst);
-        (a, b, n, runs.load(Ordering::SeqCst), db)
+        (a, b, c.commits(), runs.load(Ordering::SeqCst), db)
     }
 
     #[test]
@@ -373,38 +525,26 @@ mod tests {
     #[test]
     fn a_lone_request_commits_at_once() {
         let db = db();
-        let c = Committer::default();
-        let commits = AtomicU64::new(0);
+        let c = Arc::new(Committer::default());
         for key in ["a", "b", "c"] {
-            c.write(
-                &db,
-                || {
-                    commits.fetch_add(1, Ordering::SeqCst);
-                },
-                |tx| insert(tx, key),
-            )
-            .unwrap();
+            c.write_blocking(&db, |tx| insert(tx, key)).unwrap();
             assert!(keys(&db).contains(&key.to_string()), "durable on return");
         }
-        assert_eq!(commits.load(Ordering::SeqCst), 3);
+        assert_eq!(c.commits(), 3);
     }
 
     #[test]
     fn many_threads_lose_no_write_and_share_commits() {
         let db = db();
         let c = Arc::new(Committer::default());
-        let commits = Arc::new(AtomicU64::new(0));
         let threads: Vec<_> = (0..8)
             .map(|t| {
-                let (db, c, commits) = (db.clone(), c.clone(), commits.clone());
+                let (db, c) = (db.clone(), c.clone());
                 std::thread::spawn(move || {
                     for i in 0..200 {
                         let key = format!("{t}-{i:03}");
-                        let count = || {
-                            commits.fetch_add(1, Ordering::SeqCst);
-                        };
                         let fail = i % 10 == 0;
-                        let r = c.write(&db, count, |tx| {
+                        let r = c.write_blocking(&db, |tx| {
                             insert(tx, &key)?;
                             if fail {
                                 return Err(StoreError::Rejected("no".into()));
@@ -422,17 +562,40 @@ mod tests {
         let stored = keys(&db);
         assert_eq!(stored.len(), 8 * 180);
         assert!(stored.iter().all(|k| !k.ends_with('0')));
-        assert!(commits.load(Ordering::SeqCst) <= 8 * 180);
+        assert!(c.commits() <= 8 * 180);
     }
 
-    /// Every member returns only once its batch is committed (a read begun right after sees
-    /// its write, or, for a failed request, not), and with many writers at once none is left
-    /// parked: a wake-up given before the commit, given to the wrong member or lost fails here
-    /// (a lost one as a writer that never returns).
+    /// One writer's loop: every write is durable on return (a read begun right after sees it,
+    /// or, for a failed request, not).
+    async fn writes(c: Arc<Committer>, db: Arc<Database>, who: String, on: CommitOn) {
+        const WRITES: usize = 150;
+        for i in 0..WRITES {
+            let key = format!("{who}-{i:03}");
+            let fail = i % 7 == 3;
+            let r = c
+                .write(&db, on, |tx| {
+                    insert(tx, &key)?;
+                    if fail {
+                        return Err(StoreError::Rejected("no".into()));
+                    }
+                    Ok(())
+                })
+                .await;
+            assert_eq!(r.is_err(), fail, "{key}: {r:?}");
+            let read = db.begin_read().unwrap();
+            let seen = read.open_table(T).unwrap().get(key.as_str()).unwrap();
+            assert_eq!(seen.is_some(), !fail, "{key} committed before its answer");
+        }
+    }
+
+    /// Every member returns only once its batch is committed, and with many writers at once
+    /// (threads that block and async tasks on two workers, in the same batches) none is left
+    /// waiting: a wake-up given before the commit, given to the wrong member or lost fails
+    /// here (a lost one as a writer that never returns).
     #[test]
     fn every_member_returns_after_its_batch_is_committed_and_none_is_left_waiting() {
-        const THREADS: usize = 16;
-        const WRITES: usize = 150;
+        const THREADS: usize = 8;
+        const TASKS: usize = 16;
         let db = db();
         let c = Arc::new(Committer::default());
         let (done, finished) = std::sync::mpsc::channel();
@@ -440,30 +603,23 @@ mod tests {
             let (db, c, done) = (db.clone(), c.clone(), done.clone());
             std::thread::spawn(move || {
                 let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    for i in 0..WRITES {
-                        let key = format!("{t:02}-{i:03}");
-                        let fail = i % 7 == 3;
-                        let r = c.write(
-                            &db,
-                            || {},
-                            |tx| {
-                                insert(tx, &key)?;
-                                if fail {
-                                    return Err(StoreError::Rejected("no".into()));
-                                }
-                                Ok(())
-                            },
-                        );
-                        assert_eq!(r.is_err(), fail, "{key}: {r:?}");
-                        let read = db.begin_read().unwrap();
-                        let seen = read.open_table(T).unwrap().get(key.as_str()).unwrap();
-                        assert_eq!(seen.is_some(), !fail, "{key} committed before its answer");
-                    }
+                    futures_executor::block_on(writes(c, db, format!("t{t:02}"), CommitOn::Caller))
                 }));
                 let _ = done.send(run);
             });
         }
-        for _ in 0..THREADS {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        for t in 0..TASKS {
+            let (db, c, done) = (db.clone(), c.clone(), done.clone());
+            runtime.spawn(async move {
+                let task = tokio::spawn(writes(c, db, format!("a{t:02}"), CommitOn::BlockingPool));
+                let _ = done.send(task.await.map_err(|e| e.into_panic()));
+            });
+        }
+        for _ in 0..THREADS + TASKS {
             let run = finished
                 .recv_timeout(Duration::from_secs(120))
                 .expect("a writer never returned: its wake-up was lost");
@@ -471,7 +627,51 @@ mod tests {
                 std::panic::resume_unwind(panic);
             }
         }
-        let failed_per_thread = (0..WRITES).filter(|i| i % 7 == 3).count();
-        assert_eq!(keys(&db).len(), THREADS * (WRITES - failed_per_thread));
+        let failed_per_writer = (0..150).filter(|i| i % 7 == 3).count();
+        assert_eq!(
+            keys(&db).len(),
+            (THREADS + TASKS) * (150 - failed_per_writer)
+        );
+        assert!(c.commits() < ((THREADS + TASKS) * 150) as u64);
+    }
+
+    /// Members that arrive while a commit is in flight queue behind it and share the next
+    /// transaction; one whose future is dropped after it was let in does not leave the others
+    /// waiting for it: the batch is ended on its way out.
+    #[test]
+    fn queued_members_share_the_next_batch_and_a_dropped_one_leaves_nobody_waiting() {
+        let db = db();
+        let c = Arc::new(Committer::default());
+        c.lock().committing = true;
+        let mut a = Box::pin(c.write(&db, CommitOn::Caller, |tx| insert(tx, "a")));
+        let mut b = Box::pin(c.write(&db, CommitOn::Caller, |tx| insert(tx, "b")));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(a.as_mut().poll(&mut cx).is_pending());
+        assert!(b.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(
+            c.lock().queued.len(),
+            2,
+            "both wait for the commit in flight"
+        );
+        // The commit in flight returns: both are let in.
+        c.let_in_queued();
+        assert!(
+            a.as_mut().poll(&mut cx).is_pending(),
+            "a ran and waits for b"
+        );
+        assert_eq!(c.commits(), 0);
+        drop(b);
+        assert!(
+            matches!(a.as_mut().poll(&mut cx), Poll::Ready(Ok(()))),
+            "b's departure ended the batch"
+        );
+        assert_eq!(c.commits(), 1);
+        assert_eq!(keys(&db), vec!["a"]);
+        // A member dropped while still queued just gives up its place.
+        c.lock().committing = true;
+        let mut d = Box::pin(c.write(&db, CommitOn::Caller, |tx| insert(tx, "d")));
+        assert!(d.as_mut().poll(&mut cx).is_pending());
+        drop(d);
+        assert!(c.lock().queued.is_empty());
     }
 }

@@ -37,8 +37,6 @@ pub(super) struct Handle {
     /// The database file, or `None` for an in-memory store.
     file: Option<PathBuf>,
     state: RwLock<State>,
-    /// Durable write commits since this handle was made (an in-memory store counts them too).
-    commits: AtomicU64,
     /// Write requests made since this handle was made (several may share one commit).
     requests: AtomicU64,
     /// `fdatasync` calls redb made on the file since this handle was made, counted where they
@@ -77,7 +75,6 @@ impl Handle {
         Ok(Self {
             file: Some(path.to_path_buf()),
             state: RwLock::new(State::Open(Arc::new(db))),
-            commits: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             syncs,
             handoffs: AtomicU64::new(0),
@@ -88,7 +85,6 @@ impl Handle {
         Self {
             file: None,
             state: RwLock::new(State::Open(Arc::new(db))),
-            commits: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             syncs: Arc::default(),
             handoffs: AtomicU64::new(0),
@@ -106,6 +102,14 @@ impl Handle {
         };
         // Let go of the handle before a failover closes it.
         drop(db);
+        self.settle(result)
+    }
+
+    /// What an access that ended with `result` means for the handle: an error that concerns
+    /// the file (I/O, a panic, a corruption report) fails the handle over (see the module
+    /// doc). For accesses that hold the database themselves ([`Handle::current`]) and have let
+    /// go of it: an async write request.
+    pub(super) fn settle<T>(&self, result: Result<T>) -> Result<T> {
         let Err(e) = result else { return result };
         match (classify(&e), &self.file) {
             (Some(failure), Some(path)) => Err(self.block(|| self.fail(path, failure, e))),
@@ -120,7 +124,7 @@ impl Handle {
     /// where `block_in_place` is not allowed) it simply runs.
     pub(super) fn block<T>(&self, f: impl FnOnce() -> T) -> T {
         if OFF_WORKER.get() || !on_multi_thread_runtime() {
-            return f();
+            return off_worker(f);
         }
         self.count_handoff();
         tokio::task::block_in_place(|| off_worker(f))
@@ -136,11 +140,6 @@ impl Handle {
         self.handoffs.load(Ordering::Relaxed)
     }
 
-    /// Count one durable commit (see [`Handle::commits`]).
-    pub(super) fn count_commit(&self) {
-        self.commits.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Count one write request (see [`Handle::requests`]).
     pub(super) fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -151,17 +150,13 @@ impl Handle {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// Durable commits this process made through this handle.
-    pub(super) fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
-    }
-
     /// `fdatasync` calls on the file this process made through this handle (0 in memory).
     pub(super) fn syncs(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
     }
 
-    fn current(&self) -> Result<Arc<Database>> {
+    /// The database to access now (reopening it first after a failure, when that is due).
+    pub(super) fn current(&self) -> Result<Arc<Database>> {
         {
             let state = self.read_state();
             match &*state {
@@ -301,6 +296,12 @@ pub(super) fn off_worker<T>(f: impl FnOnce() -> T) -> T {
     }
     let _reset = Reset(OFF_WORKER.replace(true));
     f()
+}
+
+/// Whether this thread may block: it is marked so ([`off_worker`]), or it runs no tokio
+/// runtime at all.
+pub(super) fn may_block_here() -> bool {
+    OFF_WORKER.get() || tokio::runtime::Handle::try_current().is_err()
 }
 
 /// Whether this thread runs inside a multi-threaded tokio runtime (a worker, or its

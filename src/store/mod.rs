@@ -328,21 +328,40 @@ impl Store {
     /// counted in tests so that a cut handoff stays cut, and printed per order by
     /// `benches/replay_throughput`.
     pub fn handoff_count(&self) -> u64 {
-        self.handle.handoffs()
+        self.handle.handoffs() + self.committer.handoffs()
     }
 
     /// One write request: `f` runs in a write transaction, and this returns once that
     /// transaction is committed (durable); an error from `f` undoes everything `f` wrote.
     /// Requests arriving together share one transaction and one fsync (`commit.rs`, which
     /// also says why `f` is `Fn`: it may run again). Guarded like every access (`handle.rs`).
-    /// Waiting for the commit blocks, so a write called on an async worker leaves it first
-    /// (`Handle::block`): the one handoff a write costs.
+    /// This waits for the commit by blocking, so called on an async worker it leaves the
+    /// worker first (`Handle::block`): a thread handoff. The pipeline's hot requests use
+    /// [`Store::write_async`] instead.
     fn write<T>(&self, f: impl Fn(&WriteTransaction) -> Result<T>) -> Result<T> {
+        self.handle
+            .block(|| futures_executor::block_on(self.write_async(f)))
+    }
+
+    /// [`Store::write`] for async callers: the request runs on the caller's worker, the wait
+    /// for the commit is an `await` (no thread leaves the runtime), and the commit of a batch
+    /// this request ends runs on tokio's blocking pool. Called from a thread that may block
+    /// (inside [`Store::write`], a `Store::call`, no runtime) it commits on that thread.
+    pub(super) async fn write_async<T>(
+        &self,
+        f: impl Fn(&WriteTransaction) -> Result<T>,
+    ) -> Result<T> {
         self.handle.count_request();
-        self.handle.block(|| {
-            self.handle
-                .run(|db| self.committer.write(db, || self.handle.count_commit(), &f))
-        })
+        let on = if handle::may_block_here() {
+            commit::CommitOn::Caller
+        } else {
+            commit::CommitOn::BlockingPool
+        };
+        let db = self.handle.current()?;
+        let result = self.committer.write(&db, on, f).await;
+        // Let go of the handle before a failover closes it.
+        drop(db);
+        self.handle.settle(result)
     }
 
     /// Write requests this process has made since it opened the store (requests that arrive
@@ -356,7 +375,7 @@ impl Store {
     /// exports it as `xianyu_shopd_store_commits_total` and `benches/replay_throughput`
     /// divides it by orders.
     pub fn commit_count(&self) -> u64 {
-        self.handle.commits()
+        self.committer.commits()
     }
 
     /// `fdatasync` calls this process has made on the store file since it opened it, counted
