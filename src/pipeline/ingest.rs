@@ -30,11 +30,7 @@ pub(super) async fn ingest(
     }
     let start = first_run(config);
     let early = super::stock::early(config);
-    let outcome = store
-        .run_here(move |s| match &early {
-            Some(early) => s.ingest_reserving(&ev, &start, early.as_ref()),
-            None => s.ingest(&ev, &start),
-        })
-        .await?;
-    Ok(outcome)
+    let none: &crate::store::EarlyReserve = &|_| None;
+    let early = early.as_deref().unwrap_or(none);
+    Ok(store.ingest_reserving_async(&ev, &start, early).await?)
 }

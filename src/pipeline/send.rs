@@ -50,7 +50,7 @@ pub(super) async fn step(
     };
     let on_unknown = (!reads_back).then_some(&needs_human as &(dyn Fn() -> _ + Sync));
     let arm = reads_back.then(|| readback::arming(ctx, params));
-    let (begin, built) = claim(ctx, plan, on_unknown, arm.as_ref())?;
+    let (begin, built) = claim(ctx, plan, on_unknown, arm.as_ref()).await?;
     let (order, attempt, part) = match begin {
         BeginDelivery::Go {
             order,
@@ -88,7 +88,7 @@ pub(super) async fn step(
 
 /// Claim the send step (and register the first part's echo) in one transaction; the content
 /// is built inside it and returned with the answer.
-fn claim(
+async fn claim(
     ctx: &StageCtx<'_>,
     plan: &Plan,
     on_unknown: Option<&(dyn Fn() -> Vec<crate::store::OutboxDraft> + Sync)>,
@@ -110,7 +110,10 @@ fn claim(
         echo: Some(&echo),
         read_back: arm,
     };
-    let begin = ctx.store_op(|s| s.begin_send_with(&oid, &with, &mut build))?;
+    let begin = ctx
+        .store
+        .begin_send_with_async(&oid, &with, &mut build)
+        .await?;
     Ok((begin, lock().take()))
 }
 
@@ -175,7 +178,10 @@ async fn send_parts(
             echo: Some(echo),
             read_back: arm.as_ref(),
         };
-        let next = ctx.store_op(|st| st.finish_part_with(&oid, part, &result, &finish))?;
+        let next = ctx
+            .store
+            .finish_part_with_async(&oid, part, &result, &finish)
+            .await?;
         let done = match next {
             PartNext::Next(j) => {
                 part = j;

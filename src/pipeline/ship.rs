@@ -209,8 +209,10 @@ async fn confirm_step(
     };
     let attempted = confirm(ctx, &request).await;
     let done = last.then(|| job_done(ctx, plan)).flatten();
-    let state =
-        ctx.store_op(|s| s.finish_step(&oid, &attempted.result, last, &[], done.as_ref()))?;
+    let state = ctx
+        .store
+        .finish_step_async(&oid, &attempted.result, last, &[], done.as_ref())
+        .await?;
     Ok(match attempted.result {
         StepResult::FailedSafe { reason } => StepEnd::End(after_failure(
             ctx,

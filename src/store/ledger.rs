@@ -268,8 +268,20 @@ impl Store {
         alerts: &[OutboxDraft],
         done: Option<&jobs::JobDone>,
     ) -> Result<DeliveryState> {
+        self.wait(self.finish_step_async(order_id, result, last, alerts, done))
+    }
+
+    /// [`Store::finish_step`] for async callers ([`Store::write_async`]).
+    pub async fn finish_step_async(
+        &self,
+        order_id: &str,
+        result: &StepResult,
+        last: bool,
+        alerts: &[OutboxDraft],
+        done: Option<&jobs::JobDone>,
+    ) -> Result<DeliveryState> {
         let now = self.now();
-        self.write(|tx| {
+        self.write_async(|tx| {
             let mut rec = load(tx, order_id)?;
             match result {
                 StepResult::SendAccepted {
@@ -330,6 +342,7 @@ impl Store {
             outbox::enqueue(tx, alerts, now)?;
             Ok(rec.state)
         })
+        .await
     }
 
     /// Hand the order to the seller: classification, short stock, disabled shipping, retries

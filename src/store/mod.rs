@@ -339,8 +339,13 @@ impl Store {
     /// worker first (`Handle::block`): a thread handoff. The pipeline's hot requests use
     /// [`Store::write_async`] instead.
     fn write<T>(&self, f: impl Fn(&WriteTransaction) -> Result<T>) -> Result<T> {
-        self.handle
-            .block(|| futures_executor::block_on(self.write_async(f)))
+        self.wait(self.write_async(f))
+    }
+
+    /// Run a store future to its end on this thread, blocking (a sync store method that
+    /// shares its body with an async one): leaves an async worker first, as [`Store::write`].
+    fn wait<T>(&self, request: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.handle.block(|| futures_executor::block_on(request))
     }
 
     /// [`Store::write`] for async callers: the request runs on the caller's worker, the wait

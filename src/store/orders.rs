@@ -69,8 +69,18 @@ impl Store {
         start: &NextRun,
         early: &EarlyReserve,
     ) -> Result<IngestOutcome> {
+        self.wait(self.ingest_reserving_async(ev, start, early))
+    }
+
+    /// [`Store::ingest_reserving`] for async callers ([`Store::write_async`]).
+    pub async fn ingest_reserving_async(
+        &self,
+        ev: &OrderEvent,
+        start: &NextRun,
+        early: &EarlyReserve,
+    ) -> Result<IngestOutcome> {
         let now = self.now();
-        self.write(|tx| {
+        self.write_async(|tx| {
             if let Some(msg) = &ev.source_msg_id {
                 let key = format!("msg:{}:{msg}", ev.account);
                 let mut seen = tx.open_table(SEEN)?;
@@ -133,6 +143,7 @@ impl Store {
                 repeat_message: false,
             })
         })
+        .await
     }
 
     pub fn order(&self, order_id: &str) -> Result<Option<OrderRecord>> {

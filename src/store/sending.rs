@@ -157,7 +157,7 @@ impl Store {
         &self,
         order_id: &str,
         on_unknown: &[OutboxDraft],
-        build: &mut dyn FnMut(&OrderRecord, &[String]) -> Result<Vec<PartPlan>, String>,
+        build: &mut (dyn FnMut(&OrderRecord, &[String]) -> Result<Vec<PartPlan>, String> + Send),
     ) -> Result<BeginDelivery> {
         let drafts = || on_unknown.to_vec();
         let claim = SendClaim {
@@ -173,12 +173,23 @@ impl Store {
         &self,
         order_id: &str,
         with: &SendClaim<'_>,
-        build: &mut dyn FnMut(&OrderRecord, &[String]) -> Result<Vec<PartPlan>, String>,
+        build: &mut (dyn FnMut(&OrderRecord, &[String]) -> Result<Vec<PartPlan>, String> + Send),
+    ) -> Result<BeginDelivery> {
+        self.wait(self.begin_send_with_async(order_id, with, build))
+    }
+
+    /// [`Store::begin_send_with`] for async callers ([`Store::write_async`]).
+    pub async fn begin_send_with_async(
+        &self,
+        order_id: &str,
+        with: &SendClaim<'_>,
+        build: &mut (dyn FnMut(&OrderRecord, &[String]) -> Result<Vec<PartPlan>, String> + Send),
     ) -> Result<BeginDelivery> {
         let now = self.now();
-        // A write request may run again (group commit); `build` then renders again.
-        let build = RefCell::new(build);
-        self.write(|tx| {
+        // A write request may run again (group commit); `build` then renders again. A mutex,
+        // not a cell: the request is held across the commit's await, on any worker.
+        let build = std::sync::Mutex::new(build);
+        self.write_async(|tx| {
             let mut rec = ledger::load(tx, order_id)?;
             let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
                 .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
@@ -194,8 +205,8 @@ impl Store {
                 return Ok(BeginDelivery::NotShippable(why));
             }
             let keys = keys_of(tx, &rec)?;
-            let planned =
-                (build.borrow_mut())(&order, &keys).and_then(|plans| adopt(&mut rec, plans));
+            let planned = (build.lock().unwrap_or_else(|p| p.into_inner()))(&order, &keys)
+                .and_then(|plans| adopt(&mut rec, plans));
             rec.attempts += 1;
             let attempt = rec.attempts;
             if let Err(reason) = planned {
@@ -227,6 +238,7 @@ impl Store {
                 part,
             })
         })
+        .await
     }
 
     /// An image upload failed before any part was claimed: nothing left and nothing was
@@ -287,8 +299,19 @@ impl Store {
         result: &PartResult,
         with: &PartFinish<'_>,
     ) -> Result<PartNext> {
+        self.wait(self.finish_part_with_async(order_id, index, result, with))
+    }
+
+    /// [`Store::finish_part_with`] for async callers ([`Store::write_async`]).
+    pub async fn finish_part_with_async(
+        &self,
+        order_id: &str,
+        index: usize,
+        result: &PartResult,
+        with: &PartFinish<'_>,
+    ) -> Result<PartNext> {
         let now = self.now();
-        self.write(|tx| {
+        self.write_async(|tx| {
             let mut rec = ledger::load(tx, order_id)?;
             if index >= rec.parts.len() {
                 return Err(StoreError::Rejected(format!(
@@ -348,6 +371,7 @@ impl Store {
             outbox::enqueue(tx, with.alerts, now)?;
             Ok(next)
         })
+        .await
     }
 
     /// Claim the follow-up message of a delivered order (`build` renders it from the order and
