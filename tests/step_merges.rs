@@ -115,22 +115,24 @@ async fn short_stock_at_ingest_hands_over_at_once_and_schedules_nothing() {
     );
 }
 
-/// Thread handoffs (issue 15): a write request leaves the async worker once, while it waits
-/// for its commit, and the reads around it (the job still scheduled, the order, the keys
-/// already held, no read-back pending) run where the stage runs. So a zero-delay order costs
-/// one handoff per write request, plus the scheduler's scan of due jobs; a read sent through
-/// the blocking pool again fails here.
+/// Thread handoffs (issue 15): a write request awaits its commit on the async worker, and
+/// the member that ends a batch hands only the commit to the blocking pool; the reads around
+/// it (the job still scheduled, the order, the keys already held, no read-back pending) run
+/// where the stage runs. A lone order commits each write alone: one handoff per write, plus
+/// the scheduler's scan of due jobs. Orders that arrive together share commits, and so
+/// handoffs: a write that waits by leaving the worker, or a read sent through the blocking
+/// pool, fails here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_leaves_the_async_worker_only_to_wait_for_its_writes() {
+async fn an_order_leaves_the_async_worker_only_to_commit() {
     let h = Harness::default_shop();
-    h.import_keys(3);
+    h.import_keys(40);
     let (handoffs, requests) = (h.store.handoff_count(), h.store.write_request_count());
     h.ingest(event("M1", Paid, CARD_ITEM)).await;
     assert_eq!(h.store.write_request_count() - requests, 1);
     assert_eq!(
         h.store.handoff_count() - handoffs,
         1,
-        "the ingest's write only"
+        "the ingest's commit only"
     );
 
     let (handoffs, requests) = (h.store.handoff_count(), h.store.write_request_count());
@@ -141,7 +143,34 @@ async fn an_order_leaves_the_async_worker_only_to_wait_for_its_writes() {
     assert_eq!(
         h.store.handoff_count() - handoffs,
         writes + 1,
-        "one per write request and one for the scan of due jobs; no read leaves the worker"
+        "one per commit and one for the scan of due jobs; no read leaves the worker"
+    );
+
+    // A burst: 32 payments at once share commits, and a handoff is a commit.
+    let (handoffs, requests, commits) = (
+        h.store.handoff_count(),
+        h.store.write_request_count(),
+        h.store.commit_count(),
+    );
+    let burst: Vec<_> = (0..32)
+        .map(|i| {
+            let runner = h.shop.runner.clone();
+            tokio::spawn(async move {
+                runner
+                    .ingest(event(&format!("B{i}"), Paid, CARD_ITEM))
+                    .await
+            })
+        })
+        .collect();
+    for task in burst {
+        task.await.unwrap().unwrap();
+    }
+    let commits = h.store.commit_count() - commits;
+    assert_eq!(h.store.write_request_count() - requests, 32);
+    assert_eq!(
+        h.store.handoff_count() - handoffs,
+        commits,
+        "a write that shares a batch hands nothing off"
     );
 }
 

@@ -80,8 +80,9 @@ impl StageCtx<'_> {
     }
 
     /// Run a store operation here, on the stage's own thread: reads cost no thread handoff,
-    /// and a write request leaves the async worker only while it waits for its commit
-    /// (`Store::run_here` says why that is safe).
+    /// and a blocking write request leaves the async worker only while it waits for its commit
+    /// (`Store::run_here` says why that is safe). The hot writes (send claim, part and step
+    /// results) are awaited on `ctx.store` instead (`Store::write_async`).
     pub fn store_op<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
         f(self.store)
     }

@@ -7,10 +7,10 @@
 //!
 //! The database is opened in redb's multi-writer mode so that `cards import`, `orders` and
 //! `backup` work while the daemon runs (they do not take the daemon lock); the "one daemon per
-//! state dir" rule is a separate OS lock on the state directory ([`DaemonLock`]). All methods
-//! are blocking; async callers use [`Store::run_here`] for point reads and write requests
-//! (only a write's wait for its commit leaves the async worker) and [`Store::call`] for long
-//! scans.
+//! state dir" rule is a separate OS lock on the state directory ([`DaemonLock`]). Methods are
+//! blocking, except the pipeline's hot write requests (`*_async`, see [`Store::write_async`]);
+//! async callers use [`Store::run_here`] for point reads and other write requests and
+//! [`Store::call`] for long scans.
 
 mod aftersale;
 mod audit;
@@ -300,13 +300,11 @@ impl Store {
     }
 
     /// Run short store work on the calling task's own thread: a point read costs no thread
-    /// handoff, and only what blocks leaves the async worker, through `block_in_place`: a
-    /// write request waiting for its batch's commit and fsync, a reopen after a failure
-    /// ([`Store::write`], `handle.rs`). A read is served from redb's page cache (a cache miss
-    /// is one `pread` of a page) and never waits for a commit: redb holds its header lock for
-    /// one header write at a time, not across an fsync. So a tokio worker is never blocked on
-    /// a write or an fsync, and a pipeline step that only reads (the job still scheduled, the
-    /// order, a reservation already held) costs nothing but the read.
+    /// handoff. A read is served from redb's page cache (a cache miss is one `pread` of a page)
+    /// and never waits for a commit: redb holds its header lock for one header write at a
+    /// time, not across an fsync. A blocking write request in `f` leaves the async worker for
+    /// its wait (`block_in_place`, [`Store::write`]); the pipeline's hot writes await instead
+    /// ([`Store::write_async`]).
     ///
     /// Only for work that is short when it does not block: point reads and write requests.
     /// On a current-thread runtime (where `block_in_place` is not allowed) this is
