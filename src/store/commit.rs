@@ -177,7 +177,7 @@ impl Committer {
     ) -> Result<T> {
         let mut let_in = false;
         loop {
-            let entered = self.enter(db, &request, let_in);
+            let entered = self.enter(db, &request, let_in, on);
             let_in = false;
             match entered {
                 Entered::Done(result) => return result,
@@ -232,6 +232,7 @@ impl Committer {
         db: &Database,
         request: &impl Fn(&WriteTransaction) -> Result<T>,
         let_in: bool,
+        on: CommitOn,
     ) -> Entered<T> {
         self.arriving.fetch_add(1, Ordering::SeqCst);
         let mut open = self.lock();
@@ -268,7 +269,10 @@ impl Committer {
             Ok(Err(e)) => return Entered::Done(Err(abort(&mut open, e))),
             Err(panic) => return Entered::Done(Err(abort(&mut open, panicked(panic.as_ref())))),
         };
-        let alone = self.arriving.load(Ordering::SeqCst) == 0 && open.expected == 0;
+        // A member that blocks never waits for let-in members: they may be tasks of the very
+        // thread it would block (a current-thread runtime); they run in the next batch.
+        let let_ins_done = open.expected == 0 || on == CommitOn::Caller;
+        let alone = self.arriving.load(Ordering::SeqCst) == 0 && let_ins_done;
         let batch = open.batch.as_mut().expect("still open");
         if alone || batch.waiting.len() + 1 >= MAX_BATCH {
             let batch = open.batch.take().expect("still open");
@@ -280,18 +284,21 @@ impl Committer {
         Entered::Ran(out, slot)
     }
 
-    /// Commit `batch` where `on` says, and answer its members.
+    /// Commit `batch` where `on` says (inline where there is no blocking pool), and answer
+    /// its members.
     async fn end(self: &Arc<Self>, batch: Batch, on: CommitOn) -> Result<()> {
-        match on {
-            CommitOn::Caller => self.finish(batch),
-            CommitOn::BlockingPool => {
-                self.handed_off.fetch_add(1, Ordering::Relaxed);
-                let committer = self.clone();
-                tokio::task::spawn_blocking(move || committer.finish(batch))
-                    .await
-                    .map_err(|e| StoreError::Join(e.to_string()))?
-            }
-        }
+        let pool = match on {
+            CommitOn::Caller => None,
+            CommitOn::BlockingPool => tokio::runtime::Handle::try_current().ok(),
+        };
+        let Some(pool) = pool else {
+            return self.finish(batch);
+        };
+        self.handed_off.fetch_add(1, Ordering::Relaxed);
+        let committer = self.clone();
+        pool.spawn_blocking(move || committer.finish(batch))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
     /// Commit `batch` (one fsync), tell its other members how it went (only after the commit
@@ -643,8 +650,10 @@ mod tests {
         let db = db();
         let c = Arc::new(Committer::default());
         c.lock().committing = true;
-        let mut a = Box::pin(c.write(&db, CommitOn::Caller, |tx| insert(tx, "a")));
-        let mut b = Box::pin(c.write(&db, CommitOn::Caller, |tx| insert(tx, "b")));
+        // Async members (the batch waits for let-in async members; see below for blocking
+        // ones). No runtime here: the one commit below is made by b's departure, inline.
+        let mut a = Box::pin(c.write(&db, CommitOn::BlockingPool, |tx| insert(tx, "a")));
+        let mut b = Box::pin(c.write(&db, CommitOn::BlockingPool, |tx| insert(tx, "b")));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         assert!(a.as_mut().poll(&mut cx).is_pending());
         assert!(b.as_mut().poll(&mut cx).is_pending());
@@ -673,5 +682,29 @@ mod tests {
         assert!(d.as_mut().poll(&mut cx).is_pending());
         drop(d);
         assert!(c.lock().queued.is_empty());
+    }
+
+    /// A member that blocks its thread never waits for let-in members that have not run yet
+    /// (on a current-thread runtime they would be tasks of that very thread): it commits what
+    /// ran, and they run in the next batch.
+    #[test]
+    fn a_blocking_member_does_not_wait_for_let_in_members() {
+        let db = db();
+        let c = Arc::new(Committer::default());
+        c.lock().committing = true;
+        let mut task = Box::pin(c.write(&db, CommitOn::BlockingPool, |tx| insert(tx, "task")));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(task.as_mut().poll(&mut cx).is_pending());
+        let mut thread = Box::pin(c.write(&db, CommitOn::Caller, |tx| insert(tx, "thread")));
+        assert!(thread.as_mut().poll(&mut cx).is_pending());
+        c.let_in_queued();
+        assert!(
+            matches!(thread.as_mut().poll(&mut cx), Poll::Ready(Ok(()))),
+            "the blocking member committed without waiting for the task"
+        );
+        assert_eq!(keys(&db), vec!["thread"]);
+        assert!(matches!(task.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+        assert_eq!(keys(&db), vec!["task", "thread"]);
+        assert_eq!(c.commits(), 2);
     }
 }
