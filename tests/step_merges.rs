@@ -116,7 +116,7 @@ async fn short_stock_at_ingest_hands_over_at_once_and_schedules_nothing() {
 }
 
 /// Thread handoffs (issue 15): a write request awaits its commit on the async worker, and
-/// the member that ends a batch hands only the commit to the blocking pool; the reads around
+/// the member that ends a batch leaves its worker only for the commit; the reads around
 /// it (the job still scheduled, the order, the keys already held, no read-back pending) run
 /// where the stage runs. A lone order commits each write alone: one handoff per write, plus
 /// the scheduler's scan of due jobs. Orders that arrive together share commits, and so

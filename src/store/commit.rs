@@ -13,10 +13,11 @@
 //! not be `Send` or `'static`, and no request is ever acknowledged before the batch holding it
 //! is durable: a stage still gets its answer only after its step is on disk.
 //!
-//! **Nobody blocks an async worker.** A member that ran its request and waits for the commit
-//! awaits its [`Slot`] (a waker, not a parked thread). The commit itself (flush and fsync)
-//! runs on tokio's blocking pool when it is ended by an async member, inline when by a
-//! blocking one. redb begins no write transaction while a commit is in flight, so a member
+//! **Only the commit leaves an async worker.** A member that ran its request and waits for the
+//! commit awaits its [`Slot`] (a waker, not a parked thread). The member that ends a batch
+//! commits it (flush and fsync) on its own thread: an async member first hands its worker's
+//! other tasks to another thread (`block_in_place`), so one thread handoff per batch, not per
+//! request. redb begins no write transaction while a commit is in flight, so a member
 //! that arrives then does not call `begin_write` (it would block its worker for the fsync):
 //! it queues, and the commit, once returned, lets the queued members in; they run in the next
 //! transaction, which waits for all of them. That is where batches come from: everything that
@@ -61,7 +62,8 @@ pub(super) struct Committer {
     open: Mutex<Open>,
     /// Durable commits made (a batch is one).
     commits: AtomicU64,
-    /// Commits handed to tokio's blocking pool (thread handoffs, counted per order by the
+    /// Commits that made an async member leave its worker (thread handoffs, counted per order
+    /// by the
     /// bench).
     handed_off: AtomicU64,
 }
@@ -110,8 +112,9 @@ enum Outcome {
 pub(super) enum CommitOn {
     /// On the member's own thread, which may block.
     Caller,
-    /// On tokio's blocking pool, awaited: the member is an async task on a worker.
-    BlockingPool,
+    /// On the worker thread of an async member, which first hands its other tasks to another
+    /// thread (`block_in_place`; a current-thread runtime uses its blocking pool).
+    Worker,
 }
 
 /// A commit error in a form every member can rebuild (`StoreError` is not `Clone`).
@@ -216,7 +219,7 @@ impl Committer {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Commits handed to tokio's blocking pool.
+    /// Commits that made an async member leave its worker.
     pub(super) fn handoffs(&self) -> u64 {
         self.handed_off.load(Ordering::Relaxed)
     }
@@ -284,14 +287,21 @@ impl Committer {
         Entered::Ran(out, slot)
     }
 
-    /// Commit `batch` where `on` says (inline where there is no blocking pool), and answer
-    /// its members.
+    /// Commit `batch` where `on` says, and answer its members. An async member on a
+    /// multi-threaded runtime commits on its own thread after handing its worker's other
+    /// tasks to another thread (`block_in_place`): the commit starts at once, where a blocking
+    /// pool thread would first have to be woken and scheduled (on a busy machine, milliseconds
+    /// on every batch's critical path). A current-thread runtime, which refuses
+    /// `block_in_place`, commits on its blocking pool; with no runtime, inline.
     async fn end(self: &Arc<Self>, batch: Batch, on: CommitOn) -> Result<()> {
-        let pool = match on {
-            CommitOn::Caller => None,
-            CommitOn::BlockingPool => tokio::runtime::Handle::try_current().ok(),
-        };
-        let Some(pool) = pool else {
+        if on == CommitOn::Caller {
+            return self.finish(batch);
+        }
+        if super::handle::on_multi_thread_runtime() {
+            self.handed_off.fetch_add(1, Ordering::Relaxed);
+            return tokio::task::block_in_place(|| self.finish(batch));
+        }
+        let Ok(pool) = tokio::runtime::Handle::try_current() else {
             return self.finish(batch);
         };
         self.handed_off.fetch_add(1, Ordering::Relaxed);
@@ -622,7 +632,7 @@ mod tests {
         for t in 0..TASKS {
             let (db, c, done) = (db.clone(), c.clone(), done.clone());
             runtime.spawn(async move {
-                let task = tokio::spawn(writes(c, db, format!("a{t:02}"), CommitOn::BlockingPool));
+                let task = tokio::spawn(writes(c, db, format!("a{t:02}"), CommitOn::Worker));
                 let _ = done.send(task.await.map_err(|e| e.into_panic()));
             });
         }
@@ -652,8 +662,8 @@ mod tests {
         c.lock().committing = true;
         // Async members (the batch waits for let-in async members; see below for blocking
         // ones). No runtime here: the one commit below is made by b's departure, inline.
-        let mut a = Box::pin(c.write(&db, CommitOn::BlockingPool, |tx| insert(tx, "a")));
-        let mut b = Box::pin(c.write(&db, CommitOn::BlockingPool, |tx| insert(tx, "b")));
+        let mut a = Box::pin(c.write(&db, CommitOn::Worker, |tx| insert(tx, "a")));
+        let mut b = Box::pin(c.write(&db, CommitOn::Worker, |tx| insert(tx, "b")));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         assert!(a.as_mut().poll(&mut cx).is_pending());
         assert!(b.as_mut().poll(&mut cx).is_pending());
@@ -692,7 +702,7 @@ mod tests {
         let db = db();
         let c = Arc::new(Committer::default());
         c.lock().committing = true;
-        let mut task = Box::pin(c.write(&db, CommitOn::BlockingPool, |tx| insert(tx, "task")));
+        let mut task = Box::pin(c.write(&db, CommitOn::Worker, |tx| insert(tx, "task")));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         assert!(task.as_mut().poll(&mut cx).is_pending());
         let mut thread = Box::pin(c.write(&db, CommitOn::Caller, |tx| insert(tx, "thread")));

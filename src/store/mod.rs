@@ -348,7 +348,8 @@ impl Store {
 
     /// [`Store::write`] for async callers: the request runs on the caller's worker, the wait
     /// for the commit is an `await` (no thread leaves the runtime), and the commit of a batch
-    /// this request ends runs on tokio's blocking pool. Called from a thread that may block
+    /// this request ends runs on this thread after the worker's other tasks were handed away
+    /// (`commit.rs`). Called from a thread that may block
     /// (inside [`Store::write`], a `Store::call`, no runtime) it commits on that thread.
     pub(super) async fn write_async<T>(
         &self,
@@ -358,7 +359,7 @@ impl Store {
         let on = if handle::may_block_here() {
             commit::CommitOn::Caller
         } else {
-            commit::CommitOn::BlockingPool
+            commit::CommitOn::Worker
         };
         let db = self.handle.current()?;
         let result = self.committer.write(&db, on, f).await;
