@@ -13,11 +13,12 @@
 //! cookies change), the day's polish plan per account, and the durable task jobs
 //! ([`TaskKey`]) that run these actions through the ordinary scheduler.
 
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::records::{Job, OutboxDraft};
-use super::{JOBS, JOBS_DUE, ORDER_JOBS, Result, Store, decode, encode, jobs, next_id, outbox};
+use super::write_tx::WriteTx;
+use super::{Result, Store, decode, encode, jobs, next_id, outbox};
 
 pub(super) const ACTIONS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("aftersale_actions");
@@ -25,10 +26,10 @@ pub(super) const GUARDS: TableDefinition<&str, &[u8]> = TableDefinition::new("af
 pub(super) const PLANS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("aftersale_polish_plans");
 
-pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
-    tx.open_table(ACTIONS)?;
-    tx.open_table(GUARDS)?;
-    tx.open_table(PLANS)?;
+pub(super) fn create_tables(tx: &WriteTx) -> Result<()> {
+    tx.aftersale_actions()?;
+    tx.aftersale_guards()?;
+    tx.polish_plans()?;
     Ok(())
 }
 
@@ -353,8 +354,8 @@ impl Store {
     pub fn take_call_slot(&self, account: &str, min_gap_ms: u64) -> Result<Option<u64>> {
         let now = self.now();
         self.write(|tx| {
-            let mut t = tx.open_table(GUARDS)?;
-            let mut guard = load_guard(&t, account)?;
+            let mut t = tx.aftersale_guards()?;
+            let mut guard = load_guard(&*t, account)?;
             let next = guard.last_call_ms.saturating_add(min_gap_ms);
             if guard.last_call_ms != 0 && next > now {
                 return Ok(Some(next));
@@ -377,8 +378,8 @@ impl Store {
         let now = self.now();
         self.write(|tx| {
             let mut guard = {
-                let t = tx.open_table(GUARDS)?;
-                load_guard(&t, account)?
+                let t = tx.aftersale_guards()?;
+                load_guard(&*t, account)?
             };
             if guard.tripped.is_some() {
                 return Ok(false);
@@ -388,7 +389,7 @@ impl Store {
                 code: code.to_string(),
                 cookie_epoch: cookie_epoch.to_string(),
             });
-            tx.open_table(GUARDS)?
+            tx.aftersale_guards()?
                 .insert(account, encode(&guard).as_slice())?;
             outbox::enqueue(tx, alert, now)?;
             Ok(true)
@@ -398,8 +399,8 @@ impl Store {
     /// Close the breaker (the account has fresh cookies).
     pub fn reset_breaker(&self, account: &str) -> Result<()> {
         self.write(|tx| {
-            let mut t = tx.open_table(GUARDS)?;
-            let mut guard = load_guard(&t, account)?;
+            let mut t = tx.aftersale_guards()?;
+            let mut guard = load_guard(&*t, account)?;
             if guard.tripped.take().is_some() {
                 t.insert(account, encode(&guard).as_slice())?;
             }
@@ -416,7 +417,7 @@ impl Store {
 
     pub fn set_polish_plan(&self, account: &str, plan: &PolishPlan) -> Result<()> {
         self.write(|tx| {
-            tx.open_table(PLANS)?
+            tx.polish_plans()?
                 .insert(account, encode(plan).as_slice())?;
             Ok(())
         })
@@ -427,11 +428,7 @@ impl Store {
     pub fn ensure_task(&self, task: &TaskKey, due_ms: u64, config_version: &str) -> Result<bool> {
         let now = self.now();
         self.write(|tx| {
-            if tx
-                .open_table(ORDER_JOBS)?
-                .get(task.job_key().as_str())?
-                .is_some()
-            {
+            if tx.order_jobs()?.get(task.job_key().as_str())?.is_some() {
                 return Ok(false);
             }
             schedule_task(tx, task, due_ms, config_version, now)?;
@@ -456,7 +453,7 @@ impl Store {
 }
 
 fn schedule_task(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     task: &TaskKey,
     due_ms: u64,
     config_version: &str,
@@ -475,21 +472,21 @@ fn schedule_task(
         created_at: now,
         task: Some(task.clone()),
     };
-    tx.open_table(JOBS)?.insert(id, encode(&job).as_slice())?;
-    tx.open_table(JOBS_DUE)?.insert((due_ms, id), ())?;
-    tx.open_table(ORDER_JOBS)?.insert(key.as_str(), id)?;
+    tx.jobs()?.insert(id, encode(&job).as_slice())?;
+    tx.jobs_due()?.insert((due_ms, id), ())?;
+    tx.order_jobs()?.insert(key.as_str(), id)?;
     Ok(id)
 }
 
-fn load(tx: &WriteTransaction, kind: ActionKind, subject: &str) -> Result<Option<ActionRecord>> {
-    match tx.open_table(ACTIONS)?.get((kind.as_str(), subject))? {
+fn load(tx: &WriteTx, kind: ActionKind, subject: &str) -> Result<Option<ActionRecord>> {
+    match tx.aftersale_actions()?.get((kind.as_str(), subject))? {
         Some(v) => decode("aftersale_actions", v.value()).map(Some),
         None => Ok(None),
     }
 }
 
-fn save(tx: &WriteTransaction, rec: &ActionRecord) -> Result<()> {
-    tx.open_table(ACTIONS)?.insert(
+fn save(tx: &WriteTx, rec: &ActionRecord) -> Result<()> {
+    tx.aftersale_actions()?.insert(
         (rec.kind.as_str(), rec.subject.as_str()),
         encode(rec).as_slice(),
     )?;
@@ -506,12 +503,7 @@ fn load_guard(
     }
 }
 
-fn begin(
-    tx: &WriteTransaction,
-    target: &ActionTarget,
-    max_attempts: u32,
-    now: u64,
-) -> Result<BeginAction> {
+fn begin(tx: &WriteTx, target: &ActionTarget, max_attempts: u32, now: u64) -> Result<BeginAction> {
     let mut rec = match load(tx, target.kind, &target.subject)? {
         Some(rec) => rec,
         None => ActionRecord {
@@ -554,7 +546,7 @@ fn begin(
 }
 
 fn finish(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     kind: ActionKind,
     subject: &str,
     result: &ActionResult,

@@ -1,18 +1,13 @@
 //! The audit log: who did what outside the automatic flow (imports, manual ships, retries,
 //! reloads, ignored events), in commit order.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 
 use super::records::AuditEntry;
+use super::write_tx::WriteTx;
 use super::{AUDIT, Result, Store, decode, encode, next_id};
 
-pub(super) fn append(
-    tx: &WriteTransaction,
-    at: u64,
-    actor: &str,
-    action: &str,
-    detail: &str,
-) -> Result<()> {
+pub(super) fn append(tx: &WriteTx, at: u64, actor: &str, action: &str, detail: &str) -> Result<()> {
     let seq = next_id(tx, "audit")?;
     let entry = AuditEntry {
         at,
@@ -20,8 +15,7 @@ pub(super) fn append(
         action: action.to_string(),
         detail: detail.to_string(),
     };
-    tx.open_table(AUDIT)?
-        .insert(seq, encode(&entry).as_slice())?;
+    tx.audit()?.insert(seq, encode(&entry).as_slice())?;
     Ok(())
 }
 

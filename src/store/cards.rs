@@ -11,13 +11,14 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable};
 use sha2::{Digest, Sha256};
 
 use super::records::*;
+use super::write_tx::WriteTx;
 use super::{
-    CARD_FINGERPRINTS, CARDS, CARDS_AVAILABLE, LEDGER, META, Result, STOCK_LOG, Store, StoreError,
-    decode, encode_row, get_json, next_id,
+    CARDS, CARDS_AVAILABLE, LEDGER, Result, Store, StoreError, decode, encode_row, get_json,
+    next_id,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -62,9 +63,9 @@ impl Store {
             let mut report = ImportReport::default();
             let mut added_to_index = 0;
             {
-                let mut cards = tx.open_table(CARDS)?;
-                let mut avail = tx.open_table(CARDS_AVAILABLE)?;
-                let mut fps = tx.open_table(CARD_FINGERPRINTS)?;
+                let mut cards = tx.cards()?;
+                let mut avail = tx.cards_available()?;
+                let mut fps = tx.card_fingerprints()?;
                 for line in text.lines() {
                     let secret = line.trim();
                     if secret.is_empty() {
@@ -221,9 +222,9 @@ fn pool_subject(pool: &str) -> String {
 }
 
 /// Keys available in `pool`: its counter, counted from the index (and kept) when missing.
-fn available_count(tx: &WriteTransaction, pool: &str) -> Result<u64> {
+fn available_count(tx: &WriteTx, pool: &str) -> Result<u64> {
     let key = counter_key(pool);
-    let kept = tx.open_table(META)?.get(key.as_str())?.map(|v| v.value());
+    let kept = tx.meta()?.get(key.as_str())?.map(|v| v.value());
     match kept {
         Some(n) => Ok(n),
         None => recount_available(tx, pool),
@@ -231,20 +232,20 @@ fn available_count(tx: &WriteTransaction, pool: &str) -> Result<u64> {
 }
 
 /// Count `pool`'s available keys from the index and keep the count as its counter.
-fn recount_available(tx: &WriteTransaction, pool: &str) -> Result<u64> {
+fn recount_available(tx: &WriteTx, pool: &str) -> Result<u64> {
     let n = {
-        let t = tx.open_table(CARDS_AVAILABLE)?;
+        let t = tx.cards_available()?;
         t.range((pool, 0)..=(pool, u64::MAX))?.count() as u64
     };
-    tx.open_table(META)?.insert(counter_key(pool).as_str(), n)?;
+    tx.meta()?.insert(counter_key(pool).as_str(), n)?;
     Ok(n)
 }
 
 /// Move `pool`'s counter by the `delta` index entries just written; returns the new count.
 /// Without a counter yet, the index (which already has the change) is counted.
-fn adjust_available(tx: &WriteTransaction, pool: &str, delta: i64) -> Result<u64> {
+fn adjust_available(tx: &WriteTx, pool: &str, delta: i64) -> Result<u64> {
     let key = counter_key(pool);
-    let mut meta = tx.open_table(META)?;
+    let mut meta = tx.meta()?;
     let kept = meta.get(key.as_str())?.map(|v| v.value());
     let Some(before) = kept else {
         drop(meta);
@@ -264,7 +265,7 @@ fn counter_key(pool: &str) -> String {
 /// Reserve `count` keys for an order. `Err(available)` when the pool is short (nothing is
 /// changed). On success, also says whether the pool just crossed its low-stock threshold.
 pub(super) fn take(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     pool: &str,
     count: u64,
     reusable_pool: bool,
@@ -284,7 +285,7 @@ pub(super) fn take(
         }
     }
     let ids: Vec<u64> = {
-        let avail = tx.open_table(CARDS_AVAILABLE)?;
+        let avail = tx.cards_available()?;
         let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
         let mut ids = Vec::with_capacity(wanted);
         for row in avail.range((pool, 0)..=(pool, u64::MAX))?.take(wanted) {
@@ -330,8 +331,8 @@ pub(super) fn take(
     )))
 }
 
-pub(super) fn secrets(tx: &WriteTransaction, pool: &str, ids: &[u64]) -> Result<Vec<String>> {
-    let cards = tx.open_table(CARDS)?;
+pub(super) fn secrets(tx: &WriteTx, pool: &str, ids: &[u64]) -> Result<Vec<String>> {
+    let cards = tx.cards()?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let v = cards.get((pool, *id))?.ok_or_else(|| StoreError::Corrupt {
@@ -344,7 +345,7 @@ pub(super) fn secrets(tx: &WriteTransaction, pool: &str, ids: &[u64]) -> Result<
 }
 
 pub(super) fn deliver(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     pool: &str,
     ids: &[u64],
     order_id: &str,
@@ -362,7 +363,7 @@ pub(super) fn deliver(
 }
 
 pub(super) fn release(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     pool: &str,
     ids: &[u64],
     order_id: &str,
@@ -381,7 +382,7 @@ pub(super) fn release(
 
 /// One stock-log line for `pool`: what happened, by how many keys, and what is left.
 fn log_pool(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     pool: &str,
     (action, change): (StockAction, i64),
     remaining: u64,
@@ -400,7 +401,7 @@ fn log_pool(
 }
 
 pub(super) fn revoke(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     pool: &str,
     ids: &[u64],
     order_id: &str,
@@ -416,15 +417,15 @@ pub(super) fn revoke(
 /// changed and how many keys the pool has available after the move (its counter, which the
 /// move keeps in step, so callers need not read it again).
 fn move_cards(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     pool: &str,
     ids: &[u64],
     to: CardState,
     order_id: &str,
     now: u64,
 ) -> Result<(usize, u64)> {
-    let mut cards = tx.open_table(CARDS)?;
-    let mut avail = tx.open_table(CARDS_AVAILABLE)?;
+    let mut cards = tx.cards()?;
+    let mut avail = tx.cards_available()?;
     let mut changed = 0;
     let mut indexed: i64 = 0;
     for id in ids {
@@ -456,7 +457,7 @@ fn move_cards(
 }
 
 pub(super) fn log_stock(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     subject: &str,
     action: StockAction,
     change: i64,
@@ -473,8 +474,7 @@ pub(super) fn log_stock(
         remaining,
         order_id: order_id.map(str::to_string),
     };
-    tx.open_table(STOCK_LOG)?
-        .insert(seq, encode_row(&entry).as_slice())?;
+    tx.stock_log()?.insert(seq, encode_row(&entry).as_slice())?;
     Ok(())
 }
 
@@ -491,14 +491,19 @@ mod tests {
 
     fn counter(store: &Store) -> Option<u64> {
         store
-            .read(|tx| Ok(tx.open_table(META)?.get("available:p")?.map(|v| v.value())))
+            .read(|tx| {
+                Ok(tx
+                    .open_table(crate::store::META)?
+                    .get("available:p")?
+                    .map(|v| v.value()))
+            })
             .unwrap()
     }
 
     fn set_counter(store: &Store, n: Option<u64>) {
         store
             .write(|tx| {
-                let mut meta = tx.open_table(META)?;
+                let mut meta = tx.meta()?;
                 match n {
                     Some(n) => meta.insert("available:p", n)?,
                     None => meta.remove("available:p")?,

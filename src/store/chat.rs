@@ -9,10 +9,11 @@
 
 use std::collections::BTreeSet;
 
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition};
 
 use super::chat_records::*;
 use super::chat_send;
+use super::write_tx::WriteTx;
 use super::{Result, Store, decode, encode};
 
 pub(super) const INBOUND: TableDefinition<(&str, &str), &[u8]> =
@@ -35,13 +36,13 @@ pub const HISTORY_KEEP: u64 = 40;
 /// Longest question or reply text kept on a conversation row for the status page.
 const SUMMARY_CHARS: usize = 120;
 
-pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
-    tx.open_table(INBOUND)?;
-    tx.open_table(PENDING)?;
-    tx.open_table(CONVERSATIONS)?;
-    tx.open_table(HISTORY)?;
-    tx.open_table(ONCE)?;
-    tx.open_table(BARGAIN)?;
+pub(super) fn create_tables(tx: &WriteTx) -> Result<()> {
+    tx.chat_inbound()?;
+    tx.chat_pending()?;
+    tx.conversations()?;
+    tx.chat_history()?;
+    tx.chat_once()?;
+    tx.bargain()?;
     chat_send::create_tables(tx)
 }
 
@@ -100,7 +101,7 @@ impl Store {
     pub fn chat_record_inbound(&self, msg: &NewInbound) -> Result<InboundOutcome> {
         let now = self.now();
         self.write(|tx| {
-            let mut inbound = tx.open_table(INBOUND)?;
+            let mut inbound = tx.chat_inbound()?;
             if inbound
                 .get((msg.account.as_str(), msg.message_id.as_str()))?
                 .is_some()
@@ -119,7 +120,7 @@ impl Store {
                 (msg.account.as_str(), msg.message_id.as_str()),
                 encode(&row).as_slice(),
             )?;
-            tx.open_table(PENDING)?.insert(
+            tx.chat_pending()?.insert(
                 (
                     msg.account.as_str(),
                     msg.cid.as_str(),
@@ -273,7 +274,7 @@ impl Store {
         let now = self.now();
         self.write(|tx| {
             {
-                let mut inbound = tx.open_table(INBOUND)?;
+                let mut inbound = tx.chat_inbound()?;
                 if inbound.get((account, message_id))?.is_some() {
                     return Ok(OwnMessage::Duplicate);
                 }
@@ -356,7 +357,7 @@ impl Store {
 /// The seller's own words: a history turn, then the takeover rule.
 fn seller_spoke(
     convo: &mut ConversationRow,
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     text: &str,
     message_id: &str,
     at: u64,
@@ -412,18 +413,18 @@ pub(super) fn summary(text: &str) -> String {
 }
 
 pub(super) fn load_conversation(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     account: &str,
     cid: &str,
 ) -> Result<Option<ConversationRow>> {
-    match tx.open_table(CONVERSATIONS)?.get((account, cid))? {
+    match tx.conversations()?.get((account, cid))? {
         Some(v) => Ok(Some(decode("chat_conversations", v.value())?)),
         None => Ok(None),
     }
 }
 
-pub(super) fn save_conversation(tx: &WriteTransaction, convo: &ConversationRow) -> Result<()> {
-    tx.open_table(CONVERSATIONS)?.insert(
+pub(super) fn save_conversation(tx: &WriteTx, convo: &ConversationRow) -> Result<()> {
+    tx.conversations()?.insert(
         (convo.account.as_str(), convo.cid.as_str()),
         encode(convo).as_slice(),
     )?;
@@ -431,12 +432,8 @@ pub(super) fn save_conversation(tx: &WriteTransaction, convo: &ConversationRow) 
 }
 
 /// Append a history turn and drop the ones beyond [`HISTORY_KEEP`].
-pub(super) fn append_turn(
-    tx: &WriteTransaction,
-    convo: &mut ConversationRow,
-    turn: &Turn,
-) -> Result<()> {
-    let mut history = tx.open_table(HISTORY)?;
+pub(super) fn append_turn(tx: &WriteTx, convo: &mut ConversationRow, turn: &Turn) -> Result<()> {
+    let mut history = tx.chat_history()?;
     let (account, cid) = (convo.account.as_str(), convo.cid.as_str());
     history.insert((account, cid, convo.next_seq), encode(turn).as_slice())?;
     convo.next_seq += 1;
@@ -450,12 +447,12 @@ pub(super) fn append_turn(
 
 /// Move a pending inbound message to a final state; returns its row if it was pending.
 pub(super) fn settle_inbound(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     account: &str,
     message_id: &str,
     state: InboundState,
 ) -> Result<Option<InboundRow>> {
-    let mut inbound = tx.open_table(INBOUND)?;
+    let mut inbound = tx.chat_inbound()?;
     let row: Option<InboundRow> = match inbound.get((account, message_id))? {
         Some(v) => Some(decode("chat_inbound", v.value())?),
         None => None,
@@ -463,7 +460,7 @@ pub(super) fn settle_inbound(
     let Some(mut row) = row.filter(|r| r.state == InboundState::Pending) else {
         return Ok(None);
     };
-    tx.open_table(PENDING)?
+    tx.chat_pending()?
         .remove((account, row.cid.as_str(), row.at, message_id))?;
     row.state = state;
     inbound.insert((account, message_id), encode(&row).as_slice())?;

@@ -11,14 +11,12 @@
 //! of everything the daemon sends in a conversation, so the echo of our own send is never
 //! mistaken for the seller typing by hand.
 
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition};
 use sha2::{Digest, Sha256};
 
-use super::chat::{
-    BARGAIN, INBOUND, ONCE, PENDING, append_turn, load_conversation, save_conversation,
-    settle_inbound, summary,
-};
+use super::chat::{append_turn, load_conversation, save_conversation, settle_inbound, summary};
 use super::chat_records::*;
+use super::write_tx::WriteTx;
 use super::{Result, Store, decode, encode, next_id};
 
 pub(super) const REPLIES: TableDefinition<u64, &[u8]> = TableDefinition::new("chat_replies");
@@ -31,10 +29,10 @@ pub(super) const OUTGOING: TableDefinition<(&str, &str, &str), &[u8]> =
 /// How long an unconsumed outgoing registration can still match an echo.
 const ECHO_WINDOW_MS: u64 = 24 * 3600 * 1000;
 
-pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
-    tx.open_table(REPLIES)?;
-    tx.open_table(REPLIES_OPEN)?;
-    tx.open_table(OUTGOING)?;
+pub(super) fn create_tables(tx: &WriteTx) -> Result<()> {
+    tx.replies()?;
+    tx.replies_open()?;
+    tx.outgoing()?;
     Ok(())
 }
 
@@ -121,9 +119,8 @@ impl Store {
                 close(tx, &mut row, ReplyState::NotDelivered, note, now)?;
                 return Ok(PlanOutcome::Planned(id));
             }
-            tx.open_table(REPLIES)?
-                .insert(id, encode(&row).as_slice())?;
-            tx.open_table(REPLIES_OPEN)?.insert(id, ())?;
+            tx.replies()?.insert(id, encode(&row).as_slice())?;
+            tx.replies_open()?.insert(id, ())?;
             apply_effects(tx, plan, now)?;
             Ok(PlanOutcome::Planned(id))
         })
@@ -241,14 +238,14 @@ impl Store {
         let now = self.now();
         self.write(|tx| {
             let ids: Vec<u64> = tx
-                .open_table(REPLIES_OPEN)?
+                .replies_open()?
                 .iter()?
                 .map(|r| r.map(|(k, _)| k.value()))
                 .collect::<std::result::Result<_, _>>()?;
             let mut out = ChatRecovery::default();
             for id in ids {
                 let Some(mut row) = load_reply(tx, id)? else {
-                    tx.open_table(REPLIES_OPEN)?.remove(id)?;
+                    tx.replies_open()?.remove(id)?;
                     continue;
                 };
                 match row.state {
@@ -258,12 +255,12 @@ impl Store {
                     }
                     ReplyState::Planned => out.planned.push(row),
                     _ => {
-                        tx.open_table(REPLIES_OPEN)?.remove(id)?;
+                        tx.replies_open()?.remove(id)?;
                     }
                 }
             }
             let mut last: Option<(String, String)> = None;
-            for row in tx.open_table(PENDING)?.iter()? {
+            for row in tx.chat_pending()?.iter()? {
                 let (k, _) = row?;
                 let (a, c, _, _) = k.value();
                 if last.as_ref().is_some_and(|(la, lc)| la == a && lc == c) {
@@ -297,20 +294,20 @@ impl Store {
             let mut removed = 0;
             removed += prune_inbound(tx, before_ms)?;
             let mut old_replies = Vec::new();
-            for row in tx.open_table(REPLIES)?.iter()? {
+            for row in tx.replies()?.iter()? {
                 let (k, v) = row?;
                 let reply: ReplyRow = decode("chat_replies", v.value())?;
                 if !reply.state.is_open() && reply.updated_at < before_ms {
                     old_replies.push(k.value());
                 }
             }
-            let mut replies = tx.open_table(REPLIES)?;
+            let mut replies = tx.replies()?;
             for id in &old_replies {
                 replies.remove(*id)?;
             }
             removed += old_replies.len();
             let mut stale = Vec::new();
-            for row in tx.open_table(OUTGOING)?.iter()? {
+            for row in tx.outgoing()?.iter()? {
                 let (k, v) = row?;
                 let out: OutgoingRow = decode("chat_outgoing", v.value())?;
                 if out.at < before_ms {
@@ -318,7 +315,7 @@ impl Store {
                     stale.push((a.to_string(), c.to_string(), f.to_string()));
                 }
             }
-            let mut outgoing = tx.open_table(OUTGOING)?;
+            let mut outgoing = tx.outgoing()?;
             for (a, c, f) in &stale {
                 outgoing.remove((a.as_str(), c.as_str(), f.as_str()))?;
             }
@@ -366,8 +363,8 @@ fn part_text(row: &ReplyRow) -> String {
     }
 }
 
-fn load_reply(tx: &WriteTransaction, id: u64) -> Result<Option<ReplyRow>> {
-    match tx.open_table(REPLIES)?.get(id)? {
+fn load_reply(tx: &WriteTx, id: u64) -> Result<Option<ReplyRow>> {
+    match tx.replies()?.get(id)? {
         Some(v) => Ok(Some(decode("chat_replies", v.value())?)),
         None => Ok(None),
     }
@@ -375,8 +372,8 @@ fn load_reply(tx: &WriteTransaction, id: u64) -> Result<Option<ReplyRow>> {
 
 /// Every reply write; a reply that just reached the buyer counts for its stage's statistics
 /// in this transaction.
-fn save_reply(tx: &WriteTransaction, row: &ReplyRow) -> Result<()> {
-    let mut replies = tx.open_table(REPLIES)?;
+fn save_reply(tx: &WriteTx, row: &ReplyRow) -> Result<()> {
+    let mut replies = tx.replies()?;
     let newly_sent = row.state == ReplyState::Sent
         && match replies.get(row.id)? {
             Some(v) => decode::<ReplyRow>("chat_replies", v.value())?.state != ReplyState::Sent,
@@ -390,20 +387,14 @@ fn save_reply(tx: &WriteTransaction, row: &ReplyRow) -> Result<()> {
     Ok(())
 }
 
-fn close(
-    tx: &WriteTransaction,
-    row: &mut ReplyRow,
-    state: ReplyState,
-    note: &str,
-    now: u64,
-) -> Result<()> {
+fn close(tx: &WriteTx, row: &mut ReplyRow, state: ReplyState, note: &str, now: u64) -> Result<()> {
     row.state = state;
     row.updated_at = now;
     if !note.is_empty() {
         row.note = Some(note.to_string());
     }
     save_reply(tx, row)?;
-    tx.open_table(REPLIES_OPEN)?.remove(row.id)?;
+    tx.replies_open()?.remove(row.id)?;
     if let Some(mut convo) = load_conversation(tx, &row.account, &row.cid)? {
         convo.last_outcome = Some(match state {
             ReplyState::Sent => row.stage.clone(),
@@ -418,7 +409,7 @@ fn close(
 
 /// A claim found unfinished: the process stopped mid-send. The buyer may have the message,
 /// so it joins the history, and the reply is closed as unknown.
-fn interrupted(tx: &WriteTransaction, row: &mut ReplyRow, now: u64) -> Result<()> {
+fn interrupted(tx: &WriteTx, row: &mut ReplyRow, now: u64) -> Result<()> {
     if row.sent < row.parts() {
         record_bot_turn(tx, row, &part_text(row), None, now)?;
     }
@@ -432,7 +423,7 @@ fn interrupted(tx: &WriteTransaction, row: &mut ReplyRow, now: u64) -> Result<()
 }
 
 fn record_bot_turn(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     row: &ReplyRow,
     text: &str,
     message_id: Option<String>,
@@ -454,13 +445,12 @@ fn record_bot_turn(
     save_conversation(tx, &convo)
 }
 
-fn apply_effects(tx: &WriteTransaction, plan: &PlannedReply, now: u64) -> Result<()> {
+fn apply_effects(tx: &WriteTx, plan: &PlannedReply, now: u64) -> Result<()> {
     let (account, cid) = (plan.account.as_str(), plan.cid.as_str());
     for effect in &plan.effects {
         match effect {
             ChatEffect::Once { key } => {
-                tx.open_table(ONCE)?
-                    .insert((account, cid, key.as_str()), now)?;
+                tx.chat_once()?.insert((account, cid, key.as_str()), now)?;
             }
             ChatEffect::Bargain {
                 item_id,
@@ -472,7 +462,7 @@ fn apply_effects(tx: &WriteTransaction, plan: &PlannedReply, now: u64) -> Result
                     last_offer: *offer,
                     updated_at: now,
                 };
-                tx.open_table(BARGAIN)?.insert(
+                tx.bargain()?.insert(
                     (account, item_id.as_str(), plan.buyer_id.as_str()),
                     encode(&row).as_slice(),
                 )?;
@@ -494,15 +484,9 @@ pub(super) fn fingerprint(text: &str) -> String {
     hex::encode(&digest[..12])
 }
 
-pub(super) fn register(
-    tx: &WriteTransaction,
-    account: &str,
-    cid: &str,
-    text: &str,
-    now: u64,
-) -> Result<()> {
+pub(super) fn register(tx: &WriteTx, account: &str, cid: &str, text: &str, now: u64) -> Result<()> {
     let fp = fingerprint(text);
-    let mut table = tx.open_table(OUTGOING)?;
+    let mut table = tx.outgoing()?;
     let mut row: OutgoingRow = match table.get((account, cid, fp.as_str()))? {
         Some(v) => decode("chat_outgoing", v.value())?,
         None => OutgoingRow {
@@ -516,18 +500,13 @@ pub(super) fn register(
     Ok(())
 }
 
-pub(super) fn unregister(
-    tx: &WriteTransaction,
-    account: &str,
-    cid: &str,
-    text: &str,
-) -> Result<()> {
+pub(super) fn unregister(tx: &WriteTx, account: &str, cid: &str, text: &str) -> Result<()> {
     take_one(tx, account, cid, text, u64::MAX).map(|_| ())
 }
 
 /// Our echo? Consumes one registration of this text in this conversation if there is one.
 pub(super) fn consume_echo(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     account: &str,
     cid: &str,
     text: &str,
@@ -539,15 +518,9 @@ pub(super) fn consume_echo(
         || take_one(tx, account, "", text, not_before)?)
 }
 
-fn take_one(
-    tx: &WriteTransaction,
-    account: &str,
-    cid: &str,
-    text: &str,
-    not_before: u64,
-) -> Result<bool> {
+fn take_one(tx: &WriteTx, account: &str, cid: &str, text: &str, not_before: u64) -> Result<bool> {
     let fp = fingerprint(text);
-    let mut table = tx.open_table(OUTGOING)?;
+    let mut table = tx.outgoing()?;
     let row: Option<OutgoingRow> = match table.get((account, cid, fp.as_str()))? {
         Some(v) => Some(decode("chat_outgoing", v.value())?),
         None => None,
@@ -567,10 +540,10 @@ fn take_one(
     Ok(true)
 }
 
-fn prune_inbound(tx: &WriteTransaction, before_ms: u64) -> Result<usize> {
+fn prune_inbound(tx: &WriteTx, before_ms: u64) -> Result<usize> {
     let mut old = Vec::new();
     let mut too_old = Vec::new();
-    for row in tx.open_table(INBOUND)?.iter()? {
+    for row in tx.chat_inbound()?.iter()? {
         let (k, v) = row?;
         let r: InboundRow = decode("chat_inbound", v.value())?;
         if r.received_at >= before_ms {
@@ -589,7 +562,7 @@ fn prune_inbound(tx: &WriteTransaction, before_ms: u64) -> Result<usize> {
         };
         settle_inbound(tx, a, id, why)?;
     }
-    let mut inbound = tx.open_table(INBOUND)?;
+    let mut inbound = tx.chat_inbound()?;
     for (a, id) in &old {
         inbound.remove((a.as_str(), id.as_str()))?;
     }

@@ -8,11 +8,10 @@
 //! platform event; it stays with its order (`delivered`, or `revoked` after a refund), so every
 //! key always has an owner. Each function is one transaction that checks the ledger state first.
 
-use redb::WriteTransaction;
-
 use super::jobs::NextRun;
 use super::records::*;
-use super::{ORDERS, Result, Store, StoreError, audit, get_json, jobs, ledger, order_rows, stock};
+use super::write_tx::WriteTx;
+use super::{Result, Store, StoreError, audit, get_json, jobs, ledger, order_rows, stock};
 use crate::order::OrderStatus;
 use crate::why::Why;
 
@@ -233,11 +232,7 @@ impl Store {
 /// `orders ship`: the seller shipped by hand. A delivery that is (or may be) in the buyer's
 /// hands is refused: an uncertain one must be resolved first, so its keys are never released
 /// by a shipment the seller records for other reasons.
-pub(super) fn record_manual_shipment(
-    tx: &WriteTransaction,
-    order_id: &str,
-    now: u64,
-) -> Result<()> {
+pub(super) fn record_manual_shipment(tx: &WriteTx, order_id: &str, now: u64) -> Result<()> {
     let Some(mut rec) = ledger::find(tx, order_id)? else {
         return Ok(());
     };
@@ -260,7 +255,7 @@ pub(super) fn record_manual_shipment(
 /// delivery we sent is complete, and one that sent nothing gives its keys back and is recorded
 /// as shipped by the seller. A step in flight settles itself when it finishes.
 pub(super) fn settle_shipped(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     order_id: &str,
     status: OrderStatus,
     now: u64,
@@ -302,10 +297,7 @@ pub(super) fn settle_shipped(
 }
 
 /// The order's delivery, refused unless it is `needs_human`, and the order's status.
-fn uncertain_delivery(
-    tx: &WriteTransaction,
-    order_id: &str,
-) -> Result<(DeliveryRecord, OrderStatus)> {
+fn uncertain_delivery(tx: &WriteTx, order_id: &str) -> Result<(DeliveryRecord, OrderStatus)> {
     let rec = ledger::load(tx, order_id)?;
     require_uncertain(&rec)?;
     Ok((rec, order_status(tx, order_id)?))
@@ -326,15 +318,15 @@ fn require_uncertain(rec: &DeliveryRecord) -> Result<()> {
     }
 }
 
-fn order_status(tx: &WriteTransaction, order_id: &str) -> Result<OrderStatus> {
-    let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
+fn order_status(tx: &WriteTx, order_id: &str) -> Result<OrderStatus> {
+    let order: OrderRecord = get_json(&*tx.orders()?, "orders", order_id)?
         .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
     Ok(order.status)
 }
 
 /// [`received`], written to the audit log with its evidence.
 fn received_as_audited(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     rec: &mut DeliveryRecord,
     (status, evidence): (OrderStatus, &ReceiptEvidence),
     ship: Option<&ShipResume>,
@@ -349,7 +341,7 @@ fn received_as_audited(
 /// sold, then `delivered`, or `sent` with the ship stage re-armed to confirm on the platform,
 /// or (parts never sent remain) `scheduled` with the ship stage re-armed to send them.
 fn received(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     rec: &mut DeliveryRecord,
     status: OrderStatus,
     evidence: &ReceiptEvidence,
@@ -403,7 +395,7 @@ fn received(
 
 /// The delivery goes on from here: a fresh retry budget, its new state, and its job.
 fn resume(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     rec: &mut DeliveryRecord,
     (state, note): (DeliveryState, String),
     ship: &ShipResume,
@@ -414,7 +406,7 @@ fn resume(
     schedule(tx, &rec.order_id, &ship.at, now)
 }
 
-fn schedule(tx: &WriteTransaction, order_id: &str, next: &NextRun, now: u64) -> Result<()> {
+fn schedule(tx: &WriteTx, order_id: &str, next: &NextRun, now: u64) -> Result<()> {
     jobs::schedule(
         tx,
         order_id,
@@ -431,7 +423,7 @@ fn schedule(tx: &WriteTransaction, order_id: &str, next: &NextRun, now: u64) -> 
 /// uncertain part counts as not sent, the keys stay with the order; `Retry` sends what is
 /// missing, `Manual` leaves it to the seller.
 fn partly_received(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     rec: &mut DeliveryRecord,
     choice: NotReceived,
     payable: bool,
@@ -477,12 +469,7 @@ fn partly_received(
 }
 
 /// The order left without our send: counted stock is sold, keys we never sent go back.
-fn shipped_without_us(
-    tx: &WriteTransaction,
-    rec: &mut DeliveryRecord,
-    note: &str,
-    now: u64,
-) -> Result<()> {
+fn shipped_without_us(tx: &WriteTx, rec: &mut DeliveryRecord, note: &str, now: u64) -> Result<()> {
     let mut note = note.to_string();
     match &rec.holding {
         Holding::Stock { item_id, units } => {
@@ -502,7 +489,7 @@ fn shipped_without_us(
 
 /// Return what the delivery holds to the pool or the stock count and say which, so the ledger
 /// history keeps the key ids after `holding` is cleared.
-fn give_back(tx: &WriteTransaction, rec: &mut DeliveryRecord, now: u64) -> Result<String> {
+fn give_back(tx: &WriteTx, rec: &mut DeliveryRecord, now: u64) -> Result<String> {
     let what = match &rec.holding {
         Holding::Cards { pool, ids } => {
             let ids: Vec<String> = ids.iter().map(|i| format!("#{i}")).collect();

@@ -41,13 +41,14 @@
 
 use std::marker::PhantomData;
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::Result;
 use super::records::{CardRow, DeliveryRecord, Job, OrderRecord, StatusLogEntry, StockLogEntry};
-use super::{CARDS, JOBS, LEDGER, ORDER_LOG, ORDERS, Result, STOCK_LOG};
+use super::write_tx::WriteTx;
 
 /// A record stored as a positional array: it follows the rules of the module doc, and
 /// `codec_golden.rs` holds its golden bytes.
@@ -150,8 +151,8 @@ fn is_array(bytes: &[u8]) -> bool {
 /// `$encode`. The rows to rewrite are collected first (redb tables cannot be written while
 /// iterated).
 macro_rules! rewrite {
-    ($tx:expr, $table:expr, $name:literal, $ty:ty, $stale:expr, $encode:expr, $owned:expr, $key:expr) => {{
-        let mut table = $tx.open_table($table)?;
+    ($table:expr, $name:literal, $ty:ty, $stale:expr, $encode:expr, $owned:expr, $key:expr) => {{
+        let mut table = $table;
         let mut rows = Vec::new();
         for row in table.iter()? {
             let (k, v) = row?;
@@ -170,7 +171,7 @@ macro_rules! rewrite {
 /// Schema 1, 2 or 3 → 4: every row of the per-order tables is rewritten as a positional array
 /// with coded enums and JSON jobs become maps, in the caller's transaction. Returns the rows
 /// rewritten.
-pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
+pub(super) fn migrate(tx: &WriteTx) -> Result<usize> {
     fn str_key(k: &String) -> &str {
         k
     }
@@ -184,8 +185,7 @@ pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
     // Every row: those of schema 3 are arrays already but name their enum variants.
     let every = |_: &[u8]| true;
     let mut n = rewrite!(
-        tx,
-        ORDERS,
+        tx.orders()?,
         "orders",
         OrderRecord,
         every,
@@ -194,8 +194,7 @@ pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
         str_key
     );
     n += rewrite!(
-        tx,
-        LEDGER,
+        tx.ledger()?,
         "delivery_ledger",
         DeliveryRecord,
         every,
@@ -204,8 +203,7 @@ pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
         str_key
     );
     n += rewrite!(
-        tx,
-        ORDER_LOG,
+        tx.order_log()?,
         "order_status_log",
         StatusLogEntry,
         every,
@@ -214,8 +212,7 @@ pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
         pair_key
     );
     n += rewrite!(
-        tx,
-        CARDS,
+        tx.cards()?,
         "card_keys",
         CardRow,
         every,
@@ -224,8 +221,7 @@ pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
         pair_key
     );
     n += rewrite!(
-        tx,
-        STOCK_LOG,
+        tx.stock_log()?,
         "stock_log",
         StockLogEntry,
         every,
@@ -233,7 +229,7 @@ pub(super) fn migrate(tx: &WriteTransaction) -> Result<usize> {
         by_id,
         id_key
     );
-    n += rewrite!(tx, JOBS, "jobs", Job, is_json, encode, by_id, id_key);
+    n += rewrite!(tx.jobs()?, "jobs", Job, is_json, encode, by_id, id_key);
     Ok(n)
 }
 

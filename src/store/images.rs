@@ -52,7 +52,7 @@ impl Store {
     pub fn record_uploaded_image(&self, sha256: &str, image: &UploadedImage) -> Result<()> {
         let row = encode(image);
         self.write(|tx| {
-            let mut table = tx.open_table(IMAGE_UPLOADS)?;
+            let mut table = tx.image_uploads()?;
             if table.get(sha256)?.is_none() {
                 table.insert(sha256, row.as_slice())?;
             }

@@ -4,10 +4,11 @@
 //! has at most one job (`order_jobs`), so two runs of the same order never race. A job is
 //! deleted only by the transaction that finishes or replaces it, so a crash re-runs it.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 
 use super::records::{DeliveryRecord, DeliveryState, Job, OutboxDraft};
-use super::{JOBS, JOBS_DUE, ORDER_JOBS, Result, Store, decode, encode, next_id, outbox};
+use super::write_tx::WriteTx;
+use super::{JOBS, JOBS_DUE, Result, Store, decode, encode, next_id, outbox};
 
 /// Where an order's pipeline continues.
 #[derive(Debug, Clone)]
@@ -29,7 +30,7 @@ pub struct JobDone {
 }
 
 /// End the job in the caller's transaction (see [`JobDone`]).
-pub(super) fn done(tx: &WriteTransaction, done: &JobDone, now: u64) -> Result<()> {
+pub(super) fn done(tx: &WriteTx, done: &JobDone, now: u64) -> Result<()> {
     remove(tx, done.job_id)?;
     outbox::enqueue(tx, &done.announce, now)
 }
@@ -37,7 +38,7 @@ pub(super) fn done(tx: &WriteTransaction, done: &JobDone, now: u64) -> Result<()
 /// Schedule (or move) the order's job. Returns the job id. The order's index row is written
 /// first and hands back the job it replaces, which then goes (one visit to `order_jobs`).
 pub(super) fn schedule(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     order_id: &str,
     stage: usize,
     stage_name: &str,
@@ -46,10 +47,7 @@ pub(super) fn schedule(
     now: u64,
 ) -> Result<u64> {
     let id = next_id(tx, "job")?;
-    let replaced = tx
-        .open_table(ORDER_JOBS)?
-        .insert(order_id, id)?
-        .map(|v| v.value());
+    let replaced = tx.order_jobs()?.insert(order_id, id)?.map(|v| v.value());
     if let Some(old) = replaced {
         // The index already names the new job, so `remove` leaves it be.
         remove(tx, old)?;
@@ -64,31 +62,27 @@ pub(super) fn schedule(
         created_at: now,
         task: None,
     };
-    tx.open_table(JOBS)?.insert(id, encode(&job).as_slice())?;
-    tx.open_table(JOBS_DUE)?.insert((due_ms, id), ())?;
+    tx.jobs()?.insert(id, encode(&job).as_slice())?;
+    tx.jobs_due()?.insert((due_ms, id), ())?;
     Ok(id)
 }
 
 /// Remove the order's pending job, if any.
-pub(super) fn cancel_for_order(tx: &WriteTransaction, order_id: &str) -> Result<()> {
-    let Some(id) = tx
-        .open_table(ORDER_JOBS)?
-        .remove(order_id)?
-        .map(|v| v.value())
-    else {
+pub(super) fn cancel_for_order(tx: &WriteTx, order_id: &str) -> Result<()> {
+    let Some(id) = tx.order_jobs()?.remove(order_id)?.map(|v| v.value()) else {
         return Ok(());
     };
     remove(tx, id)
 }
 
-pub(super) fn remove(tx: &WriteTransaction, id: u64) -> Result<()> {
-    let job: Option<Job> = match tx.open_table(JOBS)?.remove(id)? {
+pub(super) fn remove(tx: &WriteTx, id: u64) -> Result<()> {
+    let job: Option<Job> = match tx.jobs()?.remove(id)? {
         Some(v) => Some(decode("jobs", v.value())?),
         None => None,
     };
     if let Some(job) = job {
-        tx.open_table(JOBS_DUE)?.remove((job.due_ms, id))?;
-        let mut by_order = tx.open_table(ORDER_JOBS)?;
+        tx.jobs_due()?.remove((job.due_ms, id))?;
+        let mut by_order = tx.order_jobs()?;
         let current = by_order.get(job.order_id.as_str())?.map(|v| v.value());
         if current == Some(id) {
             by_order.remove(job.order_id.as_str())?;
@@ -166,8 +160,8 @@ impl Store {
         self.write(|tx| {
             let mut orphans = Vec::new();
             {
-                let ledger = tx.open_table(super::LEDGER)?;
-                let by_order = tx.open_table(ORDER_JOBS)?;
+                let ledger = tx.ledger()?;
+                let by_order = tx.order_jobs()?;
                 for row in ledger.iter()? {
                     let (key, value) = row?;
                     let rec: DeliveryRecord = decode("delivery_ledger", value.value())?;

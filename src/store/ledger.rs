@@ -6,14 +6,13 @@
 //! transaction that checks the current state before moving it, so a repeated or resumed job
 //! cannot send twice.
 
-use redb::WriteTransaction;
 use serde::de::IgnoredAny;
 
 use super::codec::Head;
 use super::records::*;
+use super::write_tx::WriteTx;
 use super::{
-    LEDGER, ORDERS, Result, Store, StoreError, cards, decode, get_json, jobs, order_rows, outbox,
-    stock,
+    LEDGER, Result, Store, StoreError, cards, decode, get_json, jobs, order_rows, outbox, stock,
 };
 use crate::order::OrderStatus;
 use crate::why::{Failure, Why};
@@ -189,7 +188,7 @@ impl Store {
         let proof = std::cell::RefCell::new(proof);
         self.write(|tx| {
             let mut rec = load(tx, order_id)?;
-            let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
+            let order: OrderRecord = get_json(&*tx.orders()?, "orders", order_id)?
                 .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
             if rec.send_in_flight() {
                 rec.last_error = Some("the process stopped while a send was in flight".into());
@@ -451,7 +450,7 @@ fn settled_reservation(state: DeliveryState) -> Option<ReserveOutcome> {
 /// The reservation in the caller's transaction: the stock-check stage's own request, or a
 /// paid order's ingest (`orders.rs`). Short stock hands the order over here.
 pub(super) fn reserve_in(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     order_id: &str,
     req: &ReserveRequest,
     on_short: &dyn Fn(&Why) -> Vec<OutboxDraft>,
@@ -516,22 +515,22 @@ pub(super) fn reserve_in(
     }
 }
 
-pub(super) fn find(tx: &WriteTransaction, order_id: &str) -> Result<Option<DeliveryRecord>> {
-    get_json(&tx.open_table(LEDGER)?, "delivery_ledger", order_id)
+pub(super) fn find(tx: &WriteTx, order_id: &str) -> Result<Option<DeliveryRecord>> {
+    get_json(&*tx.ledger()?, "delivery_ledger", order_id)
 }
 
-pub(super) fn load(tx: &WriteTransaction, order_id: &str) -> Result<DeliveryRecord> {
+pub(super) fn load(tx: &WriteTx, order_id: &str) -> Result<DeliveryRecord> {
     find(tx, order_id)?
         .ok_or_else(|| StoreError::Rejected(format!("order {order_id} has no delivery")))
 }
 
 /// Every ledger write: the statistics move with the delivery's outcome in this transaction.
-pub(super) fn save(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result<()> {
+pub(super) fn save(tx: &WriteTx, rec: &DeliveryRecord) -> Result<()> {
     super::rollup::save_ledger(tx, rec)
 }
 
 fn hand_over(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     rec: &mut DeliveryRecord,
     note: Why,
     alerts: &[OutboxDraft],
@@ -542,7 +541,7 @@ fn hand_over(
 }
 
 pub(super) fn hand_over_state(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     rec: &mut DeliveryRecord,
     state: DeliveryState,
     note: impl Into<Note>,
@@ -559,7 +558,7 @@ pub(super) fn hand_over_state(
     outbox::enqueue(tx, alerts, now)
 }
 
-pub(super) fn mark_delivered(tx: &WriteTransaction, rec: &DeliveryRecord, now: u64) -> Result<()> {
+pub(super) fn mark_delivered(tx: &WriteTx, rec: &DeliveryRecord, now: u64) -> Result<()> {
     match &rec.holding {
         Holding::Cards { pool, ids } => cards::deliver(tx, pool, ids, &rec.order_id, now),
         Holding::Stock { item_id, units } => stock::sold(tx, item_id, *units, &rec.order_id, now),
@@ -569,12 +568,7 @@ pub(super) fn mark_delivered(tx: &WriteTransaction, rec: &DeliveryRecord, now: u
 
 /// Create the ledger row for a newly paid order, or re-open a cancelled one (a refund that
 /// was withdrawn). False when a delivery already exists.
-pub(super) fn plan(
-    tx: &WriteTransaction,
-    order: &OrderRecord,
-    version: &str,
-    now: u64,
-) -> Result<bool> {
+pub(super) fn plan(tx: &WriteTx, order: &OrderRecord, version: &str, now: u64) -> Result<bool> {
     let existing = find(tx, &order.order_id)?;
     let rec = match existing {
         None => DeliveryRecord::new(&order.order_id, &order.account, version, now),
@@ -596,12 +590,7 @@ pub(super) fn plan(
 
 /// The order was refunded or closed: release what never reached the buyer; with
 /// `revoke_delivered`, mark keys the buyer already has as revoked.
-pub(super) fn stop(
-    tx: &WriteTransaction,
-    order_id: &str,
-    revoke_delivered: bool,
-    now: u64,
-) -> Result<()> {
+pub(super) fn stop(tx: &WriteTx, order_id: &str, revoke_delivered: bool, now: u64) -> Result<()> {
     let Some(mut rec) = find(tx, order_id)? else {
         return Ok(());
     };
@@ -625,7 +614,7 @@ pub(super) fn stop(
     save(tx, &rec)
 }
 
-pub(super) fn release(tx: &WriteTransaction, rec: &DeliveryRecord, now: u64) -> Result<()> {
+pub(super) fn release(tx: &WriteTx, rec: &DeliveryRecord, now: u64) -> Result<()> {
     match &rec.holding {
         Holding::Cards { pool, ids } => cards::release(tx, pool, ids, &rec.order_id, now),
         Holding::Stock { item_id, units } => {

@@ -45,16 +45,18 @@ mod stock;
 mod supplier;
 pub mod timeline;
 pub mod views;
+mod write_tx;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::clock::SharedClock;
 use handle::Handle;
+use write_tx::WriteTx;
 
 pub use aftersale::{
     AccountGuard, ActionKind, ActionRecord, ActionResult, ActionState, ActionTarget, BeginAction,
@@ -151,6 +153,10 @@ pub enum StoreError {
         "数据库 {path} 已损坏（{detail}），xianyu-shopd 不会再写入它。请从备份恢复：停止 xianyu-shopd，把 {path} 改名留存（例如加上 .damaged），再把最近一次 `xianyu-shopd backup` 生成的文件复制为 {path}，然后启动 (the store is damaged ({detail}); restore a backup: stop xianyu-shopd, move {path} aside, copy your latest backup to {path})"
     )]
     Damaged { path: PathBuf, detail: String },
+    /// A store helper asked for a table that a helper of the same transaction still holds
+    /// (`write_tx.rs`): a bug in this program, refused rather than a panic.
+    #[error("table {0} is already in use in this write transaction")]
+    TableInUse(String),
     /// A store access panicked; the store was verified again right after.
     #[error("a store operation panicked: {0}")]
     Panicked(String),
@@ -249,8 +255,8 @@ impl Store {
     /// A new store gets every table; an older store (JSON, maps, or arrays with enum names) is
     /// migrated in the same transaction that writes the new version, so a crash leaves it as
     /// it was.
-    fn create_or_migrate(&self, tx: &WriteTransaction) -> Result<()> {
-        let mut meta = tx.open_table(META)?;
+    fn create_or_migrate(&self, tx: &WriteTx) -> Result<()> {
+        let mut meta = tx.meta()?;
         let found = meta.get("schema_version")?.map(|v| v.value());
         match found {
             None => {
@@ -335,8 +341,9 @@ impl Store {
     /// also says why `f` is `Fn`: it may run again). Guarded like every access (`handle.rs`).
     /// This waits for the commit by blocking, so called on an async worker it leaves the
     /// worker first (`Handle::block`): a thread handoff. The pipeline's hot requests use
-    /// [`Store::write_async`] instead.
-    fn write<T>(&self, f: impl Fn(&WriteTransaction) -> Result<T>) -> Result<T> {
+    /// [`Store::write_async`] instead. `f` gets its tables from a [`WriteTx`] of its own run,
+    /// which opens each table once however many helpers use it.
+    fn write<T>(&self, f: impl Fn(&WriteTx) -> Result<T>) -> Result<T> {
         self.wait(self.write_async(f))
     }
 
@@ -351,10 +358,7 @@ impl Store {
     /// this request ends runs on this thread after the worker's other tasks were handed away
     /// (`commit.rs`). Called from a thread that may block
     /// (inside [`Store::write`], a `Store::call`, no runtime) it commits on that thread.
-    pub(super) async fn write_async<T>(
-        &self,
-        f: impl Fn(&WriteTransaction) -> Result<T>,
-    ) -> Result<T> {
+    pub(super) async fn write_async<T>(&self, f: impl Fn(&WriteTx) -> Result<T>) -> Result<T> {
         self.handle.count_request();
         let on = if handle::may_block_here() {
             commit::CommitOn::Caller
@@ -362,7 +366,8 @@ impl Store {
             commit::CommitOn::Worker
         };
         let db = self.handle.current()?;
-        let result = self.committer.write(&db, on, f).await;
+        let request = |tx: &redb::WriteTransaction| f(&WriteTx::new(tx));
+        let result = self.committer.write(&db, on, request).await;
         // Let go of the handle before a failover closes it.
         drop(db);
         self.handle.settle(result)
@@ -405,24 +410,24 @@ impl Store {
 
 /// Create every table (a new store) or make sure it exists (after a migration), and compute
 /// the statistics from the orders.
-fn open_all_tables(tx: &WriteTransaction) -> Result<()> {
-    tx.open_table(ORDERS)?;
-    tx.open_table(ORDER_LOG)?;
-    tx.open_table(SEEN)?;
-    tx.open_table(LEDGER)?;
-    tx.open_table(CARDS)?;
-    tx.open_table(CARDS_AVAILABLE)?;
-    tx.open_table(CARD_FINGERPRINTS)?;
-    tx.open_table(STOCK)?;
-    tx.open_table(STOCK_LOG)?;
-    tx.open_table(JOBS)?;
-    tx.open_table(JOBS_DUE)?;
-    tx.open_table(ORDER_JOBS)?;
-    tx.open_table(OUTBOX)?;
-    tx.open_table(OUTBOX_DUE)?;
-    tx.open_table(AUDIT)?;
-    tx.open_table(ACCOUNT_STATE)?;
-    tx.open_table(images::IMAGE_UPLOADS)?;
+fn open_all_tables(tx: &WriteTx) -> Result<()> {
+    tx.orders()?;
+    tx.order_log()?;
+    tx.seen()?;
+    tx.ledger()?;
+    tx.cards()?;
+    tx.cards_available()?;
+    tx.card_fingerprints()?;
+    tx.stock()?;
+    tx.stock_log()?;
+    tx.jobs()?;
+    tx.jobs_due()?;
+    tx.order_jobs()?;
+    tx.outbox()?;
+    tx.outbox_due()?;
+    tx.audit()?;
+    tx.account_state()?;
+    tx.image_uploads()?;
     chat::create_tables(tx)?;
     aftersale::create_tables(tx)?;
     rollup::create_tables(tx)?;
@@ -441,8 +446,8 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Next value of a named counter, in the caller's transaction.
-fn next_id(tx: &WriteTransaction, name: &str) -> Result<u64> {
-    let mut meta = tx.open_table(META)?;
+fn next_id(tx: &WriteTx, name: &str) -> Result<u64> {
+    let mut meta = tx.meta()?;
     let next = meta.get(name)?.map(|v| v.value()).unwrap_or(0) + 1;
     meta.insert(name, next)?;
     Ok(next)
@@ -490,8 +495,7 @@ impl Store {
 
     pub fn set_account_value(&self, account: &str, key: &str, value: &[u8]) -> Result<()> {
         self.write(|tx| {
-            tx.open_table(ACCOUNT_STATE)?
-                .insert((account, key), value)?;
+            tx.account_state()?.insert((account, key), value)?;
             Ok(())
         })
     }
@@ -507,7 +511,7 @@ impl Store {
         // Made up front: a write request may run more than once (group commit).
         let made = make();
         self.write(|tx| {
-            let mut t = tx.open_table(ACCOUNT_STATE)?;
+            let mut t = tx.account_state()?;
             if let Some(v) = t.get((account, key))? {
                 return Ok(v.value().to_vec());
             }

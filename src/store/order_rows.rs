@@ -5,12 +5,13 @@
 //! A leaf below both `orders.rs` (ingest, manual shipment) and `ledger.rs` (a confirm moves the
 //! order to 已发货), so neither of those needs the other's internals.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 
 use super::records::*;
 use super::rollup::{put_order, put_order_row};
 use super::rollup_facts::Facts;
-use super::{ORDER_LOG, ORDERS, Result, decode, encode_row, get_json, next_id};
+use super::write_tx::WriteTx;
+use super::{Result, decode, encode_row, get_json, next_id};
 use crate::order::{Decision, OrderStatus, decide};
 use crate::why::Why;
 
@@ -24,7 +25,7 @@ pub(super) enum LogNote<'a> {
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn append_log(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     order_id: &str,
     from: Option<OrderStatus>,
     to: OrderStatus,
@@ -48,14 +49,14 @@ pub(super) fn append_log(
         remark,
         why,
     };
-    tx.open_table(ORDER_LOG)?
+    tx.order_log()?
         .insert((order_id, seq), encode_row(&entry).as_slice())?;
     Ok(())
 }
 
 /// Move an order to `to` on our own initiative (our confirm made it 已发货).
 pub(super) fn set_status(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     order_id: &str,
     to: OrderStatus,
     action: ActionType,
@@ -63,8 +64,7 @@ pub(super) fn set_status(
     why: Why,
     now: u64,
 ) -> Result<()> {
-    let Some(mut order) = get_json::<OrderRecord>(&tx.open_table(ORDERS)?, "orders", order_id)?
-    else {
+    let Some(mut order) = get_json::<OrderRecord>(&*tx.orders()?, "orders", order_id)? else {
         return Ok(());
     };
     if order.status == to || !matches!(decide(Some(order.status), to), Decision::Transition { .. })
@@ -96,12 +96,12 @@ pub(super) fn set_status(
 /// Update free-form order fields in the caller's transaction; returns the updated order. An
 /// update that changes nothing (a hand-over of an order already marked manual) writes nothing.
 pub(super) fn update_order(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     order_id: &str,
     f: impl FnOnce(&mut OrderRecord),
 ) -> Result<Option<OrderRecord>> {
-    // Bound first: the table must be closed again before `put_order` opens it.
-    let found = match tx.open_table(ORDERS)?.get(order_id)? {
+    // Bound first: the table must be given back before `put_order` asks for it.
+    let found = match tx.orders()?.get(order_id)? {
         Some(v) => Some((
             decode::<OrderRecord>("orders", v.value())?,
             v.value().to_vec(),

@@ -1,8 +1,6 @@
 //! Orders and their status log: ingest's transaction, the seller's manual shipment, queries.
 
-use redb::{
-    ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction,
-};
+use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::jobs::NextRun;
 use super::ledger::{ReserveOutcome, ReserveRequest};
@@ -10,9 +8,10 @@ use super::order_rows::{LogNote, append_log, stamp};
 use super::records::*;
 use super::rollup::put_order;
 use super::rollup_facts::Facts;
+use super::write_tx::WriteTx;
 use super::{
-    LEDGER, ORDER_LOG, ORDERS, OUTBOX, Result, SEEN, Store, StoreError, closeout, decode,
-    encode_row, get_json, jobs, ledger,
+    LEDGER, ORDER_LOG, ORDERS, OUTBOX, Result, Store, StoreError, closeout, decode, encode_row,
+    get_json, jobs, ledger,
 };
 use crate::event::OrderEvent;
 use crate::order::{Decision, OrderStatus, Work, decide};
@@ -83,7 +82,7 @@ impl Store {
         self.write_async(|tx| {
             if let Some(msg) = &ev.source_msg_id {
                 let key = format!("msg:{}:{msg}", ev.account);
-                let mut seen = tx.open_table(SEEN)?;
+                let mut seen = tx.seen()?;
                 if seen.insert(key.as_str(), now)?.is_some() {
                     return Ok(IngestOutcome {
                         decision: Decision::Duplicate,
@@ -92,8 +91,7 @@ impl Store {
                     });
                 }
             }
-            let existing: Option<OrderRecord> =
-                get_json(&tx.open_table(ORDERS)?, "orders", &ev.order_id)?;
+            let existing: Option<OrderRecord> = get_json(&*tx.orders()?, "orders", &ev.order_id)?;
             let before = existing.as_ref().map(Facts::of_order);
             let decision = decide(
                 existing.as_ref().map(|o| o.status),
@@ -226,7 +224,7 @@ impl Store {
     ) -> Result<OrderRecord> {
         let now = self.now();
         self.write(|tx| {
-            let mut order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
+            let mut order: OrderRecord = get_json(&*tx.orders()?, "orders", order_id)?
                 .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
             if order.status != OrderStatus::PendingShip {
                 return Err(StoreError::Rejected(format!(
@@ -270,7 +268,7 @@ impl Store {
     /// that; this only bounds the table.
     pub fn prune_seen(&self, older_than_ms: u64) -> Result<usize> {
         self.write(|tx| {
-            let mut seen = tx.open_table(SEEN)?;
+            let mut seen = tx.seen()?;
             let before = seen.len()?;
             seen.retain(|_, at| at >= older_than_ms)?;
             Ok((before - seen.len()?) as usize)
@@ -281,7 +279,7 @@ impl Store {
 /// The early reservation of a newly planned delivery; false when the stock was short and the
 /// order was handed over (its job removed in the same transaction).
 fn reserve_early(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     order: &OrderRecord,
     early: &EarlyReserve,
     now: u64,
@@ -343,7 +341,7 @@ fn fill_missing(order: &mut OrderRecord, ev: &OrderEvent) {
 }
 
 fn apply_work(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     order: &OrderRecord,
     work: Work,
     start: &NextRun,

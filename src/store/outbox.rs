@@ -6,19 +6,23 @@
 //! "restored" message goes out once, to the channels that heard about the problem) and the
 //! alert groups (so the fallback chain starts only when every channel of an alert failed).
 
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition};
 
 use super::records::*;
+use super::write_tx::WriteTx;
 use super::{OUTBOX, OUTBOX_DUE, Result, Store, StoreError, decode, encode, next_id};
 
 /// `(group, row id)`: the rows that announce one alert, fallback rows included.
-const OUTBOX_GROUPS: TableDefinition<(u64, u64), ()> = TableDefinition::new("outbox_groups");
+pub(super) const OUTBOX_GROUPS: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("outbox_groups");
 /// `key@channel` → `(quiet until, row that stands for the suppressed repeats)`.
-const NOTIFY_QUIET: TableDefinition<&str, (u64, u64)> = TableDefinition::new("notify_quiet");
+pub(super) const NOTIFY_QUIET: TableDefinition<&str, (u64, u64)> =
+    TableDefinition::new("notify_quiet");
 /// `problem@channel` → when the problem was first announced there.
-const NOTIFY_PROBLEMS: TableDefinition<&str, u64> = TableDefinition::new("notify_problems");
+pub(super) const NOTIFY_PROBLEMS: TableDefinition<&str, u64> =
+    TableDefinition::new("notify_problems");
 
-pub(super) fn enqueue(tx: &WriteTransaction, drafts: &[OutboxDraft], now: u64) -> Result<()> {
+pub(super) fn enqueue(tx: &WriteTx, drafts: &[OutboxDraft], now: u64) -> Result<()> {
     for d in drafts {
         if !admit(tx, d, now)? {
             continue;
@@ -39,22 +43,22 @@ fn scoped(key: &str, channel: &str) -> String {
 
 /// Whether a draft goes out: a recovery only for a problem that is open on its channel, any
 /// draft only if its quiet key is not cooling down (a repeat bumps the standing row instead).
-fn admit(tx: &WriteTransaction, d: &OutboxDraft, now: u64) -> Result<bool> {
+fn admit(tx: &WriteTx, d: &OutboxDraft, now: u64) -> Result<bool> {
     if let Some(ProblemMark::Clears(problem)) = &d.problem {
         let opened = tx
-            .open_table(NOTIFY_PROBLEMS)?
+            .notify_problems()?
             .remove(scoped(problem, &d.channel).as_str())?
             .is_some();
         if !opened {
             return Ok(false);
         }
         // The next occurrence is a new problem and must be heard at once.
-        tx.open_table(NOTIFY_QUIET)?
+        tx.notify_quiet()?
             .remove(scoped(&problem_quiet_key(problem), &d.channel).as_str())?;
     }
     let Some(q) = &d.quiet else { return Ok(true) };
     let standing = tx
-        .open_table(NOTIFY_QUIET)?
+        .notify_quiet()?
         .get(scoped(&q.key, &d.channel).as_str())?
         .map(|v| v.value());
     match standing {
@@ -66,8 +70,8 @@ fn admit(tx: &WriteTransaction, d: &OutboxDraft, now: u64) -> Result<bool> {
     }
 }
 
-fn bump_repeats(tx: &WriteTransaction, row_id: u64) -> Result<()> {
-    let mut outbox = tx.open_table(OUTBOX)?;
+fn bump_repeats(tx: &WriteTx, row_id: u64) -> Result<()> {
+    let mut outbox = tx.outbox()?;
     let row: Option<OutboxRow> = match outbox.get(row_id)? {
         Some(v) => Some(decode("outbox", v.value())?),
         None => None,
@@ -79,7 +83,7 @@ fn bump_repeats(tx: &WriteTransaction, row_id: u64) -> Result<()> {
     Ok(())
 }
 
-fn insert_row(tx: &WriteTransaction, d: &OutboxDraft, now: u64) -> Result<u64> {
+fn insert_row(tx: &WriteTx, d: &OutboxDraft, now: u64) -> Result<u64> {
     let id = next_id(tx, "outbox")?;
     let group = if d.group == 0 { id } else { d.group };
     let row = OutboxRow {
@@ -103,18 +107,18 @@ fn insert_row(tx: &WriteTransaction, d: &OutboxDraft, now: u64) -> Result<u64> {
         problem: d.problem.clone(),
         last_class: None,
     };
-    tx.open_table(OUTBOX)?.insert(id, encode(&row).as_slice())?;
-    tx.open_table(OUTBOX_DUE)?.insert((now, id), ())?;
-    tx.open_table(OUTBOX_GROUPS)?.insert((group, id), ())?;
+    tx.outbox()?.insert(id, encode(&row).as_slice())?;
+    tx.outbox_due()?.insert((now, id), ())?;
+    tx.outbox_groups()?.insert((group, id), ())?;
     if let Some(q) = &d.quiet {
-        tx.open_table(NOTIFY_QUIET)?.insert(
+        tx.notify_quiet()?.insert(
             scoped(&q.key, &d.channel).as_str(),
             (now.saturating_add(q.window_ms), id),
         )?;
     }
     if let Some(ProblemMark::Opens(problem)) = &d.problem {
         let key = scoped(problem, &d.channel);
-        let mut problems = tx.open_table(NOTIFY_PROBLEMS)?;
+        let mut problems = tx.notify_problems()?;
         if problems.get(key.as_str())?.is_none() {
             problems.insert(key.as_str(), now)?;
         }
@@ -188,7 +192,7 @@ impl Store {
         let now = self.now();
         self.write(|tx| {
             let mut row: OutboxRow = {
-                let outbox = tx.open_table(OUTBOX)?;
+                let outbox = tx.outbox()?;
                 let v = outbox
                     .get(id)?
                     .ok_or_else(|| StoreError::Rejected(format!("no notification {id}")))?;
@@ -197,9 +201,9 @@ impl Store {
             if row.state != OutboxState::Pending {
                 return Ok(()); // already settled (a second recorder lost the race)
             }
-            tx.open_table(OUTBOX_DUE)?.remove((row.next_at, id))?;
+            tx.outbox_due()?.remove((row.next_at, id))?;
             apply_attempt(tx, &mut row, attempt, now)?;
-            tx.open_table(OUTBOX)?.insert(id, encode(&row).as_slice())?;
+            tx.outbox()?.insert(id, encode(&row).as_slice())?;
             if let OutboxAttempt::Failed { fallback, .. } = attempt
                 && group_exhausted(tx, row.group)?
             {
@@ -256,7 +260,7 @@ impl Store {
     pub fn prune_notify_keys(&self) -> Result<usize> {
         let now = self.now();
         self.write(|tx| {
-            let mut quiet = tx.open_table(NOTIFY_QUIET)?;
+            let mut quiet = tx.notify_quiet()?;
             let expired: Vec<String> = quiet
                 .iter()?
                 .filter_map(|r| r.ok())
@@ -288,7 +292,7 @@ impl Store {
 }
 
 fn apply_attempt(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     row: &mut OutboxRow,
     attempt: &OutboxAttempt,
     now: u64,
@@ -306,11 +310,11 @@ fn apply_attempt(
             row.next_at = *at;
             row.last_error = Some(error.clone());
             row.last_class = Some(class.to_string());
-            tx.open_table(OUTBOX_DUE)?.insert((*at, row.id), ())?;
+            tx.outbox_due()?.insert((*at, row.id), ())?;
         }
         OutboxAttempt::Postpone { at } => {
             row.next_at = *at;
-            tx.open_table(OUTBOX_DUE)?.insert((*at, row.id), ())?;
+            tx.outbox_due()?.insert((*at, row.id), ())?;
         }
         OutboxAttempt::Failed { error, class, .. } => {
             row.attempts += 1;
@@ -323,9 +327,9 @@ fn apply_attempt(
 }
 
 /// True when every row of the group has failed (none sent, none still pending).
-fn group_exhausted(tx: &WriteTransaction, group: u64) -> Result<bool> {
-    let groups = tx.open_table(OUTBOX_GROUPS)?;
-    let outbox = tx.open_table(OUTBOX)?;
+fn group_exhausted(tx: &WriteTx, group: u64) -> Result<bool> {
+    let groups = tx.outbox_groups()?;
+    let outbox = tx.outbox()?;
     for entry in groups.range((group, 0)..=(group, u64::MAX))? {
         let (_, id) = entry?.0.value();
         if let Some(v) = outbox.get(id)? {

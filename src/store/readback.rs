@@ -6,10 +6,9 @@
 //! order to the seller or, when the product opts in, re-arms it through
 //! [`Store::resolve_not_received`].
 
-use redb::WriteTransaction;
-
 use super::jobs::{self, NextRun};
 use super::records::*;
+use super::write_tx::WriteTx;
 use super::{Result, Store, StoreError, ledger, outbox};
 
 /// Where the ship stage's job comes back to read the conversation: armed in the same
@@ -25,7 +24,7 @@ pub struct ReadBackArm {
 /// Arm the read-back of `rec` (just made `needs_human` by an unknown send, its job cancelled)
 /// and schedule the job that performs it, in the caller's transaction. The caller saves `rec`.
 pub(super) fn arm_in(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     rec: &mut DeliveryRecord,
     arm: &ReadBackArm,
     now: u64,

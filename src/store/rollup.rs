@@ -17,13 +17,14 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use jiff::tz::TimeZone;
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::records::{DeliveryRecord, OrderRecord, OutboxDraft};
 use super::rollup_facts::{
     Counters, DEFAULT_ZONE, Day, Facts, contributions, has_outcome, same_outcome, zone,
 };
-use super::{LEDGER, ORDERS, Result, Store, StoreError, decode, encode_row, get_json};
+use super::write_tx::WriteTx;
+use super::{ORDERS, Result, Store, StoreError, decode, encode_row, get_json};
 
 /// `(day yyyymmdd, account, item id)` → [`Counters`] bytes.
 pub(super) const ROLLUP: TableDefinition<(u32, &str, &str), &[u8]> =
@@ -47,11 +48,11 @@ const TOTALS_KEY: &str = "totals";
 /// The `item` of the rows [`Store::rollup_totals`] returns: never an item id.
 pub const ALL_ITEMS: &str = "*";
 
-pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
-    tx.open_table(ROLLUP)?;
-    tx.open_table(ROLLUP_TOTALS)?;
-    tx.open_table(REPLY_ROLLUP)?;
-    tx.open_table(STATS_META)?;
+pub(super) fn create_tables(tx: &WriteTx) -> Result<()> {
+    tx.rollup()?;
+    tx.rollup_totals()?;
+    tx.reply_rollup()?;
+    tx.stats_meta()?;
     Ok(())
 }
 
@@ -86,8 +87,8 @@ fn zone_name(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<S
 }
 
 /// The statistics zone as stored (the default until a seller names one).
-fn zone_in(tx: &WriteTransaction) -> Result<TimeZone> {
-    let name = zone_name(&tx.open_table(STATS_META)?)?;
+fn zone_in(tx: &WriteTx) -> Result<TimeZone> {
+    let name = zone_name(&*tx.stats_meta()?)?;
     cached_zone(&name).ok_or_else(|| StoreError::Corrupt {
         table: "stats_meta",
         detail: format!("unknown time zone {name}"),
@@ -98,22 +99,18 @@ fn zone_in(tx: &WriteTransaction) -> Result<TimeZone> {
 /// is [`Facts::of_order`] of the row it replaces as the caller read it in this transaction
 /// (`None`: there was none), so the replaced row is not decoded again (issue 15); test builds
 /// decode it anyway and check the caller's word.
-pub(super) fn put_order(
-    tx: &WriteTransaction,
-    order: &OrderRecord,
-    before: Option<&Facts>,
-) -> Result<()> {
+pub(super) fn put_order(tx: &WriteTx, order: &OrderRecord, before: Option<&Facts>) -> Result<()> {
     put_order_row(tx, order, &encode_row(order), before)
 }
 
 /// [`put_order`] with the order already encoded.
 pub(super) fn put_order_row(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     order: &OrderRecord,
     bytes: &[u8],
     before: Option<&Facts>,
 ) -> Result<()> {
-    let mut orders = tx.open_table(ORDERS)?;
+    let mut orders = tx.orders()?;
     let replaced = orders.insert(order.order_id.as_str(), bytes)?;
     // Straight through the codec: the decode counts of tests are the release build's.
     #[cfg(debug_assertions)]
@@ -140,7 +137,7 @@ pub(super) fn put_order_row(
         return Ok(());
     }
     let ledger: Option<DeliveryRecord> =
-        get_json(&tx.open_table(LEDGER)?, "delivery_ledger", &order.order_id)?;
+        get_json(&*tx.ledger()?, "delivery_ledger", &order.order_id)?;
     let old = before.map(|f| f.clone().with_ledger(ledger.as_ref()));
     let new = new_part.with_ledger(ledger.as_ref());
     apply(tx, old.as_ref(), Some(&new))
@@ -153,8 +150,8 @@ pub(super) fn put_order_row(
 /// either, so nothing moves and neither the replaced row nor the order is decoded. That is
 /// most saves (every step before the last; issue 15: those decodes were a good part of a
 /// request's CPU). Test builds decode the replaced row anyway and check the rule.
-pub(super) fn save_ledger(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result<()> {
-    let mut ledger = tx.open_table(LEDGER)?;
+pub(super) fn save_ledger(tx: &WriteTx, rec: &DeliveryRecord) -> Result<()> {
+    let mut ledger = tx.ledger()?;
     let old = ledger.insert(rec.order_id.as_str(), encode_row(rec).as_slice())?;
     if !has_outcome(rec) {
         // Straight through the codec: the decode counts of tests are the release build's.
@@ -178,16 +175,11 @@ pub(super) fn save_ledger(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result
 
 /// The facts before and after a ledger save differ only in the outcome, so the order is read
 /// only when that moved.
-fn ledger_saved(
-    tx: &WriteTransaction,
-    before: Option<&DeliveryRecord>,
-    rec: &DeliveryRecord,
-) -> Result<()> {
+fn ledger_saved(tx: &WriteTx, before: Option<&DeliveryRecord>, rec: &DeliveryRecord) -> Result<()> {
     if same_outcome(before, rec) {
         return Ok(());
     }
-    let Some(order) = get_json::<OrderRecord>(&tx.open_table(ORDERS)?, "orders", &rec.order_id)?
-    else {
+    let Some(order) = get_json::<OrderRecord>(&*tx.orders()?, "orders", &rec.order_id)? else {
         return Ok(());
     };
     let old = Facts::of(&order, before);
@@ -206,7 +198,7 @@ fn add_facts(into: &mut BTreeMap<Key, Counters>, f: &Facts, zone: &TimeZone, sig
     }
 }
 
-fn apply(tx: &WriteTransaction, old: Option<&Facts>, new: Option<&Facts>) -> Result<()> {
+fn apply(tx: &WriteTx, old: Option<&Facts>, new: Option<&Facts>) -> Result<()> {
     let zone = zone_in(tx)?;
     let mut delta = BTreeMap::new();
     if let Some(f) = new {
@@ -215,8 +207,8 @@ fn apply(tx: &WriteTransaction, old: Option<&Facts>, new: Option<&Facts>) -> Res
     if let Some(f) = old {
         add_facts(&mut delta, f, &zone, -1);
     }
-    let mut table = tx.open_table(ROLLUP)?;
-    let mut totals = tx.open_table(ROLLUP_TOTALS)?;
+    let mut table = tx.rollup()?;
+    let mut totals = tx.rollup_totals()?;
     for ((day, account, item), d) in delta {
         if d.is_zero() {
             continue;
@@ -248,14 +240,9 @@ fn bump<'k, K: redb::Key + 'static>(
 
 /// Count a reply that reached the buyer, in the caller's transaction (the chat store calls
 /// this when a reply row becomes sent).
-pub(super) fn count_reply(
-    tx: &WriteTransaction,
-    at: u64,
-    account: &str,
-    stage: &str,
-) -> Result<()> {
+pub(super) fn count_reply(tx: &WriteTx, at: u64, account: &str, stage: &str) -> Result<()> {
     let day = Day::of(at, &zone_in(tx)?);
-    let mut table = tx.open_table(REPLY_ROLLUP)?;
+    let mut table = tx.reply_rollup()?;
     let n = table.get((day.0, account, stage))?.map_or(0, |v| v.value());
     table.insert((day.0, account, stage), n + 1)?;
     Ok(())
@@ -269,24 +256,23 @@ pub struct RebuildReport {
 }
 
 /// Recompute every order rollup from the order and ledger rows, in the caller's transaction.
-pub(super) fn rebuild(tx: &WriteTransaction) -> Result<RebuildReport> {
+pub(super) fn rebuild(tx: &WriteTx) -> Result<RebuildReport> {
     let zone = zone_in(tx)?;
     let mut sums: BTreeMap<Key, Counters> = BTreeMap::new();
-    let orders = tx.open_table(ORDERS)?;
-    let ledger = tx.open_table(LEDGER)?;
+    let orders = tx.orders()?;
+    let ledger = tx.ledger()?;
     let mut count = 0;
     for row in orders.iter()? {
         let (_, v) = row?;
         let order: OrderRecord = decode("orders", v.value())?;
-        let rec: Option<DeliveryRecord> = get_json(&ledger, "delivery_ledger", &order.order_id)?;
+        let rec: Option<DeliveryRecord> = get_json(&*ledger, "delivery_ledger", &order.order_id)?;
         add_facts(&mut sums, &Facts::of(&order, rec.as_ref()), &zone, 1);
         count += 1;
     }
     drop((orders, ledger));
-    tx.delete_table(ROLLUP)?;
-    tx.delete_table(ROLLUP_TOTALS)?;
-    let mut table = tx.open_table(ROLLUP)?;
-    let mut totals = tx.open_table(ROLLUP_TOTALS)?;
+    tx.delete_rollups()?;
+    let mut table = tx.rollup()?;
+    let mut totals = tx.rollup_totals()?;
     let mut rows = 0;
     for ((day, account, item), c) in sums {
         if !c.is_zero() {
@@ -305,8 +291,8 @@ pub(super) fn rebuild(tx: &WriteTransaction) -> Result<RebuildReport> {
     })
 }
 
-fn mark_built(tx: &WriteTransaction) -> Result<()> {
-    let mut meta = tx.open_table(STATS_META)?;
+fn mark_built(tx: &WriteTx) -> Result<()> {
+    let mut meta = tx.stats_meta()?;
     meta.insert(BUILT_KEY, &b"1"[..])?;
     meta.insert(TOTALS_KEY, &b"1"[..])?;
     Ok(())
@@ -346,8 +332,7 @@ impl Store {
             return Ok(false);
         }
         self.write(|tx| {
-            tx.open_table(STATS_META)?
-                .insert(ZONE_KEY, name.as_bytes())?;
+            tx.stats_meta()?.insert(ZONE_KEY, name.as_bytes())?;
             rebuild(tx)?;
             Ok(true)
         })
@@ -466,7 +451,7 @@ impl Store {
         let now = self.now();
         let key = format!("report:{day}");
         self.write(|tx| {
-            let mut meta = tx.open_table(STATS_META)?;
+            let mut meta = tx.stats_meta()?;
             if meta.get(key.as_str())?.is_some() {
                 return Ok(false);
             }
@@ -487,8 +472,8 @@ impl Store {
     #[doc(hidden)]
     pub fn add_rollup_for_bench(&self, rows: &[(Day, String, String, Counters)]) -> Result<()> {
         self.write(|tx| {
-            let mut table = tx.open_table(ROLLUP)?;
-            let mut totals = tx.open_table(ROLLUP_TOTALS)?;
+            let mut table = tx.rollup()?;
+            let mut totals = tx.rollup_totals()?;
             for (day, account, item, c) in rows {
                 bump(&mut table, (day.0, account.as_str(), item.as_str()), c)?;
                 bump(&mut totals, (day.0, account.as_str()), c)?;

@@ -14,14 +14,11 @@
 
 use std::cell::RefCell;
 
-use redb::WriteTransaction;
-
 use super::jobs::{self, JobDone};
 use super::readback::{self, ReadBackArm};
 use super::records::*;
-use super::{
-    ORDERS, Result, Store, StoreError, cards, chat_send, get_json, ledger, order_rows, outbox,
-};
+use super::write_tx::WriteTx;
+use super::{Result, Store, StoreError, cards, chat_send, get_json, ledger, order_rows, outbox};
 use crate::order::OrderStatus;
 use crate::why::{Failure, PartRef, Why};
 
@@ -191,7 +188,7 @@ impl Store {
         let build = std::sync::Mutex::new(build);
         self.write_async(|tx| {
             let mut rec = ledger::load(tx, order_id)?;
-            let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
+            let order: OrderRecord = get_json(&*tx.orders()?, "orders", order_id)?
                 .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
             let in_flight = rec.parts.iter().position(|p| p.state == PartState::Sending);
             if rec.send_in_flight() {
@@ -402,7 +399,7 @@ impl Store {
                 }
                 Some(PartState::Pending) | None => {}
             }
-            let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
+            let order: OrderRecord = get_json(&*tx.orders()?, "orders", order_id)?
                 .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
             let keys = keys_of(tx, &rec)?;
             let plan = match (build.borrow_mut())(&order, &keys) {
@@ -492,7 +489,7 @@ impl Store {
 /// A part went out: claim the next one (registering its echo), or finish the step with what
 /// follows it riding on the same transaction.
 fn accepted(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     rec: &mut DeliveryRecord,
     with: &PartFinish<'_>,
     now: u64,
@@ -514,7 +511,7 @@ fn accepted(
 }
 
 /// The keys a delivery holds, to build its content from.
-pub(super) fn keys_of(tx: &WriteTransaction, rec: &DeliveryRecord) -> Result<Vec<String>> {
+pub(super) fn keys_of(tx: &WriteTx, rec: &DeliveryRecord) -> Result<Vec<String>> {
     match &rec.holding {
         Holding::Cards { pool, ids } => cards::secrets(tx, pool, ids),
         // A supplier product holds no pool keys: its cards were bought and stored per unit.
@@ -596,7 +593,7 @@ fn part_ref(rec: &DeliveryRecord, index: usize) -> Option<PartRef> {
 /// The process stopped while the send step was in flight: the part that was (or, in rows
 /// from before parts, the whole message) is unknown, and the delivery goes to the seller.
 fn interrupted(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     rec: &mut DeliveryRecord,
     in_flight: Option<usize>,
     with: &SendClaim<'_>,
@@ -623,7 +620,7 @@ fn interrupted(
 /// job's end when it rides along) or `sent`, and then the confirm step claimed when it
 /// follows and the order can still be shipped. Returns the confirm attempt when claimed.
 pub(super) fn send_done(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     rec: &mut DeliveryRecord,
     masked: &str,
     then: SendThen<'_>,

@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 
 use super::cards::log_stock;
 use super::records::*;
+use super::write_tx::WriteTx;
 use super::{Result, STOCK, STOCK_LOG, Store, decode, encode, get_json};
 
 impl Store {
@@ -58,19 +59,18 @@ impl Store {
     }
 }
 
-fn load(tx: &WriteTransaction, item_id: &str) -> Result<Option<StockRow>> {
-    get_json(&tx.open_table(STOCK)?, "stock", item_id)
+fn load(tx: &WriteTx, item_id: &str) -> Result<Option<StockRow>> {
+    get_json(&*tx.stock()?, "stock", item_id)
 }
 
-fn save(tx: &WriteTransaction, item_id: &str, row: &StockRow) -> Result<()> {
-    tx.open_table(STOCK)?
-        .insert(item_id, encode(row).as_slice())?;
+fn save(tx: &WriteTx, item_id: &str, row: &StockRow) -> Result<()> {
+    tx.stock()?.insert(item_id, encode(row).as_slice())?;
     Ok(())
 }
 
 /// Reserve `units`; `Err(available)` when short. Also reports a low-stock threshold crossing.
 pub(super) fn take(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     item_id: &str,
     units: u64,
     configured: u32,
@@ -113,7 +113,7 @@ pub(super) fn take(
 }
 
 pub(super) fn sold(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     item_id: &str,
     units: u32,
     order_id: &str,
@@ -132,7 +132,7 @@ pub(super) fn sold(
 }
 
 pub(super) fn release(
-    tx: &WriteTransaction,
+    tx: &WriteTx,
     item_id: &str,
     units: u32,
     order_id: &str,

@@ -9,11 +9,12 @@
 //! fetched cards like reserved pool keys ([`cards_of`]), so a retry or a restart resends the
 //! stored card instead of buying another.
 
-use redb::{TableDefinition, WriteTransaction};
+use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
 use super::records::*;
-use super::{ORDERS, Result, Store, StoreError, encode, get_json, ledger, outbox, sending};
+use super::write_tx::WriteTx;
+use super::{Result, Store, StoreError, encode, get_json, ledger, outbox, sending};
 use crate::why::{Failure, Why};
 
 pub(super) const SUPPLIER_CALLS: TableDefinition<&str, &[u8]> =
@@ -180,7 +181,7 @@ impl Store {
         let now = self.now();
         self.write(|tx| {
             let mut rec = ledger::load(tx, order_id)?;
-            let order: OrderRecord = get_json(&tx.open_table(ORDERS)?, "orders", order_id)?
+            let order: OrderRecord = get_json(&*tx.orders()?, "orders", order_id)?
                 .ok_or_else(|| StoreError::Rejected(format!("no order {order_id}")))?;
             if rec.anything_sent() {
                 return Ok(BeginCall::AllFetched);
@@ -420,12 +421,12 @@ fn new_unit(order_id: &str, unit: u32) -> SupplierUnit {
     }
 }
 
-fn load(tx: &WriteTransaction, order_id: &str) -> Result<Option<SupplierRecord>> {
-    get_json(&tx.open_table(SUPPLIER_CALLS)?, "supplier_calls", order_id)
+fn load(tx: &WriteTx, order_id: &str) -> Result<Option<SupplierRecord>> {
+    get_json(&*tx.supplier_calls()?, "supplier_calls", order_id)
 }
 
-fn save(tx: &WriteTransaction, rec: &SupplierRecord) -> Result<()> {
-    tx.open_table(SUPPLIER_CALLS)?
+fn save(tx: &WriteTx, rec: &SupplierRecord) -> Result<()> {
+    tx.supplier_calls()?
         .insert(rec.order_id.as_str(), encode(rec).as_slice())?;
     Ok(())
 }
@@ -445,7 +446,7 @@ pub(super) fn fetched_cards(tx: &redb::ReadTransaction, order_id: &str) -> Resul
 
 /// The fetched cards of an order in unit order, once every unit has one (else none): the
 /// send step puts them in the message like reserved pool keys.
-pub(super) fn cards_of(tx: &WriteTransaction, order_id: &str) -> Result<Vec<String>> {
+pub(super) fn cards_of(tx: &WriteTx, order_id: &str) -> Result<Vec<String>> {
     let Some(rec) = load(tx, order_id)? else {
         return Ok(Vec::new());
     };
