@@ -184,7 +184,7 @@ impl Store {
     /// An in-memory copy of this store, for a dry run that must not write anything here.
     pub fn snapshot_in_memory(&self) -> Result<Store> {
         let copy = Store::in_memory(self.clock.clone())?;
-        self.read(|src| copy.write(|tx| copy_all(src, tx.transaction())))?;
+        self.read(|src| copy.write(|tx| copy_all(src, tx.transaction()?)))?;
         Ok(copy)
     }
 }

@@ -50,7 +50,19 @@ use std::task::Poll;
 use futures_util::task::AtomicWaker;
 use redb::{Database, WriteTransaction};
 
+use super::write_tx::WriteTx;
 use super::{Result, StoreError};
+
+self_cell::self_cell!(
+    /// A batch's write transaction and the scope of tables its requests have opened: a table
+    /// is opened once for all the requests of a batch, not once per request (redb's open and
+    /// close are a table-tree lookup and a root write-back each), and closed before the commit.
+    struct OpenTx {
+        owner: WriteTransaction,
+        #[not_covariant]
+        dependent: WriteTx,
+    }
+);
 
 /// Most requests in one write transaction: a cap on how long the first member waits.
 pub const MAX_BATCH: usize = 128;
@@ -83,7 +95,7 @@ struct Batch {
     /// Which database the transaction belongs to (its address: a reopened handle is another
     /// one).
     db: usize,
-    tx: WriteTransaction,
+    tx: OpenTx,
     /// Members whose requests ran in `tx` and who wait for its outcome (the one that ends the
     /// batch is not among them).
     waiting: Vec<Arc<Slot>>,
@@ -176,7 +188,7 @@ impl Committer {
         self: &Arc<Self>,
         db: &Database,
         on: CommitOn,
-        request: impl Fn(&WriteTransaction) -> Result<T>,
+        request: impl Fn(&WriteTx) -> Result<T>,
     ) -> Result<T> {
         let mut let_in = false;
         loop {
@@ -209,7 +221,7 @@ impl Committer {
     pub(super) fn write_blocking<T>(
         self: &Arc<Self>,
         db: &Database,
-        request: impl Fn(&WriteTransaction) -> Result<T>,
+        request: impl Fn(&WriteTx) -> Result<T>,
     ) -> Result<T> {
         futures_executor::block_on(self.write(db, CommitOn::Caller, request))
     }
@@ -233,7 +245,7 @@ impl Committer {
     fn enter<T>(
         &self,
         db: &Database,
-        request: &impl Fn(&WriteTransaction) -> Result<T>,
+        request: &impl Fn(&WriteTx) -> Result<T>,
         let_in: bool,
         on: CommitOn,
     ) -> Entered<T> {
@@ -258,7 +270,7 @@ impl Committer {
                 Ok(Ok(tx)) => {
                     open.batch = Some(Batch {
                         db: address(db),
-                        tx,
+                        tx: OpenTx::new(tx, |tx| WriteTx::new(tx)),
                         waiting: Vec::new(),
                     })
                 }
@@ -267,7 +279,8 @@ impl Committer {
             }
         }
         let tx = &open.batch.as_ref().expect("opened above").tx;
-        let out = match catch_unwind(AssertUnwindSafe(|| request(tx))) {
+        let ran = catch_unwind(AssertUnwindSafe(|| tx.with_dependent(|_, tx| request(tx))));
+        let out = match ran {
             Ok(Ok(out)) => out,
             Ok(Err(e)) => return Entered::Done(Err(abort(&mut open, e))),
             Err(panic) => return Entered::Done(Err(abort(&mut open, panicked(panic.as_ref())))),
@@ -316,6 +329,8 @@ impl Committer {
     /// members that queued meanwhile.
     fn finish(&self, batch: Batch) -> Result<()> {
         let Batch { tx, waiting, .. } = batch;
+        // The tables close (the scope drops) before the commit.
+        let tx = tx.into_owner();
         let result = match catch_unwind(AssertUnwindSafe(|| tx.commit())) {
             Ok(done) => done.map_err(StoreError::from),
             Err(panic) => Err(panicked(panic.as_ref())),
@@ -388,7 +403,7 @@ impl Drop for Place<'_> {
 fn abort(open: &mut Open, e: StoreError) -> StoreError {
     let aborted = open.batch.take().expect("still open");
     // Its writes are undone; an abort that fails leaves nothing committed either.
-    let _ = aborted.tx.abort();
+    let _ = aborted.tx.into_owner().abort();
     publish(&aborted.waiting, &Outcome::Redo);
     e
 }
@@ -441,8 +456,8 @@ mod tests {
         Arc::new(redb::Builder::new().create_with_backend(backend).unwrap())
     }
 
-    fn insert(tx: &WriteTransaction, key: &str) -> Result<()> {
-        tx.open_table(T)?.insert(key, 1)?;
+    fn insert(tx: &WriteTx, key: &str) -> Result<()> {
+        tx.transaction()?.open_table(T)?.insert(key, 1)?;
         Ok(())
     }
 
@@ -470,7 +485,7 @@ mod tests {
     /// batch with `second`: returns both answers, the commits made and how often `first`'s
     /// request ran.
     fn two_in_one_batch(
-        second: impl Fn(&WriteTransaction) -> Result<()> + Send + Sync + 'static,
+        second: impl Fn(&WriteTx) -> Result<()> + Send + Sync + 'static,
     ) -> (Result<()>, Result<()>, u64, usize, Arc<Database>) {
         let db = db();
         let c = Arc::new(Committer::default());
@@ -692,6 +707,35 @@ mod tests {
         assert!(d.as_mut().poll(&mut cx).is_pending());
         drop(d);
         assert!(c.lock().queued.is_empty());
+    }
+
+    /// The requests of one batch share one scope of open tables: a table the first opened is
+    /// still open for the second (redb's open and close happen once per batch).
+    #[test]
+    fn the_requests_of_a_batch_open_a_table_once() {
+        let db = db();
+        let c = Arc::new(Committer::default());
+        c.lock().committing = true;
+        let meta = |key: &'static str| {
+            move |tx: &WriteTx| -> Result<()> {
+                tx.meta()?.insert(key, 1)?;
+                Ok(())
+            }
+        };
+        let mut a = Box::pin(c.write(&db, CommitOn::Worker, meta("a")));
+        let mut b = Box::pin(c.write(&db, CommitOn::Worker, meta("b")));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(a.as_mut().poll(&mut cx).is_pending());
+        assert!(b.as_mut().poll(&mut cx).is_pending());
+        c.let_in_queued();
+        crate::store::write_tx::opens::take();
+        assert!(a.as_mut().poll(&mut cx).is_pending(), "a waits for b");
+        assert!(matches!(b.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+        assert!(matches!(a.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+        assert_eq!(c.commits(), 1);
+        let (opens, uses) = crate::store::write_tx::opens::take();
+        assert_eq!(uses, 2);
+        assert_eq!(opens.get("meta"), Some(&1), "{opens:?}");
     }
 
     /// A member that blocks its thread never waits for let-in members that have not run yet

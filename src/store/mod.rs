@@ -366,8 +366,7 @@ impl Store {
             commit::CommitOn::Worker
         };
         let db = self.handle.current()?;
-        let request = |tx: &redb::WriteTransaction| f(&WriteTx::new(tx));
-        let result = self.committer.write(&db, on, request).await;
+        let result = self.committer.write(&db, on, f).await;
         // Let go of the handle before a failover closes it.
         drop(db);
         self.handle.settle(result)

@@ -14,9 +14,9 @@
 //!
 //! **A scope is not tied to one request.** It borrows the transaction and must be dropped
 //! before the transaction commits (the borrow checker sees to that); until then any number of
-//! requests may run in it, one after another. `Store::write_async` builds one per request run
-//! today; a request that runs again (group commit's redo, `commit.rs`) gets a fresh scope on
-//! its fresh transaction.
+//! requests may run in it, one after another. The group committer (`commit.rs`) builds one per
+//! batch, so a table is opened once for all the requests that share a commit; a request that
+//! runs again (the redo after an abort) gets a fresh scope on its fresh transaction.
 
 use std::cell::{RefCell, RefMut};
 
@@ -53,6 +53,12 @@ macro_rules! tables {
                     lend(&self.$field, self.tx, $def)
                 }
             )+
+
+            /// Close every table this scope holds (an error if one is lent out).
+            fn close_all(&self) -> Result<()> {
+                $(close(&self.$field, $def)?;)+
+                Ok(())
+            }
         }
     };
 }
@@ -100,10 +106,12 @@ tables! {
 
 impl<'t> WriteTx<'t> {
     /// The transaction itself, for code that works on tables by their definitions (a copy of
-    /// every table into a fresh store) and uses none of this scope's tables meanwhile: redb
-    /// refuses to open a table twice.
-    pub(super) fn transaction(&self) -> &'t WriteTransaction {
-        self.tx
+    /// every table into a fresh store, tests' own tables). Every table this scope holds is
+    /// closed first, since redb refuses to open a table twice and a scope may have served
+    /// earlier requests of the same batch; use none of the scope's accessors meanwhile.
+    pub(super) fn transaction(&self) -> Result<&'t WriteTransaction> {
+        self.close_all()?;
+        Ok(self.tx)
     }
 
     /// Empty the statistics rollups for a rebuild: the tables are closed, deleted and created
@@ -134,12 +142,20 @@ fn lend<'s, 't, K: Key + 'static, V: Value + 'static>(
     Ok(RefMut::map(open, |open| open.insert(table)))
 }
 
+fn close<K: Key + 'static, V: Value + 'static>(
+    slot: &RefCell<Option<Table<'_, K, V>>>,
+    def: TableDefinition<'static, K, V>,
+) -> Result<()> {
+    drop(slot.try_borrow_mut().map_err(|_| in_use(def))?.take());
+    Ok(())
+}
+
 fn delete<K: Key + 'static, V: Value + 'static>(
     slot: &RefCell<Option<Table<'_, K, V>>>,
     tx: &WriteTransaction,
     def: TableDefinition<'static, K, V>,
 ) -> Result<()> {
-    drop(slot.try_borrow_mut().map_err(|_| in_use(def))?.take());
+    close(slot, def)?;
     tx.delete_table(def)?;
     Ok(())
 }
