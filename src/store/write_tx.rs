@@ -40,6 +40,12 @@ macro_rules! tables {
             $($field: RefCell<Option<Table<'t, $k, $v>>>,)+
         }
 
+        /// The name of every table a write scope can open (every table the store writes).
+        #[cfg(test)]
+        pub(super) fn table_names() -> Vec<&'static str> {
+            vec![$($def.name(),)+]
+        }
+
         impl<'t> WriteTx<'t> {
             pub(super) fn new(tx: &'t WriteTransaction) -> Self {
                 Self {
