@@ -16,7 +16,10 @@
 //!
 //! `cargo bench --bench replay_throughput` (release build). `BENCH_ORDERS=N` changes the count,
 //! `BENCH_RUNS=N` the number of runs (default 5), `BENCH_WINDOW=N` how many payments arrive
-//! together (default 256, ingested concurrently; 1 = one at a time).
+//! together (default 256, ingested concurrently; 1 = one at a time), `BENCH_CONCURRENCY=N` how
+//! many orders the scheduler works on at once (default: the daemon's own,
+//! `xianyu_shopd::app::CONCURRENCY`; a what-if, since with group commit a batch holds about
+//! one write per order in flight).
 
 use std::path::Path;
 
@@ -72,9 +75,10 @@ fn main() {
     rates.sort_by(|a, b| a.total_cmp(b));
     cpus.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "median: {:.0} orders/s, {:.0} µs CPU/order over {runs} runs; redb file after {orders} orders: {:.1} MiB",
+        "median: {:.0} orders/s, {:.0} µs CPU/order over {runs} runs (scheduler concurrency {}); redb file after {orders} orders: {:.1} MiB",
         rates[runs / 2],
         cpus[runs / 2],
+        concurrency().unwrap_or(xianyu_shopd::app::CONCURRENCY),
         size as f64 / 1048576.0
     );
     if let Some(dir) = last {
@@ -150,6 +154,14 @@ fn process_cpu_micros() -> i64 {
     micros(usage.ru_utime) + micros(usage.ru_stime)
 }
 
+/// `BENCH_CONCURRENCY`, when set.
+fn concurrency() -> Option<usize> {
+    std::env::var("BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+}
+
 fn window() -> usize {
     std::env::var("BENCH_WINDOW")
         .ok()
@@ -177,7 +189,10 @@ async fn one_run(orders: usize) -> (f64, u64, (u64, u64, u64), i64, tempfile::Te
     let keys: String = (0..orders).map(|i| format!("BENCH-KEY-{i:08}\n")).collect();
     store.import_cards("keys", &keys, false, "bench").unwrap();
     let market = Arc::new(MemoryMarketplace::new());
-    let shop = Shop::new(store.clone(), config, market.clone()).unwrap();
+    let mut shop = Shop::new(store.clone(), config, market.clone()).unwrap();
+    if let Some(n) = concurrency() {
+        shop.scheduler = xianyu_shopd::scheduler::Scheduler::new(shop.runner.clone(), n);
+    }
 
     let started = Instant::now();
     let cpu_before = process_cpu_micros();
