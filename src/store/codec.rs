@@ -43,11 +43,13 @@ use std::marker::PhantomData;
 
 use redb::ReadableTable;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::Result;
-use super::records::{CardRow, DeliveryRecord, Job, OrderRecord, StatusLogEntry, StockLogEntry};
+use super::records::{
+    CardRow, DeliveryRecord, Holding, Job, OrderRecord, StatusLogEntry, StockLogEntry,
+};
 use super::write_tx::WriteTx;
 
 /// A record stored as a positional array: it follows the rules of the module doc, and
@@ -60,14 +62,23 @@ impl Positional for StatusLogEntry {}
 impl Positional for CardRow {}
 impl Positional for StockLogEntry {}
 
+/// What an encode buffer starts with: most rows fit (a delivered ledger row is ~300 bytes,
+/// the others less), so a row is one allocation instead of the six or seven of a buffer that
+/// grows from empty (8, 16, … 512 bytes).
+const ENCODE_CAPACITY: usize = 512;
+
 /// A per-order record as a positional array (schema 4).
 pub(super) fn encode_row<T: Positional>(v: &T) -> Vec<u8> {
-    rmp_serde::to_vec(v).expect("store records serialize")
+    let mut buf = Vec::with_capacity(ENCODE_CAPACITY);
+    rmp_serde::encode::write(&mut buf, v).expect("store records serialize");
+    buf
 }
 
 /// Any other record as a map with field names.
 pub(super) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    rmp_serde::to_vec_named(v).expect("store records serialize")
+    let mut buf = Vec::with_capacity(ENCODE_CAPACITY);
+    rmp_serde::encode::write_named(&mut buf, v).expect("store records serialize");
+    buf
 }
 
 pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
@@ -133,6 +144,167 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Head<T> {
             }
         }
         d.deserialize_any(Fields(PhantomData))
+    }
+}
+
+/// A ledger row's [`Holding`], read straight from its bytes. serde's derive for an internally
+/// tagged enum first copies the whole value into a buffer of its own (a vector for the array
+/// and one for the key ids) to find the tag, on every ledger read (profile of
+/// `replay_throughput`). This reads what the derive writes: an array with the kind first
+/// (`["cards", pool, ids]`, schemas 3 and 4) or a map with a `kind` key (JSON of schema 1,
+/// maps of schema 2); and refuses what it refuses: an unknown kind, a missing or repeated
+/// field, an array longer than its variant.
+impl<'de> Deserialize<'de> for Holding {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(HoldingVisitor)
+    }
+}
+
+const HOLDING_KINDS: &[&str] = &["nothing", "cards", "stock"];
+
+#[derive(Clone, Copy)]
+enum HoldingKind {
+    Nothing,
+    Cards,
+    Stock,
+}
+
+/// A field name of a [`Holding`] map.
+enum HoldingField {
+    Kind,
+    Pool,
+    Ids,
+    ItemId,
+    Units,
+    Other,
+}
+
+/// A string read as one of a few words, borrowed, never copied: `pick` names the word.
+struct Word<T>(fn(&str) -> Option<T>);
+
+impl<T> Visitor<'_> for Word<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a holding kind or field name")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<T, E> {
+        (self.0)(s).ok_or_else(|| E::unknown_variant(s, HOLDING_KINDS))
+    }
+
+    fn visit_bytes<E: de::Error>(self, b: &[u8]) -> std::result::Result<T, E> {
+        match std::str::from_utf8(b) {
+            Ok(s) => self.visit_str(s),
+            Err(_) => Err(E::invalid_value(de::Unexpected::Bytes(b), &self)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HoldingKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_str(Word(|s| match s {
+            "nothing" => Some(Self::Nothing),
+            "cards" => Some(Self::Cards),
+            "stock" => Some(Self::Stock),
+            _ => None,
+        }))
+    }
+}
+
+impl<'de> Deserialize<'de> for HoldingField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_identifier(Word(|s| {
+            Some(match s {
+                "kind" => Self::Kind,
+                "pool" => Self::Pool,
+                "ids" => Self::Ids,
+                "item_id" => Self::ItemId,
+                "units" => Self::Units,
+                _ => Self::Other,
+            })
+        }))
+    }
+}
+
+struct HoldingVisitor;
+
+impl<'de> Visitor<'de> for HoldingVisitor {
+    type Value = Holding;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a holding (an array with its kind first, or a map with `kind`)")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Holding, A::Error> {
+        let holding = match element::<_, HoldingKind>(&mut seq, 0, &self)? {
+            HoldingKind::Nothing => Holding::Nothing,
+            HoldingKind::Cards => Holding::Cards {
+                pool: element(&mut seq, 1, &self)?,
+                ids: element(&mut seq, 2, &self)?,
+            },
+            HoldingKind::Stock => Holding::Stock {
+                item_id: element(&mut seq, 1, &self)?,
+                units: element(&mut seq, 2, &self)?,
+            },
+        };
+        match seq.next_element::<IgnoredAny>()? {
+            Some(_) => Err(de::Error::invalid_length(
+                4,
+                &"no more fields than the kind has",
+            )),
+            None => Ok(holding),
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Holding, A::Error> {
+        let (mut kind, mut pool, mut ids, mut item_id, mut units) = (None, None, None, None, None);
+        while let Some(field) = map.next_key::<HoldingField>()? {
+            match field {
+                HoldingField::Kind => once(&mut kind, map.next_value()?, "kind")?,
+                HoldingField::Pool => once(&mut pool, map.next_value()?, "pool")?,
+                HoldingField::Ids => once(&mut ids, map.next_value()?, "ids")?,
+                HoldingField::ItemId => once(&mut item_id, map.next_value()?, "item_id")?,
+                HoldingField::Units => once(&mut units, map.next_value()?, "units")?,
+                HoldingField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let need = |name| de::Error::missing_field(name);
+        Ok(match kind.ok_or_else(|| need("kind"))? {
+            HoldingKind::Nothing => Holding::Nothing,
+            HoldingKind::Cards => Holding::Cards {
+                pool: pool.ok_or_else(|| need("pool"))?,
+                ids: ids.ok_or_else(|| need("ids"))?,
+            },
+            HoldingKind::Stock => Holding::Stock {
+                item_id: item_id.ok_or_else(|| need("item_id"))?,
+                units: units.ok_or_else(|| need("units"))?,
+            },
+        })
+    }
+}
+
+/// The element at `at` of an array that must have it.
+fn element<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(
+    seq: &mut A,
+    at: usize,
+    what: &dyn de::Expected,
+) -> std::result::Result<T, A::Error> {
+    seq.next_element()?
+        .ok_or_else(|| de::Error::invalid_length(at, what))
+}
+
+/// Fill a field of a map once; a second one is an error, as in serde's derive.
+fn once<T, E: de::Error>(
+    slot: &mut Option<T>,
+    value: T,
+    name: &'static str,
+) -> std::result::Result<(), E> {
+    match slot.replace(value) {
+        Some(_) => Err(E::duplicate_field(name)),
+        None => Ok(()),
     }
 }
 
@@ -323,6 +495,133 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         for bytes in [&b""[..], b"{", b"\xc1", b"\x81\xa1x"] {
             assert!(decode::<OrderRecord>(bytes).is_err(), "{bytes:?}");
+        }
+    }
+
+    /// Allocations made on this thread: the library's unit tests run on this counting
+    /// allocator, so a test can count what an encode or a decode costs.
+    mod allocs {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        thread_local! {
+            static COUNT: Cell<u64> = const { Cell::new(0) };
+        }
+
+        struct Counting;
+
+        // SAFETY: every call is passed on to the system allocator unchanged.
+        unsafe impl GlobalAlloc for Counting {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+                unsafe { System.alloc(layout) }
+            }
+
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                unsafe { System.dealloc(ptr, layout) }
+            }
+
+            unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+                let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+                unsafe { System.realloc(ptr, layout, size) }
+            }
+        }
+
+        #[global_allocator]
+        static COUNTING: Counting = Counting;
+
+        /// The allocations (and reallocations) `f` makes on this thread.
+        pub fn during<T>(f: impl FnOnce() -> T) -> (T, u64) {
+            let before = COUNT.with(Cell::get);
+            let out = f();
+            (out, COUNT.with(Cell::get) - before)
+        }
+    }
+
+    fn holdings() -> [(Holding, u64); 3] {
+        [
+            (Holding::Nothing, 0),
+            (
+                Holding::Cards {
+                    pool: "office-2021".into(),
+                    ids: vec![7, 8],
+                },
+                2,
+            ),
+            (
+                Holding::Stock {
+                    item_id: "900052644277".into(),
+                    units: 3,
+                },
+                1,
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_holding_reads_with_only_the_allocations_of_its_own_strings_and_ids() {
+        for (holding, owned) in holdings() {
+            let bytes = rmp_serde::to_vec(&holding).unwrap();
+            assert_eq!(
+                bytes[0] & 0xf0,
+                0x90,
+                "a positional row holds it as an array"
+            );
+            let (read, n) = allocs::during(|| decode::<Holding>(&bytes).unwrap());
+            assert_eq!((read, n), (holding, owned));
+        }
+    }
+
+    #[test]
+    fn a_row_is_encoded_into_one_buffer() {
+        let o = order();
+        let (bytes, n) = allocs::during(|| encode_row(&o));
+        assert_eq!((decode::<OrderRecord>(&bytes).unwrap(), n), (o.clone(), 1));
+        let (_, n) = allocs::during(|| encode(&o));
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_key_is_masked_into_one_string() {
+        use crate::store::records::mask_secret;
+        let (masked, n) = allocs::during(|| mask_secret("ABCD-1234-WXYZ-5678"));
+        assert_eq!((masked.as_str(), n), ("AB***************78", 1));
+        assert_eq!(mask_secret("1234567"), "*******");
+    }
+
+    #[test]
+    fn a_holding_reads_from_json_and_maps_with_its_kind_anywhere() {
+        let json = r#"{"pool":"office-2021","kind":"cards","ids":[7,8],"later":1}"#;
+        let cards = holdings()[1].0.clone();
+        assert_eq!(decode::<Holding>(json.as_bytes()).unwrap(), cards);
+        for (holding, _) in holdings() {
+            let json = serde_json::to_vec(&holding).unwrap();
+            assert_eq!(decode::<Holding>(&json).unwrap(), holding);
+            assert_eq!(decode::<Holding>(&encode(&holding)).unwrap(), holding);
+        }
+    }
+
+    #[test]
+    fn a_holding_that_the_derive_would_refuse_is_refused() {
+        let refused = [
+            r#"{"kind":"cash"}"#,
+            r#"{"kind":"cards","pool":"p"}"#,
+            r#"{"kind":"stock","kind":"stock","item_id":"9","units":1}"#,
+            r#"{"pool":"p","ids":[]}"#,
+            r#"{"kind":"cards","pool":7,"ids":[]}"#,
+        ];
+        for json in refused {
+            assert!(decode::<Holding>(json.as_bytes()).is_err(), "{json}");
+        }
+        // As arrays: empty, a kind short of its fields, kinds with a field too many.
+        let refused = [
+            vec![0x90],
+            rmp_serde::to_vec(&("cards", "p")).unwrap(),
+            rmp_serde::to_vec(&("stock", "9", 1u32, 2u32)).unwrap(),
+            rmp_serde::to_vec(&("nothing", "x")).unwrap(),
+        ];
+        for bytes in refused {
+            assert!(decode::<Holding>(&bytes).is_err(), "{bytes:x?}");
         }
     }
 }

@@ -229,8 +229,10 @@ impl LedgerEvent {
     }
 }
 
-/// Which resource a delivery holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Which resource a delivery holds. Written by serde's derive (`["cards", pool, ids]` in a
+/// positional row, `{"kind": "cards", ...}` in a map); read by hand in `codec.rs`, without the
+/// buffering of serde's derive for an internally tagged enum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Holding {
     Nothing,
@@ -514,11 +516,14 @@ const MASK_KEEP_MAX: usize = 3;
 /// an 8-digit PIN keeps one digit per end and a key under 8 characters shows none; no run of
 /// [`LEAK_WINDOW`] characters of the key ever survives.
 pub fn mask_secret(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let keep = (chars.len() / 8).min(MASK_KEEP_MAX);
-    let head: String = chars[..keep].iter().collect();
-    let tail: String = chars[chars.len() - keep..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 2 * keep))
+    // One string, built in place: every delivery masks its keys on the hot path.
+    let len = s.chars().count();
+    let keep = (len / 8).min(MASK_KEEP_MAX);
+    let mut masked = String::with_capacity(s.len());
+    for (i, c) in s.chars().enumerate() {
+        masked.push(if i < keep || i + keep >= len { c } else { '*' });
+    }
+    masked
 }
 
 /// A run of this many characters of a key counts as the key leaking.
@@ -532,13 +537,16 @@ pub fn reveals_key(text: &str, keys: &[String]) -> bool {
     let decoded = percent_encoding::percent_decode_str(text)
         .decode_utf8_lossy()
         .to_lowercase();
+    // One buffer for every window of every key, not a string per window.
+    let mut piece = String::new();
     keys.iter().any(|key| {
         let key: Vec<char> = key.to_lowercase().chars().collect();
         let width = LEAK_WINDOW.min(key.len());
         width > 0
             && key.windows(width).any(|w| {
-                let piece: String = w.iter().collect();
-                plain.contains(&piece) || decoded.contains(&piece)
+                piece.clear();
+                piece.extend(w);
+                plain.contains(piece.as_str()) || decoded.contains(piece.as_str())
             })
     })
 }
