@@ -286,6 +286,36 @@ impl<'de> Visitor<'de> for HoldingVisitor {
     }
 }
 
+/// A list read with room for [`ROOM`] more elements. serde reads a list into a vector of
+/// exactly its length, so the first push of a request (a ledger's history grows by an entry
+/// on almost every request that reads it) copied the whole list into a new buffer.
+pub(super) fn with_room<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Vec<T>, D::Error> {
+    struct Room<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Room<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Vec<T>, A::Error> {
+            // A corrupt length must not reserve much: the rest grows as it is read.
+            let len = seq.size_hint().unwrap_or(0).min(64);
+            let mut list = Vec::with_capacity(len + ROOM);
+            while let Some(item) = seq.next_element()? {
+                list.push(item);
+            }
+            Ok(list)
+        }
+    }
+    d.deserialize_seq(Room(PhantomData))
+}
+
+/// How many elements [`with_room`] leaves room for.
+const ROOM: usize = 2;
+
 /// The element at `at` of an array that must have it.
 fn element<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(
     seq: &mut A,
@@ -409,6 +439,7 @@ pub(super) fn migrate(tx: &WriteTx) -> Result<usize> {
 mod tests {
     use super::*;
     use crate::order::OrderStatus;
+    use crate::store::records::Note;
 
     fn order() -> OrderRecord {
         let json = r#"{"order_id":"3002","account":"main","chat_id":"c1","buyer_id":null,"buyer_nick":null,"item_id":"900052644277","item_title":null,"sku":null,"quantity":1,"amount":"19.90","status":"shipped","payment_time":1796067798955,"ship_time":null,"ship_method":"auto","logistics_company":null,"tracking_number":null,"ship_content":null,"created_time":1796067798000,"updated_time":1796067800037}"#;
@@ -579,6 +610,18 @@ mod tests {
         assert_eq!((decode::<OrderRecord>(&bytes).unwrap(), n), (o.clone(), 1));
         let (_, n) = allocs::during(|| encode(&o));
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_ledger_history_takes_its_next_entry_without_a_new_buffer() {
+        let mut rec = DeliveryRecord::new("3002", "main", "v1", 1);
+        rec.set_state(crate::store::DeliveryState::Reserved, 2, Note::None);
+        let mut read: DeliveryRecord = decode(&encode_row(&rec)).unwrap();
+        let ((), n) = allocs::during(|| {
+            read.set_state(crate::store::DeliveryState::Scheduled, 3, Note::None);
+            read.set_state(crate::store::DeliveryState::Sending, 4, Note::None);
+        });
+        assert_eq!((read.history.len(), n), (4, 0));
     }
 
     #[test]

@@ -269,6 +269,8 @@ pub struct DeliveryRecord {
     #[serde(default)]
     pub why: Option<Why>,
     pub config_version: String,
+    /// Read with room for more entries: a request that reads a ledger row adds one.
+    #[serde(deserialize_with = "super::codec::with_room")]
     pub history: Vec<LedgerEvent>,
     /// An uncertain send whose conversation is being read back (see `store/readback.rs`).
     #[serde(default)]
