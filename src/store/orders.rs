@@ -375,3 +375,32 @@ fn apply_work(
         }
     }
 }
+
+/// Test fixtures shared by the store's tests that follow a delivery request by request.
+#[cfg(test)]
+pub(super) mod fixtures {
+    use super::*;
+
+    /// The first pipeline stage after ingest, as a job starts there.
+    pub fn start() -> NextRun {
+        NextRun {
+            stage: 1,
+            stage_name: "classify".into(),
+            config_version: "v1".into(),
+        }
+    }
+
+    /// An early reservation of one card key from `keys`, with no alerts.
+    pub fn one_key(_: &OrderRecord) -> Option<Reservation<'static>> {
+        Some(Reservation {
+            request: ReserveRequest::Cards {
+                pool: "keys".into(),
+                count: 1,
+                reusable: false,
+                low_stock_alert: 0,
+            },
+            on_short: Box::new(|_: &crate::why::Why| Vec::new()),
+            low_stock: Box::new(|_: i64| Vec::new()),
+        })
+    }
+}

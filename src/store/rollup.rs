@@ -491,9 +491,10 @@ mod tests {
     use super::super::codec::decodes;
     use super::*;
     use crate::event::{EventStatus, OrderEvent};
+    use crate::store::orders::fixtures;
     use crate::store::{
-        DeliveryState, JobDone, NextRun, PartFinish, PartKind, PartPlan, PartResult, Reservation,
-        ReserveRequest, SendClaim, SendThen, StepResult,
+        DeliveryState, JobDone, PartFinish, PartKind, PartPlan, PartResult, SendClaim, SendThen,
+        StepResult,
     };
 
     fn store_with_keys() -> Store {
@@ -518,23 +519,7 @@ mod tests {
         let mut ev = OrderEvent::new("main", "O1", EventStatus::Paid);
         ev.item_id = Some("900000000001".into());
         ev.amount = Some("9.90".into());
-        let start = NextRun {
-            stage: 1,
-            stage_name: "classify".into(),
-            config_version: "v1".into(),
-        };
-        let early = |_: &OrderRecord| {
-            Some(Reservation {
-                request: ReserveRequest::Cards {
-                    pool: "keys".into(),
-                    count: 1,
-                    reusable: false,
-                    low_stock_alert: 0,
-                },
-                on_short: Box::new(|_: &crate::why::Why| Vec::new()),
-                low_stock: Box::new(|_: i64| Vec::new()),
-            })
-        };
+        let (start, early) = (fixtures::start(), fixtures::one_key);
         decodes::take();
         store.ingest_reserving(&ev, &start, &early).unwrap();
         // The new order's facts need its ledger row; the reservation loads it; one key moves.

@@ -210,10 +210,11 @@ mod tests {
 
     use super::*;
     use crate::event::{EventStatus, OrderEvent};
+    use crate::store::orders::fixtures;
     use crate::store::records::OrderRecord;
     use crate::store::{
-        DeliveryState, JobDone, NextRun, PartFinish, PartKind, PartPlan, PartResult, Reservation,
-        ReserveRequest, SendClaim, SendThen, StepResult, Store, next_id,
+        DeliveryState, JobDone, PartFinish, PartKind, PartPlan, PartResult, SendClaim, SendThen,
+        StepResult, Store, next_id,
     };
 
     fn counts(pairs: &[&str]) -> BTreeMap<String, u32> {
@@ -243,23 +244,7 @@ mod tests {
     fn each_request_of_a_delivery_opens_each_table_once() {
         let store = Store::in_memory(crate::clock::system()).unwrap();
         store.import_cards("keys", "K-1\n", false, "test").unwrap();
-        let start = NextRun {
-            stage: 1,
-            stage_name: "classify".into(),
-            config_version: "v1".into(),
-        };
-        let early = |_: &OrderRecord| {
-            Some(Reservation {
-                request: ReserveRequest::Cards {
-                    pool: "keys".into(),
-                    count: 1,
-                    reusable: false,
-                    low_stock_alert: 0,
-                },
-                on_short: Box::new(|_: &crate::why::Why| Vec::new()),
-                low_stock: Box::new(|_: i64| Vec::new()),
-            })
-        };
+        let (start, early) = (fixtures::start(), fixtures::one_key);
         opens::take();
         let mut uses = 0;
         store
